@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * TcpFreeze kernel programs: an XDP program for ingress and a TC (clsact)
+ * program for egress that drop the TCP segments of frozen connections and of
+ * frozen local endpoints, and let every other packet through untouched.
+ *
+ * Dropping in both directions keeps both ends silent: the peer's segments never
+ * reach the socket (so no RST is sent for a socket that is being checkpointed)
+ * and the local stack's segments never leave (TCP sees a local drop and retries
+ * later, the socket stays ESTABLISHED).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tcpfreeze.h"
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+/* How many IPv6 extension headers we walk before giving up (and passing). */
+#define TF_MAX_IPV6_EXT_HEADERS 6
+/* How many bytes of an skb the egress program makes linear before parsing. */
+#define TF_EGRESS_PULL_BYTES 256
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tf_conn_key);
+	__type(value, struct tf_entry);
+} tf_connections SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tf_endpoint_key);
+	__type(value, struct tf_entry);
+} tf_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TF_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tf_counters SEC(".maps");
+
+/* The addresses and ports of one parsed TCP segment, as they are on the wire. */
+struct tf_segment {
+	__u8 family;
+	__be16 sport;
+	__be16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct vlan_hdr_compat {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+static __always_inline void count(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&tf_counters, &index);
+
+	if (value)
+		*value += 1;
+}
+
+/*
+ * Parses Ethernet (with up to two VLAN tags), IPv4 (any header length, first
+ * fragments only) or IPv6 (walking the common extension headers) and the TCP
+ * ports. Returns 0 when seg holds a TCP segment, -1 for anything else, which
+ * the callers pass.
+ */
+static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segment *seg)
+{
+	struct ethhdr *eth = data;
+	void *cursor = data + sizeof(*eth);
+	__be16 proto;
+	__u8 l4proto;
+
+	if (cursor > data_end)
+		return -1;
+	proto = eth->h_proto;
+
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr_compat *vlan = cursor;
+
+		if ((void *)(vlan + 1) > data_end)
+			return -1;
+		proto = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = cursor;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		if (ip->version != 4 || ip->ihl < 5 || ip->protocol != IPPROTO_TCP)
+			return -1;
+		/* A non-first fragment carries no TCP header. */
+		if (ip->frag_off & bpf_htons(0x1FFF))
+			return -1;
+		seg->family = TF_FAMILY_IPV4;
+		__builtin_memcpy(seg->saddr, &ip->saddr, 4);
+		__builtin_memcpy(seg->daddr, &ip->daddr, 4);
+		cursor = (void *)ip + ip->ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = cursor;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		if (ip6->version != 6)
+			return -1;
+		seg->family = TF_FAMILY_IPV6;
+		__builtin_memcpy(seg->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(seg->daddr, &ip6->daddr, 16);
+		l4proto = ip6->nexthdr;
+		cursor = ip6 + 1;
+
+#pragma unroll
+		for (int i = 0; i < TF_MAX_IPV6_EXT_HEADERS; i++) {
+			__u8 *ext = cursor;
+			__u32 length;
+
+			if (l4proto == IPPROTO_TCP)
+				break;
+			if ((void *)(ext + 8) > data_end)
+				return -1;
+			switch (l4proto) {
+			case IPPROTO_HOPOPTS:
+			case IPPROTO_ROUTING:
+			case IPPROTO_DSTOPTS:
+				length = ((__u32)ext[1] + 1) * 8;
+				break;
+			case IPPROTO_FRAGMENT:
+				/* Offset bits set: not the first fragment, no TCP header. */
+				if ((ext[2] << 8 | ext[3]) & 0xFFF8)
+					return -1;
+				length = 8;
+				break;
+			case IPPROTO_AH:
+				length = ((__u32)ext[1] + 2) * 4;
+				break;
+			default:
+				return -1;
+			}
+			l4proto = ext[0];
+			cursor = ext + length;
+		}
+		if (l4proto != IPPROTO_TCP)
+			return -1;
+	} else {
+		return -1;
+	}
+
+	struct tcphdr *tcp = cursor;
+
+	if ((void *)(tcp + 1) > data_end)
+		return -1;
+	seg->sport = tcp->source;
+	seg->dport = tcp->dest;
+	return 0;
+}
+
+/* True while an entry's lease (if any) has not ended. */
+static __always_inline int entry_active(struct tf_entry *entry)
+{
+	return entry->deadline_ns == 0 || bpf_ktime_get_ns() < entry->deadline_ns;
+}
+
+/*
+ * Looks the segment up from the host's point of view: for ingress the local
+ * side is the destination, for egress the source. Returns 1 to drop.
+ */
+static __always_inline int should_drop(struct tf_segment *seg, int ingress)
+{
+	struct tf_conn_key conn = {};
+	struct tf_endpoint_key endpoint = {};
+	struct tf_entry *entry;
+
+	conn.family = seg->family;
+	if (ingress) {
+		conn.local_port = seg->dport;
+		conn.remote_port = seg->sport;
+		__builtin_memcpy(conn.local_addr, seg->daddr, 16);
+		__builtin_memcpy(conn.remote_addr, seg->saddr, 16);
+	} else {
+		conn.local_port = seg->sport;
+		conn.remote_port = seg->dport;
+		__builtin_memcpy(conn.local_addr, seg->saddr, 16);
+		__builtin_memcpy(conn.remote_addr, seg->daddr, 16);
+	}
+
+	entry = bpf_map_lookup_elem(&tf_connections, &conn);
+	if (entry && entry_active(entry)) {
+		__sync_fetch_and_add(&entry->dropped, 1);
+		return 1;
+	}
+
+	endpoint.family = conn.family;
+	endpoint.port = conn.local_port;
+	__builtin_memcpy(endpoint.addr, conn.local_addr, 16);
+	entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
+	if (!entry) {
+		__builtin_memset(endpoint.addr, 0, 16);
+		entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
+	}
+	if (entry && entry_active(entry)) {
+		__sync_fetch_and_add(&entry->dropped, 1);
+		return 1;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int tf_xdp_ingress(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tf_segment seg = {};
+
+	if (parse_tcp(data, data_end, &seg) == 0) {
+		count(TF_COUNTER_SEEN);
+		if (should_drop(&seg, 1)) {
+			count(TF_COUNTER_DROPPED_INGRESS);
+			return XDP_DROP;
+		}
+	}
+	count(TF_COUNTER_PASSED);
+	return XDP_PASS;
+}
+
+SEC("tc")
+int tf_tc_egress(struct __sk_buff *skb)
+{
+	struct tf_segment seg = {};
+	void *data, *data_end;
+
+	/* CRIU's repair-mode sockets must keep talking while everything else is frozen. */
+	if (skb->mark == TF_CRIU_REPAIR_MARK)
+		goto pass;
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data_end - data < TF_EGRESS_PULL_BYTES && skb->len > data_end - data) {
+		__u32 want = skb->len < TF_EGRESS_PULL_BYTES ? skb->len : TF_EGRESS_PULL_BYTES;
+
+		bpf_skb_pull_data(skb, want);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+
+	if (parse_tcp(data, data_end, &seg) == 0) {
+		count(TF_COUNTER_SEEN);
+		if (should_drop(&seg, 0)) {
+			count(TF_COUNTER_DROPPED_EGRESS);
+			return TC_ACT_SHOT;
+		}
+	}
+pass:
+	count(TF_COUNTER_PASSED);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Shared layouts of the TcpFreeze maps. The C# side mirrors these structs
+ * (ConnectionKey, EndpointKey, FreezeEntry); a test compares both against the
+ * BTF that clang emits for this file, so a change here that is not made there
+ * fails the build's tests instead of silently mis-keying the map.
+ */
+#ifndef TCPFREEZE_H
+#define TCPFREEZE_H
+
+#include <linux/types.h>
+
+#define TF_FAMILY_IPV4 4
+#define TF_FAMILY_IPV6 6
+
+/* CRIU marks the packets of its repair-mode sockets with this value. */
+#define TF_CRIU_REPAIR_MARK 0xC114
+
+/*
+ * One TCP connection, seen from this host: "local" is the address and port of
+ * the socket on this host, "remote" the peer. Ingress builds the key from
+ * (daddr, dport, saddr, sport), egress from (saddr, sport, daddr, dport), so
+ * one entry freezes both directions. Ports are in network byte order, exactly
+ * as they appear in the TCP header. IPv4 addresses take the first 4 bytes of
+ * the 16-byte fields; the rest is zero.
+ */
+struct tf_conn_key {
+	__u8 family;		/* TF_FAMILY_IPV4 or TF_FAMILY_IPV6 */
+	__u8 pad[3];
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* A local endpoint (address and port); an all-zero address means any address. */
+struct tf_endpoint_key {
+	__u8 family;
+	__u8 pad;
+	__be16 port;
+	__u8 addr[16];
+};
+
+/*
+ * Value of both maps. deadline_ns is CLOCK_MONOTONIC (bpf_ktime_get_ns); 0
+ * means no lease. Once the deadline has passed the entry stops dropping and
+ * user space may delete it.
+ */
+struct tf_entry {
+	__u64 deadline_ns;
+	__u64 dropped;		/* packets dropped for this entry, both directions */
+};
+
+/* Indexes of the per-CPU counters array. */
+enum tf_counter {
+	TF_COUNTER_SEEN = 0,		/* TCP packets the programs parsed */
+	TF_COUNTER_DROPPED_INGRESS = 1,
+	TF_COUNTER_DROPPED_EGRESS = 2,
+	TF_COUNTER_PASSED = 3,		/* every packet let through, TCP or not */
+	TF_COUNTER_MAX = 4,
+};
+
+#endif

@@ -1,0 +1,137 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Ebpf.Interop;
+
+/// <summary>BPF program types this library loads or inspects (values of enum bpf_prog_type).</summary>
+public enum BpfProgramType : uint
+{
+    /// <summary>BPF_PROG_TYPE_UNSPEC.</summary>
+    Unspecified = 0,
+    /// <summary>BPF_PROG_TYPE_SOCKET_FILTER.</summary>
+    SocketFilter = 1,
+    /// <summary>BPF_PROG_TYPE_SCHED_CLS (TC classifier).</summary>
+    SchedCls = 3,
+    /// <summary>BPF_PROG_TYPE_XDP.</summary>
+    Xdp = 6,
+}
+
+/// <summary>A loaded BPF program, owned through a file descriptor.</summary>
+public sealed unsafe class BpfProgram : IDisposable
+{
+    private BpfProgramInfo? _info;
+
+    internal BpfProgram(BpfFileDescriptor handle) => Handle = handle;
+
+    /// <summary>The descriptor that keeps this program loaded.</summary>
+    public BpfFileDescriptor Handle { get; }
+
+    /// <summary>The kernel's identity of the program (id, name, type).</summary>
+    public BpfProgramInfo Info => _info ??= ReadInfo(Handle);
+
+    /// <summary>Opens a program pinned in bpffs.</summary>
+    public static BpfProgram OpenPinned(string path)
+    {
+        LibbpfLog.EnsureInstalled();
+        int fd = Libbpf.bpf_obj_get(path);
+        BpfException.Check(fd, $"open pinned program {path}", fd == -Errnos.ENOENT ? "nothing is pinned there" : null);
+        var program = new BpfProgram(new BpfFileDescriptor(fd));
+        if (program.Info.Type == BpfProgramType.Unspecified)
+            throw new BpfException($"open pinned program {path}: the pin is not a program");
+        return program;
+    }
+
+    /// <summary>Opens a loaded program by its kernel id; null when no program has that id.</summary>
+    public static BpfProgram? TryOpenById(uint id)
+    {
+        int fd = Libbpf.bpf_prog_get_fd_by_id(id);
+        if (fd == -Errnos.ENOENT)
+            return null;
+        BpfException.Check(fd, $"open program id {id}");
+        return new BpfProgram(new BpfFileDescriptor(fd));
+    }
+
+    /// <summary>
+    /// Loads a program from raw instructions (no ELF, no maps). Useful for small
+    /// helper programs and for tests that need a program that is not ours.
+    /// </summary>
+    public static BpfProgram Load(BpfProgramType type, string name, ReadOnlySpan<ulong> instructions, string license = "Dual MIT/GPL")
+    {
+        LibbpfLog.EnsureInstalled();
+        using var capture = LibbpfLog.Capture();
+        int fd;
+        fixed (ulong* insns = instructions)
+            fd = Libbpf.bpf_prog_load((uint)type, name, license, insns, (nuint)instructions.Length, null);
+        if (fd < 0)
+            throw new BpfLoadException($"load {type} program '{name}'", -fd, capture.Text);
+        return new BpfProgram(new BpfFileDescriptor(fd));
+    }
+
+    /// <summary>Pins the program at <paramref name="path"/> in bpffs, where it outlives this process.</summary>
+    public void Pin(string path)
+    {
+        using var fd = Handle.Borrow();
+        BpfException.Check(Libbpf.bpf_obj_pin(fd.Fd, path), $"pin program '{Info.Name}' at {path}", BpfFs.PinHint(path));
+    }
+
+    /// <summary>
+    /// Runs the program once per repetition on <paramref name="packet"/> in the kernel
+    /// (BPF_PROG_TEST_RUN), returning its verdict and the mean time per run.
+    /// </summary>
+    public BpfTestRunResult TestRun(ReadOnlySpan<byte> packet, int repeat = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
+        byte[] output = new byte[packet.Length + 256];
+        using var fd = Handle.Borrow();
+        fixed (byte* dataIn = packet)
+        fixed (byte* dataOut = output)
+        {
+            var opts = new Libbpf.BpfTestRunOpts
+            {
+                Size = (nuint)sizeof(Libbpf.BpfTestRunOpts),
+                DataIn = dataIn,
+                DataSizeIn = (uint)packet.Length,
+                DataOut = dataOut,
+                DataSizeOut = (uint)output.Length,
+                Repeat = repeat,
+            };
+            BpfException.Check(Libbpf.bpf_prog_test_run_opts(fd.Fd, &opts), $"test-run program '{Info.Name}' on a {packet.Length}-byte packet",
+                packet.Length < 14 ? "XDP and TC test runs need at least an Ethernet header (14 bytes)" : null);
+            return new BpfTestRunResult(opts.RetVal, TimeSpan.FromTicks(opts.Duration / 100), (int)opts.Duration,
+                output.AsSpan(0, (int)Math.Min(opts.DataSizeOut, (uint)output.Length)).ToArray());
+        }
+    }
+
+    internal static BpfProgramInfo ReadInfo(BpfFileDescriptor handle)
+    {
+        var info = new Libbpf.BpfProgInfo();
+        uint length = (uint)sizeof(Libbpf.BpfProgInfo);
+        using var fd = handle.Borrow();
+        BpfException.Check(Libbpf.bpf_obj_get_info_by_fd(fd.Fd, &info, &length), "read program info");
+        return new BpfProgramInfo(info.Id, (BpfProgramType)info.Type, CString(info.Name, 16));
+    }
+
+    internal static string CString(byte* bytes, int capacity)
+    {
+        int length = 0;
+        while (length < capacity && bytes[length] != 0)
+            length++;
+        return Encoding.UTF8.GetString(bytes, length);
+    }
+
+    /// <summary>Closes this process's descriptor; pins and attachments keep the program loaded.</summary>
+    public void Dispose() => Handle.Dispose();
+}
+
+/// <summary>A program's kernel identity.</summary>
+/// <param name="Id">The kernel-wide program id (what `bpftool prog` and XDP/TC queries report).</param>
+/// <param name="Type">The program type.</param>
+/// <param name="Name">The name, truncated by the kernel to 15 bytes.</param>
+public sealed record BpfProgramInfo(uint Id, BpfProgramType Type, string Name);
+
+/// <summary>The outcome of <see cref="BpfProgram.TestRun"/>.</summary>
+/// <param name="ReturnValue">The program's verdict (e.g. XDP_DROP = 1, XDP_PASS = 2; TC_ACT_OK = 0, TC_ACT_SHOT = 2).</param>
+/// <param name="MeanDuration">The kernel's mean time per repetition.</param>
+/// <param name="MeanNanoseconds">The same, in nanoseconds as the kernel reported it.</param>
+/// <param name="Output">The packet after the program ran.</param>
+public sealed record BpfTestRunResult(uint ReturnValue, TimeSpan MeanDuration, int MeanNanoseconds, byte[] Output);

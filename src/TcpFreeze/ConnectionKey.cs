@@ -1,0 +1,246 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace TcpFreeze;
+
+/// <summary>
+/// One TCP connection seen from this host (local address and port, remote address
+/// and port), IPv4 or IPv6. Its memory layout is exactly <c>struct tf_conn_key</c> in
+/// bpf/tcpfreeze.h (40 bytes: family, 3 bytes padding, local and remote port in
+/// network byte order, two 16-byte addresses), so it is written to the kernel map as
+/// it is; a test checks this against the BTF of the compiled program.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Size = 40)]
+public readonly struct ConnectionKey : IEquatable<ConnectionKey>
+{
+    /// <summary>The size of the key in bytes (sizeof(struct tf_conn_key)).</summary>
+    public const int Size = 40;
+
+    private readonly byte _family;
+    private readonly byte _pad0;
+    private readonly ushort _pad1;
+    private readonly ushort _localPort;   // network byte order
+    private readonly ushort _remotePort;  // network byte order
+    private readonly AddressBytes _localAddress;
+    private readonly AddressBytes _remoteAddress;
+
+    /// <summary>Builds a key from the local and remote endpoints (IPv4-mapped IPv6 becomes IPv4).</summary>
+    /// <exception cref="ArgumentException">The families differ, a port is 0, or an address is not IP.</exception>
+    public ConnectionKey(IPEndPoint local, IPEndPoint remote)
+    {
+        ArgumentNullException.ThrowIfNull(local);
+        ArgumentNullException.ThrowIfNull(remote);
+        IPAddress localAddress = TcpEndpointText.Normalize(local.Address);
+        IPAddress remoteAddress = TcpEndpointText.Normalize(remote.Address);
+        if (localAddress.AddressFamily != remoteAddress.AddressFamily)
+            throw new ArgumentException(
+                $"A connection joins two endpoints of one family, but {TcpEndpointText.Format(local)} and {TcpEndpointText.Format(remote)} mix IPv4 and IPv6.");
+        if (local.Port == 0 || remote.Port == 0)
+            throw new ArgumentException(
+                $"A TCP connection has non-zero ports on both sides; got {TcpEndpointText.Format(local)} and {TcpEndpointText.Format(remote)}.");
+        _family = AddressFamilies.ToKernel(localAddress.AddressFamily);
+        _localPort = ToNetwork(local.Port);
+        _remotePort = ToNetwork(remote.Port);
+        _localAddress = AddressBytes.From(localAddress);
+        _remoteAddress = AddressBytes.From(remoteAddress);
+    }
+
+    /// <summary>IPv4 or IPv6.</summary>
+    public AddressFamily AddressFamily => AddressFamilies.FromKernel(_family);
+
+    /// <summary>The endpoint of this host's socket.</summary>
+    public IPEndPoint Local => new(_localAddress.ToAddress(_family), FromNetwork(_localPort));
+
+    /// <summary>The peer's endpoint.</summary>
+    public IPEndPoint Remote => new(_remoteAddress.ToAddress(_family), FromNetwork(_remotePort));
+
+    /// <summary>The same connection as the peer sees it (local and remote swapped).</summary>
+    public ConnectionKey Reversed() => new(Remote, Local);
+
+    /// <summary>Parses "LOCAL REMOTE" or "LOCAL -> REMOTE", each endpoint as in <see cref="TcpEndpointText"/>.</summary>
+    public static ConnectionKey Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string[] parts = text.Replace("->", " ", StringComparison.Ordinal).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length != 2)
+            throw new FormatException($"'{text}' is not a connection; write LOCAL REMOTE, e.g. '198.18.0.1:8080 198.18.0.2:40000'.");
+        return Parse(parts[0], parts[1]);
+    }
+
+    /// <summary>Parses a connection from its two endpoints.</summary>
+    /// <exception cref="FormatException">An endpoint is malformed, a port is 0, or the families differ.</exception>
+    public static ConnectionKey Parse(string local, string remote)
+    {
+        IPEndPoint l = TcpEndpointText.Parse(local);
+        IPEndPoint r = TcpEndpointText.Parse(remote);
+        try
+        {
+            return new ConnectionKey(l, r);
+        }
+        catch (ArgumentException e)
+        {
+            throw new FormatException(e.Message, e);
+        }
+    }
+
+    /// <summary>Parses without throwing; <paramref name="error"/> says what is wrong.</summary>
+    public static bool TryParse(string local, string remote, out ConnectionKey key, out string? error)
+    {
+        try
+        {
+            key = Parse(local, remote);
+            error = null;
+            return true;
+        }
+        catch (FormatException e)
+        {
+            key = default;
+            error = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>"LOCAL -> REMOTE", e.g. "198.18.0.1:8080 -> 198.18.0.2:40000".</summary>
+    public override string ToString()
+        => _family == 0 ? "(empty)" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)}";
+
+    /// <inheritdoc />
+    public bool Equals(ConnectionKey other) => AsBytes(in this).SequenceEqual(AsBytes(in other));
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is ConnectionKey other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.AddBytes(AsBytes(in this));
+        return hash.ToHashCode();
+    }
+
+    /// <summary>Equality of the 4-tuples.</summary>
+    public static bool operator ==(ConnectionKey left, ConnectionKey right) => left.Equals(right);
+
+    /// <summary>Inequality of the 4-tuples.</summary>
+    public static bool operator !=(ConnectionKey left, ConnectionKey right) => !left.Equals(right);
+
+    internal static ReadOnlySpan<byte> AsBytes(in ConnectionKey key) => MemoryMarshal.AsBytes(new ReadOnlySpan<ConnectionKey>(in key));
+
+    internal static ushort ToNetwork(int port) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness((ushort)port) : (ushort)port;
+
+    internal static int FromNetwork(ushort port) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(port) : port;
+}
+
+/// <summary>
+/// A local endpoint (address and port) whose every TCP segment is frozen, new SYNs
+/// included. The any-address (0.0.0.0 or ::) matches every local address of its
+/// family. Layout: <c>struct tf_endpoint_key</c> (24 bytes).
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Size = 24)]
+public readonly struct EndpointKey : IEquatable<EndpointKey>
+{
+    /// <summary>The size of the key in bytes (sizeof(struct tf_endpoint_key)).</summary>
+    public const int Size = 24;
+
+    private readonly byte _family;
+    private readonly byte _pad;
+    private readonly ushort _port; // network byte order
+    private readonly AddressBytes _address;
+
+    /// <summary>Builds an endpoint key (IPv4-mapped IPv6 becomes IPv4).</summary>
+    /// <exception cref="ArgumentException">The port is 0 or the address is not IP.</exception>
+    public EndpointKey(IPEndPoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        if (endpoint.Port == 0)
+            throw new ArgumentException($"A frozen endpoint needs a non-zero port; got {TcpEndpointText.Format(endpoint)}.");
+        IPAddress address = TcpEndpointText.Normalize(endpoint.Address);
+        _family = AddressFamilies.ToKernel(address.AddressFamily);
+        _port = ConnectionKey.ToNetwork(endpoint.Port);
+        _address = AddressBytes.From(address);
+    }
+
+    /// <summary>IPv4 or IPv6.</summary>
+    public AddressFamily AddressFamily => AddressFamilies.FromKernel(_family);
+
+    /// <summary>The endpoint.</summary>
+    public IPEndPoint Endpoint => new(_address.ToAddress(_family), ConnectionKey.FromNetwork(_port));
+
+    /// <summary>Whether the address is the any-address of its family.</summary>
+    public bool IsAnyAddress => ((ReadOnlySpan<byte>)_address).IndexOfAnyExcept((byte)0) < 0;
+
+    /// <summary>Parses "ADDRESS:PORT" (see <see cref="TcpEndpointText"/>).</summary>
+    public static EndpointKey Parse(string text)
+    {
+        IPEndPoint endpoint = TcpEndpointText.Parse(text);
+        return new EndpointKey(endpoint);
+    }
+
+    /// <summary>"ADDRESS:PORT".</summary>
+    public override string ToString() => _family == 0 ? "(empty)" : TcpEndpointText.Format(Endpoint);
+
+    /// <inheritdoc />
+    public bool Equals(EndpointKey other) => AsBytes(in this).SequenceEqual(AsBytes(in other));
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is EndpointKey other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.AddBytes(AsBytes(in this));
+        return hash.ToHashCode();
+    }
+
+    /// <summary>Equality.</summary>
+    public static bool operator ==(EndpointKey left, EndpointKey right) => left.Equals(right);
+
+    /// <summary>Inequality.</summary>
+    public static bool operator !=(EndpointKey left, EndpointKey right) => !left.Equals(right);
+
+    private static ReadOnlySpan<byte> AsBytes(in EndpointKey key) => MemoryMarshal.AsBytes(new ReadOnlySpan<EndpointKey>(in key));
+}
+
+/// <summary>A 16-byte address field; IPv4 uses the first four bytes.</summary>
+[InlineArray(16)]
+internal struct AddressBytes
+{
+    private byte _element;
+
+    public static AddressBytes From(IPAddress address)
+    {
+        var bytes = new AddressBytes();
+        if (!address.TryWriteBytes(bytes, out _))
+            throw new ArgumentException($"'{address}' is not an IPv4 or IPv6 address.");
+        return bytes;
+    }
+
+    public readonly IPAddress ToAddress(byte family)
+    {
+        ReadOnlySpan<byte> span = this;
+        return family == AddressFamilies.KernelIPv4 ? new IPAddress(span[..4]) : new IPAddress(span);
+    }
+}
+
+internal static class AddressFamilies
+{
+    public const byte KernelIPv4 = 4, KernelIPv6 = 6;
+
+    public static byte ToKernel(AddressFamily family) => family switch
+    {
+        AddressFamily.InterNetwork => KernelIPv4,
+        AddressFamily.InterNetworkV6 => KernelIPv6,
+        _ => throw new ArgumentException($"TCP freezing supports IPv4 and IPv6 only, not {family}."),
+    };
+
+    public static AddressFamily FromKernel(byte family) => family switch
+    {
+        KernelIPv4 => AddressFamily.InterNetwork,
+        KernelIPv6 => AddressFamily.InterNetworkV6,
+        _ => AddressFamily.Unspecified,
+    };
+}

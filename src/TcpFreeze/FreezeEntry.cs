@@ -1,0 +1,51 @@
+using System.Runtime.InteropServices;
+
+namespace TcpFreeze;
+
+/// <summary>The value of both freeze maps: <c>struct tf_entry</c> in bpf/tcpfreeze.h.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct FreezeEntry
+{
+    /// <summary>CLOCK_MONOTONIC deadline in nanoseconds; 0 for no lease.</summary>
+    public ulong DeadlineNs;
+
+    /// <summary>Packets dropped for the key.</summary>
+    public ulong Dropped;
+
+    public readonly TimeSpan? Remaining(ulong nowNs)
+        => DeadlineNs == 0 ? null : DeadlineNs <= nowNs ? TimeSpan.Zero : TimeSpan.FromTicks((long)((DeadlineNs - nowNs) / 100));
+}
+
+/// <summary>Names shared with bpf/tcpfreeze.bpf.c and the pin layout.</summary>
+internal static class BpfNames
+{
+    public const string ObjectResource = "TcpFreeze.tcpfreeze.bpf.o";
+    public const string ConnectionsMap = "tf_connections";
+    public const string EndpointsMap = "tf_endpoints";
+    public const string CountersMap = "tf_counters";
+    public const string XdpProgram = "tf_xdp_ingress";
+    public const string TcProgram = "tf_tc_egress";
+
+    public const string ConnectionsPin = "connections";
+    public const string EndpointsPin = "endpoints";
+    public const string CountersPin = "counters";
+    public const string XdpPin = "xdp_ingress";
+    public const string TcPin = "tc_egress";
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, XdpPin, TcPin];
+
+    /// <summary>TC filter identity of the egress program: a handle of our own and an early priority.</summary>
+    public const uint TcHandle = 0x7F5A;
+    public const uint TcPriority = 2;
+
+    public const int CounterSeen = 0, CounterDroppedIngress = 1, CounterDroppedEgress = 2, CounterPassed = 3;
+
+    /// <summary>The compiled kernel programs, embedded in this assembly by the build.</summary>
+    public static byte[] LoadObject()
+    {
+        using Stream stream = typeof(BpfNames).Assembly.GetManifestResourceStream(ObjectResource)
+            ?? throw new InvalidOperationException($"The embedded BPF object '{ObjectResource}' is missing; the build did not compile bpf/tcpfreeze.bpf.c.");
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+}

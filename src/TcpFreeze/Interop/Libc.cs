@@ -1,0 +1,80 @@
+using System.Runtime.InteropServices;
+
+namespace TcpFreeze.Interop;
+
+/// <summary>The libc calls TcpFreeze makes itself: namespaces, interfaces, locks and the monotonic clock.</summary>
+internal static unsafe partial class Libc
+{
+    private const string Library = "libc";
+
+    internal const int CLONE_NEWNET = 0x40000000;
+    internal const int O_RDONLY = 0, O_DIRECTORY = 0x10000, O_CLOEXEC = 0x80000;
+    internal const int LOCK_EX = 2, LOCK_UN = 8;
+    internal const int CLOCK_MONOTONIC = 1;
+    internal const int SOL_SOCKET = 1, SO_NETNS_COOKIE = 71;
+    internal const ushort AF_PACKET = 17;
+    internal const uint IFF_UP = 0x1;
+
+    [LibraryImport(Library, EntryPoint = "setns", SetLastError = true)]
+    internal static partial int setns(int fd, int nstype);
+
+    [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int open(string path, int flags);
+
+    [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
+    internal static partial int close(int fd);
+
+    [LibraryImport(Library, EntryPoint = "flock", SetLastError = true)]
+    internal static partial int flock(int fd, int operation);
+
+    [LibraryImport(Library, EntryPoint = "clock_gettime", SetLastError = true)]
+    internal static partial int clock_gettime(int clock, TimeSpec* time);
+
+    [LibraryImport(Library, EntryPoint = "getifaddrs", SetLastError = true)]
+    internal static partial int getifaddrs(IfAddrs** addresses);
+
+    [LibraryImport(Library, EntryPoint = "freeifaddrs")]
+    internal static partial void freeifaddrs(IfAddrs* addresses);
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>struct ifaddrs.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct IfAddrs
+    {
+        public IfAddrs* Next;
+        public nint Name;
+        public uint Flags;
+        public SockAddrLl* Address;
+        public nint Netmask;
+        public nint BroadcastOrDestination;
+        public nint Data;
+    }
+
+    /// <summary>struct sockaddr_ll (the AF_PACKET entries of getifaddrs).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SockAddrLl
+    {
+        public ushort Family;
+        public ushort Protocol;
+        public int IfIndex;
+        public ushort HaType;
+        public byte PacketType;
+        public byte AddressLength;
+        public fixed byte Address[8];
+    }
+
+    /// <summary>CLOCK_MONOTONIC in nanoseconds: the clock bpf_ktime_get_ns() reads.</summary>
+    internal static ulong MonotonicNanoseconds()
+    {
+        TimeSpec time;
+        if (clock_gettime(CLOCK_MONOTONIC, &time) != 0)
+            throw new InvalidOperationException($"clock_gettime(CLOCK_MONOTONIC) failed: errno {Marshal.GetLastPInvokeError()}");
+        return (ulong)time.Seconds * 1_000_000_000UL + (ulong)time.Nanoseconds;
+    }
+}

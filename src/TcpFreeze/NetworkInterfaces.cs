@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+using Ebpf.Interop;
+using TcpFreeze.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>A network interface of the calling thread's namespace.</summary>
+/// <param name="Name">Its name.</param>
+/// <param name="Index">Its index.</param>
+/// <param name="IsUp">Whether it is administratively up.</param>
+/// <param name="HardwareType">Its ARPHRD_* type (1 Ethernet, 772 loopback).</param>
+public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int HardwareType)
+{
+    /// <summary>ARPHRD_ETHER.</summary>
+    public const int Ethernet = 1;
+    /// <summary>ARPHRD_LOOPBACK.</summary>
+    public const int Loopback = 772;
+
+    /// <summary>Whether the TcpFreeze programs can parse its frames (they expect an Ethernet header).</summary>
+    public bool IsSupported => HardwareType is Ethernet or Loopback;
+
+    /// <summary>
+    /// Lists the interfaces of the calling thread's network namespace (getifaddrs
+    /// asks the kernel over netlink, so unlike /sys/class/net this is right inside
+    /// any namespace).
+    /// </summary>
+    public static unsafe IReadOnlyList<NetworkInterfaceInfo> List()
+    {
+        Libc.IfAddrs* head;
+        if (Libc.getifaddrs(&head) != 0)
+            throw new BpfException("list network interfaces", Marshal.GetLastPInvokeError());
+        try
+        {
+            var byIndex = new SortedDictionary<int, NetworkInterfaceInfo>();
+            for (Libc.IfAddrs* entry = head; entry != null; entry = entry->Next)
+            {
+                if (entry->Address == null || entry->Address->Family != Libc.AF_PACKET)
+                    continue;
+                string name = Marshal.PtrToStringUTF8(entry->Name) ?? string.Empty;
+                byIndex[entry->Address->IfIndex] = new NetworkInterfaceInfo(name, entry->Address->IfIndex, (entry->Flags & Libc.IFF_UP) != 0, entry->Address->HaType);
+            }
+            return byIndex.Values.ToList();
+        }
+        finally
+        {
+            Libc.freeifaddrs(head);
+        }
+    }
+}

@@ -1,0 +1,452 @@
+using System.Runtime.CompilerServices;
+using Ebpf.Interop;
+using TcpFreeze.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>
+/// Freezes and thaws TCP connections and local endpoints in one network namespace.
+/// <para>
+/// <see cref="Attach"/> loads the kernel programs (once per namespace), pins their maps
+/// and programs under <see cref="FreezerOptions.PinRoot"/>/netns-COOKIE, and attaches
+/// them to the namespace's interfaces: XDP for ingress, TC clsact for egress. Everything
+/// it creates outlives the process, so another process (a later CRIU step, the CLI)
+/// can <see cref="Open"/> the same frozen set. <see cref="Detach(FreezerOptions?)"/> removes it all.
+/// </para>
+/// <para>
+/// Each freeze or thaw is one batch system call per map and is all or nothing: when
+/// it fails, what it changed is undone before the exception is thrown. Mutating calls
+/// hold an exclusive lock on the pin root, so concurrent processes never interleave.
+/// </para>
+/// </summary>
+public sealed class TcpFreezer : IDisposable
+{
+    private readonly BpfMap _connections;
+    private readonly BpfMap _endpoints;
+    private readonly BpfMap _counters;
+    private readonly FreezerOptions _options;
+
+    private TcpFreezer(FreezerOptions options, string pinDirectory, BpfMap connections, BpfMap endpoints, BpfMap counters,
+        IReadOnlyList<AttachedInterface> interfaces)
+    {
+        _options = options;
+        PinDirectory = pinDirectory;
+        _connections = connections;
+        _endpoints = endpoints;
+        _counters = counters;
+        AttachedInterfaces = interfaces;
+    }
+
+    /// <summary>The directory holding this namespace's pins.</summary>
+    public string PinDirectory { get; }
+
+    /// <summary>The interfaces <see cref="Attach"/> attached to (empty after <see cref="Open"/>).</summary>
+    public IReadOnlyList<AttachedInterface> AttachedInterfaces { get; }
+
+    /// <summary>The connections map's capacity.</summary>
+    public uint ConnectionCapacity => _connections.Info.MaxEntries;
+
+    /// <summary>The pin directory of <paramref name="options"/>' namespace.</summary>
+    public static string GetPinDirectory(FreezerOptions? options = null)
+    {
+        options ??= new FreezerOptions();
+        return Path.Combine(Path.GetFullPath(options.PinRoot), $"netns-{options.Namespace.Cookie}");
+    }
+
+    /// <summary>Whether TcpFreeze's maps are pinned for <paramref name="options"/>' namespace.</summary>
+    public static bool IsAttached(FreezerOptions? options = null)
+    {
+        string directory = GetPinDirectory(options);
+        return File.Exists(Path.Combine(directory, BpfNames.ConnectionsPin)) && File.Exists(Path.Combine(directory, BpfNames.EndpointsPin));
+    }
+
+    /// <summary>
+    /// Loads (or reuses) the programs and maps of the namespace and attaches them to its
+    /// interfaces. Calling it again is harmless: what is in place is kept, frozen
+    /// entries included, and missing interfaces are added.
+    /// </summary>
+    /// <exception cref="TcpFreezeException">Bad options (unknown interface, nothing up).</exception>
+    /// <exception cref="BpfException">The kernel refused (privileges, a foreign XDP program, bpffs).</exception>
+    public static TcpFreezer Attach(FreezerOptions? options = null)
+    {
+        options ??= new FreezerOptions();
+        if (options.Logger is not null)
+            LibbpfLog.SetLogger(options.Logger);
+        BpfFs.EnsureDirectory(options.PinRoot);
+        string directory = GetPinDirectory(options);
+
+        using PinLock pinLock = PinLock.Acquire(options.PinRoot);
+        var createdPins = new List<string>();
+        var xdpDone = new List<XdpAttachment>();
+        var tcDone = new List<TcAttachment>();
+        bool createdDirectory = false;
+        PinnedObjects? objects = null;
+        try
+        {
+            if (!Directory.Exists(directory))
+            {
+                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                createdDirectory = true;
+            }
+            objects = PinnedObjects.OpenOrLoad(directory, options, createdPins);
+            PinnedObjects loaded = objects;
+            IReadOnlyList<AttachedInterface> interfaces = options.Namespace.Run(() => AttachInterfaces(options, loaded, xdpDone, tcDone));
+            objects.DisposePrograms();
+            return new TcpFreezer(options, directory, objects.Connections, objects.Endpoints, objects.Counters, interfaces);
+        }
+        catch
+        {
+            RollBackAttach(options, xdpDone, tcDone, createdPins, createdDirectory ? directory : null);
+            objects?.DisposeAll();
+            throw;
+        }
+    }
+
+    /// <summary>Opens the pinned state of a namespace that was attached before (by any process).</summary>
+    /// <exception cref="TcpFreezeException">Nothing is attached there.</exception>
+    public static TcpFreezer Open(FreezerOptions? options = null)
+    {
+        options ??= new FreezerOptions();
+        if (options.Logger is not null)
+            LibbpfLog.SetLogger(options.Logger);
+        string directory = GetPinDirectory(options);
+        if (!IsAttached(options))
+        {
+            string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
+                ? $"nothing is attached in {options.Namespace} (no pins in {directory}); run 'tcpfreeze attach' first"
+                : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists; run 'tcpfreeze attach' first";
+            throw new TcpFreezeException("open the frozen set", why);
+        }
+        BpfMap connections = PinnedObjects.OpenMap(directory, BpfNames.ConnectionsPin, ConnectionKey.Size);
+        BpfMap endpoints = PinnedObjects.OpenMap(directory, BpfNames.EndpointsPin, EndpointKey.Size);
+        BpfMap counters = PinnedObjects.OpenMap(directory, BpfNames.CountersPin, sizeof(uint));
+        return new TcpFreezer(options, directory, connections, endpoints, counters, []);
+    }
+
+    /// <summary>
+    /// Freezes connections and endpoints: from now on their TCP segments are dropped in
+    /// both directions, until thawed or until <paramref name="lease"/> ends. Endpoints
+    /// go first, so a server stops taking new connections before its existing ones
+    /// freeze. All or nothing: if any key cannot be frozen (e.g. the map is full), none is.
+    /// Keys already frozen get this call's lease and keep their drop counts.
+    /// </summary>
+    /// <param name="connections">Connections, from this host's point of view.</param>
+    /// <param name="endpoints">Local endpoints (listeners) to freeze.</param>
+    /// <param name="lease">How long the freeze lasts at most; null: until thawed.</param>
+    public FreezeResult Freeze(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, TimeSpan? lease = null)
+    {
+        ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
+        EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
+        ulong deadline = 0;
+        if (lease is { } l)
+        {
+            if (l <= TimeSpan.Zero)
+                throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass null for a freeze without a lease.");
+            deadline = Libc.MonotonicNanoseconds() + (ulong)l.Ticks * 100;
+        }
+
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        Insertion<EndpointKey> endpointInsert = Insert(_endpoints, endpointKeys, deadline, "endpoints");
+        Insertion<ConnectionKey> connectionInsert;
+        try
+        {
+            connectionInsert = Insert(_connections, connectionKeys, deadline, "connections");
+        }
+        catch
+        {
+            endpointInsert.RollBack();
+            throw;
+        }
+        return new FreezeResult(connectionInsert.CreatedCount, endpointInsert.CreatedCount,
+            connectionInsert.Replaced.Count + endpointInsert.Replaced.Count);
+    }
+
+    /// <summary>Thaws connections and endpoints. Keys that are not frozen are reported, not an error.</summary>
+    public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null)
+    {
+        ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
+        EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        (int connectionsThawed, List<ConnectionKey> missingConnections) = DeletePresent(_connections, connectionKeys);
+        (int endpointsThawed, List<EndpointKey> missingEndpoints) = DeletePresent(_endpoints, endpointKeys);
+        return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints);
+    }
+
+    /// <summary>Thaws everything frozen in this namespace.</summary>
+    public ThawResult ThawAll()
+    {
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        (int connections, _) = DeletePresent(_connections, _connections.GetKeys<ConnectionKey>().ToArray());
+        (int endpoints, _) = DeletePresent(_endpoints, _endpoints.GetKeys<EndpointKey>().ToArray());
+        return new ThawResult(connections, endpoints, [], []);
+    }
+
+    /// <summary>The frozen connections with their drop counts and leases.</summary>
+    public IReadOnlyList<FrozenConnection> ListConnections()
+    {
+        ulong now = Libc.MonotonicNanoseconds();
+        var result = new List<FrozenConnection>();
+        foreach (ConnectionKey key in _connections.GetKeys<ConnectionKey>())
+            if (_connections.TryLookup(key, out FreezeEntry entry))
+                result.Add(new FrozenConnection(key, entry.Dropped, entry.Remaining(now)));
+        return result;
+    }
+
+    /// <summary>The frozen endpoints with their drop counts and leases.</summary>
+    public IReadOnlyList<FrozenEndpoint> ListEndpoints()
+    {
+        ulong now = Libc.MonotonicNanoseconds();
+        var result = new List<FrozenEndpoint>();
+        foreach (EndpointKey key in _endpoints.GetKeys<EndpointKey>())
+            if (_endpoints.TryLookup(key, out FreezeEntry entry))
+                result.Add(new FrozenEndpoint(key, entry.Dropped, entry.Remaining(now)));
+        return result;
+    }
+
+    /// <summary>Deletes entries whose lease has ended (the kernel already ignores them). Returns how many.</summary>
+    public int RemoveExpired()
+    {
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        ConnectionKey[] connections = ListConnections().Where(c => c.IsExpired).Select(c => c.Key).ToArray();
+        EndpointKey[] endpoints = ListEndpoints().Where(e => e.IsExpired).Select(e => e.Key).ToArray();
+        return DeletePresent(_connections, connections).Deleted + DeletePresent(_endpoints, endpoints).Deleted;
+    }
+
+    /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
+    public FreezerStatistics GetStatistics()
+    {
+        ulong Sum(int index) => _counters.LookupPerCpu<uint, ulong>((uint)index).Aggregate(0UL, (a, b) => a + b);
+        return new FreezerStatistics(Sum(BpfNames.CounterSeen), Sum(BpfNames.CounterDroppedIngress), Sum(BpfNames.CounterDroppedEgress),
+            Sum(BpfNames.CounterPassed), _connections.GetKeys<ConnectionKey>().Count, _endpoints.GetKeys<EndpointKey>().Count, _connections.Info.MaxEntries);
+    }
+
+    /// <summary>Detaches this namespace's programs and removes its pins (see the static <see cref="Detach(FreezerOptions?)"/>).</summary>
+    public DetachResult Detach()
+    {
+        Dispose();
+        return Detach(_options);
+    }
+
+    /// <summary>
+    /// Detaches TcpFreeze's programs from every interface of the namespace and removes
+    /// its pins, whatever state they are in: it also removes TcpFreeze programs whose
+    /// pins are gone, and pins whose programs someone else detached. Frozen
+    /// connections flow again. Programs of other tools are never touched.
+    /// </summary>
+    public static DetachResult Detach(FreezerOptions? options = null)
+    {
+        options ??= new FreezerOptions();
+        string directory = GetPinDirectory(options);
+        using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot) : null;
+        uint xdpId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.XdpPin);
+        uint tcId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcPin);
+
+        List<string> detached = options.Namespace.Run(() =>
+        {
+            var names = new List<string>();
+            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.List())
+            {
+                bool any = false;
+                XdpStatus xdp = Xdp.Query(nic.Index);
+                if (xdp.ProgramId != 0 && (xdp.ProgramId == xdpId || PinnedObjects.IsTcpFreezeProgram(xdp.ProgramId, BpfNames.XdpProgram)))
+                    any |= Xdp.Detach(nic.Index, xdp.ProgramId);
+                uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
+                if (tc != 0 && (tc == tcId || PinnedObjects.IsTcpFreezeProgram(tc, BpfNames.TcProgram)))
+                    any |= Tc.Detach(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority, tc);
+                if (any)
+                    names.Add(nic.Name);
+            }
+            return names;
+        });
+
+        int pins = 0;
+        if (Directory.Exists(directory))
+        {
+            foreach (string pin in BpfNames.AllPins)
+                if (BpfFs.Unpin(Path.Combine(directory, pin)))
+                    pins++;
+            if (!Directory.EnumerateFileSystemEntries(directory).Any())
+                Directory.Delete(directory);
+        }
+        return new DetachResult(detached, pins);
+    }
+
+    /// <summary>Closes this process's map descriptors; the pinned state stays.</summary>
+    public void Dispose()
+    {
+        _connections.Dispose();
+        _endpoints.Dispose();
+        _counters.Dispose();
+    }
+
+    // ---------------------------------------------------------------- attach helpers
+
+    private static List<AttachedInterface> AttachInterfaces(FreezerOptions options, PinnedObjects objects, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+    {
+        IReadOnlyList<NetworkInterfaceInfo> all = NetworkInterfaceInfo.List();
+        List<NetworkInterfaceInfo> targets;
+        if (options.Interfaces is { Count: > 0 } names)
+        {
+            targets = [];
+            foreach (string name in names.Distinct())
+            {
+                NetworkInterfaceInfo nic = all.FirstOrDefault(i => i.Name == name)
+                    ?? throw new TcpFreezeException($"attach to interface '{name}'",
+                        $"there is no interface '{name}' in {options.Namespace}; 'ip link' lists the interfaces ({string.Join(", ", all.Select(i => i.Name))})");
+                if (!nic.IsSupported)
+                    throw new TcpFreezeException($"attach to interface '{name}'",
+                        $"it is not an Ethernet or loopback interface (hardware type {nic.HardwareType}); TcpFreeze's programs parse Ethernet frames");
+                targets.Add(nic);
+            }
+        }
+        else
+        {
+            targets = all.Where(i => i.IsUp && i.IsSupported).ToList();
+            if (targets.Count == 0)
+                throw new TcpFreezeException("attach", $"no Ethernet or loopback interface is up in {options.Namespace}; bring one up or name interfaces explicitly");
+        }
+
+        var result = new List<AttachedInterface>();
+        BpfProgram xdp = objects.Xdp!, tc = objects.Tc!;
+        foreach (NetworkInterfaceInfo nic in targets)
+        {
+            XdpStatus current = Xdp.Query(nic.Index);
+            bool staleOurs = current.ProgramId != 0 && current.ProgramId != xdp.Info.Id && PinnedObjects.IsTcpFreezeProgram(current.ProgramId, BpfNames.XdpProgram);
+            XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode, options.ReplaceForeignPrograms || staleOurs);
+            xdpDone.Add(x);
+
+            uint currentTc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
+            bool staleTc = currentTc != 0 && currentTc != tc.Info.Id && PinnedObjects.IsTcpFreezeProgram(currentTc, BpfNames.TcProgram);
+            TcAttachment t = Tc.Attach(tc, nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority, options.ReplaceForeignPrograms || staleTc);
+            tcDone.Add(t);
+            result.Add(new AttachedInterface(nic.Name, nic.Index, x.Mode, x.Created || t.Created));
+        }
+        return result;
+    }
+
+    private static void RollBackAttach(FreezerOptions options, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone, List<string> createdPins, string? createdDirectory)
+    {
+        try
+        {
+            options.Namespace.Run(() =>
+            {
+                foreach (TcAttachment t in tcDone.Where(t => t.Created))
+                    t.Detach();
+                foreach (XdpAttachment x in xdpDone.Where(x => x.Created))
+                    x.Detach();
+            });
+        }
+        catch (Exception e)
+        {
+            options.Logger?.LogRollbackFailure(e);
+        }
+        foreach (string pin in createdPins)
+            BpfFs.Unpin(pin);
+        if (createdDirectory is not null && Directory.Exists(createdDirectory) && !Directory.EnumerateFileSystemEntries(createdDirectory).Any())
+            Directory.Delete(createdDirectory);
+    }
+
+    // ---------------------------------------------------------------- map helpers
+
+    private static T[] Distinct<T>(IEnumerable<T> keys, string parameter) where T : struct, IEquatable<T>
+    {
+        ArgumentNullException.ThrowIfNull(keys, parameter);
+        T[] array = keys.Distinct().ToArray();
+        if (array.Contains(default))
+            throw new ArgumentException("An empty (default) key was given; build keys from endpoints or parse them from text.", parameter);
+        return array;
+    }
+
+    /// <summary>
+    /// Inserts keys with BPF_NOEXIST in as few batch calls as possible. A key that is
+    /// already present stops a batch with EEXIST at its index: that key is refreshed on
+    /// its own (new lease, same drop count) and the batch resumes after it. Any other
+    /// failure undoes everything this call did.
+    /// </summary>
+    private Insertion<TKey> Insert<TKey>(BpfMap map, TKey[] keys, ulong deadline, string what) where TKey : unmanaged
+    {
+        var insertion = new Insertion<TKey>(map);
+        var values = new FreezeEntry[keys.Length];
+        Array.Fill(values, new FreezeEntry { DeadlineNs = deadline });
+        int index = 0;
+        try
+        {
+            for (int round = 0; index < keys.Length && round <= keys.Length; round++)
+            {
+                try
+                {
+                    map.UpdateBatch<TKey, FreezeEntry>(keys.AsSpan(index), values.AsSpan(index), MapUpdate.NoExist);
+                    insertion.Created.AddRange(keys.AsSpan(index));
+                    index = keys.Length;
+                }
+                catch (BpfBatchException e) when (e.Errno == Errnos.EEXIST)
+                {
+                    insertion.Created.AddRange(keys.AsSpan(index, e.Processed));
+                    int present = index + e.Processed;
+                    if (map.TryLookup(keys[present], out FreezeEntry old))
+                    {
+                        insertion.Replaced.Add((keys[present], old));
+                        map.Update(keys[present], new FreezeEntry { DeadlineNs = deadline, Dropped = old.Dropped }, MapUpdate.Exist);
+                    }
+                    else
+                    {
+                        map.Update(keys[present], values[present], MapUpdate.NoExist);
+                        insertion.Created.Add(keys[present]);
+                    }
+                    index = present + 1;
+                }
+                catch (BpfBatchException e)
+                {
+                    insertion.Created.AddRange(keys.AsSpan(index, e.Processed));
+                    throw;
+                }
+            }
+        }
+        catch (BpfException e)
+        {
+            insertion.RollBack();
+            string reason = e.Errno is Errnos.E2BIG or Errnos.ENOSPC or Errnos.ENOMEM
+                ? $"the {what} map is full ({map.Info.MaxEntries} entries); nothing was frozen. Thaw entries that are no longer needed, or detach and attach again with a larger capacity"
+                : $"{e.Message}; nothing was frozen";
+            throw new TcpFreezeException($"freeze {keys.Length} {what}", reason, e);
+        }
+        return insertion;
+    }
+
+    /// <summary>Deletes the keys that are present, in batches that skip absent ones.</summary>
+    private static (int Deleted, List<TKey> Missing) DeletePresent<TKey>(BpfMap map, TKey[] keys) where TKey : unmanaged
+    {
+        var missing = new List<TKey>();
+        int index = 0, deleted = 0;
+        for (int round = 0; index < keys.Length && round <= keys.Length; round++)
+        {
+            try
+            {
+                map.DeleteBatch<TKey>(keys.AsSpan(index));
+                deleted += keys.Length - index;
+                index = keys.Length;
+            }
+            catch (BpfBatchException e) when (e.Errno == Errnos.ENOENT)
+            {
+                deleted += e.Processed;
+                missing.Add(keys[index + e.Processed]);
+                index += e.Processed + 1;
+            }
+        }
+        return (deleted, missing);
+    }
+
+    private sealed class Insertion<TKey>(BpfMap map) where TKey : unmanaged
+    {
+        public List<TKey> Created { get; } = [];
+        public List<(TKey Key, FreezeEntry Old)> Replaced { get; } = [];
+        public int CreatedCount => Created.Count;
+
+        public void RollBack()
+        {
+            DeletePresent(map, Created.ToArray());
+            foreach ((TKey key, FreezeEntry old) in Replaced)
+                map.Update(key, old, MapUpdate.Any);
+        }
+    }
+}
