@@ -1,0 +1,33 @@
+using Ebpf.Interop;
+
+namespace TcpFreeze.Tests.Infrastructure;
+
+/// <summary>A pin root of this test's own under /sys/fs/bpf, removed on dispose.</summary>
+public sealed class PinRoot : IDisposable
+{
+    private static int s_counter;
+
+    public PinRoot()
+    {
+        Path = $"/sys/fs/bpf/tcpfreeze-test-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
+        BpfFs.EnsureDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public FreezerOptions Options(NetworkNamespace ns, params string[] interfaces)
+        => new() { PinRoot = Path, Namespace = ns, Interfaces = interfaces.Length == 0 ? null : interfaces };
+
+    public void Dispose()
+    {
+        if (!Directory.Exists(Path))
+            return;
+        foreach (string directory in Directory.EnumerateDirectories(Path))
+        {
+            foreach (string pin in Directory.EnumerateFiles(directory))
+                File.Delete(pin);
+            Directory.Delete(directory);
+        }
+        Directory.Delete(Path);
+    }
+}

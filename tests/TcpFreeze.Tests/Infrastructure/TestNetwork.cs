@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace TcpFreeze.Tests.Infrastructure;
+
+/// <summary>
+/// Two network namespaces of this test's own joined by a veth pair, with addresses
+/// from the benchmarking ranges only: host A is 198.18.X.1 / 2001:db8:X::1, host B
+/// 198.18.X.2 / 2001:db8:X::2. Removed (with everything in them) on dispose.
+/// </summary>
+public sealed class TestNetwork : IDisposable
+{
+    private static int s_counter;
+
+    private TestNetwork(string a, string b, int subnet)
+    {
+        NameA = a;
+        NameB = b;
+        Subnet = subnet;
+    }
+
+    public string NameA { get; }
+    public string NameB { get; }
+    public int Subnet { get; }
+    public NetworkNamespace A => NetworkNamespace.Named(NameA);
+    public NetworkNamespace B => NetworkNamespace.Named(NameB);
+    public const string Interface = "veth0";
+
+    public IPAddress AddressA(AddressFamily family) => family == AddressFamily.InterNetwork
+        ? IPAddress.Parse($"198.18.{Subnet}.1") : IPAddress.Parse($"2001:db8:{Subnet:x}::1");
+
+    public IPAddress AddressB(AddressFamily family) => family == AddressFamily.InterNetwork
+        ? IPAddress.Parse($"198.18.{Subnet}.2") : IPAddress.Parse($"2001:db8:{Subnet:x}::2");
+
+    public static TestNetwork Create()
+    {
+        int n = Interlocked.Increment(ref s_counter);
+        int subnet = (Environment.ProcessId + n) % 250 + 1;
+        string prefix = $"tfz{Environment.ProcessId}x{n}";
+        var network = new TestNetwork(prefix + "a", prefix + "b", subnet);
+        try
+        {
+            network.Build();
+            return network;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    private void Build()
+    {
+        Run.Checked("ip", "netns", "add", NameA);
+        Run.Checked("ip", "netns", "add", NameB);
+        Run.Checked("ip", "link", "add", Interface, "netns", NameA, "type", "veth", "peer", "name", Interface, "netns", NameB);
+        Configure(NameA, $"198.18.{Subnet}.1/24", $"2001:db8:{Subnet:x}::1/64");
+        Configure(NameB, $"198.18.{Subnet}.2/24", $"2001:db8:{Subnet:x}::2/64");
+    }
+
+    private static void Configure(string ns, string v4, string v6)
+    {
+        Run.Checked("ip", "-n", ns, "link", "set", "lo", "up");
+        Run.Checked("ip", "-n", ns, "addr", "add", v4, "dev", Interface);
+        Run.Checked("ip", "-n", ns, "addr", "add", v6, "dev", Interface, "nodad");
+        Run.Checked("ip", "-n", ns, "link", "set", Interface, "up");
+    }
+
+    public void Dispose()
+    {
+        foreach (string ns in new[] { NameA, NameB })
+            Run.Capture("ip", "netns", "del", ns);
+    }
+}
