@@ -72,6 +72,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_map_update_batch")]
     internal static partial int bpf_map_update_batch(int fd, void* keys, void* values, uint* count, BpfMapBatchOpts* opts);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map_lookup_batch")]
+    internal static partial int bpf_map_lookup_batch(int fd, void* inBatch, void* outBatch, void* keys, void* values, uint* count, BpfMapBatchOpts* opts);
+
     [LibraryImport(Library, EntryPoint = "bpf_map_delete_batch")]
     internal static partial int bpf_map_delete_batch(int fd, void* keys, uint* count, BpfMapBatchOpts* opts);
 
