@@ -1,0 +1,152 @@
+using System.Net;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Ebpf.Interop;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>
+/// The managed mirrors of kernel and libbpf structs match the C definitions, checked
+/// against independent sources: the BTF clang wrote into the embedded object, and a
+/// C program compiled against libbpf's own headers.
+/// </summary>
+public sealed class LayoutTests
+{
+    private static BtfStruct Btf(string name)
+    {
+        using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze");
+        return obj.GetBtfStruct(name);
+    }
+
+    [Fact]
+    public void ConnectionKey_bytes_sit_where_the_BTF_of_tf_conn_key_puts_them()
+    {
+        BtfStruct c = Btf("tf_conn_key");
+        Assert.Equal(c.Size, Marshal.SizeOf<ConnectionKey>());
+        Assert.Equal(ConnectionKey.Size, c.Size);
+
+        var key = ConnectionKey.Parse("198.18.0.1:8080", "198.18.0.2:40000");
+        ReadOnlySpan<byte> bytes = ConnectionKey.AsBytes(in key);
+        Assert.Equal(4, bytes[c.OffsetOf("family")]);
+        Assert.Equal(new byte[] { 0x1F, 0x90 }, bytes.Slice(c.OffsetOf("local_port"), 2).ToArray());   // 8080, network order
+        Assert.Equal(new byte[] { 0x9C, 0x40 }, bytes.Slice(c.OffsetOf("remote_port"), 2).ToArray());  // 40000
+        Assert.Equal(new byte[] { 198, 18, 0, 1 }, bytes.Slice(c.OffsetOf("local_addr"), 4).ToArray());
+        Assert.Equal(new byte[] { 198, 18, 0, 2 }, bytes.Slice(c.OffsetOf("remote_addr"), 4).ToArray());
+        Assert.All(bytes.Slice(c.OffsetOf("local_addr") + 4, 12).ToArray(), b => Assert.Equal(0, b));
+
+        var v6 = ConnectionKey.Parse("[2001:db8::1]:443", "[2001:db8::2]:50000");
+        ReadOnlySpan<byte> v6Bytes = ConnectionKey.AsBytes(in v6);
+        Assert.Equal(6, v6Bytes[c.OffsetOf("family")]);
+        Assert.Equal(IPAddress.Parse("2001:db8::2").GetAddressBytes(), v6Bytes.Slice(c.OffsetOf("remote_addr"), 16).ToArray());
+    }
+
+    [Fact]
+    public void EndpointKey_bytes_sit_where_the_BTF_of_tf_endpoint_key_puts_them()
+    {
+        BtfStruct c = Btf("tf_endpoint_key");
+        Assert.Equal(c.Size, Marshal.SizeOf<EndpointKey>());
+        var key = EndpointKey.Parse("[2001:db8::7]:8443");
+        ReadOnlySpan<byte> bytes = MemoryMarshal.AsBytes(new ReadOnlySpan<EndpointKey>(in key));
+        Assert.Equal(6, bytes[c.OffsetOf("family")]);
+        Assert.Equal(new byte[] { 0x20, 0xFB }, bytes.Slice(c.OffsetOf("port"), 2).ToArray());
+        Assert.Equal(IPAddress.Parse("2001:db8::7").GetAddressBytes(), bytes.Slice(c.OffsetOf("addr"), 16).ToArray());
+    }
+
+    [Fact]
+    public void FreezeEntry_matches_tf_entry()
+    {
+        BtfStruct c = Btf("tf_entry");
+        Assert.Equal(c.Size, Marshal.SizeOf<FreezeEntry>());
+        Assert.Equal(c.OffsetOf("deadline_ns"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.DeadlineNs)));
+        Assert.Equal(c.OffsetOf("dropped"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.Dropped)));
+    }
+
+    [Fact]
+    public void Every_libbpf_function_the_binding_declares_is_exported_by_libbpf_so_1()
+    {
+        // Binding is lazy: a missing export would only fail at its first call.
+        nint library = NativeLibrary.Load("libbpf.so.1");
+        var missing = new List<string>();
+        MethodInfo[] imports = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!
+            .GetMethods(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+            .Where(m => m.GetCustomAttribute<LibraryImportAttribute>() is not null)
+            .ToArray();
+        Assert.True(imports.Length >= 30, $"only {imports.Length} imports found");
+        foreach (MethodInfo method in imports)
+        {
+            string entry = method.GetCustomAttribute<LibraryImportAttribute>()!.EntryPoint ?? method.Name;
+            if (!NativeLibrary.TryGetExport(library, entry, out _))
+                missing.Add(entry);
+        }
+        Assert.Empty(missing);
+    }
+
+    /// <summary>Compiles a C program against /usr/include/bpf and compares sizes and offsets.</summary>
+    [Fact]
+    public void Opts_structs_match_libbpf_headers_byte_for_byte()
+    {
+        string clang = File.Exists("/usr/bin/clang-14") ? "/usr/bin/clang-14" : "clang";
+        string dir = Directory.CreateTempSubdirectory("tcpfreeze-layout-").FullName;
+        try
+        {
+            string source = Path.Combine(dir, "layout.c"), binary = Path.Combine(dir, "layout");
+            File.WriteAllText(source, """
+                #include <stddef.h>
+                #include <stdio.h>
+                #include <bpf/libbpf.h>
+                #include <bpf/bpf.h>
+                #define S(t) printf(#t " %zu\n", sizeof(struct t))
+                #define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
+                int main(void) {
+                    S(bpf_object_open_opts); O(bpf_object_open_opts, object_name);
+                    S(bpf_map_batch_opts); O(bpf_map_batch_opts, elem_flags); O(bpf_map_batch_opts, flags);
+                    S(bpf_test_run_opts); O(bpf_test_run_opts, data_in); O(bpf_test_run_opts, data_out);
+                    O(bpf_test_run_opts, data_size_in); O(bpf_test_run_opts, data_size_out); O(bpf_test_run_opts, ctx_in);
+                    O(bpf_test_run_opts, ctx_size_in); O(bpf_test_run_opts, retval); O(bpf_test_run_opts, repeat);
+                    O(bpf_test_run_opts, duration);
+                    S(bpf_xdp_attach_opts); O(bpf_xdp_attach_opts, old_prog_fd);
+                    S(bpf_xdp_query_opts); O(bpf_xdp_query_opts, prog_id); O(bpf_xdp_query_opts, skb_prog_id); O(bpf_xdp_query_opts, attach_mode);
+                    S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
+                    S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
+                    return 0;
+                }
+                """);
+            Run.Checked(clang, "-o", binary, source);
+            Dictionary<string, int> c = Run.Checked(binary).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => l.Split(' ')).ToDictionary(p => p[0], p => int.Parse(p[1]));
+
+            Type libbpf = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!;
+            void Size(string cName, string managed) => Assert.True(c[cName] == Marshal.SizeOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!),
+                $"sizeof({cName}) is {c[cName]} in C but {Marshal.SizeOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!)} in C#");
+            void Offset(string cName, string managed, string field) => Assert.True(
+                c[cName] == (int)Marshal.OffsetOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!, field), $"{cName} differs from {managed}.{field}");
+
+            Size("bpf_object_open_opts", "BpfObjectOpenOpts");
+            Offset("bpf_object_open_opts.object_name", "BpfObjectOpenOpts", "ObjectName");
+            Size("bpf_map_batch_opts", "BpfMapBatchOpts");
+            Offset("bpf_map_batch_opts.elem_flags", "BpfMapBatchOpts", "ElemFlags");
+            Offset("bpf_map_batch_opts.flags", "BpfMapBatchOpts", "Flags");
+            Size("bpf_test_run_opts", "BpfTestRunOpts");
+            foreach ((string f, string m) in new[] { ("data_in", "DataIn"), ("data_out", "DataOut"), ("data_size_in", "DataSizeIn"), ("data_size_out", "DataSizeOut"),
+                         ("ctx_in", "CtxIn"), ("ctx_size_in", "CtxSizeIn"), ("retval", "RetVal"), ("repeat", "Repeat"), ("duration", "Duration") })
+                Offset($"bpf_test_run_opts.{f}", "BpfTestRunOpts", m);
+            Size("bpf_xdp_attach_opts", "BpfXdpAttachOpts");
+            Offset("bpf_xdp_attach_opts.old_prog_fd", "BpfXdpAttachOpts", "OldProgFd");
+            Size("bpf_xdp_query_opts", "BpfXdpQueryOpts");
+            Offset("bpf_xdp_query_opts.prog_id", "BpfXdpQueryOpts", "ProgId");
+            Offset("bpf_xdp_query_opts.skb_prog_id", "BpfXdpQueryOpts", "SkbProgId");
+            Offset("bpf_xdp_query_opts.attach_mode", "BpfXdpQueryOpts", "AttachMode");
+            Size("bpf_tc_hook", "BpfTcHook");
+            foreach ((string f, string m) in new[] { ("ifindex", "IfIndex"), ("attach_point", "AttachPoint"), ("parent", "Parent") })
+                Offset($"bpf_tc_hook.{f}", "BpfTcHook", m);
+            Size("bpf_tc_opts", "BpfTcOpts");
+            foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
+                Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
