@@ -1,0 +1,260 @@
+using System.Net;
+using System.Net.Sockets;
+using Ebpf.Interop;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>Attach, detach and every refusal: what the kernel holds afterwards, checked with the kernel.</summary>
+[Trait("Privileges", "root")]
+public sealed class AttachTests
+{
+    private static ConnectionKey Key(int i) => ConnectionKey.Parse($"198.18.0.1:{1000 + i}", "198.18.0.2:5000");
+
+    [RootFact]
+    public void Attaching_twice_changes_nothing_and_keeps_the_frozen_set()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        try
+        {
+            using (TcpFreezer first = TcpFreezer.Attach(options))
+            {
+                Assert.All(first.AttachedInterfaces, i => Assert.True(i.Created));
+                first.Freeze([Key(1)]);
+            }
+            uint programId = network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
+
+            using TcpFreezer second = TcpFreezer.Attach(options);
+            Assert.All(second.AttachedInterfaces, i => Assert.False(i.Created));
+            Assert.Equal(programId, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+            Assert.Equal(Key(1), Assert.Single(second.ListConnections()).Key);
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void Detach_leaves_no_program_no_filter_and_no_pin_in_the_kernel()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        using (TcpFreezer freezer = TcpFreezer.Attach(options))
+            freezer.Freeze([Key(1)]);
+        Assert.Contains("xdp", Run.Checked("ip", "-n", network.NameB, "-d", "link", "show", "dev", TestNetwork.Interface));
+        Assert.Contains("tf_tc_egress", Run.Checked("tc", "-n", network.NameB, "filter", "show", "dev", TestNetwork.Interface, "egress"));
+
+        DetachResult result = TcpFreezer.Detach(options);
+        Assert.Contains(TestNetwork.Interface, result.Interfaces);
+        Assert.Contains("lo", result.Interfaces);
+        Assert.Equal(5, result.PinsRemoved);
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void Namespaces_keep_separate_frozen_sets_and_detaching_one_leaves_the_other()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions a = pins.Options(network.A), b = pins.Options(network.B);
+        try
+        {
+            using TcpFreezer freezerA = TcpFreezer.Attach(a);
+            using TcpFreezer freezerB = TcpFreezer.Attach(b);
+            Assert.NotEqual(freezerA.PinDirectory, freezerB.PinDirectory);
+            freezerA.Freeze([Key(1)]);
+            freezerB.Freeze([Key(2), Key(3)]);
+            Assert.Equal(Key(1), Assert.Single(freezerA.ListConnections()).Key);
+            Assert.Equal(2, freezerB.ListConnections().Count);
+
+            TcpFreezer.Detach(a);
+            AssertNothingLeft(network.A, a);
+            using TcpFreezer reopened = TcpFreezer.Open(b);
+            Assert.Equal(2, reopened.ListConnections().Count);
+            Assert.NotEqual(0u, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+        }
+        finally
+        {
+            TcpFreezer.Detach(a);
+            TcpFreezer.Detach(b);
+        }
+    }
+
+    [RootFact]
+    public void A_full_map_refuses_the_whole_batch_and_leaves_earlier_entries_as_they_were()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B) with { MaxConnections = 16 };
+        try
+        {
+            using TcpFreezer freezer = TcpFreezer.Attach(options);
+            Assert.Equal(16u, freezer.ConnectionCapacity);
+            freezer.Freeze(Enumerable.Range(0, 10).Select(Key));
+
+            // Key 0 is frozen already (without a lease); keys 10..19 would overflow the map.
+            ConnectionKey[] overflow = [Key(0), .. Enumerable.Range(10, 10).Select(Key)];
+            var e = Assert.Throws<TcpFreezeException>(() => freezer.Freeze(overflow, lease: TimeSpan.FromMinutes(5)));
+            Assert.Contains("full", e.Message);
+            Assert.Contains("nothing was frozen", e.Message);
+
+            IReadOnlyList<FrozenConnection> listed = freezer.ListConnections();
+            Assert.Equal(Enumerable.Range(0, 10).Select(Key).ToHashSet(), listed.Select(c => c.Key).ToHashSet());
+            Assert.Null(listed.Single(c => c.Key == Key(0)).LeaseRemaining);
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    [RootFact]
+    public void Thawing_what_is_not_frozen_is_reported_not_an_error()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        try
+        {
+            using TcpFreezer freezer = TcpFreezer.Attach(options);
+            freezer.Freeze([Key(1)], [EndpointKey.Parse("0.0.0.0:80")]);
+            ThawResult result = freezer.Thaw([Key(2), Key(1), Key(3)], [EndpointKey.Parse("0.0.0.0:81")]);
+            Assert.Equal(1, result.ConnectionsThawed);
+            Assert.Equal([Key(2), Key(3)], result.NotFrozenConnections);
+            Assert.Equal(EndpointKey.Parse("0.0.0.0:81"), Assert.Single(result.NotFrozenEndpoints));
+            Assert.Equal(1, freezer.ThawAll().EndpointsThawed);
+            Assert.Empty(freezer.ListEndpoints());
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    [RootFact]
+    public void A_foreign_xdp_program_is_never_replaced_unless_asked_and_a_refused_attach_leaves_nothing()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        // mov r0, XDP_PASS; exit
+        using BpfProgram foreign = BpfProgram.Load(BpfProgramType.Xdp, "foreign_pass", [0x0000_0002_0000_00b7UL, 0x95UL]);
+        network.B.Run(() => Xdp.Attach(foreign, NetworkInterfaceNames.GetIndex(TestNetwork.Interface), XdpMode.Generic));
+        try
+        {
+            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(options));
+            Assert.Equal(Errnos.EEXIST, e.Errno);
+            Assert.Contains("foreign_pass", e.Message);
+            Assert.Contains("refusing to replace", e.Message);
+            Assert.Equal(foreign.Info.Id, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+            AssertNothingLeft(network.B, options);
+
+            using TcpFreezer forced = TcpFreezer.Attach(options with { ReplaceForeignPrograms = true });
+            Assert.NotEqual(foreign.Info.Id, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void An_unknown_interface_is_refused_by_name_and_leaves_nothing()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B, TestNetwork.Interface, "nosuch0");
+        var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(options));
+        Assert.Contains("'nosuch0'", e.Message);
+        Assert.Contains("veth0", e.Message); // lists what exists
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void A_pin_root_outside_bpffs_is_refused_with_the_mount_command()
+    {
+        string root = Directory.CreateTempSubdirectory("tcpfreeze-not-bpffs-").FullName;
+        try
+        {
+            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(new FreezerOptions { PinRoot = Path.Combine(root, "pins") }));
+            Assert.Contains("not on a bpf filesystem", e.Message);
+            Assert.Contains("mount -t bpf", e.Message);
+            Assert.False(Directory.Exists(Path.Combine(root, "pins")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [RootFact]
+    public void Opening_a_namespace_that_was_never_attached_says_to_attach_first()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Open(pins.Options(network.A)));
+        Assert.Contains("tcpfreeze attach", e.Message);
+    }
+
+    [RootFact]
+    public void A_namespace_path_that_does_not_exist_is_refused()
+    {
+        using var pins = new PinRoot();
+        var e = Assert.ThrowsAny<Exception>(() => TcpFreezer.Attach(pins.Options(NetworkNamespace.Named("tcpfreeze-no-such-namespace"))));
+        Assert.Contains("does not exist", e.Message);
+    }
+
+    [RootFact]
+    public void Concurrent_freezers_in_one_namespace_do_not_lose_each_others_entries()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        try
+        {
+            TcpFreezer.Attach(options).Dispose();
+            Parallel.For(0, 4, worker =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(options);
+                for (int round = 0; round < 25; round++)
+                {
+                    ConnectionKey[] mine = Enumerable.Range(0, 8).Select(i => Key(worker * 1000 + round * 10 + i)).ToArray();
+                    freezer.Freeze(mine);
+                    if (round % 2 == 1)
+                        Assert.Equal(8, freezer.Thaw(mine).ConnectionsThawed);
+                }
+            });
+            using TcpFreezer check = TcpFreezer.Open(options);
+            Assert.Equal(4 * 13 * 8, check.ListConnections().Count); // rounds 0,2,...,24 stay frozen
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    internal static void AssertNothingLeft(NetworkNamespace ns, FreezerOptions options)
+    {
+        string directory = TcpFreezer.GetPinDirectory(options);
+        Assert.False(Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any(), $"pins remain in {directory}");
+        ns.Run(() =>
+        {
+            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.List())
+            {
+                XdpStatus xdp = Xdp.Query(nic.Index);
+                if (xdp.ProgramId != 0)
+                {
+                    using BpfProgram? program = BpfProgram.TryOpenById(xdp.ProgramId);
+                    Assert.NotEqual("tf_xdp_ingress", program?.Info.Name);
+                }
+                Assert.Equal(0u, Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority));
+            }
+        });
+    }
+}
