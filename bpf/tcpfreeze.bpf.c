@@ -47,6 +47,13 @@ struct {
 } tf_endpoints SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tf_config);
+} tf_config SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TF_COUNTER_MAX);
 	__type(key, __u32);
@@ -210,6 +217,12 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 		__sync_fetch_and_add(&entry->dropped, 1);
 		return 1;
 	}
+
+	__u32 zero = 0;
+	struct tf_config *config = bpf_map_lookup_elem(&tf_config, &zero);
+
+	if (!config || !config->endpoints_present)
+		return 0;
 
 	endpoint.family = conn.family;
 	endpoint.port = conn.local_port;

@@ -51,6 +51,17 @@ struct tf_entry {
 	__u64 dropped;		/* packets dropped for this entry, both directions */
 };
 
+/*
+ * Index 0 of the one-element tf_config array: non-zero while the endpoints map may
+ * hold entries. User space sets it before it inserts endpoints and clears it only
+ * after the endpoints map is empty, so a crash can leave it set (a little slower)
+ * but never clear while endpoints are frozen. It saves packets of unfrozen
+ * connections two hash lookups in the common case of no frozen endpoint.
+ */
+struct tf_config {
+	__u64 endpoints_present;
+};
+
 /* Indexes of the per-CPU counters array. */
 enum tf_counter {
 	TF_COUNTER_SEEN = 0,		/* TCP packets the programs parsed */

@@ -23,15 +23,17 @@ internal static class BpfNames
     public const string ConnectionsMap = "tf_connections";
     public const string EndpointsMap = "tf_endpoints";
     public const string CountersMap = "tf_counters";
+    public const string ConfigMap = "tf_config";
     public const string XdpProgram = "tf_xdp_ingress";
     public const string TcProgram = "tf_tc_egress";
 
     public const string ConnectionsPin = "connections";
     public const string EndpointsPin = "endpoints";
     public const string CountersPin = "counters";
+    public const string ConfigPin = "config";
     public const string XdpPin = "xdp_ingress";
     public const string TcPin = "tc_egress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, XdpPin, TcPin];
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin];
 
     /// <summary>TC filter identity of the egress program: a handle of our own and an early priority.</summary>
     public const uint TcHandle = 0x7F5A;

@@ -11,8 +11,9 @@ namespace TcpFreeze;
 /// </summary>
 internal sealed class PinnedObjects
 {
-    private PinnedObjects(BpfMap connections, BpfMap endpoints, BpfMap counters, BpfProgram xdp, BpfProgram tc)
+    private PinnedObjects(BpfMap connections, BpfMap endpoints, BpfMap counters, BpfMap config, BpfProgram xdp, BpfProgram tc)
     {
+        Config = config;
         Connections = connections;
         Endpoints = endpoints;
         Counters = counters;
@@ -23,23 +24,25 @@ internal sealed class PinnedObjects
     public BpfMap Connections { get; }
     public BpfMap Endpoints { get; }
     public BpfMap Counters { get; }
+    public BpfMap Config { get; }
     public BpfProgram? Xdp { get; private set; }
     public BpfProgram? Tc { get; private set; }
 
     public static PinnedObjects OpenOrLoad(string directory, FreezerOptions options, List<string> createdPins)
     {
         string Pin(string name) => Path.Combine(directory, name);
-        BpfMap? connections = null, endpoints = null, counters = null;
+        BpfMap? connections = null, endpoints = null, counters = null, config = null;
         BpfProgram? xdp = null, tc = null;
         try
         {
             connections = TryOpenMap(directory, BpfNames.ConnectionsPin, ConnectionKey.Size);
             endpoints = TryOpenMap(directory, BpfNames.EndpointsPin, EndpointKey.Size);
             counters = TryOpenMap(directory, BpfNames.CountersPin, sizeof(uint));
+            config = TryOpenMap(directory, BpfNames.ConfigPin, sizeof(uint));
             xdp = TryOpenProgram(Pin(BpfNames.XdpPin));
             tc = TryOpenProgram(Pin(BpfNames.TcPin));
-            if (connections is not null && endpoints is not null && counters is not null && xdp is not null && tc is not null)
-                return new PinnedObjects(connections, endpoints, counters, xdp, tc);
+            if (connections is not null && endpoints is not null && counters is not null && config is not null && xdp is not null && tc is not null)
+                return new PinnedObjects(connections, endpoints, counters, config, xdp, tc);
 
             using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze");
             if (connections is null)
@@ -52,21 +55,31 @@ internal sealed class PinnedObjects
                 obj.ReuseMap(BpfNames.EndpointsMap, endpoints);
             if (counters is not null)
                 obj.ReuseMap(BpfNames.CountersMap, counters);
+            if (config is not null)
+                obj.ReuseMap(BpfNames.ConfigMap, config);
             obj.Load();
 
             connections ??= PinNew(obj.GetMap(BpfNames.ConnectionsMap), Pin(BpfNames.ConnectionsPin), createdPins);
             endpoints ??= PinNew(obj.GetMap(BpfNames.EndpointsMap), Pin(BpfNames.EndpointsPin), createdPins);
             counters ??= PinNew(obj.GetMap(BpfNames.CountersMap), Pin(BpfNames.CountersPin), createdPins);
+            if (config is null)
+            {
+                config = PinNew(obj.GetMap(BpfNames.ConfigMap), Pin(BpfNames.ConfigPin), createdPins);
+                // Surviving endpoint entries must be enforced by the new programs.
+                if (!endpoints.IsEmpty())
+                    EndpointGate.Open(config);
+            }
 
             // Fresh programs use exactly these maps; older program pins may not.
             xdp?.Dispose();
             tc?.Dispose();
             xdp = RePin(obj.GetProgram(BpfNames.XdpProgram), Pin(BpfNames.XdpPin), createdPins);
             tc = RePin(obj.GetProgram(BpfNames.TcProgram), Pin(BpfNames.TcPin), createdPins);
-            return new PinnedObjects(connections, endpoints, counters, xdp, tc);
+            return new PinnedObjects(connections, endpoints, counters, config, xdp, tc);
         }
         catch
         {
+            config?.Dispose();
             connections?.Dispose();
             endpoints?.Dispose();
             counters?.Dispose();
@@ -86,7 +99,7 @@ internal sealed class PinnedObjects
         if (!File.Exists(path))
             return null;
         BpfMap map = BpfMap.OpenPinned(path);
-        int valueSize = pin == BpfNames.CountersPin ? sizeof(ulong) : System.Runtime.CompilerServices.Unsafe.SizeOf<FreezeEntry>();
+        int valueSize = pin is BpfNames.CountersPin or BpfNames.ConfigPin ? sizeof(ulong) : System.Runtime.CompilerServices.Unsafe.SizeOf<FreezeEntry>();
         if (map.Info.KeySize != keySize || map.Info.ValueSize != valueSize)
         {
             map.Dispose();
@@ -156,6 +169,24 @@ internal sealed class PinnedObjects
         Connections.Dispose();
         Endpoints.Dispose();
         Counters.Dispose();
+        Config.Dispose();
+    }
+}
+
+/// <summary>
+/// The tf_config flag that lets the kernel programs skip endpoint lookups while no
+/// endpoint is frozen. Opened before endpoints are inserted and closed only after
+/// the endpoints map is seen empty (under the pin lock), so it is never clear while
+/// an endpoint is frozen.
+/// </summary>
+internal static class EndpointGate
+{
+    public static void Open(BpfMap config) => config.Update(0u, 1UL);
+
+    public static void CloseIfEmpty(BpfMap config, BpfMap endpoints)
+    {
+        if (endpoints.IsEmpty())
+            config.Update(0u, 0UL);
     }
 }
 

@@ -24,11 +24,13 @@ public sealed class TcpFreezer : IDisposable
     private readonly BpfMap _connections;
     private readonly BpfMap _endpoints;
     private readonly BpfMap _counters;
+    private readonly BpfMap _config;
     private readonly FreezerOptions _options;
 
     private TcpFreezer(FreezerOptions options, string pinDirectory, BpfMap connections, BpfMap endpoints, BpfMap counters,
-        IReadOnlyList<AttachedInterface> interfaces)
+        BpfMap config, IReadOnlyList<AttachedInterface> interfaces)
     {
+        _config = config;
         _options = options;
         PinDirectory = pinDirectory;
         _connections = connections;
@@ -92,7 +94,7 @@ public sealed class TcpFreezer : IDisposable
             PinnedObjects loaded = objects;
             IReadOnlyList<AttachedInterface> interfaces = options.Namespace.Run(() => AttachInterfaces(options, loaded, xdpDone, tcDone));
             objects.DisposePrograms();
-            return new TcpFreezer(options, directory, objects.Connections, objects.Endpoints, objects.Counters, interfaces);
+            return new TcpFreezer(options, directory, objects.Connections, objects.Endpoints, objects.Counters, objects.Config, interfaces);
         }
         catch
         {
@@ -120,7 +122,8 @@ public sealed class TcpFreezer : IDisposable
         BpfMap connections = PinnedObjects.OpenMap(directory, BpfNames.ConnectionsPin, ConnectionKey.Size);
         BpfMap endpoints = PinnedObjects.OpenMap(directory, BpfNames.EndpointsPin, EndpointKey.Size);
         BpfMap counters = PinnedObjects.OpenMap(directory, BpfNames.CountersPin, sizeof(uint));
-        return new TcpFreezer(options, directory, connections, endpoints, counters, []);
+        BpfMap config = PinnedObjects.OpenMap(directory, BpfNames.ConfigPin, sizeof(uint));
+        return new TcpFreezer(options, directory, connections, endpoints, counters, config, []);
     }
 
     /// <summary>
@@ -146,6 +149,8 @@ public sealed class TcpFreezer : IDisposable
         }
 
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        if (endpointKeys.Length > 0)
+            EndpointGate.Open(_config);
         Insertion<EndpointKey> endpointInsert = Insert(_endpoints, endpointKeys, deadline, "endpoints");
         Insertion<ConnectionKey> connectionInsert;
         try
@@ -169,6 +174,7 @@ public sealed class TcpFreezer : IDisposable
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
         (int connectionsThawed, List<ConnectionKey> missingConnections) = DeletePresent(_connections, connectionKeys);
         (int endpointsThawed, List<EndpointKey> missingEndpoints) = DeletePresent(_endpoints, endpointKeys);
+        EndpointGate.CloseIfEmpty(_config, _endpoints);
         return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints);
     }
 
@@ -178,6 +184,7 @@ public sealed class TcpFreezer : IDisposable
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
         (int connections, _) = DeletePresent(_connections, _connections.LookupAll<ConnectionKey, FreezeEntry>().Select(e => e.Key).ToArray());
         (int endpoints, _) = DeletePresent(_endpoints, _endpoints.LookupAll<EndpointKey, FreezeEntry>().Select(e => e.Key).ToArray());
+        EndpointGate.CloseIfEmpty(_config, _endpoints);
         return new ThawResult(connections, endpoints, [], []);
     }
 
@@ -207,7 +214,9 @@ public sealed class TcpFreezer : IDisposable
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
         ConnectionKey[] connections = ListConnections().Where(c => c.IsExpired).Select(c => c.Key).ToArray();
         EndpointKey[] endpoints = ListEndpoints().Where(e => e.IsExpired).Select(e => e.Key).ToArray();
-        return DeletePresent(_connections, connections).Deleted + DeletePresent(_endpoints, endpoints).Deleted;
+        int removed = DeletePresent(_connections, connections).Deleted + DeletePresent(_endpoints, endpoints).Deleted;
+        EndpointGate.CloseIfEmpty(_config, _endpoints);
+        return removed;
     }
 
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
@@ -275,6 +284,7 @@ public sealed class TcpFreezer : IDisposable
         _connections.Dispose();
         _endpoints.Dispose();
         _counters.Dispose();
+        _config.Dispose();
     }
 
     // ---------------------------------------------------------------- attach helpers
@@ -365,10 +375,7 @@ public sealed class TcpFreezer : IDisposable
         var insertion = new Insertion<TKey>(map);
         if (keys.Length == 0)
             return insertion;
-        // The common case (CRIU) writes into an empty map and needs no snapshot.
-        Dictionary<TKey, FreezeEntry>? existing = map.IsEmpty()
-            ? null
-            : map.LookupAll<TKey, FreezeEntry>().ToDictionary(e => e.Key, e => e.Value);
+        Dictionary<TKey, FreezeEntry>? existing = FindExisting(map, keys);
         var values = new FreezeEntry[keys.Length];
         for (int i = 0; i < keys.Length; i++)
         {
@@ -396,6 +403,28 @@ public sealed class TcpFreezer : IDisposable
             throw new TcpFreezeException($"freeze {keys.Length} {what}", reason, e);
         }
         return insertion;
+    }
+
+    /// <summary>
+    /// The keys of <paramref name="keys"/> that are in the map already, with their
+    /// values. The common case (CRIU) writes into an empty map and needs one system
+    /// call to learn that; a small batch looks its keys up one by one; a large batch
+    /// into a non-empty map reads the whole map in a few batch calls.
+    /// </summary>
+    private static Dictionary<TKey, FreezeEntry>? FindExisting<TKey>(BpfMap map, TKey[] keys) where TKey : unmanaged, IEquatable<TKey>
+    {
+        const int LookupOneByOneUpTo = 256;
+        if (map.IsEmpty())
+            return null;
+        if (keys.Length <= LookupOneByOneUpTo)
+        {
+            var found = new Dictionary<TKey, FreezeEntry>();
+            foreach (TKey key in keys)
+                if (map.TryLookup(key, out FreezeEntry entry))
+                    found[key] = entry;
+            return found;
+        }
+        return map.LookupAll<TKey, FreezeEntry>().ToDictionary(e => e.Key, e => e.Value);
     }
 
     /// <summary>Deletes the keys that are present, in batches that skip absent ones.</summary>

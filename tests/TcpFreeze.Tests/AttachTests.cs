@@ -52,7 +52,7 @@ public sealed class AttachTests
         DetachResult result = TcpFreezer.Detach(options);
         Assert.Contains(TestNetwork.Interface, result.Interfaces);
         Assert.Contains("lo", result.Interfaces);
-        Assert.Equal(5, result.PinsRemoved);
+        Assert.Equal(6, result.PinsRemoved);
         AssertNothingLeft(network.B, options);
     }
 

@@ -14,7 +14,7 @@ public sealed class PacketPathTests : IDisposable
     private const uint XdpDrop = 1, XdpPass = 2, TcOk = 0, TcShot = 2;
     private readonly BpfObject _object;
     private readonly BpfProgram _xdp, _tc;
-    private readonly BpfMap _connections, _endpoints;
+    private readonly BpfMap _connections, _endpoints, _config;
 
     private static readonly IPEndPoint Local4 = IPEndPoint.Parse("198.18.0.1:8080"), Remote4 = IPEndPoint.Parse("198.18.0.2:40000");
     private static readonly IPEndPoint Local6 = IPEndPoint.Parse("[2001:db8::1]:8080"), Remote6 = IPEndPoint.Parse("[2001:db8::2]:40000");
@@ -28,6 +28,7 @@ public sealed class PacketPathTests : IDisposable
         _tc = _object.GetProgram(BpfNames.TcProgram);
         _connections = _object.GetMap(BpfNames.ConnectionsMap);
         _endpoints = _object.GetMap(BpfNames.EndpointsMap);
+        _config = _object.GetMap(BpfNames.ConfigMap);
     }
 
     private void FreezeConnection(IPEndPoint local, IPEndPoint remote, ulong deadline = 0)
@@ -100,6 +101,9 @@ public sealed class PacketPathTests : IDisposable
     {
         _endpoints.Update(new EndpointKey(IPEndPoint.Parse("0.0.0.0:9090")), new FreezeEntry());
         _endpoints.Update(new EndpointKey(IPEndPoint.Parse("[2001:db8::1]:9091")), new FreezeEntry());
+        // Closed gate: the programs skip the endpoint lookups altogether.
+        Assert.Equal(XdpPass, _xdp.TestRun(Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))).ReturnValue);
+        EndpointGate.Open(_config);
         Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))).ReturnValue);
         Assert.Equal(TcShot, _tc.TestRun(Packets.Tcp(IPEndPoint.Parse("198.18.0.9:9090"), Remote4)).ReturnValue);
         Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote6, IPEndPoint.Parse("[2001:db8::1]:9091"))).ReturnValue);
@@ -131,6 +135,7 @@ public sealed class PacketPathTests : IDisposable
         _tc.Dispose();
         _connections.Dispose();
         _endpoints.Dispose();
+        _config.Dispose();
         _object.Dispose();
     }
 }

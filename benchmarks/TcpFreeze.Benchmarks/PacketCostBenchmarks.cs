@@ -1,0 +1,71 @@
+using System.Net;
+using BenchmarkDotNet.Attributes;
+using Ebpf.Interop;
+
+namespace TcpFreeze.Benchmarks;
+
+/// <summary>
+/// Per-packet cost of the XDP ingress program, run in the kernel by
+/// BPF_PROG_TEST_RUN: each invocation runs the program <see cref="Repeat"/> times on
+/// one packet, so the reported time per operation is the cost per packet (the one
+/// system call is spread over the repetitions).
+/// </summary>
+public class PacketCostBenchmarks
+{
+    private const int Repeat = 200_000;
+    private BpfObject _object = null!;
+    private BpfProgram _xdp = null!;
+    private byte[] _hit = [], _miss = [];
+
+    [Params(1_500, 100_000)]
+    public int FrozenEntries { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _object = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze-bench");
+        _object.SetMaxEntries(BpfNames.ConnectionsMap, 131_072);
+        _object.Load();
+        _xdp = _object.GetProgram(BpfNames.XdpProgram);
+        using BpfMap connections = _object.GetMap(BpfNames.ConnectionsMap);
+        ConnectionKey[] keys = BenchNamespace.Keys(FrozenEntries);
+        connections.UpdateBatch<ConnectionKey, FreezeEntry>(keys, new FreezeEntry[keys.Length]);
+        ConnectionKey frozen = keys[keys.Length / 2];
+        _hit = Frame(frozen.Remote, frozen.Local);
+        _miss = Frame(IPEndPoint.Parse("198.19.255.254:1"), frozen.Local);
+        if (_xdp.TestRun(_hit).ReturnValue != 1 || _xdp.TestRun(_miss).ReturnValue != 2)
+            throw new InvalidOperationException("the hit packet must be dropped and the miss packet passed");
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _xdp.Dispose();
+        _object.Dispose();
+    }
+
+    [Benchmark(OperationsPerInvoke = Repeat, Description = "XDP, frozen connection (drop)")]
+    public uint Hit() => _xdp.TestRun(_hit, Repeat).ReturnValue;
+
+    [Benchmark(OperationsPerInvoke = Repeat, Description = "XDP, other connection (pass)")]
+    public uint Miss() => _xdp.TestRun(_miss, Repeat).ReturnValue;
+
+    private static byte[] Frame(IPEndPoint source, IPEndPoint destination)
+    {
+        var frame = new byte[14 + 20 + 20];
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        frame[17] = 40;
+        frame[22] = 64;
+        frame[23] = 6;
+        source.Address.GetAddressBytes().CopyTo(frame, 26);
+        destination.Address.GetAddressBytes().CopyTo(frame, 30);
+        frame[34] = (byte)(source.Port >> 8);
+        frame[35] = (byte)source.Port;
+        frame[36] = (byte)(destination.Port >> 8);
+        frame[37] = (byte)destination.Port;
+        frame[46] = 0x50;
+        frame[47] = 0x10;
+        return frame;
+    }
+}
