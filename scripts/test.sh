@@ -55,7 +55,7 @@ if not files:
 if passed + failed == 0:
     print("[test] no test was executed", flush=True)
 print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
-sys.exit(1 if passed + failed == 0 else 0)
+sys.exit(1 if passed + failed == 0 or failed else 0)
 PY
 
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi
