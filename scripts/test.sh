@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Prepares the machine (scripts/setup.sh), runs the whole test suite, and ends with the line
+#   N passed, N failed, N skipped
+# summed over every TRX file the run wrote. Exits non-zero when `dotnet test` fails or no test was executed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+# TCPFREEZE_CRIU (the CRIU 4.2.1 binary) and TCPFREEZE_BIN (a folder whose `criu` is that binary).
+# shellcheck source=/dev/null
+source "${TCPFREEZE_CACHE:-/var/cache/tcpfreeze}/env"
+export PATH="$TCPFREEZE_BIN:$PATH"
+
+export HOME=${HOME:-/root}
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+if [[ ${CI:-} == true ]]; then
+  # No build servers left running after the run (MSBuild nodes, the compiler server, the MSBuild server).
+  export MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0 UseSharedCompilation=false
+fi
+
+solution=TcpFreeze.sln
+[[ -f $solution ]] || solution=TcpFreeze.slnx
+results=artifacts/test-results
+rm -rf "$results"   # count only this run's TRX files
+
+# A bound below CI's 90 minutes, so that a hung test still ends with a summary line.
+started=$SECONDS
+rc=0
+timeout --kill-after=60 "${TCPFREEZE_TEST_TIMEOUT:-80m}" \
+  dotnet test "$solution" -c Release \
+    --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
+    --results-directory "$results" </dev/null || rc=$?
+echo "[test] dotnet test exited $rc after $((SECONDS - started)) s"
+[[ $rc -eq 124 || $rc -eq 137 ]] && echo "[test] dotnet test hit the ${TCPFREEZE_TEST_TIMEOUT:-80m} bound and was stopped"
+
+counted=0
+python3 - "$results" <<'PY' || counted=$?
+import glob, os, sys
+passed = failed = skipped = 0
+files = sorted(glob.glob(os.path.join(sys.argv[1], "**", "*.trx"), recursive=True))
+import xml.etree.ElementTree as ET
+for path in files:
+    counters = next((e for e in ET.parse(path).iter() if e.tag.rsplit("}", 1)[-1] == "Counters"), None)
+    if counters is None:
+        print(f"[test] {path}: no Counters element", flush=True)
+        continue
+    n = lambda name: int(counters.get(name, "0"))
+    passed += n("passed")
+    failed += n("failed") + n("error") + n("timeout") + n("aborted")
+    skipped += n("notExecuted")
+    print(f"[test] {path}: total {n('total')}, executed {n('executed')}, passed {n('passed')}, "
+          f"failed {n('failed')}, notExecuted {n('notExecuted')}", flush=True)
+if not files:
+    print(f"[test] no TRX file under {sys.argv[1]}", flush=True)
+if passed + failed == 0:
+    print("[test] no test was executed", flush=True)
+print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
+sys.exit(1 if passed + failed == 0 or failed else 0)
+PY
+
+if [[ $rc -ne 0 ]]; then exit "$rc"; fi
+exit "$counted"
