@@ -174,7 +174,8 @@ public sealed class TcpFreezer : IDisposable
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
         (int connectionsThawed, List<ConnectionKey> missingConnections) = DeletePresent(_connections, connectionKeys);
         (int endpointsThawed, List<EndpointKey> missingEndpoints) = DeletePresent(_endpoints, endpointKeys);
-        EndpointGate.CloseIfEmpty(_config, _endpoints);
+        if (endpointsThawed > 0)
+            EndpointGate.CloseIfEmpty(_config, _endpoints);
         return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints);
     }
 
