@@ -1,0 +1,67 @@
+using Ebpf.Interop;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>Handles one CRIU action; returns the exit code (0 lets CRIU go on).</summary>
+public delegate int CriuActionHandler(CriuEnvironment environment, HookContext context);
+
+/// <summary>
+/// Maps CRIU actions to handlers. Handlers for one action run in registration order;
+/// the first non-zero result stops the rest and becomes the exit code. Actions with no
+/// handler succeed. Exceptions become one line in CRIU's log and exit code 1.
+/// Other tools can embed this and add their own handlers next to TcpFreeze's.
+/// </summary>
+public sealed class CriuHookDispatcher
+{
+    private readonly Dictionary<CriuAction, List<CriuActionHandler>> _handlers = [];
+
+    /// <summary>Adds a handler for <paramref name="action"/>.</summary>
+    public CriuHookDispatcher On(CriuAction action, CriuActionHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if (!_handlers.TryGetValue(action, out List<CriuActionHandler>? list))
+            _handlers[action] = list = [];
+        list.Add(handler);
+        return this;
+    }
+
+    /// <summary>The actions that have handlers.</summary>
+    public IReadOnlyCollection<CriuAction> Actions => _handlers.Keys;
+
+    /// <summary>Runs the handlers of <paramref name="environment"/>'s action.</summary>
+    public int Dispatch(CriuEnvironment environment, HookContext context)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        ArgumentNullException.ThrowIfNull(context);
+        if (!_handlers.TryGetValue(environment.Action, out List<CriuActionHandler>? handlers))
+            return 0;
+        foreach (CriuActionHandler handler in handlers)
+        {
+            int code;
+            try
+            {
+                code = handler(environment, context);
+            }
+            catch (Exception e) when (e is TcpFreezeException or BpfException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                context.Info($"{environment.ActionName} failed: {e.Message}");
+                return 1;
+            }
+            if (code != 0)
+                return code;
+        }
+        return 0;
+    }
+
+    /// <summary>A dispatcher with TcpFreeze's handlers: freeze at pre-dump and pre-restore, thaw at pre-resume.</summary>
+    public static CriuHookDispatcher CreateTcpFreeze()
+        => new CriuHookDispatcher()
+            .On(CriuAction.PreDump, TcpFreezeHook.PreDump)
+            .On(CriuAction.PreRestore, TcpFreezeHook.PreRestore)
+            .On(CriuAction.PreResume, TcpFreezeHook.PreResume)
+            .On(CriuAction.NetworkLock, TcpFreezeHook.OwnNamespace)
+            .On(CriuAction.NetworkUnlock, TcpFreezeHook.OwnNamespace);
+}
+
+/// <summary>A hook step could not do its work; the message says what and why.</summary>
+public sealed class HookException(string message) : Exception(message);

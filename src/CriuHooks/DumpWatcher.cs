@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using TcpFreeze.CriuHooks.Interop;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>
+/// Tells a migration from a dump after which the tasks keep running. Started at
+/// pre-dump as a detached copy of the hook, it watches the dumped root task and CRIU
+/// through pidfds. If the task dies first, CRIU killed it after the dump: a migration,
+/// and the freeze must hold until the restore side thaws it. If CRIU ends while the
+/// task still runs (--leave-running, an iterative `criu pre-dump`, a failed or killed
+/// dump), nothing will restore it, so the watcher thaws what pre-dump froze at once.
+/// It never outlives the lease: after that the kernel ignores the entries anyway.
+/// </summary>
+public static class DumpWatcher
+{
+    /// <summary>The argument that starts the hook executable as a watcher.</summary>
+    public const string Argument = "--watch-dump";
+
+    /// <summary>How long the task may take to die after CRIU exits before it counts as left running.</summary>
+    private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(3);
+
+    internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest)
+    {
+        if (context.ExecutablePath is null)
+            return "no dump watcher (no hook executable); the lease bounds the freeze";
+        try
+        {
+            var info = new ProcessStartInfo(context.ExecutablePath)
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            foreach (string argument in new[] { Argument, Invariant(initPid), Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-" })
+                info.ArgumentList.Add(argument);
+            using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
+            process.StandardInput.Write(JsonSerializer.Serialize(manifest, ManifestJson.Default.FreezeManifest));
+            process.StandardInput.Close();
+            Task<string?> ready = process.StandardOutput.ReadLineAsync();
+            return ready.Wait(TimeSpan.FromSeconds(2)) && ready.Result == "ready"
+                ? $"dump watcher PID {process.Id} thaws at once if the tasks keep running"
+                : "the dump watcher did not report ready; the lease bounds the freeze";
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
+        {
+            return $"the dump watcher did not start ({e.Message}); the lease bounds the freeze";
+        }
+    }
+
+    /// <summary>The watcher process: <c>--watch-dump INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-</c>, manifest JSON on stdin.</summary>
+    public static unsafe int Run(string[] args)
+    {
+        if (args.Length != 5 || !int.TryParse(args[1], out int initPid) || !int.TryParse(args[2], out int criuPid))
+        {
+            Console.Error.WriteLine($"usage: {Argument} INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-  (started by the hook itself)");
+            return 2;
+        }
+        FreezeManifest manifest = JsonSerializer.Deserialize(Console.In.ReadToEnd(), ManifestJson.Default.FreezeManifest)
+            ?? throw new InvalidDataException("the watcher got no manifest");
+        int initFd = Libc.PidfdOpen(initPid);
+        int criuFd = Libc.PidfdOpen(criuPid);
+        Libc.setsid();
+        Console.Out.Write("ready\n");
+        Console.Out.Flush();
+        Detach(args[4]);
+
+        if (initFd < 0)
+            return 0; // the task is gone already: nothing to watch
+        TimeSpan lease = TimeSpan.FromSeconds(manifest.LeaseSeconds);
+        var clock = Stopwatch.StartNew();
+        bool criuEnded = criuFd < 0;
+        while (!criuEnded)
+        {
+            int left = (int)Math.Max(0, (lease - clock.Elapsed).TotalMilliseconds);
+            if (left == 0)
+                return 0;
+            int which = WaitForExit(initFd, criuFd, left);
+            if (which == initFd)
+                return 0; // CRIU killed the task after the dump: a migration
+            criuEnded = which == criuFd;
+        }
+        if (WaitForExit(initFd, -1, (int)KillGrace.TotalMilliseconds) == initFd)
+            return 0;
+
+        using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = args[3] });
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs (--leave-running, pre-dump or a failed dump): " +
+                              $"thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints");
+        return 0;
+    }
+
+    /// <summary>Waits until one of the pidfds is readable (its process exited); returns it, or -1 on timeout.</summary>
+    private static unsafe int WaitForExit(int first, int second, int timeoutMs)
+    {
+        Libc.PollFd* fds = stackalloc Libc.PollFd[2];
+        fds[0] = new Libc.PollFd { Fd = first, Events = Libc.POLLIN };
+        fds[1] = new Libc.PollFd { Fd = second, Events = Libc.POLLIN };
+        int count = second < 0 ? 1 : 2;
+        int ready = Libc.poll(fds, (nuint)count, timeoutMs);
+        if (ready <= 0)
+            return -1;
+        return (fds[0].Revents & Libc.POLLIN) != 0 ? first : second;
+    }
+
+    /// <summary>Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.</summary>
+    private static void Detach(string logFile)
+    {
+        int nullFd = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC, 0);
+        int outFd = logFile == "-" ? nullFd : Libc.open(logFile, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x180 /* 0600 */);
+        if (outFd < 0)
+            outFd = nullFd;
+        Libc.dup2(nullFd, 0);
+        Libc.dup2(outFd, 1);
+        Libc.dup2(outFd, 2);
+    }
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

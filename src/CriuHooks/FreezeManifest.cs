@@ -1,0 +1,110 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>
+/// What the dump side froze, written into CRIU's images directory so it travels with
+/// the images: the restore side freezes exactly these before any socket is restored
+/// and thaws exactly these once the tasks are back.
+/// </summary>
+public sealed record FreezeManifest
+{
+    /// <summary>The file name inside the images directory.</summary>
+    public const string FileName = "tcpfreeze-manifest.json";
+
+    /// <summary>The format version this code writes and reads.</summary>
+    public const int CurrentVersion = 1;
+
+    /// <summary>Format version.</summary>
+    public int Version { get; init; } = CurrentVersion;
+
+    /// <summary>When the dump side froze the connections (UTC, ISO 8601).</summary>
+    public string CreatedUtc { get; init; } = DateTime.UtcNow.ToString("O");
+
+    /// <summary>The root task that was dumped.</summary>
+    public int InitPid { get; init; }
+
+    /// <summary>The lease the dump side used, in seconds.</summary>
+    public double LeaseSeconds { get; init; }
+
+    /// <summary>
+    /// True when the dumped tree had a network namespace of its own: CRIU locked that
+    /// namespace itself and TcpFreeze froze nothing, so the restore side does nothing either.
+    /// </summary>
+    public bool OwnNetworkNamespace { get; init; }
+
+    /// <summary>Frozen connections, "LOCAL -> REMOTE".</summary>
+    public IReadOnlyList<string> Connections { get; init; } = [];
+
+    /// <summary>Frozen listening endpoints, "ADDRESS:PORT".</summary>
+    public IReadOnlyList<string> Endpoints { get; init; } = [];
+
+    /// <summary>Builds a manifest from keys.</summary>
+    public static FreezeManifest Create(int initPid, TimeSpan lease, IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
+        => new()
+        {
+            InitPid = initPid,
+            LeaseSeconds = lease.TotalSeconds,
+            Connections = connections.Select(c => c.ToString()).ToArray(),
+            Endpoints = endpoints.Select(e => e.ToString()).ToArray(),
+        };
+
+    /// <summary>The connections as keys.</summary>
+    public ConnectionKey[] ConnectionKeys() => Connections.Select(ConnectionKey.Parse).ToArray();
+
+    /// <summary>The endpoints as keys.</summary>
+    public EndpointKey[] EndpointKeys() => Endpoints.Select(EndpointKey.Parse).ToArray();
+
+    /// <summary>Writes the manifest into <paramref name="imageDirectory"/> atomically (temporary file, then rename).</summary>
+    public void Write(string imageDirectory)
+    {
+        string path = Path.Combine(imageDirectory, FileName), temporary = path + ".tmp";
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
+        using (FileStream stream = new(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(json);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>Reads and validates the manifest in <paramref name="imageDirectory"/>.</summary>
+    /// <exception cref="InvalidDataException">It is missing, unreadable or malformed; the message says which and what to do.</exception>
+    public static FreezeManifest Read(string imageDirectory)
+    {
+        string path = Path.Combine(imageDirectory, FileName);
+        if (!File.Exists(path))
+            throw new InvalidDataException(
+                $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
+                "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook");
+        FreezeManifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), ManifestJson.Default.FreezeManifest);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{FileName} is corrupt ({e.Message}); refusing to restore without knowing what to freeze", e);
+        }
+        if (manifest is null)
+            throw new InvalidDataException($"{FileName} is empty; refusing to restore without knowing what to freeze");
+        if (manifest.Version != CurrentVersion)
+            throw new InvalidDataException($"{FileName} has format version {manifest.Version}; this hook reads version {CurrentVersion}");
+        try
+        {
+            _ = manifest.ConnectionKeys();
+            _ = manifest.EndpointKeys();
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{FileName} is corrupt: {e.Message}", e);
+        }
+        return manifest;
+    }
+}
+
+[JsonSerializable(typeof(FreezeManifest))]
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
+internal sealed partial class ManifestJson : JsonSerializerContext;

@@ -1,0 +1,115 @@
+using System.Globalization;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>
+/// What the hook needs to know beyond CRIU's environment. Read from a small
+/// configuration file (default <see cref="DefaultConfigPath"/>; engines such as podman
+/// strip the environment, so the file is the dependable channel), then overridden by
+/// environment variables when they are set.
+/// <code>
+/// # /etc/tcpfreeze/criu-hook.conf
+/// lease-seconds = 120          # how long a freeze holds at most (dump to restore must fit)
+/// interfaces = eth0, lo        # default: every interface that is up
+/// pin-root = /sys/fs/bpf/tcpfreeze
+/// log-file = /var/log/tcpfreeze-hook.log
+/// </code>
+/// Environment overrides: TCPFREEZE_HOOK_CONFIG (the file's path), TCPFREEZE_LEASE_SECONDS,
+/// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE.
+/// </summary>
+public sealed record HookSettings
+{
+    /// <summary>Where the hook looks for its configuration file.</summary>
+    public const string DefaultConfigPath = "/etc/tcpfreeze/criu-hook.conf";
+
+    /// <summary>The default lease: long enough for a dump, a copy of the images and a restore.</summary>
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromSeconds(120);
+
+    /// <summary>How long a freeze holds at most.</summary>
+    public TimeSpan Lease { get; init; } = DefaultLease;
+
+    /// <summary>Interfaces to attach to; null: every interface that is up.</summary>
+    public IReadOnlyList<string>? Interfaces { get; init; }
+
+    /// <summary>The pin root (see <see cref="FreezerOptions.PinRoot"/>).</summary>
+    public string PinRoot { get; init; } = FreezerOptions.DefaultPinRoot;
+
+    /// <summary>A file that also receives the hook's messages (they always go to stderr, i.e. CRIU's log).</summary>
+    public string? LogFile { get; init; }
+
+    /// <summary>The file the settings came from, if any.</summary>
+    public string? Source { get; init; }
+
+    /// <summary>Freezer options for the current network namespace.</summary>
+    public FreezerOptions ToFreezerOptions() => new() { PinRoot = PinRoot, Interfaces = Interfaces };
+
+    /// <summary>Reads the settings of this process (file, then environment).</summary>
+    public static HookSettings Load() => Load(name => Environment.GetEnvironmentVariable(name));
+
+    /// <summary>Reads the settings from a configuration file and environment lookup.</summary>
+    /// <exception cref="FormatException">A setting is malformed; the message names the file or variable and the line.</exception>
+    public static HookSettings Load(Func<string, string?> environment)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        string? explicitPath = environment("TCPFREEZE_HOOK_CONFIG");
+        string path = string.IsNullOrEmpty(explicitPath) ? DefaultConfigPath : explicitPath;
+        var settings = new HookSettings();
+        if (File.Exists(path))
+            settings = Parse(File.ReadAllLines(path), path);
+        else if (!string.IsNullOrEmpty(explicitPath))
+            throw new FormatException($"TCPFREEZE_HOOK_CONFIG names {path}, which does not exist.");
+
+        if (environment("TCPFREEZE_LEASE_SECONDS") is { Length: > 0 } lease)
+            settings = settings with { Lease = ParseLease(lease, "TCPFREEZE_LEASE_SECONDS") };
+        if (environment("TCPFREEZE_INTERFACES") is { Length: > 0 } interfaces)
+            settings = settings with { Interfaces = ParseInterfaces(interfaces) };
+        if (environment("TCPFREEZE_PIN_ROOT") is { Length: > 0 } pinRoot)
+            settings = settings with { PinRoot = pinRoot };
+        if (environment("TCPFREEZE_LOG_FILE") is { Length: > 0 } logFile)
+            settings = settings with { LogFile = logFile };
+        return settings;
+    }
+
+    /// <summary>Parses configuration lines ("key = value", '#' starts a comment).</summary>
+    public static HookSettings Parse(IEnumerable<string> lines, string source)
+    {
+        var settings = new HookSettings { Source = source };
+        int number = 0;
+        foreach (string raw in lines)
+        {
+            number++;
+            string line = raw.Split('#', 2)[0].Trim();
+            if (line.Length == 0)
+                continue;
+            int equals = line.IndexOf('=');
+            if (equals <= 0)
+                throw new FormatException($"{source}:{number}: '{raw.Trim()}' is not 'key = value'.");
+            string key = line[..equals].Trim(), value = line[(equals + 1)..].Trim();
+            string where = $"{source}:{number}";
+            settings = key switch
+            {
+                "lease-seconds" => settings with { Lease = ParseLease(value, where) },
+                "interfaces" => settings with { Interfaces = ParseInterfaces(value) },
+                "pin-root" when value.StartsWith('/') => settings with { PinRoot = value },
+                "pin-root" => throw new FormatException($"{where}: pin-root must be an absolute path, not '{value}'."),
+                "log-file" when value.StartsWith('/') => settings with { LogFile = value },
+                "log-file" => throw new FormatException($"{where}: log-file must be an absolute path, not '{value}'."),
+                _ => throw new FormatException($"{where}: unknown setting '{key}' (known: lease-seconds, interfaces, pin-root, log-file)."),
+            };
+        }
+        return settings;
+    }
+
+    private static TimeSpan ParseLease(string text, string where)
+    {
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
+            throw new FormatException($"{where}: the lease must be a number of seconds between 0 and 86400, not '{text}'.");
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    private static IReadOnlyList<string>? ParseInterfaces(string text)
+    {
+        string[] names = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return names.Length == 0 ? null : names;
+    }
+}

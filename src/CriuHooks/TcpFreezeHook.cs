@@ -1,0 +1,134 @@
+using System.Diagnostics;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>
+/// TcpFreeze's CRIU handlers, for a task tree in CRIU's own network namespace (the
+/// host case, where CRIU would otherwise add iptables rules per connection):
+/// <list type="bullet">
+/// <item>pre-dump: attach if needed, freeze the tree's listening endpoints, then all its
+/// connections in one batch, with a lease; write the manifest into the images; start
+/// the dump watcher, which thaws at once if CRIU ends while the tasks still run
+/// (--leave-running, an iterative pre-dump, or a failed dump).</item>
+/// <item>pre-restore: read the manifest, attach in this namespace (maybe another host),
+/// freeze exactly its connections and endpoints before any socket is restored.</item>
+/// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
+/// unlock point in iptables mode (right after the post-restore scripts) and after the
+/// sockets left repair mode, just before the tasks run again.</item>
+/// <item>network-lock / network-unlock: CRIU runs these only for a tree in a network
+/// namespace of its own, which CRIU locks as a whole; TcpFreeze leaves that to CRIU.</item>
+/// </list>
+/// Each step is all or nothing: when it fails it undoes what it froze and exits non-zero.
+/// </summary>
+public static class TcpFreezeHook
+{
+    /// <summary>The pre-dump handler.</summary>
+    public static int PreDump(CriuEnvironment environment, HookContext context)
+    {
+        int pid = environment.InitPid ?? throw new HookException("CRTOOLS_INIT_PID is not set at pre-dump; cannot tell which process tree is being dumped");
+        string images = environment.ImageDirectory ?? throw new HookException("CRTOOLS_IMAGE_DIR is not set at pre-dump; there is nowhere to write the manifest");
+        var watch = Stopwatch.StartNew();
+        HookSettings settings = context.Settings;
+
+        if (!SharesNetworkNamespace(pid))
+        {
+            (FreezeManifest.Create(pid, settings.Lease, [], []) with { OwnNetworkNamespace = true }).Write(images);
+            context.Info($"pre-dump: PID {pid} has a network namespace of its own, which CRIU locks as a whole; TcpFreeze freezes nothing");
+            return 0;
+        }
+
+        using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
+        // Listeners first: once they are frozen no new connection can complete, so the
+        // second discovery sees every connection there will be.
+        DiscoveredSockets listening = ProcessSockets.Discover(pid);
+        freezer.Freeze([], listening.Listeners, settings.Lease);
+        DiscoveredSockets sockets;
+        try
+        {
+            sockets = ProcessSockets.Discover(pid);
+            freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease);
+        }
+        catch
+        {
+            freezer.Thaw([], listening.Listeners);
+            throw;
+        }
+
+        FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
+        try
+        {
+            manifest.Write(images);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            freezer.Thaw(sockets.Connections, sockets.Listeners);
+            throw new HookException($"could not write {FreezeManifest.FileName} into the images directory ({e.Message}); thawed everything again");
+        }
+
+        string watcher = DumpWatcher.TryStart(context, pid, manifest);
+        context.Info($"pre-dump: froze {sockets.Connections.Count} connections and {sockets.Listeners.Count} listening endpoints " +
+                     $"of PID {pid} ({sockets.Pids.Count} processes) in {watch.Elapsed.TotalMilliseconds:F1} ms, lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
+        return 0;
+    }
+
+    /// <summary>The pre-restore handler.</summary>
+    public static int PreRestore(CriuEnvironment environment, HookContext context)
+    {
+        FreezeManifest manifest = ReadManifest(environment, "pre-restore");
+        if (manifest.OwnNetworkNamespace)
+        {
+            context.Info("pre-restore: the dumped tree had a network namespace of its own; nothing to freeze");
+            return 0;
+        }
+        var watch = Stopwatch.StartNew();
+        using TcpFreezer freezer = TcpFreezer.Attach(context.Settings.ToFreezerOptions());
+        FreezeResult result = freezer.Freeze(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Lease);
+        context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
+                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) in {watch.Elapsed.TotalMilliseconds:F1} ms");
+        return 0;
+    }
+
+    /// <summary>The pre-resume handler: thaws exactly what the manifest lists.</summary>
+    public static int PreResume(CriuEnvironment environment, HookContext context)
+    {
+        FreezeManifest manifest = ReadManifest(environment, "pre-resume");
+        if (manifest.OwnNetworkNamespace)
+            return 0;
+        var watch = Stopwatch.StartNew();
+        using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
+        context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
+                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : ""));
+        return 0;
+    }
+
+    /// <summary>network-lock / network-unlock: CRIU locks a tree's own network namespace itself.</summary>
+    public static int OwnNamespace(CriuEnvironment environment, HookContext context)
+    {
+        context.Info($"{environment.ActionName}: the tree has a network namespace of its own, which CRIU locks as a whole; TcpFreeze leaves it to CRIU");
+        return 0;
+    }
+
+    private static FreezeManifest ReadManifest(CriuEnvironment environment, string step)
+    {
+        string images = environment.ImageDirectory ?? throw new HookException($"CRTOOLS_IMAGE_DIR is not set at {step}; cannot read the manifest");
+        try
+        {
+            return FreezeManifest.Read(images);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new HookException(e.Message);
+        }
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> is in this process's network namespace.</summary>
+    internal static bool SharesNetworkNamespace(int pid)
+    {
+        string? theirs = new FileInfo($"/proc/{pid}/ns/net").LinkTarget;
+        if (theirs is null)
+            throw new HookException($"cannot read the network namespace of PID {pid} (is it running?)");
+        return theirs == new FileInfo("/proc/self/ns/net").LinkTarget;
+    }
+}
