@@ -13,6 +13,7 @@ namespace TcpFreeze.CriuHooks;
 /// interfaces = eth0, lo        # default: every interface that is up
 /// pin-root = /sys/fs/bpf/tcpfreeze
 /// log-file = /var/log/tcpfreeze-hook.log
+/// keep-attached = false        # true: leave the programs attached after the last thaw
 /// </code>
 /// Environment overrides: TCPFREEZE_HOOK_CONFIG (the file's path), TCPFREEZE_LEASE_SECONDS,
 /// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE.
@@ -36,6 +37,12 @@ public sealed record HookSettings
 
     /// <summary>A file that also receives the hook's messages (they always go to stderr, i.e. CRIU's log).</summary>
     public string? LogFile { get; init; }
+
+    /// <summary>
+    /// Keep the programs attached and pinned after a restore thawed the last frozen
+    /// connection (faster next time). Off by default: the hook leaves nothing behind.
+    /// </summary>
+    public bool KeepAttached { get; init; }
 
     /// <summary>The file the settings came from, if any.</summary>
     public string? Source { get; init; }
@@ -94,7 +101,9 @@ public sealed record HookSettings
                 "pin-root" => throw new FormatException($"{where}: pin-root must be an absolute path, not '{value}'."),
                 "log-file" when value.StartsWith('/') => settings with { LogFile = value },
                 "log-file" => throw new FormatException($"{where}: log-file must be an absolute path, not '{value}'."),
-                _ => throw new FormatException($"{where}: unknown setting '{key}' (known: lease-seconds, interfaces, pin-root, log-file)."),
+                "keep-attached" when bool.TryParse(value, out bool keep) => settings with { KeepAttached = keep },
+                "keep-attached" => throw new FormatException($"{where}: keep-attached must be true or false, not '{value}'."),
+                _ => throw new FormatException($"{where}: unknown setting '{key}' (known: lease-seconds, interfaces, pin-root, log-file, keep-attached)."),
             };
         }
         return settings;

@@ -98,8 +98,13 @@ public static class TcpFreezeHook
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
+        string detached = "";
+        if (!context.Settings.KeepAttached)
+            detached = freezer.DetachIfIdle() is { } d
+                ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
+                : "; other connections are still frozen, programs stay attached";
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
-                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : ""));
+                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") + detached);
         return 0;
     }
 

@@ -244,8 +244,31 @@ public sealed class TcpFreezer : IDisposable
     public static DetachResult Detach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
         using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot) : null;
+        return DetachLocked(options);
+    }
+
+    /// <summary>
+    /// Detaches like <see cref="Detach(FreezerOptions?)"/>, but only when nothing is frozen
+    /// any more (entries whose lease ended do not count and are removed); the check and
+    /// the detach happen under one lock, so a freeze by another process cannot slip in
+    /// between. Returns null when something is still frozen and everything was kept.
+    /// </summary>
+    public DetachResult? DetachIfIdle()
+    {
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        ulong now = Libc.MonotonicNanoseconds();
+        bool active = _connections.LookupAll<ConnectionKey, FreezeEntry>().Any(e => e.Value.Remaining(now) != TimeSpan.Zero)
+                      || _endpoints.LookupAll<EndpointKey, FreezeEntry>().Any(e => e.Value.Remaining(now) != TimeSpan.Zero);
+        if (active)
+            return null;
+        Dispose();
+        return DetachLocked(_options);
+    }
+
+    private static DetachResult DetachLocked(FreezerOptions options)
+    {
+        string directory = GetPinDirectory(options);
         uint xdpId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.XdpPin);
         uint tcId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcPin);
 
