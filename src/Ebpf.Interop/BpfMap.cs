@@ -159,12 +159,62 @@ public sealed unsafe class BpfMap : IDisposable
         return keys;
     }
 
+    /// <summary>Whether the map has no key (one BPF_MAP_GET_NEXT_KEY call).</summary>
+    public bool IsEmpty()
+    {
+        Span<byte> key = stackalloc byte[(int)Info.KeySize];
+        return !TryGetNextKey(ReadOnlySpan<byte>.Empty, key);
+    }
+
     /// <summary>
-    /// Updates many elements in one system call (BPF_MAP_UPDATE_BATCH). Elements are
-    /// applied in order; on failure a <see cref="BpfBatchException"/> says how many
-    /// were applied before the failing one.
+    /// Reads every element with BPF_MAP_LOOKUP_BATCH, a few thousand per system call
+    /// (hash maps; a consistent view per bucket, not of the whole map).
     /// </summary>
-    public void UpdateBatch<TKey, TValue>(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values, MapUpdate elementFlags = MapUpdate.Any)
+    public List<KeyValuePair<TKey, TValue>> LookupAll<TKey, TValue>() where TKey : unmanaged where TValue : unmanaged
+    {
+        CheckSizes(sizeof(TKey), sizeof(TValue), perCpu: false);
+        var result = new List<KeyValuePair<TKey, TValue>>();
+        int chunk = (int)Math.Clamp(Info.MaxEntries, 64u, 4096u);
+        var keys = new TKey[chunk];
+        var values = new TValue[chunk];
+        ulong inBatch = 0, outBatch = 0;
+        bool first = true;
+        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
+        using var fd = Handle.Borrow();
+        // Bounded: every round either returns elements or ends; ENOSPC grows the buffer (at most ~20 times).
+        for (int round = 0; round < Info.MaxEntries + 64; round++)
+        {
+            uint count = (uint)keys.Length;
+            int rc;
+            fixed (TKey* k = keys)
+            fixed (TValue* v = values)
+                rc = Libbpf.bpf_map_lookup_batch(fd.Fd, first ? null : &inBatch, &outBatch, k, v, &count, &opts);
+            if (rc == -Errnos.ENOSPC && count == 0)
+            {
+                // One bucket holds more elements than the buffer: grow it and retry.
+                Array.Resize(ref keys, keys.Length * 2);
+                Array.Resize(ref values, values.Length * 2);
+                continue;
+            }
+            if (rc < 0 && rc != -Errnos.ENOENT)
+                BpfException.Check(rc, $"batch-read map '{Info.Name}'");
+            for (int i = 0; i < count; i++)
+                result.Add(new KeyValuePair<TKey, TValue>(keys[i], values[i]));
+            if (rc == -Errnos.ENOENT)
+                break;
+            inBatch = outBatch;
+            first = false;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Creates or replaces many elements in one system call (BPF_MAP_UPDATE_BATCH;
+    /// the kernel takes no NOEXIST/EXIST flag for batches). Elements are applied in
+    /// order; on failure a <see cref="BpfBatchException"/> says how many were applied
+    /// before the failing one.
+    /// </summary>
+    public void UpdateBatch<TKey, TValue>(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values)
         where TKey : unmanaged where TValue : unmanaged
     {
         if (keys.Length != values.Length)
@@ -172,7 +222,7 @@ public sealed unsafe class BpfMap : IDisposable
         CheckSizes(sizeof(TKey), sizeof(TValue), perCpu: false);
         if (keys.IsEmpty)
             return;
-        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts), ElemFlags = (ulong)elementFlags };
+        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
         uint count = (uint)keys.Length;
         using var fd = Handle.Borrow();
         fixed (TKey* k = keys)

@@ -78,13 +78,17 @@ public sealed unsafe class BpfProgram : IDisposable
     /// Runs the program once per repetition on <paramref name="packet"/> in the kernel
     /// (BPF_PROG_TEST_RUN), returning its verdict and the mean time per run.
     /// </summary>
-    public BpfTestRunResult TestRun(ReadOnlySpan<byte> packet, int repeat = 1)
+    /// <param name="packet">The packet, starting with its Ethernet header.</param>
+    /// <param name="repeat">How many times to run it (the duration is the mean).</param>
+    /// <param name="context">Optional context in (e.g. a struct __sk_buff to set the mark of a TC test run).</param>
+    public BpfTestRunResult TestRun(ReadOnlySpan<byte> packet, int repeat = 1, ReadOnlySpan<byte> context = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
         byte[] output = new byte[packet.Length + 256];
         using var fd = Handle.Borrow();
         fixed (byte* dataIn = packet)
         fixed (byte* dataOut = output)
+        fixed (byte* ctxIn = context)
         {
             var opts = new Libbpf.BpfTestRunOpts
             {
@@ -94,6 +98,8 @@ public sealed unsafe class BpfProgram : IDisposable
                 DataOut = dataOut,
                 DataSizeOut = (uint)output.Length,
                 Repeat = repeat,
+                CtxIn = context.IsEmpty ? null : ctxIn,
+                CtxSizeIn = (uint)context.Length,
             };
             BpfException.Check(Libbpf.bpf_prog_test_run_opts(fd.Fd, &opts), $"test-run program '{Info.Name}' on a {packet.Length}-byte packet",
                 packet.Length < 14 ? "XDP and TC test runs need at least an Ethernet header (14 bytes)" : null);

@@ -137,13 +137,14 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>
 /// <summary>
 /// A local endpoint (address and port) whose every TCP segment is frozen, new SYNs
 /// included. The any-address (0.0.0.0 or ::) matches every local address of its
-/// family. Layout: <c>struct tf_endpoint_key</c> (24 bytes).
+/// family. Layout: <c>struct tf_endpoint_key</c> (20 bytes: family, padding,
+/// port in network byte order, 16-byte address).
 /// </summary>
-[StructLayout(LayoutKind.Sequential, Size = 24)]
+[StructLayout(LayoutKind.Sequential, Size = 20)]
 public readonly struct EndpointKey : IEquatable<EndpointKey>
 {
     /// <summary>The size of the key in bytes (sizeof(struct tf_endpoint_key)).</summary>
-    public const int Size = 24;
+    public const int Size = 20;
 
     private readonly byte _family;
     private readonly byte _pad;

@@ -188,8 +188,8 @@ public sealed class TcpFreezer : IDisposable
     public ThawResult ThawAll()
     {
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
-        (int connections, _) = DeletePresent(_connections, _connections.GetKeys<ConnectionKey>().ToArray());
-        (int endpoints, _) = DeletePresent(_endpoints, _endpoints.GetKeys<EndpointKey>().ToArray());
+        (int connections, _) = DeletePresent(_connections, _connections.LookupAll<ConnectionKey, FreezeEntry>().Select(e => e.Key).ToArray());
+        (int endpoints, _) = DeletePresent(_endpoints, _endpoints.LookupAll<EndpointKey, FreezeEntry>().Select(e => e.Key).ToArray());
         return new ThawResult(connections, endpoints, [], []);
     }
 
@@ -198,9 +198,8 @@ public sealed class TcpFreezer : IDisposable
     {
         ulong now = Libc.MonotonicNanoseconds();
         var result = new List<FrozenConnection>();
-        foreach (ConnectionKey key in _connections.GetKeys<ConnectionKey>())
-            if (_connections.TryLookup(key, out FreezeEntry entry))
-                result.Add(new FrozenConnection(key, entry.Dropped, entry.Remaining(now)));
+        foreach ((ConnectionKey key, FreezeEntry entry) in _connections.LookupAll<ConnectionKey, FreezeEntry>())
+            result.Add(new FrozenConnection(key, entry.Dropped, entry.Remaining(now)));
         return result;
     }
 
@@ -209,9 +208,8 @@ public sealed class TcpFreezer : IDisposable
     {
         ulong now = Libc.MonotonicNanoseconds();
         var result = new List<FrozenEndpoint>();
-        foreach (EndpointKey key in _endpoints.GetKeys<EndpointKey>())
-            if (_endpoints.TryLookup(key, out FreezeEntry entry))
-                result.Add(new FrozenEndpoint(key, entry.Dropped, entry.Remaining(now)));
+        foreach ((EndpointKey key, FreezeEntry entry) in _endpoints.LookupAll<EndpointKey, FreezeEntry>())
+            result.Add(new FrozenEndpoint(key, entry.Dropped, entry.Remaining(now)));
         return result;
     }
 
@@ -229,7 +227,7 @@ public sealed class TcpFreezer : IDisposable
     {
         ulong Sum(int index) => _counters.LookupPerCpu<uint, ulong>((uint)index).Aggregate(0UL, (a, b) => a + b);
         return new FreezerStatistics(Sum(BpfNames.CounterSeen), Sum(BpfNames.CounterDroppedIngress), Sum(BpfNames.CounterDroppedEgress),
-            Sum(BpfNames.CounterPassed), _connections.GetKeys<ConnectionKey>().Count, _endpoints.GetKeys<EndpointKey>().Count, _connections.Info.MaxEntries);
+            Sum(BpfNames.CounterPassed), _connections.LookupAll<ConnectionKey, FreezeEntry>().Count, _endpoints.LookupAll<EndpointKey, FreezeEntry>().Count, _connections.Info.MaxEntries);
     }
 
     /// <summary>Detaches this namespace's programs and removes its pins (see the static <see cref="Detach(FreezerOptions?)"/>).</summary>
@@ -370,49 +368,36 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>
-    /// Inserts keys with BPF_NOEXIST in as few batch calls as possible. A key that is
-    /// already present stops a batch with EEXIST at its index: that key is refreshed on
-    /// its own (new lease, same drop count) and the batch resumes after it. Any other
-    /// failure undoes everything this call did.
+    /// Writes all keys in one batch call. Keys that are frozen already keep their drop
+    /// count and get the new lease; their old values are kept so that a failure part-way
+    /// (e.g. a full map) can be undone exactly: new keys deleted, old values restored.
     /// </summary>
-    private Insertion<TKey> Insert<TKey>(BpfMap map, TKey[] keys, ulong deadline, string what) where TKey : unmanaged
+    private static Insertion<TKey> Insert<TKey>(BpfMap map, TKey[] keys, ulong deadline, string what) where TKey : unmanaged, IEquatable<TKey>
     {
         var insertion = new Insertion<TKey>(map);
+        if (keys.Length == 0)
+            return insertion;
+        // The common case (CRIU) writes into an empty map and needs no snapshot.
+        Dictionary<TKey, FreezeEntry>? existing = map.IsEmpty()
+            ? null
+            : map.LookupAll<TKey, FreezeEntry>().ToDictionary(e => e.Key, e => e.Value);
         var values = new FreezeEntry[keys.Length];
-        Array.Fill(values, new FreezeEntry { DeadlineNs = deadline });
-        int index = 0;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            values[i].DeadlineNs = deadline;
+            if (existing is not null && existing.TryGetValue(keys[i], out FreezeEntry old))
+            {
+                values[i].Dropped = old.Dropped;
+                insertion.Replaced.Add((keys[i], old));
+            }
+            else
+            {
+                insertion.Created.Add(keys[i]);
+            }
+        }
         try
         {
-            for (int round = 0; index < keys.Length && round <= keys.Length; round++)
-            {
-                try
-                {
-                    map.UpdateBatch<TKey, FreezeEntry>(keys.AsSpan(index), values.AsSpan(index), MapUpdate.NoExist);
-                    insertion.Created.AddRange(keys.AsSpan(index));
-                    index = keys.Length;
-                }
-                catch (BpfBatchException e) when (e.Errno == Errnos.EEXIST)
-                {
-                    insertion.Created.AddRange(keys.AsSpan(index, e.Processed));
-                    int present = index + e.Processed;
-                    if (map.TryLookup(keys[present], out FreezeEntry old))
-                    {
-                        insertion.Replaced.Add((keys[present], old));
-                        map.Update(keys[present], new FreezeEntry { DeadlineNs = deadline, Dropped = old.Dropped }, MapUpdate.Exist);
-                    }
-                    else
-                    {
-                        map.Update(keys[present], values[present], MapUpdate.NoExist);
-                        insertion.Created.Add(keys[present]);
-                    }
-                    index = present + 1;
-                }
-                catch (BpfBatchException e)
-                {
-                    insertion.Created.AddRange(keys.AsSpan(index, e.Processed));
-                    throw;
-                }
-            }
+            map.UpdateBatch<TKey, FreezeEntry>(keys, values);
         }
         catch (BpfException e)
         {
@@ -448,7 +433,7 @@ public sealed class TcpFreezer : IDisposable
         return (deleted, missing);
     }
 
-    private sealed class Insertion<TKey>(BpfMap map) where TKey : unmanaged
+    private sealed class Insertion<TKey>(BpfMap map) where TKey : unmanaged, IEquatable<TKey>
     {
         public List<TKey> Created { get; } = [];
         public List<(TKey Key, FreezeEntry Old)> Replaced { get; } = [];
