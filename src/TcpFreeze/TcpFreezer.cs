@@ -145,7 +145,7 @@ public sealed class TcpFreezer : IDisposable
         {
             if (l <= TimeSpan.Zero)
                 throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass null for a freeze without a lease.");
-            deadline = Libc.MonotonicNanoseconds() + (ulong)l.Ticks * 100;
+            deadline = LeaseDeadline(Libc.MonotonicNanoseconds(), l);
         }
 
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
@@ -164,6 +164,18 @@ public sealed class TcpFreezer : IDisposable
         }
         return new FreezeResult(connectionInsert.CreatedCount, endpointInsert.CreatedCount,
             connectionInsert.Replaced.Count + endpointInsert.Replaced.Count);
+    }
+
+    /// <summary>
+    /// The CLOCK_MONOTONIC deadline of a lease. It saturates: a lease longer than the
+    /// 64-bit nanosecond clock can count (about 584 years) never ends, where a wrapped
+    /// sum would have put the deadline in the past and ended the freeze at once.
+    /// </summary>
+    internal static ulong LeaseDeadline(ulong nowNs, TimeSpan lease)
+    {
+        ulong ticks = (ulong)lease.Ticks;
+        ulong ns = ticks > ulong.MaxValue / 100 ? ulong.MaxValue : ticks * 100;
+        return ns > ulong.MaxValue - nowNs ? ulong.MaxValue : nowNs + ns;
     }
 
     /// <summary>Thaws connections and endpoints. Keys that are not frozen are reported, not an error.</summary>

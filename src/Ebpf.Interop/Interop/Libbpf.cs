@@ -12,6 +12,12 @@ internal static unsafe partial class Libbpf
 {
     internal const string Library = "libbpf.so.1";
 
+    // libbpf prints its warnings to stderr until a print callback is set; some calls
+    // (a TC query on an interface without filters) warn about expected conditions. Set
+    // ours before the first libbpf call of any kind, so a host process's stderr never
+    // gets libbpf's text; LibbpfLog routes it to the configured logger instead.
+    static Libbpf() => LibbpfLog.EnsureInstalled();
+
     // ---- objects ----
     [LibraryImport(Library, EntryPoint = "bpf_object__open_mem", SetLastError = true)]
     internal static partial nint bpf_object__open_mem(void* buffer, nuint size, BpfObjectOpenOpts* opts);

@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace TcpFreeze.Cli;
+
+/// <summary>
+/// What each command does, over the TcpFreeze library. Every method returns the exit
+/// code and writes its report to the output; failures are exceptions that
+/// <see cref="Cli.Guard"/> turns into one stderr line.
+/// </summary>
+internal sealed class CliOperations(TextWriter output)
+{
+    public int Attach(FreezerOptions options)
+    {
+        using TcpFreezer freezer = TcpFreezer.Attach(options);
+        foreach (AttachedInterface nic in freezer.AttachedInterfaces)
+            output.WriteLine($"{(nic.Created ? "attached" : "already attached")} {nic.Name} (XDP {Lower(nic.XdpMode)}, TC egress)");
+        output.WriteLine($"pins in {freezer.PinDirectory}");
+        return ExitCodes.Success;
+    }
+
+    public int Detach(FreezerOptions options)
+    {
+        DetachResult result = TcpFreezer.Detach(options);
+        if (result.Interfaces.Count == 0 && result.PinsRemoved == 0)
+            output.WriteLine($"nothing was attached in {options.Namespace}");
+        else
+            output.WriteLine($"detached from {(result.Interfaces.Count == 0 ? "no interface" : string.Join(", ", result.Interfaces))}; removed {Count(result.PinsRemoved, "pin")}");
+        return ExitCodes.Success;
+    }
+
+    public int Freeze(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints, TimeSpan? lease)
+    {
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        FreezeResult result = freezer.Freeze(connection is { } c ? [c] : [], endpoints, lease);
+        ReportFreeze(result, lease);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Freezes what a process tree holds, in the process's own namespace, in one call:
+    /// its listeners go first (the library's order), so no new connection slips in
+    /// while the existing ones freeze.
+    /// </summary>
+    public int FreezeProcess(FreezerOptions options, int pid, TimeSpan? lease)
+    {
+        DiscoveredSockets found = ProcessSockets.Discover(pid);
+        using TcpFreezer freezer = TcpFreezer.Open(options with { Namespace = NetworkNamespace.FromProcess(pid) });
+        ReportDiscovery(found);
+        if (found.Connections.Count == 0 && found.Listeners.Count == 0)
+        {
+            output.WriteLine("nothing to freeze");
+            return ExitCodes.Success;
+        }
+        ReportFreeze(freezer.Freeze(found.Connections, found.Listeners, lease), lease);
+        return ExitCodes.Success;
+    }
+
+    public int Thaw(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints)
+    {
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        ReportThaw(freezer.Thaw(connection is { } c ? [c] : [], endpoints));
+        return ExitCodes.Success;
+    }
+
+    public int ThawProcess(FreezerOptions options, int pid)
+    {
+        DiscoveredSockets found = ProcessSockets.Discover(pid);
+        using TcpFreezer freezer = TcpFreezer.Open(options with { Namespace = NetworkNamespace.FromProcess(pid) });
+        ReportDiscovery(found);
+        ReportThaw(freezer.Thaw(found.Connections, found.Listeners));
+        return ExitCodes.Success;
+    }
+
+    public int ThawAll(FreezerOptions options)
+    {
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        ReportThaw(freezer.ThawAll());
+        return ExitCodes.Success;
+    }
+
+    public int List(FreezerOptions options, bool json)
+    {
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        IReadOnlyList<FrozenConnection> connections = freezer.ListConnections();
+        IReadOnlyList<FrozenEndpoint> endpoints = freezer.ListEndpoints();
+        if (json)
+        {
+            var list = new FrozenListJson(
+                freezer.PinDirectory,
+                connections.Select(c => new FrozenConnectionJson(
+                    TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired)).ToList(),
+                endpoints.Select(e => new FrozenEndpointJson(
+                    TcpEndpointText.Format(e.Key.Endpoint), e.DroppedPackets, Seconds(e.LeaseRemaining), e.IsExpired)).ToList());
+            output.WriteLine(JsonSerializer.Serialize(list, CliJsonContext.Default.FrozenListJson));
+            return ExitCodes.Success;
+        }
+        if (connections.Count == 0 && endpoints.Count == 0)
+            output.WriteLine("nothing is frozen");
+        foreach (FrozenEndpoint e in endpoints)
+            output.WriteLine($"endpoint {e.Key} dropped={e.DroppedPackets} lease={Lease(e.LeaseRemaining)}");
+        foreach (FrozenConnection c in connections)
+            output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)}");
+        return ExitCodes.Success;
+    }
+
+    public int Stats(FreezerOptions options, bool json)
+    {
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        FreezerStatistics s = freezer.GetStatistics();
+        if (json)
+        {
+            var stats = new StatisticsJson(freezer.PinDirectory, s.TcpPacketsSeen, s.DroppedIngress, s.DroppedEgress, s.Passed,
+                s.FrozenConnections, s.FrozenEndpoints, s.ConnectionCapacity);
+            output.WriteLine(JsonSerializer.Serialize(stats, CliJsonContext.Default.StatisticsJson));
+            return ExitCodes.Success;
+        }
+        output.WriteLine($"pin directory:        {freezer.PinDirectory}");
+        output.WriteLine($"TCP packets seen:     {s.TcpPacketsSeen}");
+        output.WriteLine($"dropped on ingress:   {s.DroppedIngress}");
+        output.WriteLine($"dropped on egress:    {s.DroppedEgress}");
+        output.WriteLine($"passed:               {s.Passed}");
+        output.WriteLine($"frozen connections:   {s.FrozenConnections} of {s.ConnectionCapacity}");
+        output.WriteLine($"frozen endpoints:     {s.FrozenEndpoints}");
+        return ExitCodes.Success;
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    private void ReportDiscovery(DiscoveredSockets found)
+    {
+        int descendants = found.Pids.Count - 1;
+        string tree = descendants == 0 ? $"process {found.RootPid} holds" : $"process {found.RootPid} and {Count(descendants, "descendant")} hold";
+        output.WriteLine($"{tree} {Count(found.Connections.Count, "connection")} and {Count(found.Listeners.Count, "listening endpoint")}");
+    }
+
+    private void ReportFreeze(FreezeResult result, TimeSpan? lease)
+    {
+        string renewed = result.AlreadyFrozen == 0 ? "" : $"; {result.AlreadyFrozen} already frozen, lease replaced";
+        string until = lease is { } l ? $" for {Lease(l)}" : " until thawed";
+        output.WriteLine($"froze {Count(result.ConnectionsFrozen, "connection")} and {Count(result.EndpointsFrozen, "endpoint")}{until}{renewed}");
+    }
+
+    private void ReportThaw(ThawResult result)
+    {
+        output.WriteLine($"thawed {Count(result.ConnectionsThawed, "connection")} and {Count(result.EndpointsThawed, "endpoint")}");
+        foreach (EndpointKey endpoint in result.NotFrozenEndpoints)
+            output.WriteLine($"not frozen: endpoint {endpoint}");
+        foreach (ConnectionKey connection in result.NotFrozenConnections)
+            output.WriteLine($"not frozen: connection {connection}");
+    }
+
+    private static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
+
+    private static string Lower(Ebpf.Interop.XdpMode mode) => mode.ToString().ToLowerInvariant();
+
+    private static double? Seconds(TimeSpan? lease) => lease is { } l ? Math.Round(l.TotalSeconds, 3) : null;
+
+    private static string Lease(TimeSpan? lease) => lease switch
+    {
+        null => "none",
+        { } l when l == TimeSpan.Zero => "expired",
+        { } l => l.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + "s",
+    };
+}

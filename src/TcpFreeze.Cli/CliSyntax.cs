@@ -1,0 +1,321 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Net;
+using Ebpf.Interop;
+
+namespace TcpFreeze.Cli;
+
+/// <summary>
+/// The command line: every command, option and argument, with parsers and validators
+/// that turn malformed input into parse errors (exit code 2) before anything touches
+/// the kernel. Values are parsed by hand, not by reflection, so NativeAOT keeps working.
+/// </summary>
+internal sealed class CliSyntax(CliOperations operations, TextWriter error)
+{
+    private readonly Option<string> _pinRoot = new("--pin-root")
+    {
+        Description = "Directory for TcpFreeze's pins (on bpffs); each network namespace gets its own folder below it.",
+        HelpName = "DIR",
+        Recursive = true,
+        DefaultValueFactory = _ => FreezerOptions.DefaultPinRoot,
+    };
+
+    private readonly Option<string?> _netns = new("--netns")
+    {
+        Description = "Network namespace file to work in (/run/netns/NAME or /proc/PID/ns/net); default: the current one.",
+        HelpName = "PATH",
+        Recursive = true,
+    };
+
+    public Command Build()
+    {
+        // A plain command named tcpfreeze rather than RootCommand, whose name is the
+        // executable's file name (TcpFreeze.Cli.dll under 'dotnet').
+        var root = new Command("tcpfreeze",
+            "Freeze and thaw TCP connections with eBPF (XDP ingress + TC egress). Exit codes: 0 done, 1 failed, 2 bad command line.")
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
+        root.Options.Add(_pinRoot);
+        root.Options.Add(_netns);
+        root.Subcommands.Add(AttachCommand());
+        root.Subcommands.Add(DetachCommand());
+        root.Subcommands.Add(FreezeCommand());
+        root.Subcommands.Add(ThawCommand());
+        root.Subcommands.Add(ListCommand());
+        root.Subcommands.Add(StatsCommand());
+        return root;
+    }
+
+    private FreezerOptions Options(ParseResult parse)
+    {
+        string? netns = parse.GetValue(_netns);
+        return new FreezerOptions
+        {
+            PinRoot = parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot,
+            Namespace = netns is null ? NetworkNamespace.Current : NetworkNamespace.FromPath(netns),
+        };
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    private Command AttachCommand()
+    {
+        var devices = new Option<string[]>("--dev")
+        {
+            Description = "Interface to attach to (repeatable); default: every interface that is up, loopback included.",
+            HelpName = "IFACE",
+        };
+        var mode = new Option<XdpMode>("--xdp-mode")
+        {
+            Description = "XDP mode: auto (the default: native where the driver has it, else generic), native only, or generic.",
+            HelpName = "auto|native|generic",
+            CustomParser = result =>
+            {
+                string text = result.Tokens[0].Value;
+                switch (text)
+                {
+                    case "auto": return XdpMode.Auto;
+                    case "native": return XdpMode.Native;
+                    case "generic": return XdpMode.Generic;
+                    default:
+                        result.AddError($"--xdp-mode: '{text}' is not a mode; use auto, native or generic.");
+                        return XdpMode.Auto;
+                }
+            },
+        };
+        var replace = new Option<bool>("--replace") { Description = "Replace another XDP program or TC filter found at TcpFreeze's place." };
+
+        var command = new Command("attach", "Load the programs (once per namespace), pin them and attach them to the interfaces.")
+        {
+            devices, mode, replace,
+        };
+        command.SetAction(parse => Cli.Guard(error, () => operations.Attach(Options(parse) with
+        {
+            Interfaces = parse.GetValue(devices) is { Length: > 0 } names ? names : null,
+            XdpMode = parse.GetValue(mode),
+            ReplaceForeignPrograms = parse.GetValue(replace),
+        })));
+        return command;
+    }
+
+    private Command DetachCommand()
+    {
+        var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins; everything frozen flows again.");
+        command.SetAction(parse => Cli.Guard(error, () => operations.Detach(Options(parse))));
+        return command;
+    }
+
+    private Command FreezeCommand()
+    {
+        Argument<IPEndPoint?> local = EndpointArgument("LOCAL", "This host's end of the connection, e.g. 198.18.0.1:8080 or [2001:db8::1]:8080.");
+        Argument<IPEndPoint?> remote = EndpointArgument("REMOTE", "The peer's end of the connection.");
+        Option<int?> pid = PidOption("Freeze every connection and listener of process PID and its descendants, in its network namespace.");
+        Option<IPEndPoint[]> endpoints = EndpointOption("Freeze a local endpoint (repeatable): every segment to or from it, new SYNs included; 0.0.0.0 or [::] means any address.");
+        var lease = new Option<TimeSpan?>("--lease")
+        {
+            Description = "Thaw by itself after this many seconds (fractions allowed), even if nobody calls thaw.",
+            HelpName = "SECONDS",
+            CustomParser = ParseLease,
+        };
+
+        var command = new Command("freeze", "Freeze a connection (LOCAL REMOTE), endpoints (--endpoint) or a process tree's sockets (--pid).")
+        {
+            local, remote, pid, endpoints, lease,
+        };
+        command.Validators.Add(result => ValidateTargets(result, "freeze", local, remote, pid, endpoints, all: null));
+        command.SetAction(parse => Cli.Guard(error, () =>
+        {
+            FreezerOptions options = Options(parse);
+            TimeSpan? leaseValue = parse.GetValue(lease);
+            return parse.GetValue(pid) is int processId
+                ? operations.FreezeProcess(options, processId, leaseValue)
+                : operations.Freeze(options, Connection(parse, local, remote), Endpoints(parse, endpoints), leaseValue);
+        }));
+        return command;
+    }
+
+    private Command ThawCommand()
+    {
+        Argument<IPEndPoint?> local = EndpointArgument("LOCAL", "This host's end of the connection.");
+        Argument<IPEndPoint?> remote = EndpointArgument("REMOTE", "The peer's end of the connection.");
+        Option<int?> pid = PidOption("Thaw every connection and listener process PID and its descendants hold now.");
+        Option<IPEndPoint[]> endpoints = EndpointOption("Thaw a frozen local endpoint (repeatable).");
+        var all = new Option<bool>("--all") { Description = "Thaw everything frozen in the namespace." };
+
+        var command = new Command("thaw", "Thaw a connection, endpoints, a process tree's sockets or everything. Thawing what is not frozen is not an error.")
+        {
+            local, remote, pid, endpoints, all,
+        };
+        command.Validators.Add(result => ValidateTargets(result, "thaw", local, remote, pid, endpoints, all));
+        command.SetAction(parse => Cli.Guard(error, () =>
+        {
+            FreezerOptions options = Options(parse);
+            if (parse.GetValue(all))
+                return operations.ThawAll(options);
+            return parse.GetValue(pid) is int processId
+                ? operations.ThawProcess(options, processId)
+                : operations.Thaw(options, Connection(parse, local, remote), Endpoints(parse, endpoints));
+        }));
+        return command;
+    }
+
+    private Command ListCommand()
+    {
+        Option<bool> json = JsonOption();
+        var command = new Command("list", "List the frozen connections and endpoints with their drop counts and lease left.") { json };
+        command.SetAction(parse => Cli.Guard(error, () => operations.List(Options(parse), parse.GetValue(json))));
+        return command;
+    }
+
+    private Command StatsCommand()
+    {
+        Option<bool> json = JsonOption();
+        var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen.") { json };
+        command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse), parse.GetValue(json))));
+        return command;
+    }
+
+    // ------------------------------------------------------------------ arguments and options
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Write JSON instead of text." };
+
+    private static Argument<IPEndPoint?> EndpointArgument(string name, string description) => new(name)
+    {
+        Description = description,
+        Arity = ArgumentArity.ZeroOrOne,
+        CustomParser = result => result.Tokens.Count == 0 ? null : ParseEndpoint(result, result.Tokens[0].Value, name),
+    };
+
+    private static Option<IPEndPoint[]> EndpointOption(string description) => new("--endpoint")
+    {
+        Description = description,
+        HelpName = "LOCAL",
+        CustomParser = result =>
+        {
+            var parsed = new List<IPEndPoint>(result.Tokens.Count);
+            foreach (Token token in result.Tokens)
+                if (ParseEndpoint(result, token.Value, "--endpoint") is { } endpoint)
+                    parsed.Add(endpoint);
+            return parsed.ToArray();
+        },
+    };
+
+    private static Option<int?> PidOption(string description) => new("--pid")
+    {
+        Description = description,
+        HelpName = "PID",
+        CustomParser = result =>
+        {
+            string text = result.Tokens[0].Value;
+            if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0)
+                return value;
+            result.AddError($"--pid: '{text}' is not a process id (a positive integer).");
+            return null;
+        },
+    };
+
+    private static IPEndPoint? ParseEndpoint(ArgumentResult result, string text, string what)
+    {
+        if (TcpEndpointText.TryParse(text, allowPortZero: false, out IPEndPoint? endpoint, out string? message))
+            return endpoint;
+        result.AddError($"{what}: {message}");
+        return null;
+    }
+
+    private static TimeSpan? ParseLease(ArgumentResult result)
+    {
+        string text = result.Tokens[0].Value;
+        if (double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double seconds)
+            && seconds > 0 && seconds < TimeSpan.MaxValue.TotalSeconds)
+        {
+            TimeSpan lease = TimeSpan.FromSeconds(seconds);
+            if (lease > TimeSpan.Zero)
+                return lease;
+        }
+        result.AddError($"--lease: '{text}' is not a positive number of seconds.");
+        return null;
+    }
+
+    /// <summary>
+    /// Exactly one kind of target: LOCAL REMOTE and --endpoint may go together (both
+    /// name keys in one namespace); --pid and --all stand alone. --pid brings its own
+    /// network namespace, so --netns would be contradictory.
+    /// </summary>
+    private void ValidateTargets(CommandResult result, string verb, Argument<IPEndPoint?> local, Argument<IPEndPoint?> remote,
+        Option<int?> pid, Option<IPEndPoint[]> endpoints, Option<bool>? all)
+    {
+        // A malformed value has its own parse error, which says more than anything here.
+        if (!TryGetValue<IPEndPoint?>(result, local, out IPEndPoint? localValue) || !TryGetValue<IPEndPoint?>(result, remote, out IPEndPoint? remoteValue)
+            || !TryGetValue(result, pid, out _) || !TryGetValue(result, endpoints, out _))
+            return;
+        bool hasLocal = result.GetResult(local) is { Tokens.Count: > 0 };
+        bool hasRemote = result.GetResult(remote) is { Tokens.Count: > 0 };
+        bool hasPid = result.GetResult(pid) is { Implicit: false };
+        bool hasEndpoints = result.GetResult(endpoints) is { Implicit: false };
+        bool hasAll = all is not null && result.GetValue(all);
+        bool hasNetns = result.GetResult(_netns) is { Implicit: false };
+
+        if (hasLocal && !hasRemote)
+            result.AddError($"{verb} LOCAL REMOTE needs both ends of the connection; REMOTE is missing.");
+        else if (hasAll && (hasLocal || hasPid || hasEndpoints))
+            result.AddError($"{verb} --all thaws everything; do not combine it with LOCAL REMOTE, --pid or --endpoint.");
+        else if (hasPid && (hasLocal || hasEndpoints))
+            result.AddError($"{verb} --pid acts on a process's own sockets; do not combine it with LOCAL REMOTE or --endpoint.");
+        else if (hasPid && hasNetns)
+            result.AddError($"{verb} --pid works in the process's own network namespace; do not combine it with --netns.");
+        else if (!hasLocal && !hasPid && !hasEndpoints && !hasAll)
+            result.AddError(all is null
+                ? "say what to freeze: LOCAL REMOTE, --pid PID or --endpoint LOCAL."
+                : "say what to thaw: LOCAL REMOTE, --pid PID, --endpoint LOCAL or --all.");
+        else if (localValue is { } l && remoteValue is { } r)
+        {
+            try
+            {
+                _ = new ConnectionKey(l, r);
+            }
+            catch (ArgumentException e)
+            {
+                result.AddError(e.Message);
+            }
+        }
+    }
+
+    /// <summary>A value, or false when its custom parser reported an error (GetValue would throw).</summary>
+    private static bool TryGetValue<T>(CommandResult result, Argument<T> argument, out T? value)
+    {
+        try
+        {
+            value = result.GetValue(argument);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = default;
+            return false;
+        }
+    }
+
+    private static bool TryGetValue<T>(CommandResult result, Option<T> option, out T? value)
+    {
+        try
+        {
+            value = result.GetValue(option);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = default;
+            return false;
+        }
+    }
+
+    private static ConnectionKey? Connection(ParseResult parse, Argument<IPEndPoint?> local, Argument<IPEndPoint?> remote)
+        => parse.GetValue(local) is { } l && parse.GetValue(remote) is { } r ? new ConnectionKey(l, r) : null;
+
+    private static EndpointKey[] Endpoints(ParseResult parse, Option<IPEndPoint[]> endpoints)
+        => (parse.GetValue(endpoints) ?? []).Select(e => new EndpointKey(e)).ToArray();
+}

@@ -1,0 +1,244 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>The built tcpfreeze command, run as a process with 'dotnet', exactly as scripts run it.</summary>
+public static class TcpFreezeCommand
+{
+    private static readonly string Assembly = Path.Combine(AppContext.BaseDirectory, "TcpFreeze.Cli.dll");
+
+    public static CliResult Run(params string[] arguments)
+    {
+        (int code, string output, string error) = Infrastructure.Run.Capture("dotnet", [Assembly, .. arguments], null, TimeSpan.FromSeconds(60));
+        return new CliResult(code, output, error, arguments);
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Output, string Error, string[] Arguments)
+{
+    public override string ToString() => $"tcpfreeze {string.Join(' ', Arguments)} -> exit {ExitCode}; stdout: {Output.Trim()}; stderr: {Error.Trim()}";
+
+    public CliResult Succeeds()
+    {
+        Assert.True(ExitCode == 0, ToString());
+        Assert.True(Error.Length == 0, ToString());
+        return this;
+    }
+
+    /// <summary>Fails with <paramref name="code"/> and exactly one "tcpfreeze: ..." line on stderr, no stack trace.</summary>
+    public CliResult FailsWith(int code, string messagePart)
+    {
+        Assert.True(ExitCode == code, ToString());
+        string[] lines = Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one stderr line: {this}");
+        Assert.StartsWith("tcpfreeze: ", lines[0]);
+        Assert.Contains(messagePart, lines[0]);
+        Assert.True(Output.Length == 0, ToString());
+        return this;
+    }
+
+    public JsonElement Json() => JsonDocument.Parse(Output).RootElement;
+}
+
+/// <summary>Command-line mistakes are usage errors (exit 2, one line) and never reach the kernel.</summary>
+public class CliUsageTests
+{
+    [Theory]
+    [InlineData("has no port", "freeze", "198.18.0.1", "198.18.0.2:80")]
+    [InlineData("is not an IPv4 address", "freeze", "198.18.0.300:80", "198.18.0.2:80")]
+    [InlineData("port 0", "freeze", "198.18.0.1:0", "198.18.0.2:80")]
+    [InlineData("port 0", "thaw", "198.18.0.1:80", "198.18.0.2:0")]
+    [InlineData("mix IPv4 and IPv6", "freeze", "198.18.0.1:80", "[2001:db8::2]:80")]
+    [InlineData("out of range", "freeze", "198.18.0.1:65536", "198.18.0.2:80")]
+    [InlineData("is not a port number", "freeze", "198.18.0.1:99999999", "198.18.0.2:80")]
+    [InlineData("without brackets", "freeze", "--endpoint", "2001:db8::1:80")]
+    [InlineData("unrecognized command or argument 'frobnicate'", "frobnicate")]
+    [InlineData("no command given")]
+    [InlineData("REMOTE is missing", "freeze", "198.18.0.1:80")]
+    [InlineData("say what to freeze", "freeze", "--lease", "5")]
+    [InlineData("say what to thaw", "thaw")]
+    [InlineData("is not a process id", "freeze", "--pid", "0")]
+    [InlineData("is not a process id", "thaw", "--pid", "abc")]
+    [InlineData("do not combine it with --netns", "freeze", "--pid", "1", "--netns", "/run/netns/none")]
+    [InlineData("do not combine it with LOCAL REMOTE", "thaw", "--pid", "1", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaws everything", "thaw", "--all", "198.18.0.1:80", "198.18.0.2:80")]
+    [InlineData("is not a positive number of seconds", "freeze", "--lease", "-3", "198.18.0.1:80", "198.18.0.2:80")]
+    [InlineData("is not a mode", "attach", "--xdp-mode", "turbo")]
+    public void Usage_error_exits_2_with_one_line(string messagePart, params string[] arguments)
+    {
+        TcpFreezeCommand.Run(arguments).FailsWith(2, messagePart);
+    }
+
+    [Fact]
+    public void Help_names_the_command_and_exits_0()
+    {
+        CliResult result = TcpFreezeCommand.Run("freeze", "--help").Succeeds();
+        Assert.Contains("tcpfreeze freeze", result.Output);
+        Assert.Contains("--pid", result.Output);
+    }
+
+    [Fact]
+    public void Nonexistent_pid_is_an_operational_failure()
+    {
+        TcpFreezeCommand.Run("freeze", "--pid", int.MaxValue.ToString()).FailsWith(1, $"no process has PID {int.MaxValue}");
+    }
+
+    [Fact]
+    public void Nothing_attached_is_an_operational_failure_that_says_what_to_do()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"tcpfreeze-none-{Guid.NewGuid():N}");
+        TcpFreezeCommand.Run("list", "--pin-root", root).FailsWith(1, "run 'tcpfreeze attach' first");
+        Assert.False(Directory.Exists(root));
+    }
+}
+
+/// <summary>The command against the kernel, in namespaces and pin roots of the test's own.</summary>
+public sealed class CliTests : IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(700);
+
+    // Connects to the test's listener in the other namespace and echoes what it reads
+    // until the peer closes; the alarm ends it even if the test forgets.
+    private const string EchoScript = """
+        import signal, socket, sys
+        signal.alarm(120)
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+        print('connected', flush=True)
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+            s.sendall(data)
+        """;
+
+    private TestNetwork? _network;
+    private PinRoot? _pins;
+
+    private TestNetwork Network => _network ??= TestNetwork.Create();
+    private PinRoot Pins => _pins ??= new PinRoot();
+    private string NamespaceA => $"/run/netns/{Network.NameA}";
+
+    private CliResult Cli(params string[] arguments) => TcpFreezeCommand.Run(["--pin-root", Pins.Path, .. arguments]);
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void List_shows_a_connection_frozen_by_the_library_and_thaw_lets_its_bytes_through()
+    {
+        Assert.Contains("attached veth0", Cli("attach", "--netns", NamespaceA).Succeeds().Output);
+        using TcpPair pair = TcpPair.Open(Network.B, Network.A, new IPEndPoint(Network.AddressA(AddressFamily.InterNetwork), 8080));
+        ConnectionKey key = pair.ServerView;
+        using (TcpFreezer freezer = TcpFreezer.Open(Pins.Options(Network.A)))
+            freezer.Freeze([key]);
+
+        pair.Client.Send("frozen"u8);
+        Assert.False(TcpPair.Readable(pair.Server, Quiet), "bytes crossed a frozen connection");
+
+        JsonElement listed = Cli("list", "--json", "--netns", NamespaceA).Succeeds().Json();
+        JsonElement connection = Assert.Single(listed.GetProperty("connections").EnumerateArray());
+        Assert.Equal(TcpEndpointText.Format(key.Local), connection.GetProperty("local").GetString());
+        Assert.Equal(TcpEndpointText.Format(key.Remote), connection.GetProperty("remote").GetString());
+        Assert.True(connection.GetProperty("dropped").GetUInt64() > 0, "the held segment was not counted as dropped");
+        Assert.Equal(JsonValueKind.Null, connection.GetProperty("leaseSeconds").ValueKind);
+        Assert.Empty(listed.GetProperty("endpoints").EnumerateArray());
+        JsonElement stats = Cli("stats", "--json", "--netns", NamespaceA).Succeeds().Json();
+        Assert.Equal(1, stats.GetProperty("frozenConnections").GetInt32());
+        Assert.True(stats.GetProperty("droppedIngress").GetUInt64() > 0);
+
+        string thawed = Cli("thaw", TcpEndpointText.Format(key.Local), TcpEndpointText.Format(key.Remote), "--netns", NamespaceA).Succeeds().Output;
+        Assert.Contains("thawed 1 connection", thawed);
+        Assert.Equal("frozen", Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 6, Wait)));
+        TcpPair.AssertRoundTrip(pair.Server, pair.Client, "and back");
+
+        string again = Cli("thaw", TcpEndpointText.Format(key.Local), TcpEndpointText.Format(key.Remote), "--netns", NamespaceA).Succeeds().Output;
+        Assert.Contains($"not frozen: connection {key}", again);
+        Assert.Contains("nothing is frozen", Cli("list", "--netns", NamespaceA).Succeeds().Output);
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void Freeze_pid_holds_a_process_connection_and_thaw_pid_releases_it()
+    {
+        Cli("attach", "--netns", NamespaceA).Succeeds();
+        IPAddress b = Network.AddressB(AddressFamily.InterNetworkV6);
+        using Socket listener = TcpPair.Listen(Network.B, new IPEndPoint(b, 9002));
+        using var echo = ScriptProcess.Start(Network.NameA, EchoScript, b.ToString(), "9002");
+        echo.Expect("connected", Wait);
+        Assert.True(listener.Poll(Wait, SelectMode.SelectRead), "the script did not connect");
+        using Socket peer = listener.Accept();
+        TcpPair.AssertRoundTrip(peer, peer, "ping");
+        var key = new ConnectionKey((IPEndPoint)peer.RemoteEndPoint!, (IPEndPoint)peer.LocalEndPoint!); // the script's view
+
+        string frozen = Cli("freeze", "--pid", echo.Pid.ToString(), "--lease", "120").Succeeds().Output;
+        Assert.Contains($"process {echo.Pid} holds 1 connection and 0 listening endpoints", frozen);
+        Assert.Contains("froze 1 connection", frozen);
+        JsonElement listed = Cli("list", "--json", "--netns", NamespaceA).Succeeds().Json();
+        JsonElement connection = Assert.Single(listed.GetProperty("connections").EnumerateArray());
+        Assert.Equal(TcpEndpointText.Format(key.Local), connection.GetProperty("local").GetString());
+        Assert.InRange(connection.GetProperty("leaseSeconds").GetDouble(), 60, 120);
+
+        peer.Send("held"u8);
+        Assert.False(TcpPair.Readable(peer, Quiet), "the frozen process echoed");
+
+        Assert.Contains("thawed 1 connection", Cli("thaw", "--pid", echo.Pid.ToString()).Succeeds().Output);
+        Assert.Equal("held", Encoding.ASCII.GetString(TcpPair.ReadExactly(peer, 4, Wait)));
+        Assert.Contains("nothing is frozen", Cli("list", "--netns", NamespaceA).Succeeds().Output);
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void Detach_leaves_no_xdp_program_no_tc_filter_and_no_pin()
+    {
+        Cli("attach", "--netns", NamespaceA).Succeeds();
+        Cli("freeze", "--netns", NamespaceA, "--endpoint", "198.18.0.1:80", "--endpoint", "[::]:443").Succeeds();
+        // The checks below can see what attach did, so their silence after detach means something.
+        Assert.Contains("xdp", KernelLinks());
+        Assert.NotEmpty(KernelEgressFilters(TestNetwork.Interface));
+        Assert.NotEmpty(PinFiles());
+
+        string detached = Cli("detach", "--netns", NamespaceA).Succeeds().Output;
+        Assert.Contains("veth0", detached);
+
+        Assert.DoesNotContain("xdp", KernelLinks());
+        Assert.Empty(KernelEgressFilters(TestNetwork.Interface));
+        Assert.Empty(KernelEgressFilters("lo"));
+        Assert.Empty(PinFiles());
+        Assert.Contains("nothing was attached", Cli("detach", "--netns", NamespaceA).Succeeds().Output);
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void Attach_to_an_unknown_device_fails_cleanly_and_leaves_no_pins()
+    {
+        Cli("attach", "--netns", NamespaceA, "--dev", "veth0", "--dev", "nosuch0").FailsWith(1, "there is no interface 'nosuch0'");
+        Assert.Empty(PinFiles());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Pins.Path));
+        Assert.DoesNotContain("xdp", KernelLinks());
+        Assert.Empty(KernelEgressFilters(TestNetwork.Interface));
+    }
+
+    private string KernelLinks() => Run.Checked("ip", "-n", Network.NameA, "-d", "link", "show");
+
+    private string KernelEgressFilters(string device) => Run.Checked("tc", "-n", Network.NameA, "filter", "show", "dev", device, "egress").Trim();
+
+    private string[] PinFiles() => Directory.GetFiles(Pins.Path, "*", SearchOption.AllDirectories);
+
+    public void Dispose()
+    {
+        // Detach through the library whatever the test did, then remove pins and namespaces.
+        try
+        {
+            if (_network is not null && _pins is not null)
+                TcpFreezer.Detach(_pins.Options(_network.A));
+        }
+        finally
+        {
+            _pins?.Dispose();
+            _network?.Dispose();
+        }
+    }
+}
