@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>
+/// N client connections, each sending sequence-numbered requests one after the other
+/// and checking that every reply is the expected one: exactly once, in order. A reset,
+/// an early close or a wrong reply is recorded as that connection's failure.
+/// </summary>
+public sealed class ClientLoad : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Connection[] _connections;
+    private readonly Task[] _loops;
+
+    private ClientLoad(Connection[] connections, Func<Connection, CancellationToken, Task> loop)
+    {
+        _connections = connections;
+        _loops = connections.Select(c => Task.Run(() => loop(c, _stop.Token))).ToArray();
+    }
+
+    public sealed class Connection(int id, Socket socket)
+    {
+        public int Id { get; } = id;
+        public Socket Socket { get; } = socket;
+        public long Replies;
+        public string? Failure;
+        public long LastReplyTicks = Stopwatch.GetTimestamp();
+        internal readonly byte[] Buffer = new byte[8192];
+        internal int Buffered;
+    }
+
+    public IReadOnlyList<Connection> Connections => _connections;
+
+    /// <summary>Echo protocol: sends "ID:SEQ\n" and expects the same line back.</summary>
+    public static ClientLoad Echo(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan pause)
+        => new(Open(ns, server, count), async (c, token) =>
+        {
+            for (long seq = 0; !token.IsCancellationRequested; seq++)
+            {
+                string line = $"{c.Id}:{seq}\n";
+                if (!await Exchange(c, Encoding.ASCII.GetBytes(line), ReadLine, line, token))
+                    return;
+                await Delay(pause, token);
+            }
+        });
+
+    /// <summary>HTTP/1.1 keep-alive: GET /ID/SEQ and expects the body "/ID/SEQ\n" (nginx: return 200 "$uri\n").</summary>
+    public static ClientLoad Http(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan pause)
+        => new(Open(ns, server, count), async (c, token) =>
+        {
+            for (long seq = 0; !token.IsCancellationRequested; seq++)
+            {
+                string path = $"/{c.Id}/{seq}";
+                byte[] request = Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n");
+                if (!await Exchange(c, request, ReadHttpBody, path + "\n", token))
+                    return;
+                await Delay(pause, token);
+            }
+        });
+
+    private static Connection[] Open(NetworkNamespace ns, IPEndPoint server, int count)
+    {
+        var connections = new Connection[count];
+        for (int i = 0; i < count; i++)
+        {
+            Socket socket = ns.Run(() => new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
+            socket.Connect(server);
+            connections[i] = new Connection(i, socket);
+        }
+        return connections;
+    }
+
+    private static async Task<bool> Exchange(Connection c, byte[] request, Func<Connection, CancellationToken, Task<string?>> read, string expected, CancellationToken token)
+    {
+        try
+        {
+            await c.Socket.SendAsync(request, SocketFlags.None, token);
+            string? reply = await read(c, token);
+            if (reply is null)
+            {
+                c.Failure = $"connection {c.Id}: the server closed the connection after {c.Replies} replies";
+                return false;
+            }
+            if (reply != expected)
+            {
+                c.Failure = $"connection {c.Id}: expected '{expected.Trim()}' but got '{reply.Trim()}' after {c.Replies} replies";
+                return false;
+            }
+            Interlocked.Increment(ref c.Replies);
+            Interlocked.Exchange(ref c.LastReplyTicks, Stopwatch.GetTimestamp());
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (SocketException e)
+        {
+            c.Failure = $"connection {c.Id}: {e.SocketErrorCode} after {c.Replies} replies";
+            return false;
+        }
+    }
+
+    private static async Task Delay(TimeSpan pause, CancellationToken token)
+    {
+        try
+        {
+            await Task.Delay(pause, token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task<bool> Fill(Connection c, CancellationToken token)
+    {
+        if (c.Buffered == c.Buffer.Length)
+            throw new InvalidOperationException("reply too long");
+        int n = await c.Socket.ReceiveAsync(c.Buffer.AsMemory(c.Buffered), SocketFlags.None, token);
+        c.Buffered += n;
+        return n > 0;
+    }
+
+    private static string Take(Connection c, int length)
+    {
+        string text = Encoding.ASCII.GetString(c.Buffer, 0, length);
+        Array.Copy(c.Buffer, length, c.Buffer, 0, c.Buffered - length);
+        c.Buffered -= length;
+        return text;
+    }
+
+    private static async Task<string?> ReadLine(Connection c, CancellationToken token)
+    {
+        while (true)
+        {
+            int newline = Array.IndexOf(c.Buffer, (byte)'\n', 0, c.Buffered);
+            if (newline >= 0)
+                return Take(c, newline + 1);
+            if (!await Fill(c, token))
+                return null;
+        }
+    }
+
+    private static async Task<string?> ReadHttpBody(Connection c, CancellationToken token)
+    {
+        int end;
+        while ((end = IndexOf(c.Buffer, c.Buffered, "\r\n\r\n"u8)) < 0)
+            if (!await Fill(c, token))
+                return null;
+        string head = Take(c, end + 4);
+        if (!head.StartsWith("HTTP/1.1 200", StringComparison.Ordinal))
+            return "unexpected status: " + head.Split('\r')[0];
+        string? lengthLine = head.Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
+        int length = int.Parse(lengthLine!["Content-Length:".Length..].Trim());
+        while (c.Buffered < length)
+            if (!await Fill(c, token))
+                return null;
+        return Take(c, length);
+    }
+
+    private static int IndexOf(byte[] buffer, int count, ReadOnlySpan<byte> pattern) => buffer.AsSpan(0, count).IndexOf(pattern);
+
+    /// <summary>Waits until every connection has at least <paramref name="minimum"/>(i) replies, or a connection failed.</summary>
+    public bool WaitForProgress(Func<int, long> minimum, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            if (_connections.Any(c => c.Failure is not null))
+                return false;
+            if (_connections.All(c => Interlocked.Read(ref c.Replies) >= minimum(c.Id)))
+                return true;
+            Thread.Sleep(20);
+        }
+        return false;
+    }
+
+    public long[] Snapshot() => _connections.Select(c => Interlocked.Read(ref c.Replies)).ToArray();
+
+    public IReadOnlyList<string> Failures => _connections.Where(c => c.Failure is not null).Select(c => c.Failure!).ToList();
+
+    /// <summary>The longest time any connection went without a reply, up to now.</summary>
+    public TimeSpan LongestSilenceNow => TimeSpan.FromTicks(_connections.Max(c =>
+        Stopwatch.GetElapsedTime(Interlocked.Read(ref c.LastReplyTicks)).Ticks));
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await Task.WhenAll(_loops).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+        foreach (Connection c in _connections)
+            c.Socket.Dispose();
+        _stop.Dispose();
+    }
+}
