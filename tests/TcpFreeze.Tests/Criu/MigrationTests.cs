@@ -1,0 +1,157 @@
+using System.Net;
+using System.Net.Sockets;
+using TcpFreeze.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>
+/// Real CRIU 4.2.1 dumps and restores of a server holding live connections, with the
+/// TcpFreeze hook doing the network lock (--network-lock skip).
+/// </summary>
+[Collection("criu")]
+[Trait("Privileges", "root")]
+[Trait("Needs", "criu")]
+public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) : IDisposable
+{
+    private const int Connections = 200;
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(25);
+    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-").FullName;
+
+    internal const string EchoServer = """
+        import selectors, socket, sys
+        host, port = sys.argv[1], int(sys.argv[2])
+        family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(4096)
+        listener.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        print('listening', flush=True)
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    conn.setblocking(True)
+                    selector.register(conn, selectors.EVENT_READ)
+                    continue
+                data = key.fileobj.recv(65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                else:
+                    key.fileobj.sendall(data)
+        """;
+
+    private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint)
+    {
+        string script = Path.Combine(_work, "echo_server.py");
+        File.WriteAllText(script, EchoServer);
+        var server = DumpableServer.Start(ns, _work, "python3", script, endpoint.Address.ToString(), endpoint.Port.ToString());
+        WaitForListener(server);
+        return server;
+    }
+
+    private static void WaitForListener(DumpableServer server)
+    {
+        for (int i = 0; i < 500 && !server.Log.Contains("listening"); i++)
+            Thread.Sleep(10);
+        Assert.True(server.Log.Contains("listening"), $"the server did not start: {server.Log}");
+    }
+
+    [RootTheory]
+    [InlineData(AddressFamily.InterNetwork)]
+    [InlineData(AddressFamily.InterNetworkV6)]
+    public async Task Echo_server_with_200_busy_connections_migrates_and_every_message_is_answered_once_in_order(AddressFamily family)
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        var endpoint = new IPEndPoint(network.AddressB(family), 7000);
+        using DumpableServer server = StartEchoServer(network.NameB, endpoint);
+        await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, Pause);
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
+
+        var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+        Migrate(runner, server);
+
+        long[] atRestore = load.Snapshot();
+        Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
+            $"not every connection came back: {string.Join("; ", load.Failures.Take(5))}; " +
+            $"{load.Connections.Count(c => c.Replies < atRestore[c.Id] + 5)} connections still waiting");
+        Assert.Empty(load.Failures);
+        AttachTests.AssertNothingLeft(network.B, pins.Options(network.B));
+        Assert.False(Directory.Exists(TcpFreezer.GetPinDirectory(pins.Options(network.B))), "the hook left its pin directory behind");
+    }
+
+    [RootFact]
+    public async Task Nginx_with_keep_alive_clients_migrates_and_every_request_is_answered_once_in_order()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
+        string config = Path.Combine(_work, "nginx.conf");
+        File.WriteAllText(config, $$"""
+            daemon off;
+            master_process on;
+            worker_processes 1;
+            user root;
+            pid {{_work}}/nginx.pid;
+            error_log {{_work}}/nginx-error.log info;
+            events { worker_connections 4096; }
+            http {
+                access_log off;
+                keepalive_timeout 600s;
+                keepalive_requests 1000000;
+                client_body_temp_path {{_work}}/body;
+                proxy_temp_path {{_work}}/proxy;
+                fastcgi_temp_path {{_work}}/fastcgi;
+                uwsgi_temp_path {{_work}}/uwsgi;
+                scgi_temp_path {{_work}}/scgi;
+                server {
+                    listen {{endpoint}};
+                    default_type text/plain;
+                    location / { return 200 "$uri\n"; }
+                }
+            }
+            """);
+        using DumpableServer nginx = DumpableServer.Start(network.NameB, _work, "nginx", "-c", config, "-p", _work, "-e", Path.Combine(_work, "nginx-error.log"));
+        for (int i = 0; i < 500 && !File.Exists(Path.Combine(_work, "nginx.pid")); i++)
+            Thread.Sleep(10);
+        Thread.Sleep(200);
+        await using ClientLoad load = ClientLoad.Http(network.A, endpoint, Connections, Pause);
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)) + File.ReadAllText(Path.Combine(_work, "nginx-error.log")));
+
+        var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+        Migrate(runner, nginx);
+
+        long[] atRestore = load.Snapshot();
+        Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
+            $"not every connection came back: {string.Join("; ", load.Failures.Take(5))}");
+        Assert.Empty(load.Failures);
+        AttachTests.AssertNothingLeft(network.B, pins.Options(network.B));
+    }
+
+    /// <summary>Dump with the hook, wait for the PID to be free, restore with the hook.</summary>
+    private void Migrate(CriuRunner runner, DumpableServer server)
+    {
+        (int dumpCode, TimeSpan dumpTime, string dumpLog) = runner.Dump(server.Pid);
+        Assert.True(dumpCode == 0, $"criu dump failed ({dumpCode}):\n{CriuRunner.Tail(dumpLog)}");
+        Assert.Contains("tcpfreeze-hook: pre-dump: froze", dumpLog);
+        Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
+        var manifest = TcpFreeze.CriuHooks.FreezeManifest.Read(runner.Images);
+        Assert.Equal(Connections, manifest.Connections.Count);
+
+        (int restoreCode, TimeSpan restoreTime, string restoreLog) = runner.Restore();
+        Assert.True(restoreCode == 0, $"criu restore failed ({restoreCode}):\n{CriuRunner.Tail(restoreLog)}");
+        Assert.Contains("tcpfreeze-hook: pre-restore: froze", restoreLog);
+        Assert.Contains("tcpfreeze-hook: pre-resume: thawed", restoreLog);
+        Assert.True(server.IsRunning, "the restored server is not running");
+        output.WriteLine($"dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
+        foreach (string line in (dumpLog + restoreLog).Split('\n').Where(l => l.Contains("tcpfreeze-hook:")))
+            output.WriteLine(line);
+    }
+
+    public void Dispose() => Directory.Delete(_work, recursive: true);
+}
