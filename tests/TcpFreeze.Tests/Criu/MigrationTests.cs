@@ -133,6 +133,45 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         AttachTests.AssertNothingLeft(network.B, pins.Options(network.B));
     }
 
+    [RootFact]
+    public async Task Across_two_hosts_the_restore_side_attaches_from_the_manifest_and_every_connection_survives()
+    {
+        using var hosts = BridgedHosts.Create();
+        using var pins = new PinRoot();
+        var endpoint = new IPEndPoint(hosts.Service, 7000);
+        using DumpableServer server = StartEchoServer(hosts.HostA, endpoint);
+        await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, Pause);
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
+        var runner = new CriuRunner(criu, hosts.HostA, _work, pins.Path);
+        FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
+        try
+        {
+            (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
+            Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+            Assert.False(TcpFreezer.IsAttached(hostB), "nothing may be attached on hostB before its restore");
+            hosts.MoveServiceToHostB();
+
+            (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
+            Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
+            Assert.Contains("tcpfreeze-hook: pre-restore: froze 200 connections", restoreLog);
+
+            long[] atRestore = load.Snapshot();
+            Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
+                $"not every connection came back on hostB: {string.Join("; ", load.Failures.Take(5))}");
+            Assert.Empty(load.Failures);
+            AttachTests.AssertNothingLeft(NetworkNamespace.Named(hosts.HostB), hostB);
+            // hostA keeps its entries until their lease ends (no process there can thaw them).
+            using TcpFreezer source = TcpFreezer.Open(hostA);
+            Assert.All(source.ListConnections(), c => Assert.NotNull(c.LeaseRemaining));
+        }
+        finally
+        {
+            TcpFreezer.Detach(hostA);
+            TcpFreezer.Detach(hostB);
+        }
+    }
+
     /// <summary>Dump with the hook, wait for the PID to be free, restore with the hook.</summary>
     private void Migrate(CriuRunner runner, DumpableServer server)
     {

@@ -1,0 +1,79 @@
+using System.Net;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>
+/// Two "hosts" (namespaces hostA and hostB) joined to a client namespace through a
+/// bridge in it: client 198.18.S.1, hostA 198.18.S.11, hostB 198.18.S.12, and a
+/// service address 198.18.S.10 that starts on hostA and can move to hostB.
+/// </summary>
+public sealed class BridgedHosts : IDisposable
+{
+    private static int s_counter;
+
+    private BridgedHosts(string prefix, int subnet)
+    {
+        Client = prefix + "c";
+        HostA = prefix + "a";
+        HostB = prefix + "b";
+        Subnet = subnet;
+    }
+
+    public string Client { get; }
+    public string HostA { get; }
+    public string HostB { get; }
+    public int Subnet { get; }
+    public IPAddress Service => IPAddress.Parse($"198.18.{Subnet}.10");
+
+    public static BridgedHosts Create()
+    {
+        int n = Interlocked.Increment(ref s_counter);
+        var hosts = new BridgedHosts($"tfx{Environment.ProcessId}x{n}", 200 + (Environment.ProcessId + n) % 50);
+        try
+        {
+            hosts.Build();
+            return hosts;
+        }
+        catch
+        {
+            hosts.Dispose();
+            throw;
+        }
+    }
+
+    private void Build()
+    {
+        foreach (string ns in new[] { Client, HostA, HostB })
+        {
+            Run.Checked("ip", "netns", "add", ns);
+            Run.Checked("ip", "-n", ns, "link", "set", "lo", "up");
+        }
+        Run.Checked("ip", "-n", Client, "link", "add", "br0", "type", "bridge");
+        Run.Checked("ip", "-n", Client, "addr", "add", $"198.18.{Subnet}.1/24", "dev", "br0");
+        Run.Checked("ip", "-n", Client, "link", "set", "br0", "up");
+        foreach ((string host, string port, int address) in new[] { (HostA, "pa", 11), (HostB, "pb", 12) })
+        {
+            Run.Checked("ip", "link", "add", "eth0", "netns", host, "type", "veth", "peer", "name", port, "netns", Client);
+            Run.Checked("ip", "-n", Client, "link", "set", port, "master", "br0");
+            Run.Checked("ip", "-n", Client, "link", "set", port, "up");
+            Run.Checked("ip", "-n", host, "addr", "add", $"198.18.{Subnet}.{address}/24", "dev", "eth0");
+            Run.Checked("ip", "-n", host, "link", "set", "eth0", "up");
+        }
+        Run.Checked("ip", "-n", HostA, "addr", "add", $"{Service}/24", "dev", "eth0");
+    }
+
+    /// <summary>Moves the service address from hostA to hostB and makes the client forget hostA's MAC.</summary>
+    public void MoveServiceToHostB()
+    {
+        Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service}/24", "dev", "eth0");
+        Run.Checked("ip", "-n", HostB, "addr", "add", $"{Service}/24", "dev", "eth0");
+        Run.Checked("ip", "-n", Client, "neigh", "flush", "dev", "br0");
+    }
+
+    public void Dispose()
+    {
+        foreach (string ns in new[] { Client, HostA, HostB })
+            Run.Capture("ip", "netns", "del", ns);
+    }
+}
