@@ -53,10 +53,11 @@ public sealed class CriuHookDispatcher
         return 0;
     }
 
-    /// <summary>A dispatcher with TcpFreeze's handlers: freeze at pre-dump and pre-restore, thaw at pre-resume.</summary>
+    /// <summary>A dispatcher with TcpFreeze's handlers: freeze at pre-dump (completed at post-dump) and pre-restore, thaw at pre-resume.</summary>
     public static CriuHookDispatcher CreateTcpFreeze()
         => new CriuHookDispatcher()
             .On(CriuAction.PreDump, TcpFreezeHook.PreDump)
+            .On(CriuAction.PostDump, TcpFreezeHook.PostDump)
             .On(CriuAction.PreRestore, TcpFreezeHook.PreRestore)
             .On(CriuAction.PreResume, TcpFreezeHook.PreResume)
             .On(CriuAction.NetworkLock, TcpFreezeHook.OwnNamespace)

@@ -22,8 +22,32 @@ public static class DumpWatcher
     /// <summary>How long the task may take to die after CRIU exits before it counts as left running.</summary>
     private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(3);
 
+    /// <summary>Where the dump side keeps the current manifest for its watcher (root-only tmpfs).</summary>
+    public const string RuntimeDirectory = "/run/tcpfreeze";
+
+    internal static string StatePath(int criuPid, int initPid) => Path.Combine(RuntimeDirectory, $"dump-{criuPid}-{initPid}.json");
+
+    /// <summary>
+    /// Saves the manifest where the watcher reads it when it must thaw: post-dump may add
+    /// connections after the watcher started, and the images directory is only reachable
+    /// while CRIU runs. Best effort: without it the watcher thaws what pre-dump froze.
+    /// </summary>
+    internal static void SaveState(HookContext context, int initPid, FreezeManifest manifest)
+    {
+        try
+        {
+            Directory.CreateDirectory(RuntimeDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            manifest.Write(RuntimeDirectory, Path.GetFileName(StatePath(context.CriuPid, initPid)));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            context.Info($"could not save the dump state in {RuntimeDirectory} ({e.Message}); the watcher will thaw what pre-dump froze");
+        }
+    }
+
     internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest)
     {
+        SaveState(context, initPid, manifest);
         if (context.ExecutablePath is null)
             return "no dump watcher (no hook executable); the lease bounds the freeze";
         try
@@ -67,6 +91,25 @@ public static class DumpWatcher
         Console.Out.Flush();
         Detach(args[4]);
 
+        string state = StatePath(criuPid, initPid);
+        try
+        {
+            return Watch(initPid, initFd, criuFd, args[3], manifest, state);
+        }
+        finally
+        {
+            try
+            {
+                File.Delete(state);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    private static int Watch(int initPid, int initFd, int criuFd, string pinRoot, FreezeManifest manifest, string state)
+    {
         if (initFd < 0)
             return 0; // the task is gone already: nothing to watch
         TimeSpan lease = TimeSpan.FromSeconds(manifest.LeaseSeconds);
@@ -85,7 +128,9 @@ public static class DumpWatcher
         if (WaitForExit(initFd, -1, (int)KillGrace.TotalMilliseconds) == initFd)
             return 0;
 
-        using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = args[3] });
+        if (File.Exists(state))
+            manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
+        using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = pinRoot });
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
         Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs (--leave-running, pre-dump or a failed dump): " +
                               $"thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints");

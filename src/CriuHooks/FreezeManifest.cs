@@ -57,9 +57,12 @@ public sealed record FreezeManifest
     public EndpointKey[] EndpointKeys() => Endpoints.Select(EndpointKey.Parse).ToArray();
 
     /// <summary>Writes the manifest into <paramref name="imageDirectory"/> atomically (temporary file, then rename).</summary>
-    public void Write(string imageDirectory)
+    public void Write(string imageDirectory) => Write(imageDirectory, FileName);
+
+    /// <summary>Writes the manifest as <paramref name="fileName"/> in <paramref name="directory"/> atomically.</summary>
+    public void Write(string directory, string fileName)
     {
-        string path = Path.Combine(imageDirectory, FileName), temporary = path + ".tmp";
+        string path = Path.Combine(directory, fileName), temporary = path + ".tmp";
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
         using (FileStream stream = new(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
@@ -71,9 +74,12 @@ public sealed record FreezeManifest
 
     /// <summary>Reads and validates the manifest in <paramref name="imageDirectory"/>.</summary>
     /// <exception cref="InvalidDataException">It is missing, unreadable or malformed; the message says which and what to do.</exception>
-    public static FreezeManifest Read(string imageDirectory)
+    public static FreezeManifest Read(string imageDirectory) => Read(imageDirectory, FileName);
+
+    /// <summary>Reads and validates the manifest file <paramref name="fileName"/> in <paramref name="directory"/>.</summary>
+    public static FreezeManifest Read(string directory, string fileName)
     {
-        string path = Path.Combine(imageDirectory, FileName);
+        string path = Path.Combine(directory, fileName);
         if (!File.Exists(path))
             throw new InvalidDataException(
                 $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +

@@ -10,6 +10,8 @@ namespace TcpFreeze.CriuHooks;
 /// connections in one batch, with a lease; write the manifest into the images; start
 /// the dump watcher, which thaws at once if CRIU ends while the tasks still run
 /// (--leave-running, an iterative pre-dump, or a failed dump).</item>
+/// <item>post-dump: the tasks are frozen; connections they opened since pre-dump are
+/// frozen too and added to the manifest.</item>
 /// <item>pre-restore: read the manifest, attach in this namespace (maybe another host),
 /// freeze exactly its connections and endpoints before any socket is restored.</item>
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
@@ -37,22 +39,18 @@ public static class TcpFreezeHook
             return 0;
         }
 
+        var phases = new PhaseTimer();
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
+        phases.Mark("attach");
         // Listeners first: once they are frozen no new connection can complete, so the
         // second discovery sees every connection there will be.
-        DiscoveredSockets listening = ProcessSockets.Discover(pid);
-        freezer.Freeze([], listening.Listeners, settings.Lease);
-        DiscoveredSockets sockets;
-        try
-        {
-            sockets = ProcessSockets.Discover(pid);
-            freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease);
-        }
-        catch
-        {
-            freezer.Thaw([], listening.Listeners);
-            throw;
-        }
+        DiscoveredSockets sockets = ProcessSockets.Discover(pid);
+        phases.Mark("discover");
+        // One batch: the listeners go in first, so no new connection completes after this
+        // (and a frozen listener's endpoint also covers every connection to it). Outgoing
+        // connections the tasks open before CRIU freezes them are caught at post-dump.
+        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease);
+        phases.Mark("freeze");
 
         FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
         try
@@ -65,9 +63,48 @@ public static class TcpFreezeHook
             throw new HookException($"could not write {FreezeManifest.FileName} into the images directory ({e.Message}); thawed everything again");
         }
 
+        phases.Mark("manifest");
         string watcher = DumpWatcher.TryStart(context, pid, manifest);
+        phases.Mark("watcher");
         context.Info($"pre-dump: froze {sockets.Connections.Count} connections and {sockets.Listeners.Count} listening endpoints " +
-                     $"of PID {pid} ({sockets.Pids.Count} processes) in {watch.Elapsed.TotalMilliseconds:F1} ms, lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
+                     $"of PID {pid} ({sockets.Pids.Count} processes) in {watch.Elapsed.TotalMilliseconds:F1} ms ({phases}), lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
+        return 0;
+    }
+
+    /// <summary>
+    /// The post-dump handler: the tasks are frozen now, so a last look finds connections
+    /// they opened after pre-dump; those are frozen too and added to the manifest.
+    /// The freeze itself is kept: CRIU kills the tasks next (a migration), or the dump
+    /// watcher thaws everything once CRIU ends with the tasks still running.
+    /// </summary>
+    public static int PostDump(CriuEnvironment environment, HookContext context)
+    {
+        FreezeManifest manifest = ReadManifest(environment, "post-dump");
+        if (manifest.OwnNetworkNamespace)
+            return 0;
+        int pid = environment.InitPid ?? manifest.InitPid;
+        var watch = Stopwatch.StartNew();
+        DiscoveredSockets now = ProcessSockets.Discover(pid);
+        HashSet<ConnectionKey> known = [.. manifest.ConnectionKeys()];
+        HashSet<EndpointKey> knownEndpoints = [.. manifest.EndpointKeys()];
+        ConnectionKey[] added = now.Connections.Where(c => !known.Contains(c)).ToArray();
+        EndpointKey[] addedEndpoints = now.Listeners.Where(e => !knownEndpoints.Contains(e)).ToArray();
+        if (added.Length == 0 && addedEndpoints.Length == 0)
+        {
+            context.Info($"post-dump: no connection appeared since pre-dump ({watch.Elapsed.TotalMilliseconds:F1} ms); the freeze holds until the restore");
+            return 0;
+        }
+        using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
+        freezer.Freeze(added, addedEndpoints, context.Settings.Lease);
+        FreezeManifest updated = manifest with
+        {
+            Connections = [.. manifest.Connections, .. added.Select(c => c.ToString())],
+            Endpoints = [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
+        };
+        updated.Write(environment.ImageDirectory!);
+        DumpWatcher.SaveState(context, pid, updated);
+        context.Info($"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump " +
+                     $"in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
     }
 
@@ -126,6 +163,23 @@ public static class TcpFreezeHook
         {
             throw new HookException(e.Message);
         }
+    }
+
+    /// <summary>Time spent per phase of a step, for the log line ("attach 3.1 ms, ...").</summary>
+    private sealed class PhaseTimer
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly List<string> _phases = [];
+        private TimeSpan _last;
+
+        public void Mark(string phase)
+        {
+            TimeSpan now = _clock.Elapsed;
+            _phases.Add($"{phase} {(now - _last).TotalMilliseconds:F1} ms");
+            _last = now;
+        }
+
+        public override string ToString() => string.Join(", ", _phases);
     }
 
     /// <summary>Whether process <paramref name="pid"/> is in this process's network namespace.</summary>

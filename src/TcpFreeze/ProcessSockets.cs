@@ -97,6 +97,12 @@ public static class ProcessSockets
     /// </summary>
     internal static List<int> FindProcessTree(string procRoot, int rootPid, string operation)
     {
+        // Fast path (CONFIG_PROC_CHILDREN): each thread lists the children it forked, so
+        // the walk reads a few files instead of every process's stat.
+        if (File.Exists(Path.Combine(ProcessDirectory(procRoot, rootPid), "task", rootPid.ToString(CultureInfo.InvariantCulture), "children"))
+            && TryWalkChildren(procRoot, rootPid) is { } walked)
+            return walked;
+
         var children = new Dictionary<int, List<int>>();
         bool rootListed = false;
         foreach (string directory in Directory.EnumerateDirectories(procRoot))
@@ -128,6 +134,34 @@ public static class ProcessSockets
                 foreach (int kid in kids)
                     if (visited.Add(kid))
                         tree.Add(kid);
+        return tree;
+    }
+
+    /// <summary>
+    /// Breadth-first over /proc/PID/task/TID/children; null when a file cannot be read
+    /// (then the caller scans every process instead).
+    /// </summary>
+    private static List<int>? TryWalkChildren(string procRoot, int rootPid)
+    {
+        var tree = new List<int> { rootPid };
+        var visited = new HashSet<int> { rootPid };
+        for (int i = 0; i < tree.Count && tree.Count < 1_000_000; i++)
+        {
+            string tasks = Path.Combine(ProcessDirectory(procRoot, tree[i]), "task");
+            try
+            {
+                foreach (string task in Directory.EnumerateDirectories(tasks))
+                    foreach (string word in File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                        if (int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out int child) && visited.Add(child))
+                            tree.Add(child);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                if (i == 0)
+                    return null;
+                // a descendant exited during the walk: it holds no sockets any more
+            }
+        }
         return tree;
     }
 

@@ -78,12 +78,14 @@ public sealed class CriuRunner(CriuFixture fixture, string namespaceName, string
 
     public List<string> ExtraScripts { get; } = [];
 
+    public List<string> ExtraDumpArguments { get; } = [];
+
     public string Images => Path.Combine(workDirectory, "images");
 
     public (int ExitCode, TimeSpan Elapsed, string Log) Dump(int pid, bool useHook = true, string? netns = null)
     {
         Directory.CreateDirectory(Images);
-        return Criu(netns ?? namespaceName, useHook, "dump", "-t", pid.ToString(), "-o", "dump.log");
+        return Criu(netns ?? namespaceName, useHook, ["dump", "-t", pid.ToString(), "-o", "dump.log", .. ExtraDumpArguments]);
     }
 
     public (int ExitCode, TimeSpan Elapsed, string Log) Restore(bool useHook = true, string? netns = null)

@@ -68,6 +68,34 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
     }
 
     [RootFact]
+    public async Task A_dump_with_leave_running_thaws_as_soon_as_criu_ends_and_the_server_keeps_every_connection()
+    {
+        (TestNetwork network, PinRoot pins, DumpableServer server, IPEndPoint endpoint) = StartServer();
+        using (network)
+        using (pins)
+        using (server)
+        {
+            await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, TimeSpan.FromMilliseconds(25));
+            Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)));
+            var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+            runner.ExtraDumpArguments.Add("--leave-running");
+
+            (int code, _, string log) = runner.Dump(server.Pid);
+            Assert.True(code == 0, CriuRunner.Tail(log));
+            Assert.Contains("tcpfreeze-hook: post-dump:", log);
+            Assert.True(server.IsRunning, "--leave-running left no running server");
+
+            long[] afterDump = load.Snapshot();
+            Assert.True(load.WaitForProgress(id => afterDump[id] + 3, TimeSpan.FromSeconds(20)), "connections did not flow again after a --leave-running dump");
+            Assert.Empty(load.Failures);
+            using (TcpFreezer freezer = TcpFreezer.Open(pins.Options(network.B)))
+                Assert.Empty(freezer.ListConnections());
+            Assert.False(Directory.EnumerateFiles(TcpFreeze.CriuHooks.DumpWatcher.RuntimeDirectory, $"dump-*-{server.Pid}.json").Any(), "the watcher left its state file");
+            TcpFreezer.Detach(pins.Options(network.B));
+        }
+    }
+
+    [RootFact]
     public async Task With_the_dump_watcher_killed_a_failed_dump_stays_frozen_only_until_the_lease_ends()
     {
         (TestNetwork network, PinRoot pins, DumpableServer server, IPEndPoint endpoint) = StartServer();
