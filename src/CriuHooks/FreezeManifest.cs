@@ -67,7 +67,6 @@ public sealed record FreezeManifest
         using (FileStream stream = new(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             stream.Write(json);
-            stream.Flush(flushToDisk: true);
         }
         File.Move(temporary, path, overwrite: true);
     }

@@ -100,6 +100,7 @@ public static class ProcessSockets
         // Fast path (CONFIG_PROC_CHILDREN): each thread lists the children it forked, so
         // the walk reads a few files instead of every process's stat.
         if (File.Exists(Path.Combine(ProcessDirectory(procRoot, rootPid), "task", rootPid.ToString(CultureInfo.InvariantCulture), "children"))
+            && TryReadThreadGroup(procRoot, rootPid) == rootPid.ToString(CultureInfo.InvariantCulture)
             && TryWalkChildren(procRoot, rootPid) is { } walked)
             return walked;
 
@@ -215,8 +216,13 @@ public static class ProcessSockets
         {
             return false;
         }
+        bool realProc = procRoot == DefaultProcRoot;
         foreach (string thread in threads)
         {
+            // Threads normally share the process's table: read it once.
+            if (realProc && int.TryParse(Path.GetFileName(thread), NumberStyles.None, CultureInfo.InvariantCulture, out int tid)
+                && tid != pid && Interop.Libc.ShareFileTable(pid, tid))
+                continue;
             string fdDirectory = Path.Combine(thread, "fd");
             string[] descriptors;
             try

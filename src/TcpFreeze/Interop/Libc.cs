@@ -30,6 +30,27 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "clock_gettime", SetLastError = true)]
     internal static partial int clock_gettime(int clock, TimeSpec* time);
 
+    [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
+    private static partial long syscall(long number, int pid1, int pid2, int type, nuint idx1, nuint idx2);
+
+    private const int KCMP_FILES = 2;
+
+    /// <summary>
+    /// Whether two tasks share one file descriptor table (kcmp KCMP_FILES): threads made
+    /// with CLONE_FILES do, so their descriptors need reading only once. False when
+    /// unsure (unknown architecture, no permission), which only costs a second read.
+    /// </summary>
+    internal static bool ShareFileTable(int task1, int task2)
+    {
+        long number = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture switch
+        {
+            System.Runtime.InteropServices.Architecture.X64 => 312,
+            System.Runtime.InteropServices.Architecture.Arm64 => 272,
+            _ => -1,
+        };
+        return number > 0 && syscall(number, task1, task2, KCMP_FILES, 0, 0) == 0;
+    }
+
     [LibraryImport(Library, EntryPoint = "getifaddrs", SetLastError = true)]
     internal static partial int getifaddrs(IfAddrs** addresses);
 
