@@ -48,7 +48,7 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
         {
             await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, TimeSpan.FromMilliseconds(25));
             Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)));
-            var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+            var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
             runner.ExtraScripts.Add(FailingPreDumpScript());
 
             (int code, _, string log) = runner.Dump(server.Pid);
@@ -77,7 +77,7 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
         {
             await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, TimeSpan.FromMilliseconds(25));
             Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)));
-            var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+            var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
             runner.ExtraDumpArguments.Add("--leave-running");
 
             (int code, _, string log) = runner.Dump(server.Pid);
@@ -105,7 +105,7 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
         {
             await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, TimeSpan.FromMilliseconds(25));
             Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)));
-            var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+            var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
             runner.Environment["TCPFREEZE_LEASE_SECONDS"] = "6";
             runner.ExtraScripts.Add(FailingPreDumpScript());
 
@@ -143,7 +143,7 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
             }).ToList();
             try
             {
-                var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+                var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
                 (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
                 Assert.True(dumpCode == 0, CriuRunner.Tail(dumpLog));
                 Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));

@@ -73,7 +73,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, Pause);
         Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
 
-        var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+        var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
         Migrate(runner, server);
 
         long[] atRestore = load.Snapshot();
@@ -123,7 +123,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         await using ClientLoad load = ClientLoad.Http(network.A, endpoint, Connections, Pause);
         Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)) + File.ReadAllText(Path.Combine(_work, "nginx-error.log")));
 
-        var runner = new CriuRunner(criu, network.NameB, _work, pins.Path);
+        var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
         Migrate(runner, nginx);
 
         long[] atRestore = load.Snapshot();
@@ -142,7 +142,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         using DumpableServer server = StartEchoServer(hosts.HostA, endpoint);
         await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, Pause);
         Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
-        var runner = new CriuRunner(criu, hosts.HostA, _work, pins.Path);
+        var runner = new CriuRunner(criu.Criu, criu.Hook, hosts.HostA, _work, pins.Path);
         FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
         try
         {

@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>Runs CRIU dump and restore of a host-namespace process tree inside a test namespace.</summary>
+public sealed class CriuRunner(string criu, string hook, string namespaceName, string workDirectory, string pinRoot)
+{
+    public Dictionary<string, string> Environment { get; } = new()
+    {
+        ["TCPFREEZE_PIN_ROOT"] = pinRoot,
+        ["TCPFREEZE_LEASE_SECONDS"] = "60",
+        ["TCPFREEZE_HOOK_CONFIG"] = "",
+    };
+
+    public List<string> ExtraScripts { get; } = [];
+
+    public List<string> ExtraDumpArguments { get; } = [];
+
+    public string Images => Path.Combine(workDirectory, "images");
+
+    public (int ExitCode, TimeSpan Elapsed, string Log) Dump(int pid, bool useHook = true, string? netns = null)
+    {
+        Directory.CreateDirectory(Images);
+        return Criu(netns ?? namespaceName, useHook, ["dump", "-t", pid.ToString(), "-o", "dump.log", .. ExtraDumpArguments]);
+    }
+
+    public (int ExitCode, TimeSpan Elapsed, string Log) Restore(bool useHook = true, string? netns = null)
+        => Criu(netns ?? namespaceName, useHook, "restore", "-d", "-o", "restore.log");
+
+    private (int, TimeSpan, string) Criu(string ns, bool useHook, params string[] arguments)
+    {
+        var argv = new List<string> { $"--net=/run/netns/{ns}", criu };
+        argv.AddRange(arguments);
+        argv.AddRange(["-D", Images, "-v4", "--tcp-established", "--network-lock", useHook ? "skip" : "iptables"]);
+        if (useHook)
+            argv.AddRange(["--action-script", hook]);
+        foreach (string script in ExtraScripts)
+            argv.AddRange(["--action-script", script]);
+        var clock = Stopwatch.StartNew();
+        (int code, string output, string error) = Run.Capture("nsenter", argv, Environment, TimeSpan.FromMinutes(3));
+        TimeSpan elapsed = clock.Elapsed;
+        string logFile = Path.Combine(Images, arguments[0] == "dump" ? "dump.log" : "restore.log");
+        string log = File.Exists(logFile) ? File.ReadAllText(logFile) : "";
+        return (code, elapsed, $"{output}{error}{log}");
+    }
+
+    public static string Tail(string log, int lines = 40) => string.Join('\n', log.Split('\n').TakeLast(lines));
+}
