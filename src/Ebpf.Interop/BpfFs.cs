@@ -25,8 +25,9 @@ public static unsafe class BpfFs
     /// /sys/fs/bpf when the directory lies under it and nothing is mounted there yet,
     /// then creates the directory (mode 0700: pins are for root only).
     /// </summary>
+    /// <returns>True when this call created the directory (so a caller that fails later can remove it).</returns>
     /// <exception cref="BpfException">bpffs is absent and cannot be mounted, or the directory is not on bpffs.</exception>
-    public static void EnsureDirectory(string directory)
+    public static bool EnsureDirectory(string directory)
     {
         string full = Path.GetFullPath(directory);
         string? existing = full;
@@ -43,26 +44,36 @@ public static unsafe class BpfFs
             Mount();
         }
 
-        if (!Directory.Exists(full))
+        if (Directory.Exists(full))
+            return false;
+        try
         {
-            try
-            {
-                Directory.CreateDirectory(full, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-            catch (UnauthorizedAccessException e)
-            {
-                throw new BpfException($"create pin directory {full}", Errnos.EACCES, null, e);
-            }
+            Directory.CreateDirectory(full, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return true;
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new BpfException($"create pin directory {full}", Errnos.EACCES, null, e);
         }
     }
 
-    /// <summary>Mounts bpffs on /sys/fs/bpf.</summary>
+    /// <summary>Mounts bpffs on /sys/fs/bpf, readable and writable by root only (mode 0700).</summary>
     public static void Mount()
     {
         if (!Directory.Exists(DefaultMountPoint))
             throw new BpfException($"mount bpffs on {DefaultMountPoint}", Errnos.ENOENT,
                 $"{DefaultMountPoint} does not exist (is /sys mounted?)");
-        if (Libc.mount("bpf", DefaultMountPoint, "bpf", 0, 0) != 0)
+        nint options = Marshal.StringToCoTaskMemUTF8("mode=0700");
+        int result;
+        try
+        {
+            result = Libc.mount("bpf", DefaultMountPoint, "bpf", 0, options);
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(options);
+        }
+        if (result != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             throw new BpfException($"mount bpffs on {DefaultMountPoint}", errno,

@@ -74,9 +74,36 @@ public sealed class TcpFreezer : IDisposable
         options ??= new FreezerOptions();
         if (options.Logger is not null)
             LibbpfLog.SetLogger(options.Logger);
-        BpfFs.EnsureDirectory(options.PinRoot);
-        string directory = GetPinDirectory(options);
+        bool createdRoot = BpfFs.EnsureDirectory(options.PinRoot);
+        try
+        {
+            return AttachUnderLock(options);
+        }
+        catch when (createdRoot)
+        {
+            // Leave no trace of a failed first attach (e.g. an unprivileged caller on a
+            // bpffs that lets everyone create directories).
+            TryRemoveEmptyDirectory(options.PinRoot);
+            throw;
+        }
+    }
 
+    private static void TryRemoveEmptyDirectory(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
+                Directory.Delete(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // someone else started using it meanwhile
+        }
+    }
+
+    private static TcpFreezer AttachUnderLock(FreezerOptions options)
+    {
+        string directory = GetPinDirectory(options);
         using PinLock pinLock = PinLock.Acquire(options.PinRoot);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
