@@ -63,12 +63,26 @@ public sealed class BridgedHosts : IDisposable
         Run.Checked("ip", "-n", HostA, "addr", "add", $"{Service}/24", "dev", "eth0");
     }
 
-    /// <summary>Moves the service address from hostA to hostB and makes the client forget hostA's MAC.</summary>
-    public void MoveServiceToHostB()
+    /// <summary>Removes the service address from hostA (after the dump).</summary>
+    public void RemoveServiceFromHostA() => Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service}/24", "dev", "eth0");
+
+    /// <summary>
+    /// An action script for the restore on hostB that adds the service address at
+    /// pre-restore. Listed after the TcpFreeze hook, it runs once the hook has frozen the
+    /// manifest's connections: a client retransmission that reaches hostB before its
+    /// socket is restored is dropped instead of answered with a reset.
+    /// </summary>
+    public string WriteAddressMoveScript(string directory)
     {
-        Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service}/24", "dev", "eth0");
-        Run.Checked("ip", "-n", HostB, "addr", "add", $"{Service}/24", "dev", "eth0");
-        Run.Checked("ip", "-n", Client, "neigh", "flush", "dev", "br0");
+        string path = Path.Combine(directory, "move-service-address.sh");
+        File.WriteAllText(path, $"""
+            #!/bin/sh
+            [ "$CRTOOLS_SCRIPT_ACTION" = pre-restore ] || exit 0
+            ip addr add {Service}/24 dev eth0 || exit 1
+            ip -n {Client} neigh flush dev br0
+            """.Replace("\r", ""));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
     }
 
     public void Dispose()

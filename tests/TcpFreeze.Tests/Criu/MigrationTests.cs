@@ -150,7 +150,8 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
             Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
             Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
             Assert.False(TcpFreezer.IsAttached(hostB), "nothing may be attached on hostB before its restore");
-            hosts.MoveServiceToHostB();
+            hosts.RemoveServiceFromHostA();
+            runner.ExtraScripts.Add(hosts.WriteAddressMoveScript(_work));
 
             (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
             Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
