@@ -45,44 +45,18 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
                     key.fileobj.sendall(data)
         """;
 
-    private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint)
-    {
-        string script = Path.Combine(_work, "echo_server.py");
-        File.WriteAllText(script, EchoServer);
-        var server = DumpableServer.Start(ns, _work, "python3", script, endpoint.Address.ToString(), endpoint.Port.ToString());
-        WaitForListener(server);
-        return server;
-    }
-
-    private static void WaitForListener(DumpableServer server)
-    {
-        for (int i = 0; i < 500 && !server.Log.Contains("listening"); i++)
-            Thread.Sleep(10);
-        Assert.True(server.Log.Contains("listening"), $"the server did not start: {server.Log}");
-    }
+    private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint) => BusyEchoServer.StartEchoServer(ns, _work, endpoint);
 
     [RootTheory]
     [InlineData(AddressFamily.InterNetwork)]
     [InlineData(AddressFamily.InterNetworkV6)]
     public async Task Echo_server_with_200_busy_connections_migrates_and_every_message_is_answered_once_in_order(AddressFamily family)
     {
-        using var network = TestNetwork.Create();
-        using var pins = new PinRoot();
-        var endpoint = new IPEndPoint(network.AddressB(family), 7000);
-        using DumpableServer server = StartEchoServer(network.NameB, endpoint);
-        await using ClientLoad load = ClientLoad.Echo(network.A, endpoint, Connections, Pause);
-        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
-
-        var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
-        Migrate(runner, server);
-
-        long[] atRestore = load.Snapshot();
-        Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
-            $"not every connection came back: {string.Join("; ", load.Failures.Take(5))}; " +
-            $"{load.Connections.Count(c => c.Replies < atRestore[c.Id] + 5)} connections still waiting");
-        Assert.Empty(load.Failures);
-        AttachTests.AssertNothingLeft(network.B, pins.Options(network.B));
-        Assert.False(Directory.Exists(TcpFreezer.GetPinDirectory(pins.Options(network.B))), "the hook left its pin directory behind");
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections, family);
+        Migrate(busy.Runner, busy.Server);
+        busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        Assert.False(Directory.Exists(TcpFreezer.GetPinDirectory(busy.ServerSide)), "the hook left its pin directory behind");
     }
 
     [RootFact]
