@@ -8,7 +8,9 @@ public delegate int CriuActionHandler(CriuEnvironment environment, HookContext c
 /// <summary>
 /// Maps CRIU actions to handlers. Handlers for one action run in registration order;
 /// the first non-zero result stops the rest and becomes the exit code. Actions with no
-/// handler succeed. Exceptions become one line in CRIU's log and exit code 1.
+/// handler succeed. Failures a handler can meet (TcpFreeze, BPF, hook, data, format,
+/// I/O, access and argument exceptions) become one line in CRIU's log and exit code 1;
+/// anything else is a bug and propagates (<see cref="HookProgram"/> still reports it in one line).
 /// Other tools can embed this and add their own handlers next to TcpFreeze's.
 /// </summary>
 public sealed class CriuHookDispatcher
@@ -44,13 +46,27 @@ public sealed class CriuHookDispatcher
             }
             catch (Exception e) when (e is TcpFreezeException or BpfException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
             {
-                context.Info($"{environment.ActionName} failed: {e.Message}");
+                ReportFailure(environment, context, e.Message);
                 return 1;
             }
             if (code != 0)
                 return code;
         }
         return 0;
+    }
+
+    /// <summary>
+    /// One line that says the step failed and why, easy to grep in CRIU's log. A message
+    /// can carry details on further lines (a verifier log): those follow, each prefixed
+    /// too, so the failure line itself stays whole.
+    /// </summary>
+    private static void ReportFailure(CriuEnvironment environment, HookContext context, string message)
+    {
+        string[] lines = message.ReplaceLineEndings("\n").Split('\n');
+        context.Info($"{environment.ActionName} failed: {lines[0].TrimEnd()}");
+        foreach (string detail in lines.Skip(1))
+            if (detail.Trim().Length > 0)
+                context.Info($"  {detail.TrimEnd()}");
     }
 
     /// <summary>A dispatcher with TcpFreeze's handlers: freeze at pre-dump (completed at post-dump) and pre-restore, thaw at pre-resume.</summary>

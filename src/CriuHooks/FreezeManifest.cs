@@ -16,7 +16,8 @@ public sealed record FreezeManifest
     /// <summary>The format version this code writes and reads.</summary>
     public const int CurrentVersion = 1;
 
-    /// <summary>Format version.</summary>
+    /// <summary>Format version; required in the file, so that "{}" is not taken for an empty manifest.</summary>
+    [JsonRequired]
     public int Version { get; init; } = CurrentVersion;
 
     /// <summary>When the dump side froze the connections (UTC, ISO 8601).</summary>
@@ -72,6 +73,7 @@ public sealed record FreezeManifest
     }
 
     /// <summary>Reads and validates the manifest in <paramref name="imageDirectory"/>.</summary>
+    /// <remarks>Fields this version does not know are ignored, so a newer writer can add some.</remarks>
     /// <exception cref="InvalidDataException">It is missing, unreadable or malformed; the message says which and what to do.</exception>
     public static FreezeManifest Read(string imageDirectory) => Read(imageDirectory, FileName);
 
@@ -83,25 +85,39 @@ public sealed record FreezeManifest
             throw new InvalidDataException(
                 $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
                 "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook");
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"cannot read {FileName} in the images directory ({e.Message})", e);
+        }
+        if (bytes.AsSpan().Trim(" \t\r\n"u8).IsEmpty)
+            throw new InvalidDataException($"{FileName} is empty (was the dump interrupted while writing it?); refusing to restore without knowing what to freeze");
         FreezeManifest? manifest;
         try
         {
-            manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), ManifestJson.Default.FreezeManifest);
+            manifest = JsonSerializer.Deserialize(bytes, ManifestJson.Default.FreezeManifest);
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{FileName} is corrupt ({e.Message}); refusing to restore without knowing what to freeze", e);
         }
         if (manifest is null)
-            throw new InvalidDataException($"{FileName} is empty; refusing to restore without knowing what to freeze");
+            throw new InvalidDataException($"{FileName} holds JSON null, not a manifest; refusing to restore without knowing what to freeze");
         if (manifest.Version != CurrentVersion)
             throw new InvalidDataException($"{FileName} has format version {manifest.Version}; this hook reads version {CurrentVersion}");
+        // JSON can say "connections": null or hold a null element; both would fail later, far from the cause.
+        if (manifest.Connections is null || manifest.Endpoints is null || manifest.Connections.Contains(null!) || manifest.Endpoints.Contains(null!))
+            throw new InvalidDataException($"{FileName} is corrupt: its connections and endpoints must be lists of strings");
         try
         {
             _ = manifest.ConnectionKeys();
             _ = manifest.EndpointKeys();
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or ArgumentException)
         {
             throw new InvalidDataException($"{FileName} is corrupt: {e.Message}", e);
         }

@@ -13,25 +13,36 @@ public static class HookProgram
         {
             Console.Error.WriteLine("tcpfreeze-criu-hook takes no arguments: CRIU runs it as an action script, e.g.");
             Console.Error.WriteLine("  criu dump --tcp-established --network-lock skip --action-script /usr/local/bin/tcpfreeze-criu-hook ...");
-            Console.Error.WriteLine($"Settings: {HookSettings.DefaultConfigPath} (lease-seconds, interfaces, pin-root, log-file) and TCPFREEZE_* variables.");
+            Console.Error.WriteLine("or with those options in CRIU's configuration: 'tcpfreeze criu-config --write' puts them there.");
+            Console.Error.WriteLine($"Settings: {HookSettings.DefaultConfigPath} (lease-seconds, interfaces, pin-root, log-file, keep-attached) and TCPFREEZE_* variables.");
             return args[0] is "-h" or "--help" ? 0 : 2;
         }
         TextWriter log = Console.Error;
+        string step = "the hook";
         try
         {
             CriuEnvironment environment = CriuEnvironment.FromProcess();
+            step = environment.ActionName;
             CriuHookDispatcher dispatcher = CriuHookDispatcher.CreateTcpFreeze();
             if (!dispatcher.Actions.Contains(environment.Action))
                 return 0; // a step TcpFreeze has nothing to do at: stay fast
             HookSettings settings = HookSettings.Load();
             if (settings.LogFile is not null)
-                log = new TeeWriter(Console.Error, settings.LogFile);
+                log = TeeWriter.TryOpen(Console.Error, settings.LogFile);
             var context = new HookContext(settings, log, HookContext.FindCriuPid(), Environment.ProcessPath);
             return dispatcher.Dispatch(environment, context);
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
         {
+            // The environment or the settings file: nothing was done yet.
             log.WriteLine($"tcpfreeze-hook: {e.Message}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // A bug of ours. CRIU must still get a non-zero exit and one readable line,
+            // not an abort with a stack trace.
+            log.WriteLine($"tcpfreeze-hook: {step} failed: unexpected {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
         finally
@@ -43,9 +54,26 @@ public static class HookProgram
     }
 
     /// <summary>Writes each line to stderr (CRIU's log) and appends it to the configured log file.</summary>
-    private sealed class TeeWriter(TextWriter first, string path) : TextWriter
+    private sealed class TeeWriter(TextWriter first, StreamWriter file) : TextWriter
     {
-        private readonly StreamWriter _file = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite));
+        private readonly StreamWriter _file = file;
+
+        /// <summary>
+        /// The tee, or just <paramref name="first"/> (with a line saying why) when the file
+        /// cannot be opened: a missing log folder must not fail a migration.
+        /// </summary>
+        public static TextWriter TryOpen(TextWriter first, string path)
+        {
+            try
+            {
+                return new TeeWriter(first, new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                first.WriteLine($"tcpfreeze-hook: cannot open the log file {path} ({e.Message}); logging to CRIU's log only");
+                return first;
+            }
+        }
 
         public override System.Text.Encoding Encoding => first.Encoding;
 

@@ -16,7 +16,7 @@ namespace TcpFreeze.CriuHooks;
 /// keep-attached = false        # true: leave the programs attached after the last thaw
 /// </code>
 /// Environment overrides: TCPFREEZE_HOOK_CONFIG (the file's path), TCPFREEZE_LEASE_SECONDS,
-/// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE.
+/// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE (paths must be absolute there too).
 /// </summary>
 public sealed record HookSettings
 {
@@ -55,6 +55,7 @@ public sealed record HookSettings
 
     /// <summary>Reads the settings from a configuration file and environment lookup.</summary>
     /// <exception cref="FormatException">A setting is malformed; the message names the file or variable and the line.</exception>
+    /// <exception cref="IOException">The configuration file exists but cannot be read; the message names it.</exception>
     public static HookSettings Load(Func<string, string?> environment)
     {
         ArgumentNullException.ThrowIfNull(environment);
@@ -62,7 +63,7 @@ public sealed record HookSettings
         string path = string.IsNullOrEmpty(explicitPath) ? DefaultConfigPath : explicitPath;
         var settings = new HookSettings();
         if (File.Exists(path))
-            settings = Parse(File.ReadAllLines(path), path);
+            settings = Parse(ReadLines(path), path);
         else if (!string.IsNullOrEmpty(explicitPath))
             throw new FormatException($"TCPFREEZE_HOOK_CONFIG names {path}, which does not exist.");
 
@@ -71,9 +72,9 @@ public sealed record HookSettings
         if (environment("TCPFREEZE_INTERFACES") is { Length: > 0 } interfaces)
             settings = settings with { Interfaces = ParseInterfaces(interfaces) };
         if (environment("TCPFREEZE_PIN_ROOT") is { Length: > 0 } pinRoot)
-            settings = settings with { PinRoot = pinRoot };
+            settings = settings with { PinRoot = AbsolutePath(pinRoot, "TCPFREEZE_PIN_ROOT") };
         if (environment("TCPFREEZE_LOG_FILE") is { Length: > 0 } logFile)
-            settings = settings with { LogFile = logFile };
+            settings = settings with { LogFile = AbsolutePath(logFile, "TCPFREEZE_LOG_FILE") };
         return settings;
     }
 
@@ -97,10 +98,8 @@ public sealed record HookSettings
             {
                 "lease-seconds" => settings with { Lease = ParseLease(value, where) },
                 "interfaces" => settings with { Interfaces = ParseInterfaces(value) },
-                "pin-root" when value.StartsWith('/') => settings with { PinRoot = value },
-                "pin-root" => throw new FormatException($"{where}: pin-root must be an absolute path, not '{value}'."),
-                "log-file" when value.StartsWith('/') => settings with { LogFile = value },
-                "log-file" => throw new FormatException($"{where}: log-file must be an absolute path, not '{value}'."),
+                "pin-root" => settings with { PinRoot = AbsolutePath(value, $"{where}: pin-root") },
+                "log-file" => settings with { LogFile = AbsolutePath(value, $"{where}: log-file") },
                 "keep-attached" when bool.TryParse(value, out bool keep) => settings with { KeepAttached = keep },
                 "keep-attached" => throw new FormatException($"{where}: keep-attached must be true or false, not '{value}'."),
                 _ => throw new FormatException($"{where}: unknown setting '{key}' (known: lease-seconds, interfaces, pin-root, log-file, keep-attached)."),
@@ -109,12 +108,31 @@ public sealed record HookSettings
         return settings;
     }
 
+    private static string[] ReadLines(string path)
+    {
+        try
+        {
+            return File.ReadAllLines(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot read the hook settings file {path} ({e.Message})", e);
+        }
+    }
+
     private static TimeSpan ParseLease(string text, string where)
     {
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
-            throw new FormatException($"{where}: the lease must be a number of seconds between 0 and 86400, not '{text}'.");
+            throw new FormatException($"{where}: the lease must be a number of seconds above 0 and at most 86400, not '{text}'.");
         return TimeSpan.FromSeconds(seconds);
     }
+
+    /// <summary>
+    /// CRIU runs the hook from its own working directory, which the user does not
+    /// choose, so a relative path would land somewhere unexpected.
+    /// </summary>
+    private static string AbsolutePath(string value, string what)
+        => value.StartsWith('/') ? value : throw new FormatException($"{what} must be an absolute path, not '{value}'.");
 
     private static IReadOnlyList<string>? ParseInterfaces(string text)
     {

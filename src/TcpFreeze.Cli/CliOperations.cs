@@ -1,14 +1,15 @@
 using System.Globalization;
 using System.Text.Json;
+using TcpFreeze.CriuHooks;
 
 namespace TcpFreeze.Cli;
 
 /// <summary>
 /// What each command does, over the TcpFreeze library. Every method returns the exit
 /// code and writes its report to the output; failures are exceptions that
-/// <see cref="Cli.Guard"/> turns into one stderr line.
+/// <see cref="Cli.Guard"/> turns into one stderr line; warnings go to <paramref name="error"/>.
 /// </summary>
-internal sealed class CliOperations(TextWriter output)
+internal sealed class CliOperations(TextWriter output, TextWriter error)
 {
     public int Attach(FreezerOptions options)
     {
@@ -125,7 +126,47 @@ internal sealed class CliOperations(TextWriter output)
         return ExitCodes.Success;
     }
 
+    /// <summary>Prints the CRIU configuration lines, with a comment saying where they belong.</summary>
+    public int PrintCriuConfig(CriuConfiguration configuration)
+    {
+        string readers = configuration.Engine == CriuEngine.Criu ? "CRIU always reads it, under runc and podman too" : "runc and podman hand it to CRIU";
+        output.WriteLine($"# for {configuration.FilePath} ({readers}); 'tcpfreeze criu-config --write' puts them there");
+        foreach (string line in configuration.Lines)
+            output.WriteLine(line);
+        return ExitCodes.Success;
+    }
+
+    public int WriteCriuConfig(CriuConfiguration configuration)
+    {
+        CriuConfigurationChange change = configuration.Write();
+        output.WriteLine(change.Outcome switch
+        {
+            CriuConfigurationOutcome.Created => $"created {change.FilePath} with the tcpfreeze block (action-script {configuration.HookPath})",
+            CriuConfigurationOutcome.Added => $"added the tcpfreeze block to {change.FilePath} (action-script {configuration.HookPath})",
+            CriuConfigurationOutcome.Replaced => $"updated the tcpfreeze block in {change.FilePath} (action-script {configuration.HookPath})",
+            _ => $"{change.FilePath} already has this tcpfreeze block; nothing changed",
+        });
+        ReportWarnings(change);
+        return ExitCodes.Success;
+    }
+
+    public int RemoveCriuConfig(CriuConfiguration configuration)
+    {
+        CriuConfigurationChange change = configuration.Remove();
+        output.WriteLine(change.Outcome == CriuConfigurationOutcome.Removed
+            ? $"removed the tcpfreeze block from {change.FilePath}"
+            : $"no tcpfreeze block in {change.FilePath}; nothing changed");
+        ReportWarnings(change);
+        return ExitCodes.Success;
+    }
+
     // ------------------------------------------------------------------ reports
+
+    private void ReportWarnings(CriuConfigurationChange change)
+    {
+        foreach (string warning in change.Warnings)
+            Cli.Warn(error, warning);
+    }
 
     private void ReportDiscovery(DiscoveredSockets found)
     {

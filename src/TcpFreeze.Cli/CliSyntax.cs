@@ -4,6 +4,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using Ebpf.Interop;
+using TcpFreeze.CriuHooks;
 
 namespace TcpFreeze.Cli;
 
@@ -47,6 +48,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         root.Subcommands.Add(ThawCommand());
         root.Subcommands.Add(ListCommand());
         root.Subcommands.Add(StatsCommand());
+        root.Subcommands.Add(CriuConfigCommand());
         return root;
     }
 
@@ -176,6 +178,72 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Option<bool> json = JsonOption();
         var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen.") { json };
         command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse), parse.GetValue(json))));
+        return command;
+    }
+
+    private Command CriuConfigCommand()
+    {
+        var engine = new Option<CriuEngine>("--engine")
+        {
+            Description = "Who runs CRIU, which picks the file: criu (the default) uses default.conf, which CRIU always reads; " +
+                          "runc and podman use runc.conf, which only runc hands to CRIU.",
+            HelpName = "criu|runc|podman",
+            CustomParser = result =>
+            {
+                string text = result.Tokens[0].Value;
+                switch (text)
+                {
+                    case "criu": return CriuEngine.Criu;
+                    case "runc": return CriuEngine.Runc;
+                    case "podman": return CriuEngine.Podman;
+                    default:
+                        result.AddError($"--engine: '{text}' is not an engine; use criu, runc or podman.");
+                        return CriuEngine.Criu;
+                }
+            },
+        };
+        var hook = new Option<string?>("--hook")
+        {
+            Description = $"The hook executable to name; default: the {CriuConfiguration.HookFileName} next to this command if it is there, else {CriuConfiguration.DefaultHookPath}.",
+            HelpName = "PATH",
+        };
+        var write = new Option<bool>("--write")
+        {
+            Description = "Write the lines into the engine's file, in a block between '# BEGIN tcpfreeze' and '# END tcpfreeze' that replaces an older one; other lines stay as they are.",
+        };
+        var remove = new Option<bool>("--remove") { Description = "Remove that block; every other byte of the file stays as it is." };
+        var directory = new Option<string>("--config-dir")
+        {
+            Description = "CRIU's configuration directory.",
+            HelpName = "DIR",
+            DefaultValueFactory = _ => CriuConfiguration.DefaultDirectory,
+        };
+
+        var command = new Command("criu-config",
+            "Print (or --write, or --remove) the CRIU configuration that makes CRIU freeze connections with the TcpFreeze hook: " +
+            "tcp-established, network-lock skip, action-script HOOK.")
+        {
+            engine, hook, write, remove, directory,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(write) && result.GetValue(remove))
+                result.AddError("criu-config: use --write or --remove, not both.");
+            else if (result.GetValue(hook) is { } path && CriuConfiguration.HookPathProblem(path) is { } problem)
+                result.AddError($"--hook: {problem}.");
+            else if (result.GetValue(directory) is { Length: 0 })
+                result.AddError("--config-dir: the directory is empty.");
+        });
+        command.SetAction(parse => Cli.Guard(error, () =>
+        {
+            var configuration = new CriuConfiguration(
+                parse.GetValue(engine),
+                parse.GetValue(hook) ?? CriuConfiguration.FindHook(AppContext.BaseDirectory),
+                parse.GetValue(directory) ?? CriuConfiguration.DefaultDirectory);
+            if (parse.GetValue(write))
+                return operations.WriteCriuConfig(configuration);
+            return parse.GetValue(remove) ? operations.RemoveCriuConfig(configuration) : operations.PrintCriuConfig(configuration);
+        }));
         return command;
     }
 

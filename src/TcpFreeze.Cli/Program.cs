@@ -26,13 +26,13 @@ internal static class Cli
 {
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        Command root = new CliSyntax(new CliOperations(output), error).Build();
+        Command root = new CliSyntax(new CliOperations(output, error), error).Build();
         // No @response-file expansion: an argument is always taken literally.
         ParseResult parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parse.Action is ParseErrorAction)
         {
             // An unknown word explains a missing command better than "Required command was not provided".
-            string message = args.Length == 0 ? "no command given; use attach, detach, freeze, thaw, list or stats (see 'tcpfreeze --help')"
+            string message = args.Length == 0 ? "no command given; use attach, detach, freeze, thaw, list, stats or criu-config (see 'tcpfreeze --help')"
                 : parse.UnmatchedTokens.Count > 0 ? $"unrecognized command or argument '{parse.UnmatchedTokens[0]}'; see 'tcpfreeze --help'"
                 : parse.Errors[0].Message;
             return Fail(error, ExitCodes.Usage, message);
@@ -51,7 +51,7 @@ internal static class Cli
         {
             return Fail(error, ExitCodes.Usage, e.Message);
         }
-        catch (Exception e) when (e is TcpFreezeException or Ebpf.Interop.BpfException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is TcpFreezeException or Ebpf.Interop.BpfException or CriuHooks.CriuConfigurationException or IOException or UnauthorizedAccessException)
         {
             return Fail(error, ExitCodes.Failure, e.Message);
         }
@@ -61,6 +61,9 @@ internal static class Cli
             return Fail(error, ExitCodes.Failure, $"unexpected {e.GetType().Name}: {e.Message}");
         }
     }
+
+    /// <summary>Something the user should know while the command still succeeds; one line on stderr.</summary>
+    public static void Warn(TextWriter error, string message) => error.WriteLine($"tcpfreeze: warning: {OneLine(message)}");
 
     private static int Fail(TextWriter error, int code, string message)
     {
