@@ -60,6 +60,26 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
     }
 
     [RootFact]
+    public async Task Pre_attached_with_keep_attached_the_hook_only_opens_pins_and_leaves_the_programs_in_place()
+    {
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections);
+        string config = Path.Combine(_work, "criu-hook.conf");
+        File.WriteAllText(config, "keep-attached = true\n");
+        busy.Runner.Environment["TCPFREEZE_HOOK_CONFIG"] = config;
+        using (TcpFreezer.Attach(busy.ServerSide))
+        {
+        }
+        uint programId = busy.Network.B.Run(() => Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
+
+        Migrate(busy.Runner, busy.Server);
+        busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+        Assert.Equal(programId, busy.Network.B.Run(() => Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+        using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
+        Assert.Empty(freezer.ListConnections());
+        Assert.Empty(freezer.ListEndpoints());
+    }
+
+    [RootFact]
     public async Task Nginx_with_keep_alive_clients_migrates_and_every_request_is_answered_once_in_order()
     {
         using var network = TestNetwork.Create();
