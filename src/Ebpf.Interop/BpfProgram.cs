@@ -58,12 +58,21 @@ public sealed unsafe class BpfProgram : IDisposable
     public static BpfProgram Load(BpfProgramType type, string name, ReadOnlySpan<ulong> instructions, string license = "Dual MIT/GPL")
     {
         LibbpfLog.EnsureInstalled();
-        using var capture = LibbpfLog.Capture();
+        // With a log buffer and log level 0, libbpf retries a rejected load with logging on,
+        // so the verifier's reasons come back only when they are needed.
+        byte[] log = new byte[1 << 16];
         int fd;
         fixed (ulong* insns = instructions)
-            fd = Libbpf.bpf_prog_load((uint)type, name, license, insns, (nuint)instructions.Length, null);
+        fixed (byte* logBuffer = log)
+        {
+            var opts = new Libbpf.BpfProgLoadOpts { Size = (nuint)sizeof(Libbpf.BpfProgLoadOpts), LogBuffer = logBuffer, LogSize = (uint)log.Length };
+            fd = Libbpf.bpf_prog_load((uint)type, name, license, insns, (nuint)instructions.Length, &opts);
+        }
         if (fd < 0)
-            throw new BpfLoadException($"load {type} program '{name}'", -fd, capture.Text);
+        {
+            int end = Array.IndexOf(log, (byte)0);
+            throw new BpfLoadException($"load {type} program '{name}'", -fd, Encoding.UTF8.GetString(log, 0, end < 0 ? log.Length : end));
+        }
         return new BpfProgram(new BpfFileDescriptor(fd));
     }
 

@@ -108,6 +108,7 @@ public sealed class LayoutTests
                     S(bpf_xdp_attach_opts); O(bpf_xdp_attach_opts, old_prog_fd);
                     S(bpf_xdp_query_opts); O(bpf_xdp_query_opts, prog_id); O(bpf_xdp_query_opts, skb_prog_id); O(bpf_xdp_query_opts, attach_mode);
                     S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
+                    S(bpf_prog_load_opts); O(bpf_prog_load_opts, log_level); O(bpf_prog_load_opts, log_size); O(bpf_prog_load_opts, log_buf);
                     S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
                     return 0;
                 }
@@ -140,6 +141,9 @@ public sealed class LayoutTests
             Size("bpf_tc_hook", "BpfTcHook");
             foreach ((string f, string m) in new[] { ("ifindex", "IfIndex"), ("attach_point", "AttachPoint"), ("parent", "Parent") })
                 Offset($"bpf_tc_hook.{f}", "BpfTcHook", m);
+            Size("bpf_prog_load_opts", "BpfProgLoadOpts");
+            foreach ((string f, string m) in new[] { ("log_level", "LogLevel"), ("log_size", "LogSize"), ("log_buf", "LogBuffer") })
+                Offset($"bpf_prog_load_opts.{f}", "BpfProgLoadOpts", m);
             Size("bpf_tc_opts", "BpfTcOpts");
             foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
                 Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);

@@ -61,7 +61,7 @@ internal static unsafe partial class Libbpf
 
     // ---- raw bpf(2) wrappers ----
     [LibraryImport(Library, EntryPoint = "bpf_prog_load", StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int bpf_prog_load(uint progType, string? name, string license, ulong* insns, nuint insnCount, void* opts);
+    internal static partial int bpf_prog_load(uint progType, string? name, string license, ulong* insns, nuint insnCount, BpfProgLoadOpts* opts);
 
     [LibraryImport(Library, EntryPoint = "bpf_map_update_elem")]
     internal static partial int bpf_map_update_elem(int fd, void* key, void* value, ulong flags);
@@ -137,6 +137,16 @@ internal static unsafe partial class Libbpf
     {
         [FieldOffset(0)] public nuint Size;
         [FieldOffset(8)] public nint ObjectName;
+    }
+
+    /// <summary>struct bpf_prog_load_opts (104 bytes in libbpf 1.1); only the log fields are used.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 104)]
+    internal struct BpfProgLoadOpts
+    {
+        [FieldOffset(0)] public nuint Size;
+        [FieldOffset(88)] public uint LogLevel;
+        [FieldOffset(92)] public uint LogSize;
+        [FieldOffset(96)] public byte* LogBuffer;
     }
 
     /// <summary>struct bpf_map_batch_opts.</summary>
