@@ -16,10 +16,15 @@ public sealed class ClientLoad : IAsyncDisposable
     private readonly Connection[] _connections;
     private readonly Task[] _loops;
 
-    private ClientLoad(Connection[] connections, Func<Connection, CancellationToken, Task> loop)
+    private ClientLoad(Connection[] connections, Func<Connection, CancellationToken, Task> loop, TimeSpan spread = default)
     {
         _connections = connections;
-        _loops = connections.Select(c => Task.Run(() => loop(c, _stop.Token))).ToArray();
+        _loops = connections.Select(c => Task.Run(async () =>
+        {
+            if (spread > TimeSpan.Zero)
+                await Delay(spread * c.Id / connections.Length, _stop.Token);
+            await loop(c, _stop.Token);
+        })).ToArray();
     }
 
     public sealed class Connection(int id, Socket socket)
@@ -29,6 +34,8 @@ public sealed class ClientLoad : IAsyncDisposable
         public long Replies;
         public string? Failure;
         public long LastReplyTicks = Stopwatch.GetTimestamp();
+        /// <summary>The longest time between two consecutive replies (Stopwatch ticks) since the last <see cref="ResetLongestGaps"/>.</summary>
+        public long LongestGapTicks;
         internal readonly byte[] Buffer = new byte[8192];
         internal int Buffered;
     }
@@ -48,8 +55,12 @@ public sealed class ClientLoad : IAsyncDisposable
             }
         });
 
-    /// <summary>HTTP/1.1 keep-alive: GET /ID/SEQ and expects the body "/ID/SEQ\n" (nginx: return 200 "$uri\n").</summary>
-    public static ClientLoad Http(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan pause)
+    /// <summary>
+    /// HTTP/1.1 keep-alive: GET /ID/SEQ and expects the body "/ID/SEQ\n" (nginx: return 200 "$uri\n").
+    /// With <paramref name="staggered"/> the connections start one after the other over one pause, so
+    /// their requests are spread evenly in time instead of arriving together.
+    /// </summary>
+    public static ClientLoad Http(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan pause, bool staggered = false)
         => new(Open(ns, server, count), async (c, token) =>
         {
             for (long seq = 0; !token.IsCancellationRequested; seq++)
@@ -60,7 +71,7 @@ public sealed class ClientLoad : IAsyncDisposable
                     return;
                 await Delay(pause, token);
             }
-        });
+        }, staggered ? pause : TimeSpan.Zero);
 
     private static Connection[] Open(NetworkNamespace ns, IPEndPoint server, int count)
     {
@@ -91,7 +102,11 @@ public sealed class ClientLoad : IAsyncDisposable
                 return false;
             }
             Interlocked.Increment(ref c.Replies);
-            Interlocked.Exchange(ref c.LastReplyTicks, Stopwatch.GetTimestamp());
+            long now = Stopwatch.GetTimestamp();
+            long gap = now - Interlocked.Exchange(ref c.LastReplyTicks, now);
+            for (long longest = Interlocked.Read(ref c.LongestGapTicks); gap > longest; longest = Interlocked.Read(ref c.LongestGapTicks))
+                if (Interlocked.CompareExchange(ref c.LongestGapTicks, gap, longest) == longest)
+                    break;
             return true;
         }
         catch (OperationCanceledException)
@@ -186,6 +201,13 @@ public sealed class ClientLoad : IAsyncDisposable
     /// <summary>The longest time any connection went without a reply, up to now.</summary>
     public TimeSpan LongestSilenceNow => TimeSpan.FromTicks(_connections.Max(c =>
         Stopwatch.GetElapsedTime(Interlocked.Read(ref c.LastReplyTicks)).Ticks));
+
+    /// <summary>Starts a new measurement of the longest gap between consecutive replies (e.g. just before a migration).</summary>
+    public void ResetLongestGaps()
+    {
+        foreach (Connection c in _connections)
+            Interlocked.Exchange(ref c.LongestGapTicks, 0);
+    }
 
     public async ValueTask DisposeAsync()
     {

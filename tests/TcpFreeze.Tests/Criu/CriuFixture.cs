@@ -48,7 +48,8 @@ public sealed class CriuFixture : IDisposable
         }
     }
 
-    private static string FindCriu()
+    /// <summary>$TCPFREEZE_CRIU, the setup script's build, or `criu` on PATH.</summary>
+    public static string FindCriu()
     {
         foreach (string? candidate in new[] { Environment.GetEnvironmentVariable("TCPFREEZE_CRIU"), "/var/cache/tcpfreeze/criu-4.2.1/criu/criu" })
             if (!string.IsNullOrEmpty(candidate) && File.Exists(candidate))

@@ -19,6 +19,12 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
 
     public string Images => Path.Combine(workDirectory, "images");
 
+    /// <summary>CRIU's --network-lock when the hook is off (iptables, nftables or skip); with the hook it is always skip.</summary>
+    public string NetworkLockWithoutHook { get; set; } = "iptables";
+
+    /// <summary>How long one CRIU run may take before it is killed.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(3);
+
     public (int ExitCode, TimeSpan Elapsed, string Log) Dump(int pid, bool useHook = true, string? netns = null)
     {
         Directory.CreateDirectory(Images);
@@ -32,13 +38,13 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
     {
         var argv = new List<string> { $"--net=/run/netns/{ns}", criu };
         argv.AddRange(arguments);
-        argv.AddRange(["-D", Images, "-v4", "--tcp-established", "--network-lock", useHook ? "skip" : "iptables"]);
+        argv.AddRange(["-D", Images, "-v4", "--tcp-established", "--network-lock", useHook ? "skip" : NetworkLockWithoutHook]);
         if (useHook)
             argv.AddRange(["--action-script", hook]);
         foreach (string script in ExtraScripts)
             argv.AddRange(["--action-script", script]);
         var clock = Stopwatch.StartNew();
-        (int code, string output, string error) = Run.Capture("nsenter", argv, Environment, TimeSpan.FromMinutes(3));
+        (int code, string output, string error) = Run.Capture("nsenter", argv, Environment, Timeout);
         TimeSpan elapsed = clock.Elapsed;
         string logFile = Path.Combine(Images, arguments[0] == "dump" ? "dump.log" : "restore.log");
         string log = File.Exists(logFile) ? File.ReadAllText(logFile) : "";

@@ -85,37 +85,9 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
-        string config = Path.Combine(_work, "nginx.conf");
-        File.WriteAllText(config, $$"""
-            daemon off;
-            master_process on;
-            worker_processes 1;
-            user root;
-            pid {{_work}}/nginx.pid;
-            error_log {{_work}}/nginx-error.log info;
-            events { worker_connections 4096; }
-            http {
-                access_log off;
-                keepalive_timeout 600s;
-                keepalive_requests 1000000;
-                client_body_temp_path {{_work}}/body;
-                proxy_temp_path {{_work}}/proxy;
-                fastcgi_temp_path {{_work}}/fastcgi;
-                uwsgi_temp_path {{_work}}/uwsgi;
-                scgi_temp_path {{_work}}/scgi;
-                server {
-                    listen {{endpoint}};
-                    default_type text/plain;
-                    location / { return 200 "$uri\n"; }
-                }
-            }
-            """);
-        using DumpableServer nginx = DumpableServer.Start(network.NameB, _work, "nginx", "-c", config, "-p", _work, "-e", Path.Combine(_work, "nginx-error.log"));
-        for (int i = 0; i < 500 && !File.Exists(Path.Combine(_work, "nginx.pid")); i++)
-            Thread.Sleep(10);
-        Thread.Sleep(200);
+        using DumpableServer nginx = NginxServer.Start(network.NameB, _work, endpoint);
         await using ClientLoad load = ClientLoad.Http(network.A, endpoint, Connections, Pause);
-        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)) + File.ReadAllText(Path.Combine(_work, "nginx-error.log")));
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)) + NginxServer.ErrorLog(_work));
 
         var runner = new CriuRunner(criu.Criu, criu.Hook, network.NameB, _work, pins.Path);
         Migrate(runner, nginx);

@@ -16,9 +16,14 @@ public static class Run
     public static (int ExitCode, string Output, string Error) Capture(string program, params string[] arguments)
         => Capture(program, arguments, null, TimeSpan.FromSeconds(60));
 
-    public static (int ExitCode, string Output, string Error) Capture(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment, TimeSpan timeout)
+    /// <summary>Runs <paramref name="program"/>, optionally writing <paramref name="standardInput"/> to it; kills it after <paramref name="timeout"/>.</summary>
+    public static (int ExitCode, string Output, string Error) Capture(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment, TimeSpan timeout,
+        string? standardInput = null)
     {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = standardInput is not null, UseShellExecute = false,
+        };
         foreach (string argument in arguments)
             info.ArgumentList.Add(argument);
         if (environment is not null)
@@ -27,6 +32,11 @@ public static class Run
         using Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
         Task<string> output = process.StandardOutput.ReadToEndAsync();
         Task<string> error = process.StandardError.ReadToEndAsync();
+        if (standardInput is not null)
+        {
+            process.StandardInput.Write(standardInput);
+            process.StandardInput.Close();
+        }
         if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);

@@ -1,0 +1,88 @@
+using System.Globalization;
+
+namespace TcpFreeze.Migration;
+
+/// <summary>The command line. The defaults regenerate the table in benchmarks/README.md.</summary>
+internal sealed record BenchOptions
+{
+    public const string Usage = """
+        TcpFreeze.Migration: CRIU dump + restore of nginx holding N keep-alive connections,
+        with each network-lock method side by side in one run. Needs root, CRIU 4.2.1, nginx.
+
+          --connections 0,500,1000,1500    connection counts
+          --methods tcpfreeze,tcpfreeze-warm,skip,iptables,nftables
+          --runs 3                         runs per method and count (methods interleave within a run)
+          --out benchmarks/results         where the CSV, Markdown and plots go
+          --hook PATH                      the published hook (default: publish src/CriuHooks.Hook into a temp folder)
+          --pause-ms MS                    pause between a connection's requests
+                                           (default: N / 3,000 req/s, kept within 250-500 ms)
+          --recovery-seconds 60            how long to wait for every connection to answer again
+          --keep-logs                      keep CRIU's dump.log and restore.log of every run next to the results
+          --ab                             load with ApacheBench (ab -k -c N) instead of the harness's clients
+        """;
+
+    public IReadOnlyList<int> Connections { get; init; } = [0, 500, 1000, 1500];
+    public IReadOnlyList<LockMethod> Methods { get; init; } = LockMethod.All;
+    public int Runs { get; init; } = 3;
+    /// <summary>The output folder; null: benchmarks/results in the repository.</summary>
+    public string? Output { get; init; }
+    public string? Hook { get; init; }
+    public TimeSpan? Pause { get; init; }
+    public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public bool ApacheBench { get; init; }
+
+    /// <summary>Where to copy each run's CRIU logs (--keep-logs); null: they are deleted with the run.</summary>
+    public string? LogDirectory { get; init; }
+    public bool KeepLogs { get; init; }
+
+    /// <summary>The arguments as given, for the report.</summary>
+    public string CommandLine { get; init; } = "";
+
+    /// <summary>The pause between one connection's requests: total request rate about 3,000/s at most.</summary>
+    public TimeSpan PauseFor(int connections)
+        => Pause ?? TimeSpan.FromMilliseconds(Math.Clamp(connections / 3.0, 250, 500));
+
+    /// <summary>Parses the arguments; null when --help was asked for.</summary>
+    /// <exception cref="ArgumentException">An argument is unknown or malformed.</exception>
+    public static BenchOptions? Parse(string[] args)
+    {
+        var options = new BenchOptions { CommandLine = string.Join(' ', args) };
+        for (int i = 0; i < args.Length; i++)
+        {
+            string name = args[i];
+            if (name is "-h" or "--help")
+                return null;
+            if (name is "--ab" or "--keep-logs")
+            {
+                options = name == "--ab" ? options with { ApacheBench = true } : options with { KeepLogs = true };
+                continue;
+            }
+            if (i + 1 >= args.Length)
+                throw new ArgumentException($"{name} needs a value");
+            string value = args[++i];
+            options = name switch
+            {
+                "--connections" => options with { Connections = List(value, name).Select(v => Number(v, name, 0, 20_000)).Distinct().ToArray() },
+                "--methods" => options with { Methods = List(value, name).Select(LockMethod.Parse).Distinct().ToArray() },
+                "--runs" => options with { Runs = Number(value, name, 1, 100) },
+                "--out" => options with { Output = Path.GetFullPath(value) },
+                "--hook" => options with { Hook = Path.GetFullPath(value) },
+                "--pause-ms" => options with { Pause = TimeSpan.FromMilliseconds(Number(value, name, 1, 60_000)) },
+                "--recovery-seconds" => options with { RecoveryTimeout = TimeSpan.FromSeconds(Number(value, name, 1, 3_600)) },
+                _ => throw new ArgumentException($"unknown argument '{name}'"),
+            };
+        }
+        return options;
+    }
+
+    private static string[] List(string value, string name)
+    {
+        string[] items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return items.Length > 0 ? items : throw new ArgumentException($"{name} needs at least one value");
+    }
+
+    private static int Number(string text, string name, int min, int max)
+        => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max
+            ? n
+            : throw new ArgumentException($"{name}: '{text}' is not a whole number from {min} to {max}");
+}

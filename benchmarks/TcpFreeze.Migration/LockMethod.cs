@@ -1,0 +1,38 @@
+namespace TcpFreeze.Migration;
+
+/// <summary>
+/// How the connections are kept silent while CRIU dumps and restores the server: CRIU's
+/// own network lock (<paramref name="CriuNetworkLock"/>), or none from CRIU and the
+/// TcpFreeze hook instead.
+/// </summary>
+/// <param name="Name">The name used on the command line and in the results.</param>
+/// <param name="CriuNetworkLock">CRIU's --network-lock.</param>
+/// <param name="Hook">Whether the TcpFreeze hook runs as CRIU's action script.</param>
+/// <param name="PreAttached">Whether the namespace is attached before the dump and stays attached (keep-attached = true).</param>
+/// <param name="Description">One line for the report.</param>
+internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description)
+{
+    public static readonly LockMethod TcpFreeze = new("tcpfreeze", "skip", Hook: true, PreAttached: false,
+        "--network-lock skip + the TcpFreeze hook, default settings: attaches at pre-dump and pre-restore, detaches after the thaw");
+
+    public static readonly LockMethod TcpFreezeWarm = new("tcpfreeze-warm", "skip", Hook: true, PreAttached: true,
+        "the same, with the namespace attached before the dump and keep-attached = true: the hook only opens the pins");
+
+    public static readonly LockMethod Skip = new("skip", "skip", Hook: false, PreAttached: false,
+        "--network-lock skip and nothing else: no lock at all, the unsafe floor");
+
+    public static readonly LockMethod Iptables = new("iptables", "iptables", Hook: false, PreAttached: false,
+        "CRIU's default: two `sh -c iptables ...` DROP rules per connection (Debian's default nft-backed iptables)");
+
+    public static readonly LockMethod Nftables = new("nftables", "nftables", Hook: false, PreAttached: false,
+        "--network-lock nftables: one libnftables call per connection into an `inet CRIU-PID` table");
+
+    /// <summary>Every method, in the order the results list them.</summary>
+    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];
+
+    public static LockMethod Parse(string name)
+        => All.FirstOrDefault(m => m.Name == name.Trim())
+           ?? throw new ArgumentException($"unknown method '{name}' (known: {string.Join(", ", All.Select(m => m.Name))})");
+
+    public override string ToString() => Name;
+}

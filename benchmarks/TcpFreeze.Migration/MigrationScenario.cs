@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using TcpFreeze.Tests.Criu;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Migration;
+
+/// <summary>
+/// One measured migration: a fresh test network, nginx in namespace B, N keep-alive clients
+/// in namespace A all making progress, criu dump (--tcp-established), the old PID gone,
+/// criu restore -d, then every connection answering again (bounded). Everything it creates
+/// (namespaces, processes, pins, CRIU's netfilter leftovers) is removed before it returns,
+/// also when it fails or is cancelled.
+/// </summary>
+internal sealed class MigrationScenario(BenchOptions options, string criu, string? hook, CancellationToken cancel)
+{
+    private static readonly TimeSpan CriuTimeout = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan StartBound = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan PidBound = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan AbWarmUp = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan AbAfterRestore = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan StaleLockObservation = TimeSpan.FromSeconds(5);
+
+    /// <summary>How many more replies after the restore count as "answering again" (one full request and reply at least).</summary>
+    private const int ProgressAfterRestore = 2;
+
+    public RunResult Execute(LockMethod method, int connections, int run)
+    {
+        bool ab = options.ApacheBench && connections > 0;
+        var result = new RunResult
+        {
+            Method = method.Name, Connections = connections, Run = run,
+            Load = ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms",
+        };
+        string work = Directory.CreateTempSubdirectory("tcpfreeze-migration-").FullName;
+        TestNetwork? network = null;
+        PinRoot? pins = null;
+        DumpableServer? server = null;
+        ClientLoad? load = null;
+        ApacheBench? bench = null;
+        try
+        {
+            network = TestNetwork.Create();
+            pins = new PinRoot();
+            FreezerOptions freezer = pins.Options(network.B);
+            var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
+            if (method.PreAttached)
+            {
+                var attach = Stopwatch.StartNew();
+                using (TcpFreezer.Attach(freezer))
+                    result.PreAttachMs = attach.Elapsed.TotalMilliseconds;
+            }
+
+            server = NginxServer.Start(network.NameB, work, endpoint);
+            if (!server.IsRunning)
+                throw new InvalidOperationException($"nginx did not start: {NginxServer.ErrorLog(work)}");
+            if (ab)
+            {
+                bench = ApacheBench.Start(network.NameA, endpoint, connections, CriuTimeout * 2 + TimeSpan.FromMinutes(1));
+                Sleep(AbWarmUp + TimeSpan.FromMilliseconds(connections));
+                if (bench.HasExited)
+                    throw new InvalidOperationException($"ab ended before the dump: {bench.Stop().Message}");
+            }
+            else
+            {
+                load = ClientLoad.Http(network.A, endpoint, connections, options.PauseFor(connections), staggered: true);
+                if (!load.WaitForProgress(_ => 3, StartBound))
+                    throw new InvalidOperationException($"the clients did not all get 3 replies within {StartBound.TotalSeconds} s: " +
+                                                        string.Join("; ", load.Failures.Take(3)));
+            }
+
+            var runner = new CriuRunner(criu, hook ?? "", network.NameB, work, pins.Path)
+            {
+                NetworkLockWithoutHook = method.CriuNetworkLock,
+                Timeout = CriuTimeout,
+            };
+            if (method.Hook)
+                runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method.PreAttached);
+            // glibc's fatal messages (nftables mode's "bit out of range 0 - FD_SETSIZE") go to stderr, where the runner reads them, not to a tty.
+            runner.Environment["LIBC_FATAL_STDERR_"] = "1";
+
+            cancel.ThrowIfCancellationRequested();
+            load?.ResetLongestGaps();
+            long started = Stopwatch.GetTimestamp();
+            (int ExitCode, TimeSpan Elapsed, string Log) dump = runner.Dump(server.Pid, method.Hook);
+            result.DumpMs = dump.Elapsed.TotalMilliseconds;
+            if (!Succeeded(result, dump, RunResult.StatusAborted))
+            {
+                result.Leftovers = Leftovers(network, method, freezer, load, observeStaleLock: true);
+                if (load is not null)
+                    AwaitRecovery(load, load.Snapshot(), result);
+                return result;
+            }
+
+            var pidClock = Stopwatch.StartNew();
+            if (!server.WaitUntilGone(PidBound))
+                throw new TimeoutException($"the dumped PID {server.Pid} did not go away within {PidBound.TotalSeconds} s");
+            result.WaitForPidMs = pidClock.Elapsed.TotalMilliseconds;
+
+            (int ExitCode, TimeSpan Elapsed, string Log) restore = runner.Restore(method.Hook);
+            long ended = Stopwatch.GetTimestamp();
+            result.RestoreMs = restore.Elapsed.TotalMilliseconds;
+            if (Succeeded(result, restore, RunResult.StatusRestoreFailed))
+            {
+                result.Status = RunResult.StatusOk;
+                result.DowntimeMs = Stopwatch.GetElapsedTime(started, ended).TotalMilliseconds;
+            }
+
+            if (load is not null)
+                AwaitRecovery(load, load.Snapshot(), result);
+            if (bench is not null)
+            {
+                Sleep(AbAfterRestore);
+                ApacheBench.Result abResult = bench.Stop();
+                result.AbCompleteRequests = abResult.Complete;
+                result.AbFailedRequests = abResult.Failed;
+                result.AbSeconds = abResult.Seconds;
+                result.AbFailureBreakdown = abResult.FailureBreakdown;
+                if (abResult.Complete is null)
+                    result.Error = (result.Error is null ? "" : result.Error + "; ") + $"ab exited {abResult.ExitCode}: {abResult.Message}";
+            }
+            result.Leftovers = Leftovers(network, method, freezer, load, observeStaleLock: false);
+            return result;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            result.Status = RunResult.StatusError;
+            result.Error = $"{e.GetType().Name}: {e.Message}";
+            return result;
+        }
+        finally
+        {
+            // Each step on its own, so that one failing does not leave the later ones undone.
+            Cleanup("keeping the CRIU logs", () => KeepLogs(work, method, connections, run));
+            Cleanup("stopping ab", () => bench?.Dispose());
+            Cleanup("closing the clients", () => load?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(20)));
+            Cleanup("killing nginx", () => server?.Dispose());
+            if (network is not null && pins is not null && method.Hook)
+                Cleanup("detaching TcpFreeze", () => TcpFreezer.Detach(pins.Options(network.B)));
+            Cleanup("removing the pin root", () => pins?.Dispose());
+            Cleanup("deleting the namespaces", () => network?.Dispose());
+            Cleanup("deleting the work folder", () => Directory.Delete(work, recursive: true));
+        }
+    }
+
+    private void KeepLogs(string work, LockMethod method, int connections, int run)
+    {
+        if (options.LogDirectory is null)
+            return;
+        Directory.CreateDirectory(options.LogDirectory);
+        foreach (string log in new[] { "dump.log", "restore.log" })
+            if (Path.Combine(work, "images", log) is var path && File.Exists(path))
+                File.Copy(path, Path.Combine(options.LogDirectory, $"{method.Name}-{connections}-run{run}-{log}"), overwrite: true);
+    }
+
+    private static string WriteHookConfig(string work, bool keepAttached)
+    {
+        string path = Path.Combine(work, "criu-hook.conf");
+        File.WriteAllText(path, $"keep-attached = {(keepAttached ? "true" : "false")}\n");
+        return path;
+    }
+
+    /// <summary>Takes the hook's times from a CRIU run's log; when CRIU failed, sets <paramref name="failedStatus"/> and CRIU's error line.</summary>
+    private bool Succeeded(RunResult result, (int ExitCode, TimeSpan Elapsed, string Log) criuRun, string failedStatus)
+    {
+        result.CriuExitCode = criuRun.ExitCode;
+        result.HookTimes.AddRange(CriuLog.HookTimes(criuRun.Log));
+        if (hook is not null)
+            result.ScriptTimes.AddRange(CriuLog.ScriptTimes(criuRun.Log, hook));
+        if (criuRun.ExitCode == 0)
+            return true;
+        result.Status = failedStatus;
+        result.Error = CriuLog.ErrorLine(criuRun.Log);
+        return false;
+    }
+
+    /// <summary>
+    /// Waits (bounded) until every connection either answered again or failed, then counts
+    /// them and takes the longest gap between replies that a surviving connection saw.
+    /// </summary>
+    private void AwaitRecovery(ClientLoad load, long[] baseline, RunResult result)
+    {
+        bool Progressed(ClientLoad.Connection c) => Interlocked.Read(ref c.Replies) >= baseline[c.Id] + ProgressAfterRestore;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < options.RecoveryTimeout && !load.Connections.All(c => c.Failure is not null || Progressed(c)))
+            Sleep(TimeSpan.FromMilliseconds(20));
+        List<ClientLoad.Connection> survivors = load.Connections.Where(c => c.Failure is null && Progressed(c)).ToList();
+        result.Survived = survivors.Count;
+        result.Reset = load.Connections.Count(c => c.Failure is not null);
+        result.Hung = load.Connections.Count - result.Survived - result.Reset;
+        if (survivors.Count > 0)
+            result.LongestGapMs = TimeSpan.FromTicks(survivors.Max(c => Interlocked.Read(ref c.LongestGapTicks)) * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
+        if (result.Reset > 0 && load.Connections.FirstOrDefault(c => c.Failure is not null)?.Failure is { } first)
+            result.Error ??= $"first failure: {first}";
+    }
+
+    /// <summary>
+    /// Reports and removes what the run left in namespace B: CRIU's nft table or iptables
+    /// rules, and TcpFreeze's programs (expected only with keep-attached). After an aborted
+    /// dump, first watches for a few seconds whether the clients get through the stale lock.
+    /// </summary>
+    private string Leftovers(TestNetwork network, LockMethod method, FreezerOptions freezer, ClientLoad? load, bool observeStaleLock)
+    {
+        var parts = new List<string>();
+        NetfilterLeftovers netfilter = NetfilterLeftovers.Inspect(network.NameB);
+        if (!netfilter.IsEmpty)
+        {
+            string observed = "";
+            if (observeStaleLock && load is not null)
+            {
+                long[] before = load.Snapshot();
+                Sleep(StaleLockObservation);
+                int answered = load.Connections.Count(c => c.Failure is null && Interlocked.Read(ref c.Replies) > before[c.Id]);
+                observed = $", {answered} of {load.Connections.Count} connections answered during {StaleLockObservation.TotalSeconds:F0} s with it in place";
+            }
+            string? failure = netfilter.Remove(network.NameB);
+            parts.Add($"{netfilter}{observed}; " + (failure is null ? "removed" : $"removal failed: {failure}"));
+        }
+        if (method.Hook && TcpFreezer.IsAttached(freezer))
+        {
+            using TcpFreezer attached = TcpFreezer.Open(freezer);
+            int frozen = attached.ListConnections().Count;
+            if (method.PreAttached && frozen == 0 && parts.Count == 0)
+                return "none (TcpFreeze stays attached, as keep-attached asks)";
+            parts.Add($"TcpFreeze attached{(method.PreAttached ? " (keep-attached)" : "")}, {frozen} connections frozen");
+        }
+        return parts.Count == 0 ? "none" : string.Join("; ", parts);
+    }
+
+    private static void Cleanup(string step, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"  cleanup: {step} failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private void Sleep(TimeSpan time)
+    {
+        if (cancel.WaitHandle.WaitOne(time))
+            cancel.ThrowIfCancellationRequested();
+    }
+
+    public static string Seconds(double? ms) => ms is { } v ? (v / 1000).ToString("F2", CultureInfo.InvariantCulture) + " s" : "-";
+}

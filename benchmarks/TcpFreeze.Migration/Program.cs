@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using TcpFreeze.Migration;
+using TcpFreeze.Tests.Criu;
+
+// End-to-end CRIU migration benchmark; see BenchOptions.Usage and benchmarks/README.md.
+BenchOptions? options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"TcpFreeze.Migration: {e.Message}\n\n{BenchOptions.Usage}");
+    return 2;
+}
+if (options is null)
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+if (!Environment.IsPrivilegedProcess)
+{
+    Console.Error.WriteLine("TcpFreeze.Migration: run as root (it creates network namespaces, runs CRIU and attaches BPF programs).");
+    return 1;
+}
+
+// Ctrl-C / SIGTERM: finish cleaning up the current run (namespaces, processes, pins), write what was measured, exit.
+using var interrupt = new CancellationTokenSource();
+int signals = 0;
+PosixSignalHandler(PosixSignal.SIGINT);
+PosixSignalHandler(PosixSignal.SIGTERM);
+PosixSignalHandler(PosixSignal.SIGHUP);
+
+string output = options.Output ?? Path.Combine(CriuFixture.RepositoryRoot, "benchmarks", "results");
+Directory.CreateDirectory(output);
+string criu = CriuFixture.FindCriu();
+CriuFixture? hookBuild = null;
+if (options.Methods.Any(m => m.Hook))
+{
+    if (options.Hook is { } given)
+    {
+        if (!File.Exists(given))
+        {
+            Console.Error.WriteLine($"TcpFreeze.Migration: --hook {given} does not exist.");
+            return 1;
+        }
+        Environment.SetEnvironmentVariable("TCPFREEZE_HOOK", given);
+    }
+    else
+    {
+        Environment.SetEnvironmentVariable("TCPFREEZE_HOOK", null);
+        Console.WriteLine("publishing the hook (NativeAOT, about 30 s; --hook PATH skips this)...");
+    }
+    hookBuild = new CriuFixture();
+}
+
+try
+{
+    DateTime started = DateTime.UtcNow;
+    string stamp = started.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+    var machine = MachineInfo.Read(criu);
+    Console.WriteLine($"machine: {machine}");
+    Console.WriteLine($"criu: {criu}; hook: {hookBuild?.Hook ?? "(not needed)"}; results: {output}");
+
+    string csvPath = Path.Combine(output, $"migration-{stamp}.csv");
+    using var csv = new StreamWriter(csvPath) { AutoFlush = true };
+    csv.WriteLine(string.Join(',', RunResult.Columns));
+
+    if (options.KeepLogs)
+        options = options with { LogDirectory = Path.Combine(output, $"migration-{stamp}-logs") };
+    var scenario = new MigrationScenario(options, criu, hookBuild?.Hook, interrupt.Token);
+    var results = new List<RunResult>();
+    int total = options.Runs * options.Connections.Count * options.Methods.Count, done = 0;
+    var clock = Stopwatch.StartNew();
+    try
+    {
+        for (int run = 1; run <= options.Runs; run++)
+            foreach (int n in options.Connections)
+                foreach (LockMethod method in options.Methods)
+                {
+                    interrupt.Token.ThrowIfCancellationRequested();
+                    Console.Write($"[{++done}/{total}] {method.Name}, {n} connections, run {run}: ");
+                    RunResult result = scenario.Execute(method, n, run);
+                    results.Add(result);
+                    csv.WriteLine(result.ToCsv());
+                    Console.WriteLine(Summary(result) + $"  [{clock.Elapsed:hh\\:mm\\:ss}]");
+                }
+    }
+    catch (OperationCanceledException)
+    {
+        Console.WriteLine("\ninterrupted: the current run was cleaned up; writing what was measured so far.");
+    }
+
+    DateTime finished = DateTime.UtcNow;
+    string subtitle = $"{machine.Kernel}, {machine.Cores} cores, {started:yyyy-MM-dd}";
+    foreach (string name in new[] { $"migration-{stamp}", "migration-latest" })
+    {
+        File.WriteAllText(Path.Combine(output, name + ".md"), Report.Markdown(results, options, machine, started, finished, name));
+        DowntimePlot.Save(results, options.Methods, Path.Combine(output, name), subtitle);
+    }
+    Console.WriteLine($"wrote {csvPath}, migration-{stamp}.md/.png/.svg and migration-latest.* in {output}");
+    return interrupt.IsCancellationRequested ? 130 : 0;
+}
+finally
+{
+    hookBuild?.Dispose();
+}
+
+void PosixSignalHandler(PosixSignal signal) => PosixSignalRegistration.Create(signal, context =>
+{
+    // The first two signals let the current run clean up; a third one ends the process at once.
+    context.Cancel = Interlocked.Increment(ref signals) < 3;
+    if (context.Cancel)
+        Console.Error.WriteLine($"\n{context.Signal}: stopping after cleaning up the current run (send it twice more to exit at once)");
+    interrupt.Cancel();
+});
+
+static string Summary(RunResult r)
+{
+    string text = r.Status == RunResult.StatusOk
+        ? $"dump {MigrationScenario.Seconds(r.DumpMs)}, restore {MigrationScenario.Seconds(r.RestoreMs)}, downtime {MigrationScenario.Seconds(r.DowntimeMs)}"
+        : $"{r.Status}: {r.Error}";
+    if (r.Survived is not null)
+        text += $", longest gap {MigrationScenario.Seconds(r.LongestGapMs)}, survived {r.Survived}/{r.Connections}" +
+                (r.Lost > 0 ? $" ({r.Reset} failed, {r.Hung} silent)" : "");
+    if (r.AbCompleteRequests is not null)
+        text += $", ab {r.AbCompleteRequests} requests, {r.AbFailedRequests} failed";
+    if (r.HookTimes.Count > 0)
+        text += $", hook {string.Join(' ', r.HookTimes.Select(t => $"{t.Action} {t.Ms:F1} ms"))}";
+    if (r.Leftovers is { } left && !left.StartsWith("none", StringComparison.Ordinal))
+        text += $"; left behind: {r.Leftovers}";
+    return text;
+}

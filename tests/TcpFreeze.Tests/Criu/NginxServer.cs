@@ -1,0 +1,55 @@
+using System.Net;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>
+/// Debian's nginx as a dumpable server: master process, one worker running as root (CRIU
+/// cannot dump another user's process here), keep-alive without limits, and every
+/// request answered with its own path (<c>return 200 "$uri\n"</c>), which
+/// <see cref="ClientLoad.Http"/> checks. Everything it writes stays in the work directory.
+/// </summary>
+public static class NginxServer
+{
+    /// <summary>Writes the configuration, starts nginx in <paramref name="ns"/> and waits until it has written its PID file.</summary>
+    public static DumpableServer Start(string ns, string workDirectory, IPEndPoint endpoint)
+    {
+        string config = Path.Combine(workDirectory, "nginx.conf");
+        string errorLog = Path.Combine(workDirectory, "nginx-error.log");
+        File.WriteAllText(config, $$"""
+            daemon off;
+            master_process on;
+            worker_processes 1;
+            user root;
+            pid {{workDirectory}}/nginx.pid;
+            error_log {{errorLog}} info;
+            events { worker_connections 4096; }
+            http {
+                access_log off;
+                keepalive_timeout 600s;
+                keepalive_requests 1000000;
+                client_body_temp_path {{workDirectory}}/body;
+                proxy_temp_path {{workDirectory}}/proxy;
+                fastcgi_temp_path {{workDirectory}}/fastcgi;
+                uwsgi_temp_path {{workDirectory}}/uwsgi;
+                scgi_temp_path {{workDirectory}}/scgi;
+                server {
+                    listen {{endpoint}};
+                    default_type text/plain;
+                    location / { return 200 "$uri\n"; }
+                }
+            }
+            """);
+        DumpableServer nginx = DumpableServer.Start(ns, workDirectory, "nginx", "-c", config, "-p", workDirectory, "-e", errorLog);
+        for (int i = 0; i < 500 && !File.Exists(Path.Combine(workDirectory, "nginx.pid")); i++)
+            Thread.Sleep(10);
+        Thread.Sleep(200); // the worker starts after the master writes the PID file
+        return nginx;
+    }
+
+    /// <summary>nginx's error log in <paramref name="workDirectory"/>, for failure messages.</summary>
+    public static string ErrorLog(string workDirectory)
+    {
+        string path = Path.Combine(workDirectory, "nginx-error.log");
+        return File.Exists(path) ? File.ReadAllText(path) : "";
+    }
+}
