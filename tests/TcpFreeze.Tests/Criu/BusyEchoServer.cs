@@ -35,7 +35,7 @@ public sealed class BusyEchoServer : IAsyncDisposable
         try
         {
             var endpoint = new IPEndPoint(network.AddressB(family), 7000);
-            server = StartEchoServer(network.NameB, workDirectory, endpoint);
+            server = EchoServer.Start(network.NameB, workDirectory, endpoint);
             ClientLoad load = ClientLoad.Echo(network.A, endpoint, connections, TimeSpan.FromMilliseconds(25));
             Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
             return new BusyEchoServer(network, pins, server, load, new CriuRunner(criu.Criu, criu.Hook, network.NameB, workDirectory, pins.Path));
@@ -47,18 +47,6 @@ public sealed class BusyEchoServer : IAsyncDisposable
             network.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Starts the echo server (MigrationTests.EchoServer) and waits until it listens.</summary>
-    public static DumpableServer StartEchoServer(string ns, string workDirectory, IPEndPoint endpoint)
-    {
-        string script = Path.Combine(workDirectory, "echo_server.py");
-        File.WriteAllText(script, MigrationTests.EchoServer);
-        var server = DumpableServer.Start(ns, workDirectory, "python3", script, endpoint.Address.ToString(), endpoint.Port.ToString());
-        for (int i = 0; i < 500 && !server.Log.Contains("listening"); i++)
-            Thread.Sleep(10);
-        Assert.True(server.Log.Contains("listening"), $"the server did not start: {server.Log}");
-        return server;
     }
 
     /// <summary>Asserts that every connection answers <paramref name="more"/> more messages within the bound, and none failed.</summary>

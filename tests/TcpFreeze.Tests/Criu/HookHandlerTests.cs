@@ -17,11 +17,7 @@ public sealed class HookHandlerTests : IDisposable
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        string script = Path.Combine(_work, "echo_server.py");
-        File.WriteAllText(script, MigrationTests.EchoServer);
-        using DumpableServer server = DumpableServer.Start(network.NameB, _work, "python3", script, endpoint.Address.ToString(), "7000");
-        for (int i = 0; i < 500 && !server.Log.Contains("listening"); i++)
-            Thread.Sleep(10);
+        using DumpableServer server = EchoServer.Start(network.NameB, _work, endpoint);
         using Socket early = TcpPair.NewClient(network.A, AddressFamily.InterNetwork), late = TcpPair.NewClient(network.A, AddressFamily.InterNetwork);
         early.Connect(endpoint);
         late.Connect(endpoint);

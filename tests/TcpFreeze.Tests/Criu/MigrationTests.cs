@@ -18,34 +18,8 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
     private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(25);
     private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-").FullName;
 
-    internal const string EchoServer = """
-        import selectors, socket, sys
-        host, port = sys.argv[1], int(sys.argv[2])
-        family = socket.AF_INET6 if ':' in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(4096)
-        listener.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ)
-        print('listening', flush=True)
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is listener:
-                    conn, _ = listener.accept()
-                    conn.setblocking(True)
-                    selector.register(conn, selectors.EVENT_READ)
-                    continue
-                data = key.fileobj.recv(65536)
-                if not data:
-                    selector.unregister(key.fileobj)
-                    key.fileobj.close()
-                else:
-                    key.fileobj.sendall(data)
-        """;
 
-    private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint) => BusyEchoServer.StartEchoServer(ns, _work, endpoint);
+    private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint) => EchoServer.Start(ns, _work, endpoint);
 
     [RootTheory]
     [InlineData(AddressFamily.InterNetwork)]

@@ -1,0 +1,53 @@
+using System.Net;
+
+namespace TcpFreeze.Tests.Criu;
+
+/// <summary>
+/// A python3 echo server CRIU can dump and restore (epoll, blocking sends): it echoes
+/// every byte back on the connection it came from.
+/// </summary>
+public static class EchoServer
+{
+    public const string Script = """
+        import selectors, socket, sys
+        host, port = sys.argv[1], int(sys.argv[2])
+        family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(4096)
+        listener.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        print('listening', flush=True)
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    conn.setblocking(True)
+                    selector.register(conn, selectors.EVENT_READ)
+                    continue
+                data = key.fileobj.recv(65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                else:
+                    key.fileobj.sendall(data)
+        """;
+
+    /// <summary>Starts the echo server in namespace <paramref name="ns"/> and waits (bounded) until it listens.</summary>
+    public static DumpableServer Start(string ns, string workDirectory, IPEndPoint endpoint)
+    {
+        string script = Path.Combine(workDirectory, "echo_server.py");
+        File.WriteAllText(script, Script);
+        var server = DumpableServer.Start(ns, workDirectory, "python3", script, endpoint.Address.ToString(), endpoint.Port.ToString());
+        for (int i = 0; i < 500 && !server.Log.Contains("listening"); i++)
+            Thread.Sleep(10);
+        if (!server.Log.Contains("listening"))
+        {
+            server.Dispose();
+            throw new InvalidOperationException($"the echo server did not start: {server.Log}");
+        }
+        return server;
+    }
+}
