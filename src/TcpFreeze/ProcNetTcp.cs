@@ -22,7 +22,7 @@ internal enum TcpSocketState : byte
     BoundInactive = 0x0D,
 }
 
-/// <summary>One socket line of /proc/PID/net/tcp or tcp6.</summary>
+/// <summary>One socket of a network namespace's TCP table: a line of /proc/PID/net/tcp or tcp6, or a sock_diag record (<see cref="SockDiag"/>).</summary>
 /// <param name="Local">The socket's local address and port, as the kernel stores it (IPv4-mapped IPv6 is left as is).</param>
 /// <param name="Remote">The peer's address and port; port 0 when there is no peer.</param>
 /// <param name="State">The TCP state.</param>

@@ -1,5 +1,10 @@
+using System.Buffers;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
+using System.Runtime.ExceptionServices;
+using Ebpf.Interop;
+using TcpFreeze.Interop;
 
 namespace TcpFreeze;
 
@@ -10,13 +15,38 @@ namespace TcpFreeze;
 /// <param name="Listeners">The local endpoints they listen on, without duplicates.</param>
 public sealed record DiscoveredSockets(int RootPid, IReadOnlyList<int> Pids, IReadOnlyList<ConnectionKey> Connections, IReadOnlyList<EndpointKey> Listeners);
 
+/// <summary>Where discovery reads the namespace's socket table from.</summary>
+internal enum SocketTableSource
+{
+    /// <summary>sock_diag when the kernel offers it, else the text tables.</summary>
+    Automatic,
+
+    /// <summary>The kernel's sock_diag netlink interface only (fails when it is missing).</summary>
+    SockDiag,
+
+    /// <summary>The text tables /proc/PID/net/tcp and tcp6 only.</summary>
+    ProcText,
+}
+
 /// <summary>
-/// Finds the TCP sockets of a process tree through /proc, e.g. to freeze everything a
-/// server holds before checkpointing it.
+/// Finds the TCP sockets of a process tree, e.g. to freeze everything a server holds
+/// before checkpointing it: the tree and its socket descriptors from /proc, the sockets'
+/// endpoints and states from the kernel's sock_diag interface (or /proc/PID/net/tcp and
+/// tcp6 where the kernel lacks it).
 /// </summary>
 public static class ProcessSockets
 {
     private const string DefaultProcRoot = "/proc";
+
+    /// <summary>
+    /// Descriptor links are read into a buffer this long. A socket's link,
+    /// "socket:[INODE]" with a 32-bit inode, needs 19 bytes; longer targets (paths) are
+    /// cut short, and a link that fills the buffer is not a socket.
+    /// </summary>
+    private const int LinkBufferSize = 64;
+
+    /// <summary>getdents64 buffer: about 1,300 descriptor entries per call.</summary>
+    private const int DirectoryBufferSize = 32 * 1024;
 
     /// <summary>
     /// The TCP connections and listening endpoints held by process <paramref name="pid"/>
@@ -32,10 +62,16 @@ public static class ProcessSockets
     /// <exception cref="TcpFreezeException">No such process, it is a thread id, it exited meanwhile, or its descriptors cannot be read.</exception>
     public static DiscoveredSockets Discover(int pid) => Discover(pid, DefaultProcRoot);
 
-    /// <summary><see cref="Discover(int)"/> over a /proc-like tree (tests use a fake one).</summary>
+    /// <summary><see cref="Discover(int)"/> over a /proc-like tree (tests use a fake one, which only the text tables can describe).</summary>
     internal static DiscoveredSockets Discover(int pid, string procRoot)
+        => Discover(pid, procRoot, procRoot == DefaultProcRoot ? SocketTableSource.Automatic : SocketTableSource.ProcText);
+
+    /// <summary><see cref="Discover(int)"/> with the socket table read from <paramref name="source"/> (tests compare them).</summary>
+    internal static DiscoveredSockets Discover(int pid, string procRoot, SocketTableSource source)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pid);
+        if (source != SocketTableSource.ProcText && procRoot != DefaultProcRoot)
+            throw new ArgumentException($"sock_diag describes the real kernel's sockets; a /proc-like tree at {procRoot} needs {nameof(SocketTableSource.ProcText)}", nameof(source));
         string operation = $"discover the sockets of process {pid}";
         if (!Directory.Exists(ProcessDirectory(procRoot, pid)))
             throw new TcpFreezeException(operation, $"no process has PID {pid}");
@@ -52,33 +88,33 @@ public static class ProcessSockets
                 scanned.Add(member);
         }
 
-        var connections = new List<ConnectionKey>();
+        List<ProcNetTcpEntry> table = ReadSocketTable(procRoot, pid, source, inodes, operation);
+        int held = Math.Min(table.Count, inodes.Count); // at most one entry per descriptor's socket
+        var connections = new List<ConnectionKey>(held);
         var listeners = new List<EndpointKey>();
-        var seenConnections = new HashSet<ConnectionKey>();
+        var seenConnections = new HashSet<ConnectionKey>(held);
         var seenListeners = new HashSet<EndpointKey>();
-        foreach (string table in new[] { "tcp", "tcp6" })
+        foreach (ProcNetTcpEntry entry in table)
         {
-            foreach (ProcNetTcpEntry entry in ReadTable(procRoot, pid, table, operation))
+            if (entry.Inode == 0 || !inodes.Contains(entry.Inode))
+                continue;
+            if (entry.State == TcpSocketState.Listen)
             {
-                if (entry.Inode == 0 || !inodes.Contains(entry.Inode))
-                    continue;
-                if (entry.State == TcpSocketState.Listen)
-                {
-                    AddListener(new EndpointKey(entry.Local));
-                    // A listener on [::] is dual-stack unless IPV6_V6ONLY is set (the default,
-                    // net.ipv6.bindv6only=0): it also accepts IPv4 connections, which the
-                    // kernel programs see as IPv4 packets for 0.0.0.0:PORT. /proc does not
-                    // show IPV6_V6ONLY, so both are listed; freezing the IPv4 side of a
-                    // v6-only listener only holds back SYNs that no socket of it would take.
-                    if (entry.Local.Address.Equals(IPAddress.IPv6Any))
-                        AddListener(new EndpointKey(new IPEndPoint(IPAddress.Any, entry.Local.Port)));
-                }
-                else if (entry.State is not (TcpSocketState.TimeWait or TcpSocketState.Close) && entry.Remote.Port != 0)
-                {
-                    var key = new ConnectionKey(entry.Local, entry.Remote);
-                    if (seenConnections.Add(key))
-                        connections.Add(key);
-                }
+                AddListener(new EndpointKey(entry.Local));
+                // A listener on [::] is dual-stack unless IPV6_V6ONLY is set (the default,
+                // net.ipv6.bindv6only=0): it also accepts IPv4 connections, which the
+                // kernel programs see as IPv4 packets for 0.0.0.0:PORT. /proc does not
+                // show IPV6_V6ONLY (sock_diag would, but both sources must agree), so both
+                // are listed; freezing the IPv4 side of a v6-only listener only holds back
+                // SYNs that no socket of it would take.
+                if (entry.Local.Address.Equals(IPAddress.IPv6Any))
+                    AddListener(new EndpointKey(new IPEndPoint(IPAddress.Any, entry.Local.Port)));
+            }
+            else if (entry.State is not (TcpSocketState.TimeWait or TcpSocketState.Close) && entry.Remote.Port != 0)
+            {
+                var key = new ConnectionKey(entry.Local, entry.Remote);
+                if (seenConnections.Add(key))
+                    connections.Add(key);
             }
         }
         return new DiscoveredSockets(pid, scanned, connections, listeners);
@@ -223,38 +259,79 @@ public static class ProcessSockets
             if (realProc && int.TryParse(Path.GetFileName(thread), NumberStyles.None, CultureInfo.InvariantCulture, out int tid)
                 && tid != pid && Interop.Libc.ShareFileTable(pid, tid))
                 continue;
-            string fdDirectory = Path.Combine(thread, "fd");
-            string[] descriptors;
-            try
-            {
-                descriptors = Directory.GetFileSystemEntries(fdDirectory);
-            }
-            catch (DirectoryNotFoundException)
-            {
-                continue; // the thread exited
-            }
-            catch (UnauthorizedAccessException)
-            {
-                throw new TcpFreezeException(operation,
-                    $"cannot read {fdDirectory} (permission denied); run as root or as the owner of process {pid}");
-            }
-            foreach (string descriptor in descriptors)
-            {
-                string? target;
-                try
-                {
-                    target = new FileInfo(descriptor).LinkTarget;
-                }
-                catch (IOException)
-                {
-                    continue; // closed meanwhile
-                }
-                if (TryParseSocketInode(target, out ulong inode))
-                    inodes.Add(inode);
-            }
+            CollectDescriptorTable(Path.Combine(thread, "fd"), pid, inodes, operation);
         }
         return true;
     }
+
+    /// <summary>
+    /// Adds the socket inodes of one descriptor table: getdents64 lists it and readlinkat
+    /// reads each link into a stack buffer, so a table of thousands of descriptors costs
+    /// two system calls per descriptor and no string. A directory that is gone (the
+    /// thread exited) adds nothing; descriptors closed meanwhile are skipped.
+    /// </summary>
+    private static unsafe void CollectDescriptorTable(string fdDirectory, int pid, HashSet<ulong> inodes, string operation)
+    {
+        using FileDescriptorHandle directory = Libc.OpenHandle(fdDirectory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        if (directory.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is Errnos.ENOENT or Errnos.ESRCH or Errnos.ENOTDIR)
+                return; // the thread exited
+            throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
+        }
+
+        byte[] entries = ArrayPool<byte>.Shared.Rent(DirectoryBufferSize);
+        byte* target = stackalloc byte[LinkBufferSize];
+        try
+        {
+            fixed (byte* buffer = entries)
+            {
+                // Each call returns at least one entry until the end, so this ends; the
+                // bound only guards against a directory that never stops growing.
+                for (int calls = 0; calls < 1_000_000; calls++)
+                {
+                    nint length = Libc.getdents64(directory, buffer, (nuint)entries.Length);
+                    if (length == 0)
+                        return;
+                    if (length < 0)
+                    {
+                        int errno = Marshal.GetLastPInvokeError();
+                        if (errno is Errnos.ENOENT or Errnos.ESRCH)
+                            return; // the thread exited while its table was read
+                        if (errno == Errnos.EINTR)
+                            continue;
+                        throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
+                    }
+                    for (nint offset = 0; offset < length;)
+                    {
+                        byte* record = buffer + offset;
+                        ushort recordLength = *(ushort*)(record + Libc.DirentLengthOffset);
+                        if (recordLength == 0)
+                            break;
+                        offset += recordLength;
+                        byte* name = record + Libc.DirentNameOffset;
+                        if (name[0] == (byte)'.')
+                            continue; // "." and ".."; descriptor names are digits
+                        nint linkLength = Libc.readlinkat(directory, name, target, LinkBufferSize);
+                        if (linkLength > 0 && linkLength < LinkBufferSize
+                            && TryParseSocketInode(new ReadOnlySpan<byte>(target, (int)linkLength), out ulong inode))
+                            inodes.Add(inode);
+                        // < 0: closed meanwhile (ENOENT)
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(entries);
+        }
+    }
+
+    private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
+        => errno is Errnos.EACCES or Errnos.EPERM
+            ? new TcpFreezeException(operation, $"cannot read {fdDirectory} (permission denied); run as root or as the owner of process {pid}")
+            : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new BpfException($"list the descriptors in {fdDirectory}", errno));
 
     /// <summary>Parses a descriptor link "socket:[12345]".</summary>
     internal static bool TryParseSocketInode(string? target, out ulong inode)
@@ -263,6 +340,106 @@ public static class ProcessSockets
         const string Prefix = "socket:[";
         return target is not null && target.StartsWith(Prefix, StringComparison.Ordinal) && target.EndsWith(']')
             && ulong.TryParse(target.AsSpan(Prefix.Length, target.Length - Prefix.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out inode);
+    }
+
+    /// <summary>Parses a descriptor link "socket:[12345]" as readlink returns it (bytes, no NUL).</summary>
+    internal static bool TryParseSocketInode(ReadOnlySpan<byte> target, out ulong inode)
+    {
+        inode = 0;
+        ReadOnlySpan<byte> prefix = "socket:["u8;
+        return target.StartsWith(prefix) && target.Length > prefix.Length + 1 && target[^1] == (byte)']'
+            && ulong.TryParse(target[prefix.Length..^1], NumberStyles.None, CultureInfo.InvariantCulture, out inode);
+    }
+
+    /// <summary>
+    /// The TCP sockets of <paramref name="pid"/>'s network namespace, IPv4 first; from
+    /// sock_diag only those in <paramref name="inodes"/> (the caller filters the text tables).
+    /// </summary>
+    private static List<ProcNetTcpEntry> ReadSocketTable(string procRoot, int pid, SocketTableSource source, HashSet<ulong> inodes, string operation)
+    {
+        if (source != SocketTableSource.ProcText)
+        {
+            List<ProcNetTcpEntry>? dumped = TryDumpWithSockDiag(pid, inodes, operation);
+            if (dumped is not null)
+                return dumped;
+            if (source == SocketTableSource.SockDiag)
+                throw new TcpFreezeException(operation,
+                    $"sock_diag cannot be used for the network namespace of process {pid} (no NETLINK_SOCK_DIAG or inet_diag in this kernel, or the namespace cannot be entered)");
+        }
+        List<ProcNetTcpEntry> entries = ReadTable(procRoot, pid, "tcp", operation);
+        entries.AddRange(ReadTable(procRoot, pid, "tcp6", operation));
+        return entries;
+    }
+
+    /// <summary>
+    /// Dumps the sockets through sock_diag, which reports the calling thread's network
+    /// namespace: in place when that is <paramref name="pid"/>'s, else on a thread that
+    /// enters it. Null when sock_diag cannot be used here (the kernel lacks it, the
+    /// namespace cannot be told or entered without privileges, or the process exited);
+    /// the text tables then give the answer or the error the caller would always have got.
+    /// </summary>
+    private static List<ProcNetTcpEntry>? TryDumpWithSockDiag(int pid, HashSet<ulong> inodes, string operation)
+    {
+        bool? same = InCallersNetworkNamespace(pid);
+        if (same is null)
+            return null;
+        if (same == true)
+            return DumpOrThrow(inodes, pid, operation);
+
+        ExceptionDispatchInfo? failure = null;
+        List<ProcNetTcpEntry>? dumped;
+        try
+        {
+            dumped = NetworkNamespace.FromProcess(pid).Run(() =>
+            {
+                try
+                {
+                    return DumpOrThrow(inodes, pid, operation);
+                }
+                catch (TcpFreezeException e)
+                {
+                    failure = ExceptionDispatchInfo.Capture(e);
+                    return null;
+                }
+            });
+        }
+        catch (Exception e) when (e is BpfException or TcpFreezeException)
+        {
+            return null; // entering the namespace needs CAP_SYS_ADMIN (or the process exited); reading /proc/PID/net needs neither
+        }
+        failure?.Throw();
+        return dumped;
+    }
+
+    private static List<ProcNetTcpEntry>? DumpOrThrow(HashSet<ulong> inodes, int pid, string operation)
+    {
+        try
+        {
+            return SockDiag.TryDumpTcp(inodes);
+        }
+        catch (BpfException e)
+        {
+            throw new TcpFreezeException(operation, $"{e.Message} (in the network namespace of process {pid})", e);
+        }
+        catch (FormatException e)
+        {
+            throw new TcpFreezeException(operation, $"the kernel's sock_diag reply cannot be read: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Whether the calling thread is in <paramref name="pid"/>'s network namespace: both
+    /// links name it as "net:[INODE]". Null when that cannot be told (the process exited,
+    /// or this user may not look).
+    /// </summary>
+    private static bool? InCallersNetworkNamespace(int pid)
+    {
+        Span<byte> theirs = stackalloc byte[LinkBufferSize], ours = stackalloc byte[LinkBufferSize];
+        int theirLength = Libc.ReadLink($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/ns/net", theirs);
+        int ourLength = Libc.ReadLink("/proc/thread-self/ns/net", ours);
+        if (theirLength <= 0 || ourLength <= 0)
+            return null;
+        return theirs[..theirLength].SequenceEqual(ours[..ourLength]);
     }
 
     private static List<ProcNetTcpEntry> ReadTable(string procRoot, int pid, string table, string operation)
