@@ -33,6 +33,8 @@ public sealed class ClientLoad : IAsyncDisposable
         public Socket Socket { get; } = socket;
         public long Replies;
         public string? Failure;
+        /// <summary>When <see cref="Failure"/> happened (Stopwatch ticks).</summary>
+        public long FailureTicks;
         public long LastReplyTicks = Stopwatch.GetTimestamp();
         /// <summary>The longest time between two consecutive replies (Stopwatch ticks) since the last <see cref="ResetLongestGaps"/>.</summary>
         public long LongestGapTicks;
@@ -115,6 +117,7 @@ public sealed class ClientLoad : IAsyncDisposable
         }
         catch (SocketException e)
         {
+            c.FailureTicks = Stopwatch.GetTimestamp();
             c.Failure = $"connection {c.Id}: {e.SocketErrorCode} after {c.Replies} replies";
             return false;
         }

@@ -86,20 +86,29 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
         try
         {
+            long dumpStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            string Ms(long ticks) => System.Diagnostics.Stopwatch.GetElapsedTime(dumpStart, ticks).TotalMilliseconds.ToString("F0");
             (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            long dumpEnd = System.Diagnostics.Stopwatch.GetTimestamp();
             Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
             Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
             Assert.False(TcpFreezer.IsAttached(hostB), "nothing may be attached on hostB before its restore");
             hosts.RemoveServiceFromHostA();
             runner.ExtraScripts.Add(hosts.WriteAddressMoveScript(_work));
 
+            long restoreStart = System.Diagnostics.Stopwatch.GetTimestamp();
             (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
+            long restoreEnd = System.Diagnostics.Stopwatch.GetTimestamp();
             Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
             Assert.Contains("tcpfreeze-hook: pre-restore: froze 200 connections", restoreLog);
 
             long[] atRestore = load.Snapshot();
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
-                $"not every connection came back on hostB: {string.Join("; ", load.Failures.Take(5))}");
+                $"not every connection came back on hostB: {string.Join("; ", load.Failures.Take(5))}\n" +
+                $"dump {Ms(dumpStart)}..{Ms(dumpEnd)}, restore {Ms(restoreStart)}..{Ms(restoreEnd)}, failures at " +
+                string.Join(",", load.Connections.Where(c => c.Failure is not null).Select(c => Ms(c.FailureTicks)).Take(10)) + " ms\n" +
+                $"hostA: {DescribeFrozen(hostA)}; hostB: {DescribeFrozen(hostB)}\n" +
+                string.Join("\n", (dumpLog + restoreLog).Split('\n').Where(l => l.Contains("tcpfreeze-hook") || l.Contains("Error") || l.Contains("action script"))));
             Assert.Empty(load.Failures);
             AttachTests.AssertNothingLeft(NetworkNamespace.Named(hosts.HostB), hostB);
             // hostA keeps its entries until their lease ends (no process there can thaw them).
@@ -111,6 +120,15 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
             TcpFreezer.Detach(hostA);
             TcpFreezer.Detach(hostB);
         }
+    }
+
+    private static string DescribeFrozen(FreezerOptions options)
+    {
+        if (!TcpFreezer.IsAttached(options))
+            return "not attached";
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        FreezerStatistics stats = freezer.GetStatistics();
+        return $"{stats.FrozenConnections} frozen, {stats.DroppedIngress} dropped in, {stats.DroppedEgress} dropped out, {stats.Passed} passed";
     }
 
     /// <summary>Dump with the hook, wait for the PID to be free, restore with the hook.</summary>
