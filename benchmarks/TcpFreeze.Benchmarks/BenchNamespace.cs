@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TcpFreeze;
 
 namespace TcpFreeze.Benchmarks;
@@ -22,6 +21,17 @@ internal sealed class BenchNamespace : IDisposable
     public string PinRoot { get; }
     public FreezerOptions Options { get; }
 
+    /// <summary>The namespace's file, for <c>nsenter --net=</c>.</summary>
+    public string Path => $"/run/netns/{Name}";
+
+    /// <summary>
+    /// Runs a tool inside the namespace with <c>nsenter --net</c> (not <c>ip netns exec</c>,
+    /// which also makes a mount namespace), so iptables and nft act on this namespace's
+    /// tables; returns its stdout.
+    /// </summary>
+    public string Exec(string program, IEnumerable<string> arguments, string? input = null, TimeSpan? timeout = null)
+        => Commands.Run("nsenter", [$"--net={Path}", program, .. arguments], input, timeout);
+
     public void Dispose()
     {
         try
@@ -41,14 +51,5 @@ internal sealed class BenchNamespace : IDisposable
             .Select(i => ConnectionKey.Parse($"198.18.{i / 60000 % 256}.1:{1 + i % 60000}", $"198.19.{i / 250 % 256}.{1 + i % 250}:40000"))
             .ToArray();
 
-    private static void Ip(params string[] arguments)
-    {
-        var info = new ProcessStartInfo("ip") { RedirectStandardError = true };
-        foreach (string a in arguments)
-            info.ArgumentList.Add(a);
-        using Process process = Process.Start(info)!;
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"ip {string.Join(' ', arguments)}: {process.StandardError.ReadToEnd()}");
-    }
+    internal static void Ip(params string[] arguments) => Commands.Run("ip", arguments);
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using BenchmarkDotNet.Attributes;
 using Ebpf.Interop;
 
@@ -5,8 +6,12 @@ namespace TcpFreeze.Benchmarks;
 
 /// <summary>
 /// Freezing then thawing N connections through the API: one batch call per map, and
-/// one call per connection; plus the floor of one raw map syscall per key.
+/// one call per connection; plus the floor of one raw map syscall per key. Each method
+/// leaves the map as it found it (empty), so it runs under the ordinary job, many
+/// invocations per iteration. Setup checks once, per method, that a lock leaves N entries
+/// in the kernel's map and an unlock none.
 /// </summary>
+[Description("TcpFreeze")]
 [MemoryDiagnoser]
 public class FreezeThawBenchmarks
 {
@@ -15,8 +20,10 @@ public class FreezeThawBenchmarks
     private BpfMap _map = null!;
     private ConnectionKey[] _keys = [];
 
-    [Params(1_500, 100_000)]
+    [ParamsSource(nameof(ConnectionCounts))]
     public int Connections { get; set; }
+
+    public IEnumerable<int> ConnectionCounts => BenchSettings.Connections(1, 100, 1_500, 10_000, 100_000);
 
     [GlobalSetup]
     public void Setup()
@@ -25,6 +32,19 @@ public class FreezeThawBenchmarks
         _freezer = TcpFreezer.Attach(_ns.Options);
         _map = BpfMap.OpenPinned(Path.Combine(_freezer.PinDirectory, "connections"));
         _keys = BenchNamespace.Keys(Connections);
+        Verify(nameof(Batch), () => _freezer.Freeze(_keys), () => _freezer.Thaw(_keys));
+        Verify(nameof(OneByOneApi), LockOneByOneApi, UnlockOneByOneApi);
+        Verify(nameof(OneByOneRawMap), LockOneByOneRawMap, UnlockOneByOneRawMap);
+    }
+
+    private void Verify(string method, Action lockAll, Action unlockAll)
+    {
+        lockAll();
+        int locked = _map.GetKeys<ConnectionKey>().Count;
+        unlockAll();
+        int unlocked = _map.GetKeys<ConnectionKey>().Count;
+        if (locked != Connections || unlocked != 0)
+            throw new InvalidOperationException($"{method}, {Connections} connections: {locked} map entries after the lock, {unlocked} after the unlock");
     }
 
     [GlobalCleanup]
@@ -45,8 +65,18 @@ public class FreezeThawBenchmarks
     [Benchmark(Description = "API one by one: Freeze([k]) + Thaw([k]) per key")]
     public void OneByOneApi()
     {
+        LockOneByOneApi();
+        UnlockOneByOneApi();
+    }
+
+    private void LockOneByOneApi()
+    {
         foreach (ConnectionKey key in _keys)
             _freezer.Freeze([key]);
+    }
+
+    private void UnlockOneByOneApi()
+    {
         foreach (ConnectionKey key in _keys)
             _freezer.Thaw([key]);
     }
@@ -54,9 +84,19 @@ public class FreezeThawBenchmarks
     [Benchmark(Description = "raw map: one update + one delete syscall per key")]
     public void OneByOneRawMap()
     {
+        LockOneByOneRawMap();
+        UnlockOneByOneRawMap();
+    }
+
+    private void LockOneByOneRawMap()
+    {
         var entry = new FreezeEntry();
         foreach (ConnectionKey key in _keys)
             _map.Update(key, entry);
+    }
+
+    private void UnlockOneByOneRawMap()
+    {
         foreach (ConnectionKey key in _keys)
             _map.Delete(key);
     }
