@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine (Debian 12, root) for building and testing TcpFreeze:
-#   1. installs the Debian packages the build, the tests and the CRIU build need (apt-get update only when
-#      something is missing);
+#   1. installs the Debian packages the build, the tests, the CRIU build and the container-engine tests need
+#      (apt-get update only when something is missing), never Debian's own criu package;
 #   2. mounts bpffs on /sys/fs/bpf;
 #   3. builds CRIU 4.2.1 from Debian sid's source package into a cache folder (Debian bookworm's criu 3.17 does not
 #      start on this kernel; 4.1 cannot dump TCP sockets on kernels >= 6.16) and checks it with `criu check`.
@@ -31,7 +31,12 @@ readonly PACKAGES=(
   gcc make xz-utils pkg-config libprotobuf-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev libnl-route-3-dev
   libnet1-dev libcap-dev libgnutls28-dev libnftables-dev libbsd-dev libaio-dev uuid-dev
+  # the container-engine tests (tests/TcpFreeze.Tests/Containers): runc, a static busybox for the image's rootfs,
+  # then podman. Order matters (see install_packages): podman depends on "crun | runc", and runc recommends criu.
+  runc busybox-static podman
 )
+# Installed in a second apt-get run, after everything else (runc above all) is there.
+readonly LATE_PACKAGES=(podman)
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -79,9 +84,27 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get "${APT_OPTS[@]}" update </dev/null
-  apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null
+  # Two runs, both without recommends: runc's Recommends is Debian's criu 3.17, which does not start on this
+  # kernel and would shadow CRIU 4.2.1 for any tool that finds `criu` on PATH first; and with runc already there,
+  # podman's "crun | runc" is satisfied by runc (Debian's crun has no CRIU support and does not start here).
+  early=() late=()
+  for p in "${missing[@]}"; do
+    if [[ " ${LATE_PACKAGES[*]} " == *" $p "* ]]; then late+=("$p"); else early+=("$p"); fi
+  done
+  criu_before=$(dpkg-query -W -f='${db:Status-Abbrev}' criu 2>/dev/null || true)
+  ((${#early[@]} == 0)) || apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${early[@]}" </dev/null
+  ((${#late[@]} == 0)) || apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${late[@]}" </dev/null
+  criu_after=$(dpkg-query -W -f='${db:Status-Abbrev}' criu 2>/dev/null || true)
+  if [[ $criu_after == "ii " && $criu_before != "ii " ]]; then
+    die "installing ${missing[*]} pulled in Debian's criu package (3.17, which does not start on this kernel); remove it with 'apt-get remove criu' and report this"
+  fi
 else
   log "all ${#PACKAGES[@]} packages present"
+fi
+if [[ $(dpkg-query -W -f='${db:Status-Abbrev}' criu 2>/dev/null || true) == "ii " ]]; then
+  log "WARNING: Debian's criu package is installed (not by this script); tools must find CRIU $CRIU_VERSION first on PATH"
+else
+  log "Debian's criu package is not installed (as intended)"
 fi
 phase_end packages
 
