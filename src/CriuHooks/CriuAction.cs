@@ -11,7 +11,7 @@ public enum CriuAction
     PostDump,
     /// <summary>"pre-restore": before anything is restored.</summary>
     PreRestore,
-    /// <summary>"setup-namespaces".</summary>
+    /// <summary>"setup-namespaces": restore; the root task and its namespaces exist (CRTOOLS_INIT_PID is set), no socket is restored yet.</summary>
     SetupNamespaces,
     /// <summary>"post-setup-namespaces".</summary>
     PostSetupNamespaces,

@@ -69,15 +69,20 @@ public sealed class CriuHookDispatcher
                 context.Info($"  {detail.TrimEnd()}");
     }
 
-    /// <summary>A dispatcher with TcpFreeze's handlers: freeze at pre-dump (completed at post-dump) and pre-restore, thaw at pre-resume.</summary>
+    /// <summary>
+    /// A dispatcher with TcpFreeze's handlers: freeze at pre-dump (completed at post-dump) and
+    /// pre-restore, thaw at pre-resume; for a tree in a network namespace of its own, lock
+    /// that namespace at network-lock and setup-namespaces, unlock it at network-unlock.
+    /// </summary>
     public static CriuHookDispatcher CreateTcpFreeze()
         => new CriuHookDispatcher()
             .On(CriuAction.PreDump, TcpFreezeHook.PreDump)
             .On(CriuAction.PostDump, TcpFreezeHook.PostDump)
             .On(CriuAction.PreRestore, TcpFreezeHook.PreRestore)
+            .On(CriuAction.SetupNamespaces, TcpFreezeHook.SetupNamespaces)
             .On(CriuAction.PreResume, TcpFreezeHook.PreResume)
-            .On(CriuAction.NetworkLock, TcpFreezeHook.OwnNamespace)
-            .On(CriuAction.NetworkUnlock, TcpFreezeHook.OwnNamespace);
+            .On(CriuAction.NetworkLock, TcpFreezeHook.NetworkLock)
+            .On(CriuAction.NetworkUnlock, TcpFreezeHook.NetworkUnlock);
 }
 
 /// <summary>A hook step could not do its work; the message says what and why.</summary>

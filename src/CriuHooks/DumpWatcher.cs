@@ -11,7 +11,8 @@ namespace TcpFreeze.CriuHooks;
 /// through pidfds. If the task dies first, CRIU killed it after the dump: a migration,
 /// and the freeze must hold until the restore side thaws it. If CRIU ends while the
 /// task still runs (--leave-running, an iterative `criu pre-dump`, a failed or killed
-/// dump), nothing will restore it, so the watcher thaws what pre-dump froze at once.
+/// dump), nothing will restore it, so the watcher thaws what pre-dump froze at once
+/// (for a tree in a network namespace of its own: releases that namespace's lock).
 /// It never outlives the lease: after that the kernel ignores the entries anyway.
 /// </summary>
 public static class DumpWatcher
@@ -126,6 +127,14 @@ public static class DumpWatcher
 
         if (File.Exists(state))
             manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
+        if (manifest.OwnNetworkNamespace)
+        {
+            // CRIU's network-unlock releases the lock after a failed or --leave-running dump;
+            // this covers a CRIU that died before it could (releasing twice is harmless).
+            NamespaceLock.Release(initPid);
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs: released the lock of its network namespace");
+            return 0;
+        }
         using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = pinRoot });
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
         Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs (--leave-running, pre-dump or a failed dump): " +

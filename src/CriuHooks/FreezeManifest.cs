@@ -30,8 +30,9 @@ public sealed record FreezeManifest
     public double LeaseSeconds { get; init; }
 
     /// <summary>
-    /// True when the dumped tree had a network namespace of its own: CRIU locked that
-    /// namespace itself and TcpFreeze froze nothing, so the restore side does nothing either.
+    /// True when the dumped tree had a network namespace of its own: the hook locks that
+    /// namespace as a whole (<see cref="NamespaceLock"/>) and freezes no connection, so the
+    /// restore side has nothing to freeze or thaw per connection either.
     /// </summary>
     public bool OwnNetworkNamespace { get; init; }
 

@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace TcpFreeze.CriuHooks;
 
 /// <summary>
-/// TcpFreeze's CRIU handlers, for a task tree in CRIU's own network namespace (the
-/// host case, where CRIU would otherwise add iptables rules per connection):
+/// TcpFreeze's CRIU handlers. For a task tree in CRIU's own network namespace (the host
+/// case, where CRIU would otherwise add iptables rules per connection):
 /// <list type="bullet">
 /// <item>pre-dump: attach if needed, freeze the tree's listening endpoints, then all its
 /// connections in one batch, with a lease; write the manifest into the images; start
@@ -17,9 +17,15 @@ namespace TcpFreeze.CriuHooks;
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
-/// <item>network-lock / network-unlock: CRIU runs these only for a tree in a network
-/// namespace of its own, which CRIU locks as a whole; TcpFreeze leaves that to CRIU.</item>
 /// </list>
+/// For a tree in a network namespace of its own (a container with its own network, a
+/// pod), CRIU would lock that namespace as a whole, but <c>network-lock skip</c> turns
+/// that off as well, so the hook takes the whole-namespace lock itself
+/// (<see cref="NamespaceLock"/>): at network-lock (dump), again at setup-namespaces
+/// (restore: the namespace may be a new one, before any socket is restored), and it
+/// releases it at network-unlock (after a restore, a failed dump or --leave-running).
+/// The manifest records that case, and the dump watcher releases the lock should CRIU
+/// die while the tasks still run.
 /// Each step is all or nothing: when it fails it undoes what it froze and exits non-zero.
 /// </summary>
 public static class TcpFreezeHook
@@ -34,8 +40,11 @@ public static class TcpFreezeHook
 
         if (!SharesNetworkNamespace(pid))
         {
-            (FreezeManifest.Create(pid, settings.Lease, [], []) with { OwnNetworkNamespace = true }).Write(images);
-            context.Info($"pre-dump: PID {pid} has a network namespace of its own, which CRIU locks as a whole; TcpFreeze freezes nothing");
+            FreezeManifest own = FreezeManifest.Create(pid, settings.Lease, [], []) with { OwnNetworkNamespace = true };
+            own.Write(images);
+            string ownWatcher = DumpWatcher.TryStart(context, pid, own);
+            context.Info($"pre-dump: PID {pid} has a network namespace of its own, which the hook locks as a whole at network-lock; " +
+                         $"nothing to freeze per connection; {ownWatcher}");
             return 0;
         }
 
@@ -114,7 +123,7 @@ public static class TcpFreezeHook
         FreezeManifest manifest = ReadManifest(environment, "pre-restore");
         if (manifest.OwnNetworkNamespace)
         {
-            context.Info("pre-restore: the dumped tree had a network namespace of its own; nothing to freeze");
+            context.Info("pre-restore: the dumped tree had a network namespace of its own, which the hook locks as a whole at setup-namespaces; nothing to freeze per connection");
             return 0;
         }
         var watch = Stopwatch.StartNew();
@@ -145,12 +154,53 @@ public static class TcpFreezeHook
         return 0;
     }
 
-    /// <summary>network-lock / network-unlock: CRIU locks a tree's own network namespace itself.</summary>
-    public static int OwnNamespace(CriuEnvironment environment, HookContext context)
+    /// <summary>
+    /// network-lock (dump; CRIU runs it only for a tree in a network namespace of its own,
+    /// after the tasks are frozen and before any socket is dumped): locks that namespace as a whole.
+    /// </summary>
+    public static int NetworkLock(CriuEnvironment environment, HookContext context)
     {
-        context.Info($"{environment.ActionName}: the tree has a network namespace of its own, which CRIU locks as a whole; TcpFreeze leaves it to CRIU");
+        int pid = RequireInitPid(environment);
+        var watch = Stopwatch.StartNew();
+        NamespaceLock.Take(pid);
+        context.Info($"network-lock: locked the network namespace of PID {pid} as a whole (nft table inet {NamespaceLock.Table}) in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
     }
+
+    /// <summary>
+    /// setup-namespaces (restore): the restored tree's namespaces exist, its sockets do not
+    /// yet. For a tree in a network namespace of its own the lock goes (back) in now: the
+    /// namespace may be new (podman creates a fresh one), or still locked from the dump (a
+    /// pod's namespace), in which case taking it again changes nothing.
+    /// </summary>
+    public static int SetupNamespaces(CriuEnvironment environment, HookContext context)
+    {
+        int pid = RequireInitPid(environment);
+        if (SharesNetworkNamespace(pid))
+            return 0;
+        var watch = Stopwatch.StartNew();
+        NamespaceLock.Take(pid);
+        context.Info($"setup-namespaces: locked the network namespace of the restored PID {pid} as a whole (nft table inet {NamespaceLock.Table}) " +
+                     $"in {watch.Elapsed.TotalMilliseconds:F1} ms, before any socket is restored");
+        return 0;
+    }
+
+    /// <summary>
+    /// network-unlock (only for a tree in a network namespace of its own): after a restore,
+    /// once the sockets are back; after a failed dump or a --leave-running one. Releases the lock.
+    /// </summary>
+    public static int NetworkUnlock(CriuEnvironment environment, HookContext context)
+    {
+        int pid = RequireInitPid(environment);
+        var watch = Stopwatch.StartNew();
+        NamespaceLock.Release(pid);
+        context.Info($"network-unlock: released the lock of the network namespace of PID {pid} in {watch.Elapsed.TotalMilliseconds:F1} ms");
+        return 0;
+    }
+
+    private static int RequireInitPid(CriuEnvironment environment)
+        => environment.InitPid ?? throw new HookException(
+            $"CRTOOLS_INIT_PID is not set at {environment.ActionName}; cannot tell which network namespace to lock or unlock");
 
     private static FreezeManifest ReadManifest(CriuEnvironment environment, string step)
     {

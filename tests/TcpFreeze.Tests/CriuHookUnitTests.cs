@@ -543,11 +543,11 @@ public sealed class CriuHookDispatcherTests
     }
 
     [Fact]
-    public void The_TcpFreeze_dispatcher_handles_exactly_pre_dump_post_dump_pre_restore_pre_resume_and_the_network_lock_steps()
+    public void The_TcpFreeze_dispatcher_handles_exactly_pre_dump_post_dump_pre_restore_setup_namespaces_pre_resume_and_the_network_lock_steps()
     {
         CriuHookDispatcher dispatcher = CriuHookDispatcher.CreateTcpFreeze();
         Assert.Equal(
-            new HashSet<CriuAction> { CriuAction.PreDump, CriuAction.PostDump, CriuAction.PreRestore, CriuAction.PreResume, CriuAction.NetworkLock, CriuAction.NetworkUnlock },
+            new HashSet<CriuAction> { CriuAction.PreDump, CriuAction.PostDump, CriuAction.PreRestore, CriuAction.SetupNamespaces, CriuAction.PreResume, CriuAction.NetworkLock, CriuAction.NetworkUnlock },
             dispatcher.Actions.ToHashSet());
     }
 
@@ -649,18 +649,23 @@ public sealed class TcpFreezeHookInputTests : IDisposable
     [Theory]
     [InlineData("network-lock")]
     [InlineData("network-unlock")]
-    public void Network_lock_steps_succeed_and_say_CRIU_locks_the_namespace(string action)
+    [InlineData("setup-namespaces")]
+    public void Namespace_lock_steps_without_an_init_pid_fail_naming_CRTOOLS_INIT_PID(string action)
     {
-        Assert.Equal(0, Run(action));
-        string line = OnlyLogLine();
-        Assert.StartsWith($"tcpfreeze-hook: {action}: ", line);
-        Assert.Contains("CRIU locks as a whole", line);
+        Assert.Equal(1, Run(action));
+        Assert.StartsWith($"tcpfreeze-hook: {action} failed: CRTOOLS_INIT_PID is not set at {action}", OnlyLogLine());
+    }
+
+    [Fact]
+    public void Setup_namespaces_of_a_tree_in_this_network_namespace_does_nothing()
+    {
+        Assert.Equal(0, Run("setup-namespaces", pid: Environment.ProcessId));
+        Assert.Empty(_log.ToString());
     }
 
     [Theory]
     [InlineData("post-restore")]
     [InlineData("post-resume")]
-    [InlineData("setup-namespaces")]
     [InlineData("some-future-step")]
     public void Steps_TcpFreeze_has_no_work_at_succeed_silently(string action)
     {
@@ -789,14 +794,23 @@ public sealed class HookProgramTests : IDisposable
         Assert.StartsWith("tcpfreeze-hook: cannot read the hook settings file /proc/self/mem", Assert.Single(ErrorLines));
     }
 
+    /// <summary>A step that logs one line and needs no root: pre-restore of a tree that had a network namespace of its own.</summary>
+    private void OwnNamespacePreRestore()
+    {
+        string images = Directory.CreateDirectory(_folder.File("images")).FullName;
+        (FreezeManifest.Create(7, TimeSpan.FromSeconds(60), [], []) with { OwnNetworkNamespace = true }).Write(images);
+        Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "pre-restore");
+        Environment.SetEnvironmentVariable("CRTOOLS_IMAGE_DIR", images);
+    }
+
     [Fact]
-    public void The_network_lock_step_exits_0_and_also_logs_to_the_log_file()
+    public void A_step_exits_0_and_also_logs_to_the_log_file()
     {
         string log = _folder.File("hook.log");
         Environment.SetEnvironmentVariable("TCPFREEZE_HOOK_CONFIG", _folder.Write("hook.conf", $"log-file = {log}\n"));
-        Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "network-lock");
+        OwnNamespacePreRestore();
         Assert.Equal(0, HookProgram.Run([]));
-        Assert.StartsWith("tcpfreeze-hook: network-lock: ", Assert.Single(ErrorLines));
+        Assert.StartsWith("tcpfreeze-hook: pre-restore: ", Assert.Single(ErrorLines));
         string logged = Assert.Single(File.ReadAllLines(log));
         Assert.EndsWith(ErrorLines[0], logged); // after a timestamp
     }
@@ -806,11 +820,11 @@ public sealed class HookProgramTests : IDisposable
     {
         string log = _folder.File("no-such-folder/hook.log");
         Environment.SetEnvironmentVariable("TCPFREEZE_LOG_FILE", log);
-        Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "network-unlock");
+        OwnNamespacePreRestore();
         Assert.Equal(0, HookProgram.Run([]));
         Assert.Equal(2, ErrorLines.Length);
         Assert.StartsWith($"tcpfreeze-hook: cannot open the log file {log}", ErrorLines[0]);
-        Assert.StartsWith("tcpfreeze-hook: network-unlock: ", ErrorLines[1]);
+        Assert.StartsWith("tcpfreeze-hook: pre-restore: ", ErrorLines[1]);
     }
 
     [Fact]

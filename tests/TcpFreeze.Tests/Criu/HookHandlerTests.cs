@@ -50,5 +50,47 @@ public sealed class HookHandlerTests : IDisposable
         }
     }
 
+    [RootFact]
+    public void Network_lock_silences_a_namespace_of_its_own_as_a_whole_and_network_unlock_lets_every_byte_through_again()
+    {
+        using var network = TestNetwork.Create();
+        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
+        using TcpPair pair = TcpPair.Open(network.A, network.B, endpoint);
+        // A process in B stands for the dumped tree's root task; the hook runs here, in another namespace.
+        using ScriptProcess task = ScriptProcess.Start(network.NameB, "import sys; print('up', flush=True); sys.stdin.read()");
+        task.Expect("up", TimeSpan.FromSeconds(10));
+        var log = new StringWriter();
+        var context = new HookContext(new HookSettings(), log, Environment.ProcessId, null);
+        CriuHookDispatcher hook = CriuHookDispatcher.CreateTcpFreeze();
+        int Step(CriuAction action, string name) => hook.Dispatch(new CriuEnvironment(action, name, null, task.Pid), context);
+        try
+        {
+            Assert.True(Step(CriuAction.NetworkLock, "network-lock") == 0, log.ToString());
+            Assert.True(Step(CriuAction.SetupNamespaces, "setup-namespaces") == 0, log.ToString()); // taking it again is harmless
+            Assert.True(NamespaceLock.IsTaken(task.Pid));
+            Assert.Contains("network-lock: locked the network namespace of PID", log.ToString());
+
+            pair.Client.Send("frozen"u8);
+            Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromMilliseconds(400)), "a byte crossed the lock");
+            using (Socket probe = TcpPair.NewClient(network.A, AddressFamily.InterNetwork))
+            {
+                // Neither accepted nor refused: the SYN is dropped, no RST comes back.
+                Task connect = probe.ConnectAsync(endpoint);
+                Assert.False(connect.Wait(TimeSpan.FromMilliseconds(400)), "a new connection got an answer through the lock");
+            }
+
+            Assert.True(Step(CriuAction.NetworkUnlock, "network-unlock") == 0, log.ToString());
+            Assert.False(NamespaceLock.IsTaken(task.Pid));
+            Assert.Equal("frozen", System.Text.Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 6, TimeSpan.FromSeconds(10))));
+            TcpPair.AssertRoundTrip(pair.Server, pair.Client, "thawed");
+            Assert.Equal(TcpPair.Established, TcpPair.TcpState(pair.Client));
+            Assert.True(Step(CriuAction.NetworkUnlock, "network-unlock") == 0, "releasing twice must be harmless: " + log);
+        }
+        finally
+        {
+            NamespaceLock.Release(task.Pid);
+        }
+    }
+
     public void Dispose() => Directory.Delete(_work, recursive: true);
 }
