@@ -75,6 +75,77 @@ public sealed class ClientLoad : IAsyncDisposable
             }
         }, staggered ? pause : TimeSpan.Zero);
 
+    /// <summary>At most this many lines a streaming connection has sent and not yet had back.</summary>
+    public const int StreamWindow = 400;
+
+    /// <summary>
+    /// Streaming echo: every <paramref name="interval"/> each connection sends its next
+    /// "ID:SEQ\n" without waiting for the reply (at most <see cref="StreamWindow"/>
+    /// unanswered), and a reader checks that the echoed lines come back exactly once, in
+    /// order. Unlike <see cref="Echo"/>, whose clients fall silent once the server stops
+    /// answering, these keep sending while the server is down: without a lock, segments
+    /// reach a host with no socket for them and the connection is reset.
+    /// </summary>
+    public static ClientLoad Stream(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan interval)
+        => new(Open(ns, server, count), async (c, token) =>
+        {
+            Task reader = ReadStream(c, token);
+            try
+            {
+                for (long seq = 0; !token.IsCancellationRequested && c.Failure is null;)
+                {
+                    if (seq - Interlocked.Read(ref c.Replies) < StreamWindow)
+                    {
+                        await c.Socket.SendAsync(Encoding.ASCII.GetBytes($"{c.Id}:{seq}\n"), SocketFlags.None, token);
+                        seq++;
+                    }
+                    await Delay(interval, token);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (SocketException e)
+            {
+                Fail(c, $"connection {c.Id}: {e.SocketErrorCode} while sending, after {c.Replies} replies");
+            }
+            await reader;
+        });
+
+    private static async Task ReadStream(Connection c, CancellationToken token)
+    {
+        try
+        {
+            while (!token.IsCancellationRequested)
+            {
+                string? line = await ReadLine(c, token);
+                string expected = $"{c.Id}:{c.Replies}\n";
+                if (line is null)
+                {
+                    Fail(c, $"connection {c.Id}: the server closed the connection after {c.Replies} replies");
+                    return;
+                }
+                if (line != expected)
+                {
+                    Fail(c, $"connection {c.Id}: expected '{expected.Trim()}' but got '{line.Trim()}' after {c.Replies} replies");
+                    return;
+                }
+                Interlocked.Increment(ref c.Replies);
+                Interlocked.Exchange(ref c.LastReplyTicks, Stopwatch.GetTimestamp());
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (SocketException e)
+        {
+            Fail(c, $"connection {c.Id}: {e.SocketErrorCode} after {c.Replies} replies");
+        }
+    }
+
+    /// <summary>Records the connection's first failure (its sender and reader may both fail).</summary>
+    private static void Fail(Connection c, string failure) => Interlocked.CompareExchange(ref c.Failure, failure, null);
+
     private static Connection[] Open(NetworkNamespace ns, IPEndPoint server, int count)
     {
         var connections = new Connection[count];

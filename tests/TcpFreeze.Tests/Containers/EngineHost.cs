@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Text;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests.Containers;
+
+/// <summary>What an engine command did: exit code, output (stdout then stderr) and wall time.</summary>
+public sealed record EngineResult(string Command, int ExitCode, string Output, TimeSpan Elapsed)
+{
+    public EngineResult Succeeds()
+    {
+        Assert.True(ExitCode == 0, $"{Command} exited {ExitCode} after {Elapsed.TotalMilliseconds:F0} ms:\n{Output}");
+        return this;
+    }
+}
+
+/// <summary>
+/// The "host" a container engine runs on in a test: a network namespace of the test's own
+/// (so a host-network container shares that one, never the machine's) and a private mount
+/// namespace in which
+/// <list type="bullet">
+/// <item>/etc/criu and /etc/tcpfreeze are the test's folders <see cref="CriuConfigDirectory"/>
+/// and <see cref="HookConfigDirectory"/>: runc, podman and CRIU read the test's CRIU
+/// configuration, the hook its settings file, and the machine's own files are never touched;</item>
+/// <item>/etc and /var/lib are copy-on-write overlays on the test's folder (also what makes the
+/// two mount points exist on a machine without them): whatever an engine writes there (podman's
+/// blob-info cache in /var/lib/containers, a CNI file) lands in the test folder.</item>
+/// </list>
+/// A holder shell keeps the namespace alive; every engine command runs in it through
+/// nsenter, with a clean environment (PATH and what the command is given, like the
+/// stripped environment engines hand CRIU's action scripts). Everything mounted lives in
+/// that namespace and goes with it.
+/// </summary>
+public sealed class EngineHost : IDisposable
+{
+    private const string Setup = """
+        set -e
+        w=$1
+        mount -t overlay tcpfreeze-etc -o "lowerdir=/etc,upperdir=$w/etc/upper,workdir=$w/etc/work" /etc
+        mount -t overlay tcpfreeze-varlib -o "lowerdir=/var/lib,upperdir=$w/varlib/upper,workdir=$w/varlib/work" /var/lib
+        mkdir -p /etc/criu /etc/tcpfreeze
+        mount --bind "$w/criu" /etc/criu
+        mount --bind "$w/tcpfreeze" /etc/tcpfreeze
+        echo ready
+        read -r _ || true
+        """;
+
+    private readonly Process _holder;
+    private readonly string? _ownNamespace;
+    private readonly string _path;
+
+    private EngineHost(Process holder, string directory, string namespaceName, string? ownNamespace, string path)
+    {
+        _holder = holder;
+        Directory = directory;
+        NamespaceName = namespaceName;
+        _ownNamespace = ownNamespace;
+        _path = path;
+    }
+
+    /// <summary>The folder holding the overlays and the two configuration folders.</summary>
+    public string Directory { get; }
+
+    /// <summary>What the engine sees as /etc/criu.</summary>
+    public string CriuConfigDirectory => Path.Combine(Directory, "criu");
+
+    /// <summary>What the engine (and the hook it runs) sees as /etc/tcpfreeze.</summary>
+    public string HookConfigDirectory => Path.Combine(Directory, "tcpfreeze");
+
+    /// <summary>The network namespace the engine runs in.</summary>
+    public string NamespaceName { get; }
+
+    /// <summary>The holder process: /proc/PID/ns/{mnt,net} are the engine's namespaces.</summary>
+    public int HolderPid => _holder.Id;
+
+    /// <summary>
+    /// Starts the holder in network namespace <paramref name="namespaceName"/>, or in a new
+    /// namespace of its own (loopback only) when that is null. <paramref name="criuDirectory"/>
+    /// holds the `criu` engines must run (CRIU 4.2.1): it goes first on PATH.
+    /// </summary>
+    public static EngineHost Start(string workDirectory, string? namespaceName, string criuDirectory)
+    {
+        string directory = Path.Combine(workDirectory, "engine-host");
+        foreach (string sub in new[] { "etc/upper", "etc/work", "varlib/upper", "varlib/work", "criu", "tcpfreeze" })
+            System.IO.Directory.CreateDirectory(Path.Combine(directory, sub));
+        string? own = null;
+        if (namespaceName is null)
+        {
+            own = namespaceName = $"tfz{Environment.ProcessId}e{Interlocked.Increment(ref s_counter)}";
+            Run.Checked("ip", "netns", "add", own);
+            Run.Checked("ip", "-n", own, "link", "set", "lo", "up");
+        }
+        var info = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string argument in new[] { $"--net=/run/netns/{namespaceName}", "unshare", "--mount", "--propagation", "private", "sh", "-c", Setup, "sh", directory })
+            info.ArgumentList.Add(argument);
+        Process holder;
+        try
+        {
+            holder = Process.Start(info) ?? throw new InvalidOperationException("could not start the engine host's holder");
+        }
+        catch
+        {
+            if (own is not null)
+                Run.Capture("ip", "netns", "del", own);
+            throw;
+        }
+        string path = $"{criuDirectory}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        var host = new EngineHost(holder, directory, namespaceName, own, path);
+        Task<string?> ready = holder.StandardOutput.ReadLineAsync();
+        if (!ready.Wait(TimeSpan.FromSeconds(20)) || ready.Result != "ready")
+        {
+            string error = holder.HasExited ? holder.StandardError.ReadToEnd() : "(still running)";
+            host.Dispose();
+            throw new InvalidOperationException($"the engine host's mount namespace was not set up: {error}");
+        }
+        return host;
+    }
+
+    private static int s_counter;
+
+    /// <summary>Writes <paramref name="content"/> to <paramref name="path"/> as the engine sees it (under /etc: into the test's overlay).</summary>
+    public void WriteFile(string path, string content)
+        => Execute("sh", ["-c", "mkdir -p \"$(dirname \"$2\")\" && printf '%s' \"$1\" > \"$2\"", "sh", content, path]).Succeeds();
+
+    /// <summary>Runs <paramref name="program"/> on this host (its mount and network namespaces) with a clean environment.</summary>
+    public EngineResult Execute(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+    {
+        string[] argv = arguments.ToArray();
+        var info = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        info.Environment.Clear();
+        info.Environment["PATH"] = _path;
+        if (environment is not null)
+            foreach ((string name, string value) in environment)
+                info.Environment[name] = value;
+        foreach (string argument in new[] { "-t", HolderPid.ToString(), "--mount", "--net", "--", program }.Concat(argv))
+            info.ArgumentList.Add(argument);
+        string command = $"{program} {string.Join(' ', argv)}";
+        var clock = Stopwatch.StartNew();
+        using Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {command}");
+        process.StandardInput.Close();
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        TimeSpan limit = timeout ?? TimeSpan.FromMinutes(2);
+        if (!process.WaitForExit(limit))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{command} did not finish within {limit}");
+        }
+        process.WaitForExit();
+        TimeSpan elapsed = clock.Elapsed;
+        // A detached child (conmon, a container started with -d) may keep the pipes open: do not wait for it.
+        string text = (output.Wait(TimeSpan.FromSeconds(5)) ? output.Result : "") + (error.Wait(TimeSpan.FromSeconds(5)) ? error.Result : "");
+        return new EngineResult(command, process.ExitCode, text, elapsed);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_holder.HasExited)
+            {
+                _holder.StandardInput.Close();
+                if (!_holder.WaitForExit(5000))
+                    _holder.Kill();
+                _holder.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _holder.Dispose();
+        if (_ownNamespace is not null)
+            Run.Capture("ip", "netns", "del", _ownNamespace);
+    }
+}
+
+/// <summary>
+/// A cgroup of the test's own under which the engines create their containers' cgroups
+/// (podman --cgroup-parent, runc's cgroupsPath), removed with everything below it.
+/// </summary>
+public sealed class TestCgroup
+{
+    private static int s_counter;
+
+    public TestCgroup() => Name = $"/tcpfreeze-test-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
+
+    /// <summary>The cgroup path, e.g. /tcpfreeze-test-123-1.</summary>
+    public string Name { get; }
+
+    /// <summary>Its folders in every mounted hierarchy (cgroup v1 controllers, the unified one, or v2 alone).</summary>
+    public IEnumerable<string> Folders()
+    {
+        var roots = new List<string> { "/sys/fs/cgroup" };
+        if (System.IO.Directory.Exists("/sys/fs/cgroup"))
+            roots.AddRange(System.IO.Directory.EnumerateDirectories("/sys/fs/cgroup"));
+        return roots.Select(root => root + Name).Where(System.IO.Directory.Exists);
+    }
+
+    /// <summary>Removes the folders, deepest first; returns those that could not be removed (a process still in them).</summary>
+    public List<string> Remove()
+    {
+        var left = new List<string>();
+        foreach (string folder in Folders().ToList())
+        {
+            IEnumerable<string> all = System.IO.Directory.EnumerateDirectories(folder, "*", SearchOption.AllDirectories)
+                .OrderByDescending(d => d.Length).Append(folder).ToList();
+            foreach (string directory in all)
+            {
+                try
+                {
+                    System.IO.Directory.Delete(directory); // cgroupfs: rmdir of a cgroup with only its control files
+                }
+                catch (IOException e)
+                {
+                    left.Add($"{directory} ({e.Message})");
+                }
+            }
+        }
+        return left;
+    }
+}
+
+/// <summary>A snapshot of what the engines could touch outside the test folders, to prove they did not.</summary>
+public sealed record HostState(string EtcCriu, bool RunRunc, bool VarLibContainers, bool RunLibpod, bool RunContainers, bool LibpodShmLock)
+{
+    public static HostState Read() => new(
+        DescribeFolder("/etc/criu"),
+        Directory.Exists("/run/runc"),
+        Directory.Exists("/var/lib/containers"),
+        Directory.Exists("/run/libpod"),
+        Directory.Exists("/run/containers"),
+        File.Exists("/dev/shm/libpod_lock"));
+
+    /// <summary>Every file's name and content, or "missing".</summary>
+    private static string DescribeFolder(string path)
+    {
+        if (!Directory.Exists(path))
+            return "missing";
+        var text = new StringBuilder();
+        foreach (string file in Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Order())
+            text.Append(file).Append('\n').Append(File.ReadAllText(file)).Append('\n');
+        return text.ToString();
+    }
+}
