@@ -13,6 +13,7 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
         ["TCPFREEZE_HOOK_CONFIG"] = "",
     };
 
+    /// <summary>Action scripts CRIU runs after the hook, at every step.</summary>
     public List<string> ExtraScripts { get; } = [];
 
     public List<string> ExtraDumpArguments { get; } = [];
@@ -39,10 +40,12 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
         var argv = new List<string> { $"--net=/run/netns/{ns}", criu };
         argv.AddRange(arguments);
         argv.AddRange(["-D", Images, "-v4", "--tcp-established", "--network-lock", useHook ? "skip" : NetworkLockWithoutHook]);
-        if (useHook)
-            argv.AddRange(["--action-script", hook]);
+        // CRIU runs action scripts in the reverse order of their options: the extra scripts
+        // come first on the command line so that they run after the hook at every step.
         foreach (string script in ExtraScripts)
             argv.AddRange(["--action-script", script]);
+        if (useHook)
+            argv.AddRange(["--action-script", hook]);
         var clock = Stopwatch.StartNew();
         (int code, string output, string error) = Run.Capture("nsenter", argv, Environment, Timeout);
         TimeSpan elapsed = clock.Elapsed;
