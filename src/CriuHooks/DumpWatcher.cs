@@ -65,7 +65,9 @@ public static class DumpWatcher
             // the watcher sees that and decides the same way it would have.
             process.StandardInput.Write(JsonSerializer.Serialize(manifest, ManifestJson.Default.FreezeManifest));
             process.StandardInput.Close();
-            return $"dump watcher PID {process.Id} thaws at once if the tasks keep running";
+            return manifest.OwnNetworkNamespace
+                ? $"dump watcher PID {process.Id} releases the namespace lock should CRIU end while the tasks still run"
+                : $"dump watcher PID {process.Id} thaws at once if the tasks keep running";
         }
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
         {
