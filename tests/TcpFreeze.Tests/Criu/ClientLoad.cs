@@ -130,8 +130,7 @@ public sealed class ClientLoad : IAsyncDisposable
                     Fail(c, $"connection {c.Id}: expected '{expected.Trim()}' but got '{line.Trim()}' after {c.Replies} replies");
                     return;
                 }
-                Interlocked.Increment(ref c.Replies);
-                Interlocked.Exchange(ref c.LastReplyTicks, Stopwatch.GetTimestamp());
+                RecordReply(c);
             }
         }
         catch (OperationCanceledException)
@@ -144,7 +143,22 @@ public sealed class ClientLoad : IAsyncDisposable
     }
 
     /// <summary>Records the connection's first failure (its sender and reader may both fail).</summary>
-    private static void Fail(Connection c, string failure) => Interlocked.CompareExchange(ref c.Failure, failure, null);
+    private static void Fail(Connection c, string failure)
+    {
+        if (Interlocked.CompareExchange(ref c.Failure, failure, null) is null)
+            c.FailureTicks = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Counts one reply and keeps the longest gap between two replies up to date.</summary>
+    private static void RecordReply(Connection c)
+    {
+        Interlocked.Increment(ref c.Replies);
+        long now = Stopwatch.GetTimestamp();
+        long gap = now - Interlocked.Exchange(ref c.LastReplyTicks, now);
+        for (long longest = Interlocked.Read(ref c.LongestGapTicks); gap > longest; longest = Interlocked.Read(ref c.LongestGapTicks))
+            if (Interlocked.CompareExchange(ref c.LongestGapTicks, gap, longest) == longest)
+                break;
+    }
 
     private static Connection[] Open(NetworkNamespace ns, IPEndPoint server, int count)
     {
@@ -174,12 +188,7 @@ public sealed class ClientLoad : IAsyncDisposable
                 c.Failure = $"connection {c.Id}: expected '{expected.Trim()}' but got '{reply.Trim()}' after {c.Replies} replies";
                 return false;
             }
-            Interlocked.Increment(ref c.Replies);
-            long now = Stopwatch.GetTimestamp();
-            long gap = now - Interlocked.Exchange(ref c.LastReplyTicks, now);
-            for (long longest = Interlocked.Read(ref c.LongestGapTicks); gap > longest; longest = Interlocked.Read(ref c.LongestGapTicks))
-                if (Interlocked.CompareExchange(ref c.LongestGapTicks, gap, longest) == longest)
-                    break;
+            RecordReply(c);
             return true;
         }
         catch (OperationCanceledException)
