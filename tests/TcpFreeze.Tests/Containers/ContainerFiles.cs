@@ -5,48 +5,11 @@ public static class ContainerFiles
 {
     public const string EchoServerFileName = "echo_server.py";
 
-    /// <summary>
-    /// The echo server inside the containers: MigrationTests.EchoServer, except that a
-    /// connection that fails (reset by a client) is closed instead of ending the server.
-    /// </summary>
-    public const string EchoServer = """
-        import selectors, socket, sys
-        host, port = sys.argv[1], int(sys.argv[2])
-        family = socket.AF_INET6 if ':' in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(4096)
-        listener.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ)
-        print('listening', flush=True)
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is listener:
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    conn.setblocking(True)
-                    selector.register(conn, selectors.EVENT_READ)
-                    continue
-                try:
-                    data = key.fileobj.recv(65536)
-                    if data:
-                        key.fileobj.sendall(data)
-                        continue
-                except OSError:
-                    pass
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-        """;
-
     /// <summary>Writes the echo server into <paramref name="folder"/> (mounted as /srv in the containers).</summary>
     public static string WriteServer(string folder)
     {
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, EchoServerFileName), EchoServer);
+        File.WriteAllText(Path.Combine(folder, EchoServerFileName), Criu.EchoServer.Script);
         return folder;
     }
 

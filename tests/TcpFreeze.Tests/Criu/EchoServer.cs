@@ -8,6 +8,10 @@ namespace TcpFreeze.Tests.Criu;
 /// </summary>
 public static class EchoServer
 {
+    /// <summary>
+    /// The server: a connection that fails (reset by a client) is closed instead of
+    /// ending the server, so one lost client never takes the others down.
+    /// </summary>
     public const string Script = """
         import selectors, socket, sys
         host, port = sys.argv[1], int(sys.argv[2])
@@ -23,16 +27,22 @@ public static class EchoServer
         while True:
             for key, _ in selector.select():
                 if key.fileobj is listener:
-                    conn, _ = listener.accept()
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
                     conn.setblocking(True)
                     selector.register(conn, selectors.EVENT_READ)
                     continue
-                data = key.fileobj.recv(65536)
-                if not data:
-                    selector.unregister(key.fileobj)
-                    key.fileobj.close()
-                else:
-                    key.fileobj.sendall(data)
+                try:
+                    data = key.fileobj.recv(65536)
+                    if data:
+                        key.fileobj.sendall(data)
+                        continue
+                except OSError:
+                    pass
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
         """;
 
     /// <summary>Starts the echo server in namespace <paramref name="ns"/> and waits (bounded) until it listens.</summary>
