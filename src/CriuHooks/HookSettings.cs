@@ -122,8 +122,9 @@ public sealed record HookSettings
 
     private static TimeSpan ParseLease(string text, string where)
     {
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
-            throw new FormatException($"{where}: the lease must be a number of seconds above 0 and at most 86400, not '{text}'.");
+        // At least a millisecond: a smaller positive number (1e-9) rounds to a zero TimeSpan, a lease that ends before it starts.
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds < 0.001 || seconds > 86_400)
+            throw new FormatException($"{where}: the lease must be a number of seconds from 0.001 to 86400, not '{text}'.");
         return TimeSpan.FromSeconds(seconds);
     }
 

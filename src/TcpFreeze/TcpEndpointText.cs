@@ -8,7 +8,8 @@ namespace TcpFreeze;
 /// <summary>
 /// Parses and formats TCP endpoints as text: <c>198.18.0.1:8080</c> for IPv4 and
 /// <c>[2001:db8::1]:8080</c> for IPv6. Only numeric addresses are accepted (no host
-/// names, no IPv6 zone ids, no shortened IPv4 forms such as <c>10.1</c>), because
+/// names, no IPv6 zone ids, no shortened IPv4 forms such as <c>10.1</c>, no leading zeros
+/// such as <c>010.0.0.1</c> that other tools read as octal), because
 /// the kernel matches exact addresses.
 /// </summary>
 public static class TcpEndpointText
@@ -61,11 +62,20 @@ public static class TcpEndpointText
             error = $"'{text}' looks like an IPv6 address without brackets; write [ADDRESS]:PORT, e.g. [2001:db8::1]:8080.";
             return false;
         }
-        if (!IsDottedQuad(host) || !IPAddress.TryParse(host, out IPAddress? v4))
+        if (!IsDottedQuad(host))
         {
             error = $"'{host}' in '{text}' is not an IPv4 address in dotted-quad form (host names are not accepted).";
             return false;
         }
+        // IPAddress.Parse, like inet_aton, reads "010" as octal 8; a reader of the text means 10. Refuse the doubt.
+        string[] parts = host.Split('.');
+        if (parts.Any(p => p.Length > 1 && p[0] == '0'))
+        {
+            string plain = string.Join('.', parts.Select(p => int.Parse(p, NumberStyles.None, CultureInfo.InvariantCulture)));
+            error = $"'{host}' in '{text}' has a part with a leading zero, which some tools read as octal; write it in plain decimal ({plain}).";
+            return false;
+        }
+        var v4 = new IPAddress(parts.Select(p => byte.Parse(p, NumberStyles.None, CultureInfo.InvariantCulture)).ToArray());
         return TryPort(text, port, allowPortZero, v4, out endpoint, out error);
     }
 
@@ -109,7 +119,7 @@ public static class TcpEndpointText
     private static bool IsDottedQuad(string host)
     {
         string[] parts = host.Split('.');
-        return parts.Length == 4 && parts.All(p => p.Length is >= 1 and <= 3 && p.All(char.IsAsciiDigit) && int.Parse(p, CultureInfo.InvariantCulture) <= 255);
+        return parts.Length == 4 && parts.All(p => p.Length is >= 1 and <= 3 && p.All(char.IsAsciiDigit) && int.Parse(p, NumberStyles.None, CultureInfo.InvariantCulture) <= 255);
     }
 
     /// <summary>

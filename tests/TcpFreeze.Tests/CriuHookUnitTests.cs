@@ -158,6 +158,8 @@ public sealed class HookSettingsTests
     [InlineData("120s")]
     [InlineData("86400.5")]
     [InlineData("1e9")]
+    [InlineData("1e-9")]
+    [InlineData("0.0009")]
     [InlineData("")]
     public void A_bad_lease_is_refused_with_file_line_and_range(string value)
     {

@@ -67,8 +67,8 @@ public sealed class PacketPathTests : IDisposable
         Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote4, Local4, ipv4OptionBytes: 40)).ReturnValue);
         Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote4, Local4, vlanTags: 1)).ReturnValue);
         Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote4, Local4, vlanTags: 2)).ReturnValue);
-        Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote6, Local6, ipv6Extension: Packets.HopByHopThenTcp)).ReturnValue);
-        Assert.Equal(TcShot, _tc.TestRun(Packets.Tcp(Local6, Remote6, ipv6Extension: Packets.HopByHopThenTcp)).ReturnValue);
+        Assert.Equal(XdpDrop, _xdp.TestRun(Packets.Tcp(Remote6, Local6, ipv6Extensions: Packets.HopByHopThenTcp)).ReturnValue);
+        Assert.Equal(TcShot, _tc.TestRun(Packets.Tcp(Local6, Remote6, ipv6Extensions: Packets.HopByHopThenTcp)).ReturnValue);
     }
 
     [RootFact]

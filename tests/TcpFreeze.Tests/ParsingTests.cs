@@ -30,6 +30,8 @@ public sealed class ParsingTests
     [InlineData("198.18.0.1:0", "port 0")]
     [InlineData("198.18.1:80", "dotted-quad")]
     [InlineData("256.1.1.1:80", "dotted-quad")]
+    [InlineData("010.1.1.1:80", "leading zero")]
+    [InlineData("198.18.0.01:80", "plain decimal (198.18.0.1)")]
     [InlineData("example.org:80", "dotted-quad")]
     [InlineData("2001:db8::1:80", "without brackets")]
     [InlineData("[2001:db8::1]80", "[ADDRESS]:PORT")]
