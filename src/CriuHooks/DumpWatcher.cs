@@ -38,11 +38,34 @@ public static class DumpWatcher
         try
         {
             Directory.CreateDirectory(RuntimeDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            RemoveStaleStates();
             manifest.Write(RuntimeDirectory, Path.GetFileName(StatePath(context.CriuPid, initPid)));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             context.Info($"could not save the dump state in {RuntimeDirectory} ({e.Message}); the watcher will thaw what pre-dump froze");
+        }
+    }
+
+    /// <summary>Updates the saved state of a dump whose watcher runs (post-dump found more connections).</summary>
+    internal static void UpdateState(HookContext context, int initPid, FreezeManifest manifest)
+    {
+        if (File.Exists(StatePath(context.CriuPid, initPid)))
+            SaveState(context, initPid, manifest);
+    }
+
+    /// <summary>
+    /// Removes the states of dumps whose CRIU is gone: a watcher that was killed cannot
+    /// remove its own. The file name carries CRIU's PID.
+    /// </summary>
+    private static void RemoveStaleStates()
+    {
+        foreach (string file in Directory.EnumerateFiles(RuntimeDirectory, "dump-*-*.json"))
+        {
+            string[] parts = Path.GetFileNameWithoutExtension(file).Split('-');
+            if (parts.Length == 3 && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
+                && !Directory.Exists($"/proc/{criuPid}"))
+                File.Delete(file);
         }
     }
 

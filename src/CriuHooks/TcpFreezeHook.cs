@@ -111,7 +111,7 @@ public static class TcpFreezeHook
             Endpoints = [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
         };
         updated.Write(environment.ImageDirectory!);
-        DumpWatcher.SaveState(context, pid, updated);
+        DumpWatcher.UpdateState(context, pid, updated);
         context.Info($"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump " +
                      $"in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
