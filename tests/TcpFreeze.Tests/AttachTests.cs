@@ -239,6 +239,32 @@ public sealed class AttachTests
         }
     }
 
+    [RootFact]
+    public void Pins_and_their_directories_are_for_root_only()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        try
+        {
+            using TcpFreezer freezer = TcpFreezer.Attach(options);
+            UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                                  | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+            Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(freezer.PinDirectory) & others);
+            string[] pinned = Directory.GetFiles(freezer.PinDirectory);
+            Assert.Equal(6, pinned.Length);
+            foreach (string pin in pinned)
+            {
+                Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(pin) & others);
+                Assert.Equal("0", Run.Checked("stat", "-c", "%u", pin).Trim());
+            }
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
     internal static void AssertNothingLeft(NetworkNamespace ns, FreezerOptions options)
     {
         string directory = TcpFreezer.GetPinDirectory(options);
