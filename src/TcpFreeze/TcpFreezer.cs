@@ -56,11 +56,10 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>Whether TcpFreeze's maps are pinned for <paramref name="options"/>' namespace.</summary>
-    public static bool IsAttached(FreezerOptions? options = null)
-    {
-        string directory = GetPinDirectory(options);
-        return File.Exists(Path.Combine(directory, BpfNames.ConnectionsPin)) && File.Exists(Path.Combine(directory, BpfNames.EndpointsPin));
-    }
+    public static bool IsAttached(FreezerOptions? options = null) => HasMapPins(GetPinDirectory(options));
+
+    private static bool HasMapPins(string directory)
+        => File.Exists(Path.Combine(directory, BpfNames.ConnectionsPin)) && File.Exists(Path.Combine(directory, BpfNames.EndpointsPin));
 
     /// <summary>
     /// Loads (or reuses) the programs and maps of the namespace and attaches them to its
@@ -139,7 +138,7 @@ public sealed class TcpFreezer : IDisposable
         if (options.Logger is not null)
             LibbpfLog.SetLogger(options.Logger);
         string directory = GetPinDirectory(options);
-        if (!IsAttached(options))
+        if (!HasMapPins(directory))
         {
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory}); run 'tcpfreeze attach' first"

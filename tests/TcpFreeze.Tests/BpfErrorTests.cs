@@ -39,11 +39,8 @@ public sealed class BpfErrorTests
     [RootFact]
     public void Typed_map_access_with_a_wrong_key_size_fails_loudly()
     {
-        using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze-size-check");
-        obj.SetMaxEntries(BpfNames.ConnectionsMap, 16);
-        obj.Load();
-        using BpfMap map = obj.GetMap(BpfNames.ConnectionsMap);
-        var e = Assert.Throws<ArgumentException>(() => map.Update(EndpointKey.Parse("198.18.0.1:80"), new FreezeEntry()));
+        using var programs = new PrivateTcpFreezePrograms("tcpfreeze-size-check", 16);
+        var e = Assert.Throws<ArgumentException>(() => programs.Connections.Update(EndpointKey.Parse("198.18.0.1:80"), new FreezeEntry()));
         Assert.Contains("keys of 40 bytes but 20 bytes were given", e.Message);
     }
 

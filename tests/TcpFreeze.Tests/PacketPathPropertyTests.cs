@@ -28,21 +28,8 @@ public sealed class PacketPathPropertyTests : IDisposable
         Ipv6ExtensionHeader.AuthenticationKind, Ipv6ExtensionHeader.DestinationOptionsKind,
     ];
 
-    private readonly BpfObject _object;
-    private readonly BpfProgram _xdp, _tc;
-    private readonly BpfMap _connections, _endpoints, _config;
+    private readonly PrivateTcpFreezePrograms _programs = new("tcpfreeze-packet-properties", 256);
 
-    public PacketPathPropertyTests()
-    {
-        _object = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze-packet-properties");
-        _object.SetMaxEntries(BpfNames.ConnectionsMap, 256);
-        _object.Load();
-        _xdp = _object.GetProgram(BpfNames.XdpProgram);
-        _tc = _object.GetProgram(BpfNames.TcProgram);
-        _connections = _object.GetMap(BpfNames.ConnectionsMap);
-        _endpoints = _object.GetMap(BpfNames.EndpointsMap);
-        _config = _object.GetMap(BpfNames.ConfigMap);
-    }
 
     [RootFact]
     public void No_packet_of_an_unfrozen_connection_is_ever_dropped_whatever_its_shape()
@@ -106,12 +93,12 @@ public sealed class PacketPathPropertyTests : IDisposable
                     {
                         // The kernel builds no skb from an untagged IP frame cut inside its fixed IP header, so
                         // TC never sees one; BPF_PROG_TEST_RUN says EINVAL. Check that and move on.
-                        Assert.Throws<BpfException>(() => _tc.TestRun(bytes));
+                        Assert.Throws<BpfException>(() => _programs.Tc.TestRun(bytes));
                         continue;
                     }
                     bool dropped = ingress
-                        ? _xdp.TestRun(bytes).ReturnValue == XdpDrop
-                        : _tc.TestRun(bytes).ReturnValue == TcShot;
+                        ? _programs.Xdp.TestRun(bytes).ReturnValue == XdpDrop
+                        : _programs.Tc.TestRun(bytes).ReturnValue == TcShot;
                     var verdict = new Verdict(ingress, parseable, scenario.IsFrozen(key), dropped);
                     verdicts++;
                     if (property(verdict) is { } failure)
@@ -127,15 +114,15 @@ public sealed class PacketPathPropertyTests : IDisposable
     /// <summary>Makes the maps hold exactly the scenario's frozen keys (later duplicates win, as in the map).</summary>
     private void Install(Scenario scenario)
     {
-        foreach (ConnectionKey key in _connections.GetKeys<ConnectionKey>())
-            _connections.Delete(key);
-        foreach (EndpointKey key in _endpoints.GetKeys<EndpointKey>())
-            _endpoints.Delete(key);
-        _config.Update(0u, scenario.Endpoints.Length > 0 ? 1UL : 0UL);
+        foreach (ConnectionKey key in _programs.Connections.GetKeys<ConnectionKey>())
+            _programs.Connections.Delete(key);
+        foreach (EndpointKey key in _programs.Endpoints.GetKeys<EndpointKey>())
+            _programs.Endpoints.Delete(key);
+        _programs.Config.Update(0u, scenario.Endpoints.Length > 0 ? 1UL : 0UL);
         foreach ((ConnectionKey key, ulong deadline) in scenario.Connections)
-            _connections.Update(key, new FreezeEntry { DeadlineNs = deadline });
+            _programs.Connections.Update(key, new FreezeEntry { DeadlineNs = deadline });
         foreach ((EndpointKey key, ulong deadline) in scenario.Endpoints)
-            _endpoints.Update(key, new FreezeEntry { DeadlineNs = deadline });
+            _programs.Endpoints.Update(key, new FreezeEntry { DeadlineNs = deadline });
     }
 
     /// <summary>
@@ -283,13 +270,5 @@ public sealed class PacketPathPropertyTests : IDisposable
         from probes in ProbeFor(connections, endpoints).Array[1, 24]
         select new Scenario(connections, endpoints, probes);
 
-    public void Dispose()
-    {
-        _xdp.Dispose();
-        _tc.Dispose();
-        _connections.Dispose();
-        _endpoints.Dispose();
-        _config.Dispose();
-        _object.Dispose();
-    }
+    public void Dispose() => _programs.Dispose();
 }
