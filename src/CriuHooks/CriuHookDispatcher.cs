@@ -81,6 +81,7 @@ public sealed class CriuHookDispatcher
             .On(CriuAction.PreRestore, TcpFreezeHook.PreRestore)
             .On(CriuAction.SetupNamespaces, TcpFreezeHook.SetupNamespaces)
             .On(CriuAction.PreResume, TcpFreezeHook.PreResume)
+            .On(CriuAction.PostResume, TcpFreezeHook.PostResume)
             .On(CriuAction.NetworkLock, TcpFreezeHook.NetworkLock)
             .On(CriuAction.NetworkUnlock, TcpFreezeHook.NetworkUnlock);
 }

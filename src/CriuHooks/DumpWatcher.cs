@@ -26,7 +26,10 @@ public static class DumpWatcher
     /// <summary>Where the dump side keeps the current manifest for its watcher (root-only tmpfs).</summary>
     public const string RuntimeDirectory = "/run/tcpfreeze";
 
-    internal static string StatePath(int criuPid, int initPid) => Path.Combine(RuntimeDirectory, $"dump-{criuPid}-{initPid}.json");
+    internal static string StatePath(int criuPid, int initPid) => Path.Combine(RuntimeDirectory, $"dump-{Invariant(criuPid)}-{Invariant(initPid)}.json");
+
+    /// <summary>Where pre-restore leaves the manifest for post-resume: CRIU closes the images directory before post-resume.</summary>
+    internal static string RestoreStatePath(int criuPid) => Path.Combine(RuntimeDirectory, $"restore-{Invariant(criuPid)}.json");
 
     /// <summary>
     /// Saves the manifest where the watcher reads it when it must thaw: post-dump may add
@@ -34,16 +37,20 @@ public static class DumpWatcher
     /// while CRIU runs. Best effort: without it the watcher thaws what pre-dump froze.
     /// </summary>
     internal static void SaveState(HookContext context, int initPid, FreezeManifest manifest)
+        => TrySave(context, StatePath(context.CriuPid, initPid), manifest, "the watcher will thaw what pre-dump froze");
+
+    /// <summary>Saves a manifest under <see cref="RuntimeDirectory"/> (root-only), first removing the states of CRIU runs that are gone.</summary>
+    internal static void TrySave(HookContext context, string path, FreezeManifest manifest, string otherwise)
     {
         try
         {
             Directory.CreateDirectory(RuntimeDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             RemoveStaleStates();
-            manifest.Write(RuntimeDirectory, Path.GetFileName(StatePath(context.CriuPid, initPid)));
+            manifest.Write(RuntimeDirectory, Path.GetFileName(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            context.Info($"could not save the dump state in {RuntimeDirectory} ({e.Message}); the watcher will thaw what pre-dump froze");
+            context.Info($"could not save {Path.GetFileName(path)} in {RuntimeDirectory} ({e.Message}); {otherwise}");
         }
     }
 
@@ -54,17 +61,34 @@ public static class DumpWatcher
             SaveState(context, initPid, manifest);
     }
 
+    /// <summary>Removes a saved state; false when there was none.</summary>
+    internal static bool TryRemove(string path)
+    {
+        try
+        {
+            if (!File.Exists(path))
+                return false;
+            File.Delete(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
-    /// Removes the states of dumps whose CRIU is gone: a watcher that was killed cannot
-    /// remove its own. The file name carries CRIU's PID.
+    /// Removes the states of CRIU runs that are gone: a watcher that was killed, or a
+    /// restore whose post-resume never ran, cannot remove its own. The file name carries CRIU's PID.
     /// </summary>
     private static void RemoveStaleStates()
     {
-        foreach (string file in Directory.EnumerateFiles(RuntimeDirectory, "dump-*-*.json"))
+        foreach (string file in Directory.EnumerateFiles(RuntimeDirectory, "*.json"))
         {
             string[] parts = Path.GetFileNameWithoutExtension(file).Split('-');
-            if (parts.Length == 3 && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
-                && !Directory.Exists($"/proc/{criuPid}"))
+            bool known = (parts is ["dump", _, _] or ["restore", _]) && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
+                         && !Directory.Exists($"/proc/{criuPid}");
+            if (known)
                 File.Delete(file);
         }
     }
@@ -120,13 +144,7 @@ public static class DumpWatcher
         }
         finally
         {
-            try
-            {
-                File.Delete(state);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-            }
+            TryRemove(state);
         }
     }
 

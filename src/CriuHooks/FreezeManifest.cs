@@ -36,6 +36,17 @@ public sealed record FreezeManifest
     /// </summary>
     public bool OwnNetworkNamespace { get; init; }
 
+    /// <summary>
+    /// The dump side's boot (/proc/sys/kernel/random/boot_id); with
+    /// <see cref="NetworkNamespaceCookie"/> it tells the restore side whether it runs where
+    /// the dump froze the connections, so that it can notice a freeze that was lost
+    /// meanwhile. Null in manifests written before it was recorded.
+    /// </summary>
+    public string? BootId { get; init; }
+
+    /// <summary>The dump side's network namespace cookie (never reused within a boot); 0 when unknown.</summary>
+    public ulong NetworkNamespaceCookie { get; init; }
+
     /// <summary>Frozen connections, "LOCAL -> REMOTE".</summary>
     public IReadOnlyList<string> Connections { get; init; } = [];
 
@@ -48,9 +59,31 @@ public sealed record FreezeManifest
         {
             InitPid = initPid,
             LeaseSeconds = lease.TotalSeconds,
+            BootId = CurrentBootId(),
+            NetworkNamespaceCookie = NetworkNamespace.Current.Cookie,
             Connections = connections.Select(c => c.ToString()).ToArray(),
             Endpoints = endpoints.Select(e => e.ToString()).ToArray(),
         };
+
+    /// <summary>This machine's boot id, or null when it cannot be read.</summary>
+    public static string? CurrentBootId()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether the dump recorded in this manifest froze its connections in <paramref name="ns"/> of this boot.</summary>
+    public bool WasDumpedIn(NetworkNamespace ns)
+    {
+        ArgumentNullException.ThrowIfNull(ns);
+        return BootId is not null && NetworkNamespaceCookie != 0 && BootId == CurrentBootId() && NetworkNamespaceCookie == ns.Cookie;
+    }
 
     /// <summary>The connections as keys.</summary>
     public ConnectionKey[] ConnectionKeys() => Connections.Select(ConnectionKey.Parse).ToArray();

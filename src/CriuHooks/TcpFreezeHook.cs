@@ -17,6 +17,8 @@ namespace TcpFreeze.CriuHooks;
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
+/// <item>post-resume: a safety net, since CRIU resumes the tasks even when pre-resume
+/// fails: thaws whatever of the manifest is still frozen.</item>
 /// </list>
 /// For a tree in a network namespace of its own (a container with its own network, a
 /// pod), CRIU would lock that namespace as a whole, but <c>network-lock skip</c> turns
@@ -117,7 +119,15 @@ public static class TcpFreezeHook
         return 0;
     }
 
-    /// <summary>The pre-restore handler.</summary>
+    /// <summary>
+    /// The pre-restore handler. The manifest decides what is frozen, so it is held to a
+    /// rule that keeps a wrong or hostile manifest from cutting off unrelated traffic:
+    /// none of the restored sockets exists yet, so a live socket in this namespace that a
+    /// listed connection or endpoint covers belongs to someone else (and would make the
+    /// restore collide with it anyway). Then nothing is frozen and the restore fails,
+    /// naming the socket. Everything else a manifest can name freezes only the exact
+    /// connection or endpoint it lists, until pre-resume thaws it or the lease ends.
+    /// </summary>
     public static int PreRestore(CriuEnvironment environment, HookContext context)
     {
         FreezeManifest manifest = ReadManifest(environment, "pre-restore");
@@ -127,10 +137,31 @@ public static class TcpFreezeHook
             return 0;
         }
         var watch = Stopwatch.StartNew();
-        using TcpFreezer freezer = TcpFreezer.Attach(context.Settings.ToFreezerOptions());
-        FreezeResult result = freezer.Freeze(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Lease);
+        ConnectionKey[] connections = manifest.ConnectionKeys();
+        EndpointKey[] endpoints = manifest.EndpointKeys();
+        IReadOnlyList<LiveSocket> taken = ProcessSockets.FindLiveSockets(connections, endpoints);
+        if (taken.Count > 0)
+            throw new HookException(
+                $"the manifest names connections or endpoints that {taken.Count} live sockets of this network namespace use, e.g. " +
+                string.Join("; ", taken.Take(3).Select(t => $"{t.Listed} covers {t}")) +
+                ". They are not the restore's (its sockets do not exist yet), so freezing them would cut off unrelated traffic and the restore " +
+                "would collide with them; froze nothing. Restore where those addresses and ports are free, or stop what holds them");
+
+        FreezerOptions options = context.Settings.ToFreezerOptions();
+        bool sameNamespace = manifest.WasDumpedIn(options.Namespace);
+        bool pinsBefore = TcpFreezer.IsAttached(options);
+        using TcpFreezer freezer = TcpFreezer.Attach(options);
+        FreezeResult result = freezer.Freeze(connections, endpoints, context.Settings.Lease);
         context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
                      $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) in {watch.Elapsed.TotalMilliseconds:F1} ms");
+        int lapsed = connections.Length + endpoints.Length - result.AlreadyFrozen;
+        if (sameNamespace && lapsed > 0)
+            context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +
+                         (pinsBefore
+                             ? "their lease ended, or someone thawed them, since the dump"
+                             : $"the dump's pins under {freezer.PinDirectory} are gone (bpffs unmounted or the pins deleted after the dump; its programs, still attached, were replaced)") +
+                         ". Peers that sent data meanwhile may have had those connections reset; they are frozen again and the restore goes on");
+        DumpWatcher.TrySave(context, DumpWatcher.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         return 0;
     }
 
@@ -144,14 +175,56 @@ public static class TcpFreezeHook
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
-        string detached = "";
-        if (!context.Settings.KeepAttached)
-            detached = freezer.DetachIfIdle() is { } d
-                ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
-                : "; other connections are still frozen, programs stay attached";
+        DumpWatcher.TryRemove(DumpWatcher.RestoreStatePath(context.CriuPid));
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
-                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") + detached);
+                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
+                     DetachIfIdle(freezer, context));
         return 0;
+    }
+
+    /// <summary>
+    /// The post-resume handler, a safety net: CRIU ignores a failing pre-resume script and
+    /// resumes the tasks anyway, so if pre-resume was killed or failed before its thaw, the
+    /// connections would stay frozen until the lease ends. pre-restore left the manifest in
+    /// <see cref="DumpWatcher.RuntimeDirectory"/> (CRIU closes the images directory before
+    /// post-resume) and pre-resume removes it once it has thawed; if it is still there,
+    /// this thaws what it lists. Normally there is nothing to do, and it says nothing.
+    /// </summary>
+    public static int PostResume(CriuEnvironment environment, HookContext context)
+    {
+        string state = DumpWatcher.RestoreStatePath(context.CriuPid);
+        if (!File.Exists(state))
+            return 0;
+        FreezeManifest manifest;
+        try
+        {
+            manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new HookException(e.Message);
+        }
+        finally
+        {
+            DumpWatcher.TryRemove(state);
+        }
+        FreezerOptions options = context.Settings.ToFreezerOptions();
+        if (!TcpFreezer.IsAttached(options))
+            return 0;
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        context.Info($"post-resume: pre-resume did not finish (killed or failed?), so {result.ConnectionsThawed} connections and " +
+                     $"{result.EndpointsThawed} listening endpoints were still frozen; thawed them now" + DetachIfIdle(freezer, context));
+        return 0;
+    }
+
+    private static string DetachIfIdle(TcpFreezer freezer, HookContext context)
+    {
+        if (context.Settings.KeepAttached)
+            return "";
+        return freezer.DetachIfIdle() is { } d
+            ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
+            : "; other connections are still frozen, programs stay attached";
     }
 
     /// <summary>

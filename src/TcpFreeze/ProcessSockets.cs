@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Runtime.ExceptionServices;
 using Ebpf.Interop;
@@ -14,6 +15,18 @@ namespace TcpFreeze;
 /// <param name="Connections">The TCP connections they hold, from their host's point of view (local = their socket), without duplicates.</param>
 /// <param name="Listeners">The local endpoints they listen on, without duplicates.</param>
 public sealed record DiscoveredSockets(int RootPid, IReadOnlyList<int> Pids, IReadOnlyList<ConnectionKey> Connections, IReadOnlyList<EndpointKey> Listeners);
+
+/// <summary>A live socket that a freeze would cut off (see <see cref="ProcessSockets.FindLiveSockets"/>).</summary>
+/// <param name="Listed">The connection or endpoint, as text, that covers the socket.</param>
+/// <param name="Local">The socket's local endpoint.</param>
+/// <param name="Remote">The socket's peer; null for a listener.</param>
+/// <param name="State">The socket's TCP state, e.g. Established or Listen.</param>
+public sealed record LiveSocket(string Listed, IPEndPoint Local, IPEndPoint? Remote, string State)
+{
+    /// <summary>"LOCAL -> REMOTE (State)" or "LOCAL (Listen)".</summary>
+    public override string ToString()
+        => Remote is null ? $"{TcpEndpointText.Format(Local)} ({State})" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)} ({State})";
+}
 
 /// <summary>Where discovery reads the namespace's socket table from.</summary>
 internal enum SocketTableSource
@@ -123,6 +136,79 @@ public static class ProcessSockets
         {
             if (seenListeners.Add(key))
                 listeners.Add(key);
+        }
+    }
+
+    /// <summary>
+    /// The live TCP sockets of the calling thread's network namespace that freezing
+    /// <paramref name="connections"/> and <paramref name="endpoints"/> would cut off: a
+    /// socket whose local and remote endpoints are a listed connection, and a socket
+    /// (listening or connected) whose local address and port a listed endpoint covers
+    /// (the same port, and the same address or either one the any-address; a dual-stack
+    /// [::] socket also counts as 0.0.0.0). TIME_WAIT sockets carry no traffic worth
+    /// keeping and are not reported. Before a restore, none of the restored sockets exist
+    /// yet, so anything found here belongs to someone else.
+    /// </summary>
+    /// <exception cref="TcpFreezeException">The socket table cannot be read.</exception>
+    public static IReadOnlyList<LiveSocket> FindLiveSockets(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(connections);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        const string operation = "list the TCP sockets of this network namespace";
+        var wantedConnections = new HashSet<ConnectionKey>(connections);
+        var endpointsByPort = new Dictionary<(AddressFamily, int), List<EndpointKey>>();
+        foreach (EndpointKey endpoint in endpoints)
+        {
+            var slot = (endpoint.AddressFamily, endpoint.Endpoint.Port);
+            if (!endpointsByPort.TryGetValue(slot, out List<EndpointKey>? list))
+                endpointsByPort[slot] = list = [];
+            list.Add(endpoint);
+        }
+        if (wantedConnections.Count == 0 && endpointsByPort.Count == 0)
+            return [];
+
+        List<ProcNetTcpEntry> table;
+        try
+        {
+            table = SockDiag.TryDumpTcp(null) ?? [.. ReadOwnTable("tcp", operation), .. ReadOwnTable("tcp6", operation)];
+        }
+        catch (BpfException e)
+        {
+            throw new TcpFreezeException(operation, e.Message, e);
+        }
+        catch (FormatException e)
+        {
+            throw new TcpFreezeException(operation, $"the kernel's sock_diag reply cannot be read: {e.Message}", e);
+        }
+
+        var found = new List<LiveSocket>();
+        foreach (ProcNetTcpEntry entry in table)
+        {
+            if (entry.State is TcpSocketState.TimeWait or TcpSocketState.Close || entry.Local.Port == 0)
+                continue;
+            IPEndPoint? remote = entry.Remote.Port == 0 ? null : entry.Remote;
+            if (remote is not null && wantedConnections.Contains(new ConnectionKey(entry.Local, remote)))
+            {
+                found.Add(new LiveSocket(new ConnectionKey(entry.Local, remote).ToString(), entry.Local, remote, entry.State.ToString()));
+                continue;
+            }
+            var local = new EndpointKey(entry.Local);
+            EndpointKey? covering = Covering(local);
+            if (covering is null && entry.Local.Address.Equals(IPAddress.IPv6Any))
+                covering = Covering(new EndpointKey(new IPEndPoint(IPAddress.Any, entry.Local.Port)));
+            if (covering is { } c)
+                found.Add(new LiveSocket(c.ToString(), entry.Local, remote, entry.State.ToString()));
+        }
+        return found;
+
+        EndpointKey? Covering(EndpointKey local)
+        {
+            if (!endpointsByPort.TryGetValue((local.AddressFamily, local.Endpoint.Port), out List<EndpointKey>? candidates))
+                return null;
+            foreach (EndpointKey candidate in candidates)
+                if (candidate.IsAnyAddress || local.IsAnyAddress || candidate.Equals(local))
+                    return candidate;
+            return null;
         }
     }
 
@@ -462,7 +548,31 @@ public static class ProcessSockets
         {
             throw new TcpFreezeException(operation, $"cannot read {path} (permission denied); run as root or as the owner of process {pid}", e);
         }
+        return ParseTable(path, lines, operation);
+    }
 
+    /// <summary>The calling thread's namespace's table (/proc/thread-self/net/TABLE).</summary>
+    private static List<ProcNetTcpEntry> ReadOwnTable(string table, string operation)
+    {
+        string path = $"/proc/thread-self/net/{table}";
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(path);
+        }
+        catch (FileNotFoundException) when (table == "tcp6")
+        {
+            return [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TcpFreezeException(operation, $"cannot read {path} ({e.Message})", e);
+        }
+        return ParseTable(path, lines, operation);
+    }
+
+    private static List<ProcNetTcpEntry> ParseTable(string path, string[] lines, string operation)
+    {
         var entries = new List<ProcNetTcpEntry>(lines.Length);
         foreach (string line in lines)
         {

@@ -166,12 +166,12 @@ public sealed class TcpFreezer : IDisposable
     {
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        ulong deadline = 0;
+        ulong deadline = 0, now = Libc.MonotonicNanoseconds();
         if (lease is { } l)
         {
             if (l <= TimeSpan.Zero)
                 throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass null for a freeze without a lease.");
-            deadline = LeaseDeadline(Libc.MonotonicNanoseconds(), l);
+            deadline = LeaseDeadline(now, l);
         }
 
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
@@ -188,8 +188,9 @@ public sealed class TcpFreezer : IDisposable
             endpointInsert.RollBack();
             throw;
         }
+        // An entry whose lease had ended dropped nothing any more: it was not frozen.
         return new FreezeResult(connectionInsert.CreatedCount, endpointInsert.CreatedCount,
-            connectionInsert.Replaced.Count + endpointInsert.Replaced.Count);
+            connectionInsert.Replaced.Count(r => r.Old.Remaining(now) != TimeSpan.Zero) + endpointInsert.Replaced.Count(r => r.Old.Remaining(now) != TimeSpan.Zero));
     }
 
     /// <summary>

@@ -545,11 +545,15 @@ public sealed class CriuHookDispatcherTests
     }
 
     [Fact]
-    public void The_TcpFreeze_dispatcher_handles_exactly_pre_dump_post_dump_pre_restore_setup_namespaces_pre_resume_and_the_network_lock_steps()
+    public void The_TcpFreeze_dispatcher_handles_exactly_pre_dump_post_dump_pre_restore_setup_namespaces_pre_and_post_resume_and_the_network_lock_steps()
     {
         CriuHookDispatcher dispatcher = CriuHookDispatcher.CreateTcpFreeze();
         Assert.Equal(
-            new HashSet<CriuAction> { CriuAction.PreDump, CriuAction.PostDump, CriuAction.PreRestore, CriuAction.SetupNamespaces, CriuAction.PreResume, CriuAction.NetworkLock, CriuAction.NetworkUnlock },
+            new HashSet<CriuAction>
+            {
+                CriuAction.PreDump, CriuAction.PostDump, CriuAction.PreRestore, CriuAction.SetupNamespaces, CriuAction.PreResume, CriuAction.PostResume,
+                CriuAction.NetworkLock, CriuAction.NetworkUnlock,
+            },
             dispatcher.Actions.ToHashSet());
     }
 
@@ -646,6 +650,13 @@ public sealed class TcpFreezeHookInputTests : IDisposable
         (FreezeManifest.Create(7, TimeSpan.FromSeconds(60), [], []) with { OwnNetworkNamespace = true }).Write(_images.Path);
         Assert.Equal(0, Run(action, images: _images.Path));
         Assert.DoesNotContain("failed", _log.ToString());
+    }
+
+    [Fact]
+    public void Post_resume_after_a_pre_resume_that_finished_does_nothing_and_says_nothing()
+    {
+        Assert.Equal(0, Run("post-resume"));
+        Assert.Empty(_log.ToString());
     }
 
     [Theory]

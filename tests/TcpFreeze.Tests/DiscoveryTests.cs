@@ -291,6 +291,38 @@ public class DiscoveryTests
 
     [RootFact]
     [Trait("Privileges", "root")]
+    public void Live_sockets_are_found_by_exact_connection_and_by_covering_endpoint_in_the_callers_namespace_only()
+    {
+        using TestNetwork network = TestNetwork.Create();
+        IPAddress b4 = network.AddressB(AddressFamily.InterNetwork), b6 = network.AddressB(AddressFamily.InterNetworkV6);
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(b4, 9100));
+        using var pair6 = TcpPair.Open(network.A, network.B, new IPEndPoint(b6, 9101));
+        using Socket dualStack = TcpPair.Listen(network.B, new IPEndPoint(IPAddress.IPv6Any, 9102));
+        var phantom = ConnectionKey.Parse($"{b4}:9100 -> 198.18.250.1:40000");
+
+        IReadOnlyList<LiveSocket> Find(ConnectionKey[] connections, params string[] endpoints)
+            => network.B.Run(() => ProcessSockets.FindLiveSockets(connections, endpoints.Select(EndpointKey.Parse)));
+
+        LiveSocket exact = Assert.Single(Find([pair.ServerView, phantom]));
+        Assert.Equal(pair.ServerView.ToString(), exact.Listed);
+        Assert.Equal("Established", exact.State);
+        Assert.Single(Find([pair6.ServerView]));
+        Assert.Empty(Find([pair.ClientView])); // the other side's view is namespace A's socket
+
+        // An endpoint covers the listener and every connection on its port: exact address or any-address either way.
+        Assert.Equal(2, Find([], $"{b4}:9100").Count);
+        Assert.Equal(2, Find([], "0.0.0.0:9100").Count);
+        Assert.Equal(2, Find([], "[::]:9101").Count);
+        Assert.Empty(Find([], $"{b4}:9101", "198.18.250.9:9100"));
+        // A dual-stack [::] listener also takes IPv4: 0.0.0.0 and any IPv4 address on its port cover it.
+        Assert.Single(Find([], "0.0.0.0:9102"));
+        Assert.Single(Find([], $"{b4}:9102"));
+        // The same keys asked in namespace A find only A's own sockets.
+        Assert.Empty(network.A.Run(() => ProcessSockets.FindLiveSockets([pair.ServerView], [EndpointKey.Parse("0.0.0.0:9100")])));
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
     public void Finds_every_connection_and_listener_of_a_process_tree()
     {
         using TestNetwork network = TestNetwork.Create();

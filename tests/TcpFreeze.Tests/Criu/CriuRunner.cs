@@ -18,6 +18,9 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
 
     public List<string> ExtraDumpArguments { get; } = [];
 
+    /// <summary>A command line CRIU runs under (e.g. unshare into a private mount namespace); empty: none.</summary>
+    public List<string> Wrapper { get; } = [];
+
     public string Images => Path.Combine(workDirectory, "images");
 
     /// <summary>CRIU's --network-lock when the hook is off (iptables, nftables or skip); with the hook it is always skip.</summary>
@@ -47,7 +50,14 @@ public sealed class CriuRunner(string criu, string hook, string namespaceName, s
         if (useHook)
             argv.AddRange(["--action-script", hook]);
         var clock = Stopwatch.StartNew();
-        (int code, string output, string error) = Run.Capture("nsenter", argv, Environment, Timeout);
+        string program = "nsenter";
+        if (Wrapper.Count > 0)
+        {
+            argv.Insert(0, program);
+            argv.InsertRange(0, Wrapper.Skip(1));
+            program = Wrapper[0];
+        }
+        (int code, string output, string error) = Run.Capture(program, argv, Environment, Timeout);
         TimeSpan elapsed = clock.Elapsed;
         string logFile = Path.Combine(Images, arguments[0] == "dump" ? "dump.log" : "restore.log");
         string log = File.Exists(logFile) ? File.ReadAllText(logFile) : "";
