@@ -770,7 +770,7 @@ public sealed class HookProgramTests : IDisposable
     [Fact]
     public void A_step_TcpFreeze_has_no_work_at_exits_0_without_reading_the_settings()
     {
-        Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "post-resume");
+        Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "post-restore");
         Environment.SetEnvironmentVariable("TCPFREEZE_HOOK_CONFIG", _folder.File("missing.conf"));
         Assert.Equal(0, HookProgram.Run([]));
         Assert.Empty(_error.ToString());
