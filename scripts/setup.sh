@@ -24,8 +24,9 @@ readonly CRIU_TARBALL=criu_$CRIU_VERSION.orig.tar.xz
 readonly PACKAGES=(
   # build: the kernel programs (bpf/*.c) are compiled with clang-14 against libbpf's and the kernel's headers
   clang-14 llvm libbpf-dev libbpf1 linux-libc-dev libc6-dev
-  # tests: namespaces, BPF inspection, the lock methods CRIU uses, servers and load generators
-  iproute2 bpftool iptables nftables nginx apache2-utils wrk python3 procps util-linux mount
+  # tests: namespaces, BPF inspection, the lock methods CRIU uses, servers and load generators, and strace (which
+  # proves that the command and the hook never run a shell: NoShellTests)
+  iproute2 bpftool iptables nftables nginx apache2-utils wrk python3 procps util-linux mount strace
   # the CRIU build: FACTS.md's list, plus the compiler, make, xz for the tarball, and libprotobuf-dev (only a
   # Recommends of protobuf-compiler, but CRIU's images/Makefile needs its google/protobuf/descriptor.proto)
   gcc make xz-utils pkg-config libprotobuf-dev

@@ -51,6 +51,17 @@ public sealed unsafe class BpfMap : IDisposable
         return map;
     }
 
+    /// <summary>Opens a map by its kernel id (e.g. one of <see cref="BpfProgram.GetMapIds"/>); null when no map has that id.</summary>
+    public static BpfMap? TryOpenById(uint id)
+    {
+        LibbpfLog.EnsureInstalled();
+        int fd = Libbpf.bpf_map_get_fd_by_id(id);
+        if (fd == -Errnos.ENOENT)
+            return null;
+        BpfException.Check(fd, $"open map id {id}");
+        return new BpfMap(new BpfFileDescriptor(fd));
+    }
+
     /// <summary>Pins the map at <paramref name="path"/> in bpffs, where it outlives this process.</summary>
     public void Pin(string path)
     {

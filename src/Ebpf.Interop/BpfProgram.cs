@@ -117,6 +117,34 @@ public sealed unsafe class BpfProgram : IDisposable
         }
     }
 
+    /// <summary>
+    /// The ids of the maps the program uses, as the kernel reports them
+    /// (bpf_obj_get_info_by_fd with map_ids); open one with <see cref="BpfMap.TryOpenById"/>.
+    /// A loaded program keeps its maps alive, so this reaches them even when no pin does.
+    /// </summary>
+    public uint[] GetMapIds()
+    {
+        using var fd = Handle.Borrow();
+        // The kernel says how many ids there are; a second call fetches them. The count
+        // of a loaded program never changes, but the loop is bounded all the same.
+        uint[] ids = [];
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            var info = new Libbpf.BpfProgInfo();
+            uint length = (uint)sizeof(Libbpf.BpfProgInfo);
+            fixed (uint* buffer = ids)
+            {
+                info.NrMapIds = (uint)ids.Length;
+                info.MapIds = (ulong)buffer;
+                BpfException.Check(Libbpf.bpf_obj_get_info_by_fd(fd.Fd, &info, &length), $"read the map ids of program {Info.Id}");
+            }
+            if (info.NrMapIds <= ids.Length)
+                return ids.AsSpan(0, (int)info.NrMapIds).ToArray();
+            ids = new uint[info.NrMapIds];
+        }
+        throw new BpfException($"read the map ids of program {Info.Id}: the count kept changing");
+    }
+
     internal static BpfProgramInfo ReadInfo(BpfFileDescriptor handle)
     {
         var info = new Libbpf.BpfProgInfo();

@@ -20,13 +20,23 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
+    /// <summary>
+    /// Removes whatever TcpFreeze left, in any combination: attached programs with or
+    /// without pins, pins with or without programs, an empty pin directory. Nothing
+    /// left is "nothing to do", exit 0.
+    /// </summary>
     public int Detach(FreezerOptions options)
     {
+        string directory = TcpFreezer.GetPinDirectory(options);
+        bool hadDirectory = Directory.Exists(directory);
         DetachResult result = TcpFreezer.Detach(options);
+        bool removedDirectory = hadDirectory && !Directory.Exists(directory);
         if (result.Interfaces.Count == 0 && result.PinsRemoved == 0)
-            output.WriteLine($"nothing was attached in {options.Namespace}");
+            output.WriteLine(removedDirectory ? $"nothing was attached in {options.Namespace}; removed the empty pin directory {directory}" : $"nothing was attached in {options.Namespace}");
         else
             output.WriteLine($"detached from {(result.Interfaces.Count == 0 ? "no interface" : string.Join(", ", result.Interfaces))}; removed {Count(result.PinsRemoved, "pin")}");
+        if (Directory.Exists(directory))
+            Cli.Warn(error, $"{directory} still holds files TcpFreeze did not create ({string.Join(", ", Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName))}); remove them by hand");
         return ExitCodes.Success;
     }
 
@@ -73,10 +83,39 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
+    /// <summary>
+    /// Thaws everything, from whatever TcpFreeze left: the pinned maps or, where pins
+    /// are gone, the maps of its attached (or pinned) programs. What is odd about the
+    /// state is one warning line that says how to clean up. Nothing left at all is
+    /// "nothing to do", exit 0, like detach.
+    /// </summary>
     public int ThawAll(FreezerOptions options)
     {
-        using TcpFreezer freezer = TcpFreezer.Open(options);
+        AttachmentState state = TcpFreezer.Inspect(options);
+        if (!state.HasFrozenSetSource)
+        {
+            output.WriteLine(state.PinDirectoryExists
+                ? $"nothing is frozen in {options.Namespace}: {state.PinDirectory} holds no TcpFreeze pin and no TcpFreeze program is attached; 'tcpfreeze detach' removes the directory"
+                : $"nothing is attached in {options.Namespace}, so nothing is frozen");
+            return ExitCodes.Success;
+        }
+        using TcpFreezer freezer = TcpFreezer.OpenForRecovery(options);
         ReportThaw(freezer.ThawAll());
+        if (freezer.UnpinnedMaps.Count > 0)
+        {
+            string through = state.ProgramsAttached ? $"the TcpFreeze programs attached to {string.Join(", ", state.AttachedInterfaces)}" : "the pinned TcpFreeze programs";
+            Cli.Warn(error, $"the pins of the {string.Join(", ", freezer.UnpinnedMaps)} maps were missing from {state.PinDirectory}, so the thaw went through {through}; " +
+                            "run 'tcpfreeze detach' to remove what is left, then 'tcpfreeze attach' to start afresh");
+        }
+        else if (!state.ProgramsAttached)
+        {
+            Cli.Warn(error, $"TcpFreeze's programs are not attached to any interface in {options.Namespace} (someone detached them), so nothing was being held; " +
+                            "run 'tcpfreeze attach' to attach them again, or 'tcpfreeze detach' to remove the pins");
+        }
+        else if (state.MissingPins.Count > 0)
+        {
+            Cli.Warn(error, $"the pins {string.Join(", ", state.MissingPins)} are missing from {state.PinDirectory}; 'tcpfreeze attach' puts them back");
+        }
         return ExitCodes.Success;
     }
 

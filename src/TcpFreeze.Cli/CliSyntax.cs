@@ -106,7 +106,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
 
     private Command DetachCommand()
     {
-        var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins; everything frozen flows again.");
+        var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins, whatever is left of them; everything frozen flows again. Nothing attached is not an error (exit 0).");
         command.SetAction(parse => Cli.Guard(error, () => operations.Detach(Options(parse))));
         return command;
     }
@@ -146,7 +146,11 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Argument<IPEndPoint?> remote = EndpointArgument("REMOTE", "The peer's end of the connection.");
         Option<int?> pid = PidOption("Thaw every connection and listener process PID and its descendants hold now.");
         Option<IPEndPoint[]> endpoints = EndpointOption("Thaw a frozen local endpoint (repeatable).");
-        var all = new Option<bool>("--all") { Description = "Thaw everything frozen in the namespace." };
+        var all = new Option<bool>("--all")
+        {
+            Description = "Thaw everything frozen in the namespace, from whatever TcpFreeze left there (pins, or attached programs whose pins are gone); " +
+                          "nothing attached is not an error (exit 0).",
+        };
 
         var command = new Command("thaw", "Thaw a connection, endpoints, a process tree's sockets or everything. Thawing what is not frozen is not an error.")
         {

@@ -93,21 +93,32 @@ internal sealed class PinnedObjects
         => TryOpenMap(directory, pin, keySize)
            ?? throw new TcpFreezeException($"open {Path.Combine(directory, pin)}", "the pin is missing; run 'tcpfreeze detach' and 'tcpfreeze attach' to rebuild the state");
 
-    private static BpfMap? TryOpenMap(string directory, string pin, int keySize)
+    public static BpfMap? TryOpenMap(string directory, string pin, int keySize)
     {
         string path = Path.Combine(directory, pin);
         if (!File.Exists(path))
             return null;
         BpfMap map = BpfMap.OpenPinned(path);
-        int valueSize = pin is BpfNames.CountersPin or BpfNames.ConfigPin ? sizeof(ulong) : System.Runtime.CompilerServices.Unsafe.SizeOf<FreezeEntry>();
-        if (map.Info.KeySize != keySize || map.Info.ValueSize != valueSize)
+        try
+        {
+            CheckLayout(map, pin, keySize, path);
+        }
+        catch
         {
             map.Dispose();
-            throw new TcpFreezeException($"open {path}",
-                $"the pinned map has {map.Info.KeySize}-byte keys and {map.Info.ValueSize}-byte values, not {keySize} and {valueSize}: " +
-                "it was made by an incompatible TcpFreeze version. Run 'tcpfreeze detach' to remove it");
+            throw;
         }
         return map;
+    }
+
+    /// <summary>Refuses a map (named <paramref name="what"/> in the error) whose key or value size is not this version's.</summary>
+    public static void CheckLayout(BpfMap map, string pin, int keySize, string what)
+    {
+        int valueSize = pin is BpfNames.CountersPin or BpfNames.ConfigPin ? sizeof(ulong) : System.Runtime.CompilerServices.Unsafe.SizeOf<FreezeEntry>();
+        if (map.Info.KeySize != keySize || map.Info.ValueSize != valueSize)
+            throw new TcpFreezeException($"open {what}",
+                $"the map has {map.Info.KeySize}-byte keys and {map.Info.ValueSize}-byte values, not {keySize} and {valueSize}: " +
+                "it was made by an incompatible TcpFreeze version. Run 'tcpfreeze detach' to remove it");
     }
 
     private static BpfProgram? TryOpenProgram(string path) => File.Exists(path) ? BpfProgram.OpenPinned(path) : null;

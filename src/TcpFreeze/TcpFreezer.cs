@@ -19,7 +19,7 @@ namespace TcpFreeze;
 /// hold an exclusive lock on the pin root, so concurrent processes never interleave.
 /// </para>
 /// </summary>
-public sealed class TcpFreezer : IDisposable
+public sealed partial class TcpFreezer : IDisposable
 {
     private readonly BpfMap _connections;
     private readonly BpfMap _endpoints;
@@ -221,7 +221,7 @@ public sealed class TcpFreezer : IDisposable
     /// <summary>Thaws everything frozen in this namespace.</summary>
     public ThawResult ThawAll()
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        using PinLock? pinLock = AcquirePinLockForThaw();
         (int connections, _) = DeletePresent(_connections, _connections.LookupAll<ConnectionKey, FreezeEntry>().Select(e => e.Key).ToArray());
         (int endpoints, _) = DeletePresent(_endpoints, _endpoints.LookupAll<EndpointKey, FreezeEntry>().Select(e => e.Key).ToArray());
         EndpointGate.CloseIfEmpty(_config, _endpoints);

@@ -109,6 +109,7 @@ public sealed class LayoutTests
                     S(bpf_xdp_query_opts); O(bpf_xdp_query_opts, prog_id); O(bpf_xdp_query_opts, skb_prog_id); O(bpf_xdp_query_opts, attach_mode);
                     S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
                     S(bpf_prog_load_opts); O(bpf_prog_load_opts, log_level); O(bpf_prog_load_opts, log_size); O(bpf_prog_load_opts, log_buf);
+                    O(bpf_prog_info, id); O(bpf_prog_info, nr_map_ids); O(bpf_prog_info, map_ids); O(bpf_prog_info, name);
                     S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
                     return 0;
                 }
@@ -144,6 +145,8 @@ public sealed class LayoutTests
             Size("bpf_prog_load_opts", "BpfProgLoadOpts");
             foreach ((string f, string m) in new[] { ("log_level", "LogLevel"), ("log_size", "LogSize"), ("log_buf", "LogBuffer") })
                 Offset($"bpf_prog_load_opts.{f}", "BpfProgLoadOpts", m);
+            foreach ((string f, string m) in new[] { ("id", "Id"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name") })
+                Offset($"bpf_prog_info.{f}", "BpfProgInfo", m);
             Size("bpf_tc_opts", "BpfTcOpts");
             foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
                 Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);

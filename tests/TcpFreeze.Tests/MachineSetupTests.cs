@@ -49,6 +49,7 @@ public sealed class MachineSetupTests
     [InlineData("wrk")]
     [InlineData("python3")]
     [InlineData("pgrep")]
+    [InlineData("strace")]
     public void Tool_is_on_path(string tool)
     {
         string[] directories = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);

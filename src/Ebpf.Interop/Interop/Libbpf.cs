@@ -96,6 +96,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_prog_get_fd_by_id")]
     internal static partial int bpf_prog_get_fd_by_id(uint id);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map_get_fd_by_id")]
+    internal static partial int bpf_map_get_fd_by_id(uint id);
+
     [LibraryImport(Library, EntryPoint = "bpf_prog_test_run_opts")]
     internal static partial int bpf_prog_test_run_opts(int fd, BpfTestRunOpts* opts);
 
@@ -245,12 +248,18 @@ internal static unsafe partial class Libbpf
         public uint Offset;
     }
 
-    /// <summary>The head of struct bpf_prog_info, up to and including name.</summary>
+    /// <summary>
+    /// The head of struct bpf_prog_info, up to and including name. The kernel fills
+    /// map_ids (a user pointer) with up to nr_map_ids ids and sets nr_map_ids to how
+    /// many the program uses.
+    /// </summary>
     [StructLayout(LayoutKind.Explicit, Size = 80)]
     internal struct BpfProgInfo
     {
         [FieldOffset(0)] public uint Type;
         [FieldOffset(4)] public uint Id;
+        [FieldOffset(52)] public uint NrMapIds;
+        [FieldOffset(56)] public ulong MapIds;
         [FieldOffset(64)] public fixed byte Name[16];
     }
 
