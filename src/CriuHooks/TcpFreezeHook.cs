@@ -18,7 +18,8 @@ namespace TcpFreeze.CriuHooks;
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
 /// <item>post-resume: a safety net, since CRIU resumes the tasks even when pre-resume
-/// fails: thaws whatever of the manifest is still frozen.</item>
+/// fails: thaws whatever of the manifest is still frozen (for a tree in a namespace of
+/// its own: releases the whole-namespace lock if network-unlock did not).</item>
 /// </list>
 /// For a tree in a network namespace of its own (a container with its own network, a
 /// pod), CRIU would lock that namespace as a whole, but <c>network-lock skip</c> turns
@@ -192,6 +193,17 @@ public static class TcpFreezeHook
     /// </summary>
     public static int PostResume(CriuEnvironment environment, HookContext context)
     {
+        // A tree in a network namespace of its own: network-unlock ran before this; if it
+        // was killed or failed, the lock (which has no lease) would cut the tree off for good.
+        if (environment.InitPid is { } pid && Directory.Exists($"/proc/{pid}") && !SharesNetworkNamespace(pid))
+        {
+            if (NamespaceLock.IsTaken(pid))
+            {
+                NamespaceLock.Release(pid);
+                context.Info($"post-resume: the network namespace of PID {pid} was still locked (network-unlock killed or failed?); released the lock");
+            }
+            return 0;
+        }
         string state = DumpWatcher.RestoreStatePath(context.CriuPid);
         if (!File.Exists(state))
             return 0;

@@ -180,11 +180,14 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         inB.Expect("up", Up);
         string hook = new FileInfo(fixture.Hook).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(fixture.Hook);
         string[] inNamespaceA = ["nsenter", $"--net=/run/netns/{network.NameA}"];
+        // The host case restores "on another host" (namespace B): in A the dumped task's sockets
+        // still live (no CRIU killed it), and pre-restore refuses a manifest naming live sockets.
+        string[] inNamespaceB = ["nsenter", $"--net=/run/netns/{network.NameB}"];
         try
         {
             foreach (string step in new[] { "pre-dump", "post-dump", "pre-restore", "pre-resume" })
             {
-                TracedRun run = Hook(step, inA.Pid.ToString(), imagesA, pins.Path, inNamespaceA);
+                TracedRun run = Hook(step, inA.Pid.ToString(), imagesA, pins.Path, step is "pre-restore" or "pre-resume" ? inNamespaceB : inNamespaceA);
                 Assert.True(run.ExitCode == 0, run.ToString());
                 AssertOnlyWatcherAndNft(run, hook, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false);
                 if (step == "pre-dump")
@@ -210,6 +213,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         {
             NamespaceLock.Release(inB.Pid);
             TcpFreezer.Detach(pins.Options(network.A));
+            TcpFreezer.Detach(pins.Options(network.B));
             Directory.Delete(imagesA, recursive: true);
             Directory.Delete(imagesB, recursive: true);
         }

@@ -93,6 +93,41 @@ public sealed class HookHandlerTests : IDisposable
     }
 
     [RootFact]
+    public void Post_resume_releases_a_namespace_lock_that_network_unlock_left_behind()
+    {
+        using var network = TestNetwork.Create();
+        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
+        using TcpPair pair = TcpPair.Open(network.A, network.B, endpoint);
+        using ScriptProcess task = ScriptProcess.Start(network.NameB, "import sys; print('up', flush=True); sys.stdin.read()");
+        task.Expect("up", TimeSpan.FromSeconds(10));
+        var log = new StringWriter();
+        var context = new HookContext(new HookSettings(), log, Environment.ProcessId, null);
+        CriuHookDispatcher hook = CriuHookDispatcher.CreateTcpFreeze();
+        int Step(CriuAction action, string name) => hook.Dispatch(new CriuEnvironment(action, name, null, task.Pid), context);
+        try
+        {
+            Assert.True(Step(CriuAction.SetupNamespaces, "setup-namespaces") == 0, log.ToString());
+            pair.Client.Send("held"u8);
+            Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromMilliseconds(300)), "a byte crossed the lock");
+
+            // network-unlock never ran (killed); post-resume is the last step CRIU runs.
+            Assert.True(Step(CriuAction.PostResume, "post-resume") == 0, log.ToString());
+            Assert.False(NamespaceLock.IsTaken(task.Pid));
+            Assert.Contains($"post-resume: the network namespace of PID {task.Pid} was still locked", log.ToString());
+            Assert.Equal("held", System.Text.Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 4, TimeSpan.FromSeconds(10))));
+
+            // After a normal restore there is nothing to release, and post-resume says nothing.
+            int lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+            Assert.True(Step(CriuAction.PostResume, "post-resume") == 0, log.ToString());
+            Assert.Equal(lines, log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        }
+        finally
+        {
+            NamespaceLock.Release(task.Pid);
+        }
+    }
+
+    [RootFact]
     public void Saving_a_dump_state_removes_the_states_of_dumps_whose_criu_is_gone()
     {
         int deadCriu = Enumerable.Range(4_000_000, 1000).First(pid => !Directory.Exists($"/proc/{pid}"));
