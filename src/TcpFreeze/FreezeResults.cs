@@ -36,7 +36,7 @@ public sealed record FrozenEndpoint(EndpointKey Key, ulong DroppedPackets, TimeS
 
 /// <summary>Counters summed over all CPUs since the programs were loaded.</summary>
 /// <param name="TcpPacketsSeen">TCP packets the programs parsed.</param>
-/// <param name="DroppedIngress">Packets dropped by the XDP ingress program.</param>
+/// <param name="DroppedIngress">Packets dropped by the ingress program (XDP or TC).</param>
 /// <param name="DroppedEgress">Packets dropped by the TC egress program.</param>
 /// <param name="Passed">Packets let through (TCP or not).</param>
 /// <param name="FrozenConnections">Entries in the connections map (expired ones included).</param>

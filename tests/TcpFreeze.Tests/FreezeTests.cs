@@ -194,18 +194,20 @@ public sealed class FreezeTests
     }
 
     [RootTheory]
-    [InlineData("127.0.0.1")]
-    [InlineData("::1")]
-    public void Loopback_connections_freeze_and_thaw(string address)
+    [InlineData("127.0.0.1", IngressHook.Xdp)]
+    [InlineData("::1", IngressHook.Xdp)]
+    [InlineData("127.0.0.1", IngressHook.Tc)]
+    [InlineData("::1", IngressHook.Tc)]
+    public void Loopback_connections_freeze_and_thaw(string address, IngressHook hook)
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         using var pair = TcpPair.Open(network.A, network.A, new IPEndPoint(IPAddress.Parse(address), 7070));
-        FreezerOptions options = pins.Options(network.A);
+        FreezerOptions options = pins.Options(network.A) with { IngressHook = hook };
         using var freezer = TcpFreezer.Attach(options);
         try
         {
-            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.XdpMode == XdpMode.Generic);
+            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.IngressHook == hook && (hook == IngressHook.Tc || i.XdpMode == XdpMode.Generic));
             freezer.Freeze([pair.ServerView]);
             pair.Client.Send(Encoding.ASCII.GetBytes("ping"));
             pair.Server.Send(Encoding.ASCII.GetBytes("pong"));
