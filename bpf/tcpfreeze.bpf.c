@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * TcpFreeze kernel programs: an XDP program for ingress and a TC (clsact)
- * program for egress that drop the TCP segments of frozen connections and of
- * frozen local endpoints, and let every other packet through untouched.
+ * TcpFreeze kernel programs: an ingress program (XDP, or a TC clsact ingress
+ * filter that coexists with another tool's XDP program) and a TC (clsact)
+ * egress program that drop the TCP segments of frozen connections and of
+ * frozen local endpoints, and let every other packet through untouched. All
+ * three share one parser and one lookup, so both ingress hooks give the same
+ * verdict on the same frame.
  *
  * Dropping in both directions keeps both ends silent: the peer's segments never
  * reach the socket (so no RST is sent for a socket that is being checkpointed)
@@ -27,8 +30,8 @@
 
 /* How many IPv6 extension headers we walk before giving up (and passing). */
 #define TF_MAX_IPV6_EXT_HEADERS 6
-/* How many bytes of an skb the egress program makes linear before parsing. */
-#define TF_EGRESS_PULL_BYTES 256
+/* How many bytes of an skb the TC programs make linear before parsing. */
+#define TF_SKB_PULL_BYTES 256
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -239,52 +242,74 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 	return 0;
 }
 
-SEC("xdp")
-int tf_xdp_ingress(struct xdp_md *ctx)
+/*
+ * The verdict on one frame whose headers lie in [data, data_end): 1 to drop,
+ * counted as a drop in its direction; 0 to pass (not TCP, unparseable, or not
+ * frozen: fail open). ingress says which side of the segment is this host.
+ */
+static __always_inline int frame_is_frozen(void *data, void *data_end, int ingress)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct tf_segment seg = {};
 
-	if (parse_tcp(data, data_end, &seg) == 0) {
-		count(TF_COUNTER_SEEN);
-		if (should_drop(&seg, 1)) {
-			count(TF_COUNTER_DROPPED_INGRESS);
-			return XDP_DROP;
-		}
-	}
-	count(TF_COUNTER_PASSED);
-	return XDP_PASS;
+	if (parse_tcp(data, data_end, &seg) != 0)
+		return 0;
+	count(TF_COUNTER_SEEN);
+	if (!should_drop(&seg, ingress))
+		return 0;
+	count(ingress ? TF_COUNTER_DROPPED_INGRESS : TF_COUNTER_DROPPED_EGRESS);
+	return 1;
 }
 
-SEC("tc")
-int tf_tc_egress(struct __sk_buff *skb)
+/*
+ * The same verdict for an skb at either clsact hook. Headers may sit beyond the
+ * linear part (GSO/GRO, paged buffers), so the first bytes are made linear first.
+ * At ingress the kernel has pushed the Ethernet header back, so data starts at
+ * it as in XDP.
+ */
+static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress)
 {
-	struct tf_segment seg = {};
-	void *data, *data_end;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
 
-	/* CRIU's repair-mode sockets must keep talking while everything else is frozen. */
-	if (skb->mark == TF_CRIU_REPAIR_MARK)
-		goto pass;
-
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (data_end - data < TF_EGRESS_PULL_BYTES && skb->len > data_end - data) {
-		__u32 want = skb->len < TF_EGRESS_PULL_BYTES ? skb->len : TF_EGRESS_PULL_BYTES;
+	if (data_end - data < TF_SKB_PULL_BYTES && skb->len > data_end - data) {
+		__u32 want = skb->len < TF_SKB_PULL_BYTES ? skb->len : TF_SKB_PULL_BYTES;
 
 		bpf_skb_pull_data(skb, want);
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
+	return frame_is_frozen(data, data_end, ingress);
+}
 
-	if (parse_tcp(data, data_end, &seg) == 0) {
-		count(TF_COUNTER_SEEN);
-		if (should_drop(&seg, 0)) {
-			count(TF_COUNTER_DROPPED_EGRESS);
-			return TC_ACT_SHOT;
-		}
-	}
-pass:
+SEC("xdp")
+int tf_xdp_ingress(struct xdp_md *ctx)
+{
+	if (frame_is_frozen((void *)(long)ctx->data, (void *)(long)ctx->data_end, 1))
+		return XDP_DROP;
+	count(TF_COUNTER_PASSED);
+	return XDP_PASS;
+}
+
+/*
+ * Ingress as a TC filter, for interfaces where another tool owns the XDP hook:
+ * it sees what that program passes, and decides exactly like tf_xdp_ingress
+ * (no mark check: XDP has no mark, and CRIU marks only what its sockets send).
+ */
+SEC("tc")
+int tf_tc_ingress(struct __sk_buff *skb)
+{
+	if (skb_is_frozen(skb, 1))
+		return TC_ACT_SHOT;
+	count(TF_COUNTER_PASSED);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tf_tc_egress(struct __sk_buff *skb)
+{
+	/* CRIU's repair-mode sockets must keep talking while everything else is frozen. */
+	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 0))
+		return TC_ACT_SHOT;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;
 }

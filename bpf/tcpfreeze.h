@@ -65,7 +65,7 @@ struct tf_config {
 /* Indexes of the per-CPU counters array. */
 enum tf_counter {
 	TF_COUNTER_SEEN = 0,		/* TCP packets the programs parsed */
-	TF_COUNTER_DROPPED_INGRESS = 1,
+	TF_COUNTER_DROPPED_INGRESS = 1,	/* by either ingress hook (XDP or TC) */
 	TF_COUNTER_DROPPED_EGRESS = 2,
 	TF_COUNTER_PASSED = 3,		/* every packet let through, TCP or not */
 	TF_COUNTER_MAX = 4,

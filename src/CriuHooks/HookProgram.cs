@@ -14,7 +14,7 @@ public static class HookProgram
             Console.Error.WriteLine("tcpfreeze-criu-hook takes no arguments: CRIU runs it as an action script, e.g.");
             Console.Error.WriteLine("  criu dump --tcp-established --network-lock skip --action-script /usr/local/bin/tcpfreeze-criu-hook ...");
             Console.Error.WriteLine("or with those options in CRIU's configuration: 'tcpfreeze criu-config --write' puts them there.");
-            Console.Error.WriteLine($"Settings: {HookSettings.DefaultConfigPath} (lease-seconds, interfaces, pin-root, log-file, keep-attached) and TCPFREEZE_* variables.");
+            Console.Error.WriteLine($"Settings: {HookSettings.DefaultConfigPath} ({HookSettings.KnownKeys}) and TCPFREEZE_* variables.");
             return args[0] is "-h" or "--help" ? 0 : 2;
         }
         TextWriter log = Console.Error;

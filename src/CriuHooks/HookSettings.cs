@@ -14,9 +14,11 @@ namespace TcpFreeze.CriuHooks;
 /// pin-root = /sys/fs/bpf/tcpfreeze
 /// log-file = /var/log/tcpfreeze-hook.log
 /// keep-attached = false        # true: leave the programs attached after the last thaw
+/// ingress = xdp                # tc: a TC ingress filter, to coexist with another XDP program
 /// </code>
 /// Environment overrides: TCPFREEZE_HOOK_CONFIG (the file's path), TCPFREEZE_LEASE_SECONDS,
-/// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE (paths must be absolute there too).
+/// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE (paths must be absolute there too),
+/// TCPFREEZE_INGRESS.
 /// </summary>
 public sealed record HookSettings
 {
@@ -44,11 +46,17 @@ public sealed record HookSettings
     /// </summary>
     public bool KeepAttached { get; init; }
 
+    /// <summary>
+    /// Where the ingress program runs (see <see cref="FreezerOptions.IngressHook"/>):
+    /// xdp by default; tc coexists with another tool's XDP program on the interfaces.
+    /// </summary>
+    public IngressHook Ingress { get; init; } = IngressHook.Xdp;
+
     /// <summary>The file the settings came from, if any.</summary>
     public string? Source { get; init; }
 
     /// <summary>Freezer options for the current network namespace.</summary>
-    public FreezerOptions ToFreezerOptions() => new() { PinRoot = PinRoot, Interfaces = Interfaces };
+    public FreezerOptions ToFreezerOptions() => new() { PinRoot = PinRoot, Interfaces = Interfaces, IngressHook = Ingress };
 
     /// <summary>Reads the settings of this process (file, then environment).</summary>
     public static HookSettings Load() => Load(name => Environment.GetEnvironmentVariable(name));
@@ -75,6 +83,8 @@ public sealed record HookSettings
             settings = settings with { PinRoot = AbsolutePath(pinRoot, "TCPFREEZE_PIN_ROOT") };
         if (environment("TCPFREEZE_LOG_FILE") is { Length: > 0 } logFile)
             settings = settings with { LogFile = AbsolutePath(logFile, "TCPFREEZE_LOG_FILE") };
+        if (environment("TCPFREEZE_INGRESS") is { Length: > 0 } ingress)
+            settings = settings with { Ingress = ParseIngress(ingress, "TCPFREEZE_INGRESS") };
         return settings;
     }
 
@@ -102,11 +112,22 @@ public sealed record HookSettings
                 "log-file" => settings with { LogFile = AbsolutePath(value, $"{where}: log-file") },
                 "keep-attached" when bool.TryParse(value, out bool keep) => settings with { KeepAttached = keep },
                 "keep-attached" => throw new FormatException($"{where}: keep-attached must be true or false, not '{value}'."),
-                _ => throw new FormatException($"{where}: unknown setting '{key}' (known: lease-seconds, interfaces, pin-root, log-file, keep-attached)."),
+                "ingress" => settings with { Ingress = ParseIngress(value, $"{where}: ingress") },
+                _ => throw new FormatException($"{where}: unknown setting '{key}' (known: {KnownKeys})."),
             };
         }
         return settings;
     }
+
+    /// <summary>The keys of the settings file, as error and help messages list them.</summary>
+    internal const string KnownKeys = "lease-seconds, interfaces, pin-root, log-file, keep-attached, ingress";
+
+    private static IngressHook ParseIngress(string text, string what) => text switch
+    {
+        "xdp" => IngressHook.Xdp,
+        "tc" => IngressHook.Tc,
+        _ => throw new FormatException($"{what} must be xdp or tc (tc coexists with another XDP program), not '{text}'."),
+    };
 
     private static string[] ReadLines(string path)
     {

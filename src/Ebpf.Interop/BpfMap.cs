@@ -62,6 +62,20 @@ public sealed unsafe class BpfMap : IDisposable
         return new BpfMap(new BpfFileDescriptor(fd));
     }
 
+    /// <summary>
+    /// Creates a map outside any object (no BTF, default flags), e.g. for a small helper
+    /// program loaded with <see cref="BpfProgram.Load"/>, which refers to it by descriptor.
+    /// </summary>
+    public static BpfMap Create(uint type, string name, int keySize, int valueSize, uint maxEntries)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(keySize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(valueSize);
+        LibbpfLog.EnsureInstalled();
+        int fd = Libbpf.bpf_map_create(type, name, (uint)keySize, (uint)valueSize, maxEntries, null);
+        BpfException.Check(fd, $"create map '{name}' (type {type})");
+        return new BpfMap(new BpfFileDescriptor(fd));
+    }
+
     /// <summary>Pins the map at <paramref name="path"/> in bpffs, where it outlives this process.</summary>
     public void Pin(string path)
     {
@@ -327,6 +341,8 @@ public sealed record BpfMapInfo(uint Id, uint Type, uint KeySize, uint ValueSize
 {
     /// <summary>BPF_MAP_TYPE_HASH.</summary>
     public const uint HashType = 1;
+    /// <summary>BPF_MAP_TYPE_ARRAY.</summary>
+    public const uint ArrayType = 2;
     /// <summary>BPF_MAP_TYPE_PERCPU_ARRAY.</summary>
     public const uint PerCpuArrayType = 6;
 

@@ -15,7 +15,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     {
         using TcpFreezer freezer = TcpFreezer.Attach(options);
         foreach (AttachedInterface nic in freezer.AttachedInterfaces)
-            output.WriteLine($"{(nic.Created ? "attached" : "already attached")} {nic.Name} (XDP {Lower(nic.XdpMode)}, TC egress)");
+            output.WriteLine($"{(nic.Created ? "attached" : "already attached")} {nic.Name} " +
+                             $"({(nic.IngressHook == IngressHook.Tc ? "TC ingress" : $"XDP {Lower(nic.XdpMode)}")}, TC egress)");
         output.WriteLine($"pins in {freezer.PinDirectory}");
         return ExitCodes.Success;
     }

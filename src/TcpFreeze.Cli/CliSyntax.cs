@@ -89,15 +89,44 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
                 }
             },
         };
-        var replace = new Option<bool>("--replace") { Description = "Replace another XDP program or TC filter found at TcpFreeze's place." };
+        var ingress = new Option<IngressHook>("--ingress")
+        {
+            Description = "Where the ingress program runs: xdp (the default) or tc, a TC clsact ingress filter that coexists with " +
+                          "another XDP program on the interface (it stays; TcpFreeze sees what it passes). Attaching again with the " +
+                          "other value moves TcpFreeze's ingress program and keeps what is frozen.",
+            HelpName = "xdp|tc",
+            CustomParser = result =>
+            {
+                string text = result.Tokens[0].Value;
+                switch (text)
+                {
+                    case "xdp": return IngressHook.Xdp;
+                    case "tc": return IngressHook.Tc;
+                    default:
+                        result.AddError($"--ingress: '{text}' is not an ingress hook; use xdp or tc.");
+                        return IngressHook.Xdp;
+                }
+            },
+        };
+        var replace = new Option<bool>("--replace")
+        {
+            Description = "Replace another XDP program (with --ingress xdp) or TC filter found at TcpFreeze's place; " +
+                          "to keep another XDP program instead, use --ingress tc.",
+        };
 
         var command = new Command("attach", "Load the programs (once per namespace), pin them and attach them to the interfaces.")
         {
-            devices, mode, replace,
+            devices, ingress, mode, replace,
         };
+        command.Validators.Add(result =>
+        {
+            if (TryGetValue(result, ingress, out IngressHook hook) && hook == IngressHook.Tc && result.GetResult(mode) is { Implicit: false })
+                result.AddError("--xdp-mode applies to --ingress xdp; with --ingress tc no XDP program is attached.");
+        });
         command.SetAction(parse => Cli.Guard(error, () => operations.Attach(Options(parse) with
         {
             Interfaces = parse.GetValue(devices) is { Length: > 0 } names ? names : null,
+            IngressHook = parse.GetValue(ingress),
             XdpMode = parse.GetValue(mode),
             ReplaceForeignPrograms = parse.GetValue(replace),
         })));

@@ -26,6 +26,7 @@ internal static class BpfNames
     public const string ConfigMap = "tf_config";
     public const string XdpProgram = "tf_xdp_ingress";
     public const string TcProgram = "tf_tc_egress";
+    public const string TcIngressProgram = "tf_tc_ingress";
 
     public const string ConnectionsPin = "connections";
     public const string EndpointsPin = "endpoints";
@@ -33,9 +34,14 @@ internal static class BpfNames
     public const string ConfigPin = "config";
     public const string XdpPin = "xdp_ingress";
     public const string TcPin = "tc_egress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin];
+    public const string TcIngressPin = "tc_ingress";
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin];
 
-    /// <summary>TC filter identity of the egress program: a handle of our own and an early priority.</summary>
+    /// <summary>
+    /// TC filter identity of the egress program, and of the ingress program when it runs
+    /// as a TC filter (the two hooks are separate, so they share it): a handle of our own
+    /// and an early priority.
+    /// </summary>
     public const uint TcHandle = 0x7F5A;
     public const uint TcPriority = 2;
 

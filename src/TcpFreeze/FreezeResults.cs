@@ -36,7 +36,7 @@ public sealed record FrozenEndpoint(EndpointKey Key, ulong DroppedPackets, TimeS
 
 /// <summary>Counters summed over all CPUs since the programs were loaded.</summary>
 /// <param name="TcpPacketsSeen">TCP packets the programs parsed.</param>
-/// <param name="DroppedIngress">Packets dropped by the XDP ingress program.</param>
+/// <param name="DroppedIngress">Packets dropped by the ingress program (XDP or TC).</param>
 /// <param name="DroppedEgress">Packets dropped by the TC egress program.</param>
 /// <param name="Passed">Packets let through (TCP or not).</param>
 /// <param name="FrozenConnections">Entries in the connections map (expired ones included).</param>
@@ -48,9 +48,13 @@ public sealed record FreezerStatistics(ulong TcpPacketsSeen, ulong DroppedIngres
 /// <summary>An interface TcpFreeze's programs run on.</summary>
 /// <param name="Name">Interface name.</param>
 /// <param name="Index">Interface index.</param>
-/// <param name="XdpMode">Native or generic.</param>
-/// <param name="Created">False when it was attached already.</param>
-public sealed record AttachedInterface(string Name, int Index, Ebpf.Interop.XdpMode XdpMode, bool Created);
+/// <param name="XdpMode">Native or generic (meaningless when <see cref="IngressHook"/> is <see cref="TcpFreeze.IngressHook.Tc"/>).</param>
+/// <param name="Created">False when it was attached already, in the same hook.</param>
+public sealed record AttachedInterface(string Name, int Index, Ebpf.Interop.XdpMode XdpMode, bool Created)
+{
+    /// <summary>Where the ingress program runs on this interface.</summary>
+    public IngressHook IngressHook { get; init; } = IngressHook.Xdp;
+}
 
 /// <summary>What <see cref="TcpFreezer.Detach(FreezerOptions?)"/> removed.</summary>
 /// <param name="Interfaces">Interfaces whose TcpFreeze programs were detached.</param>

@@ -22,12 +22,25 @@ public sealed record FreezerOptions
     /// <summary>Interfaces to attach to; null or empty: every interface that is up, loopback included.</summary>
     public IReadOnlyList<string>? Interfaces { get; init; }
 
-    /// <summary>XDP mode (native where the driver has it, else generic, by default).</summary>
+    /// <summary>
+    /// Where the ingress program runs: <see cref="IngressHook.Xdp"/> (the default, the
+    /// earliest and cheapest drop) or <see cref="IngressHook.Tc"/>, a TC clsact ingress
+    /// filter. Tc is the way to coexist with another tool's XDP program: that program
+    /// stays attached and untouched, and TcpFreeze judges what it passes. Attaching an
+    /// interface in one hook moves TcpFreeze's ingress program there from the other
+    /// (the new hook is attached first, so ingress is never unguarded) and keeps the frozen set.
+    /// </summary>
+    public IngressHook IngressHook { get; init; } = IngressHook.Xdp;
+
+    /// <summary>XDP mode (native where the driver has it, else generic, by default); unused with <see cref="IngressHook.Tc"/>.</summary>
     public XdpMode XdpMode { get; init; } = XdpMode.Auto;
 
     /// <summary>
     /// Replace another XDP program (or TC filter at TcpFreeze's handle) found on an
     /// interface. Off by default: attaching over a foreign program fails instead.
+    /// With <see cref="IngressHook.Tc"/> no XDP program is touched, so this only
+    /// concerns TC filters at TcpFreeze's handle. To keep another XDP program, use
+    /// <see cref="IngressHook"/> = <see cref="IngressHook.Tc"/> instead.
     /// </summary>
     public bool ReplaceForeignPrograms { get; init; }
 
@@ -39,4 +52,21 @@ public sealed record FreezerOptions
 
     /// <summary>Receives libbpf's log and TcpFreeze's own diagnostics.</summary>
     public ILogger? Logger { get; init; }
+}
+
+/// <summary>Where TcpFreeze's ingress program runs on an interface.</summary>
+public enum IngressHook
+{
+    /// <summary>
+    /// The XDP hook (native where the driver has it, else generic): drops before the
+    /// kernel allocates an skb. Refuses an interface where another XDP program runs,
+    /// unless <see cref="FreezerOptions.ReplaceForeignPrograms"/> is set.
+    /// </summary>
+    Xdp,
+
+    /// <summary>
+    /// A TC clsact ingress filter: puts no XDP program anywhere, so it coexists with
+    /// another tool's XDP program and sees the packets that program passes.
+    /// </summary>
+    Tc,
 }

@@ -4,15 +4,18 @@ using Microsoft.Extensions.Logging;
 namespace TcpFreeze;
 
 /// <summary>
-/// The kernel objects of one namespace's pin directory: three maps and two programs.
+/// The kernel objects of one namespace's pin directory: four maps and three programs
+/// (both ingress programs are loaded and pinned whichever hook is used, so switching
+/// hooks never reloads anything).
 /// Maps that are pinned already are reused (they hold the frozen set); if anything is
 /// missing, the programs are loaded afresh on top of the surviving maps, so programs
 /// and maps always agree.
 /// </summary>
 internal sealed class PinnedObjects
 {
-    private PinnedObjects(BpfMap connections, BpfMap endpoints, BpfMap counters, BpfMap config, BpfProgram xdp, BpfProgram tc)
+    private PinnedObjects(BpfMap connections, BpfMap endpoints, BpfMap counters, BpfMap config, BpfProgram xdp, BpfProgram tc, BpfProgram tcIngress)
     {
+        TcIngress = tcIngress;
         Config = config;
         Connections = connections;
         Endpoints = endpoints;
@@ -27,12 +30,13 @@ internal sealed class PinnedObjects
     public BpfMap Config { get; }
     public BpfProgram? Xdp { get; private set; }
     public BpfProgram? Tc { get; private set; }
+    public BpfProgram? TcIngress { get; private set; }
 
     public static PinnedObjects OpenOrLoad(string directory, FreezerOptions options, List<string> createdPins)
     {
         string Pin(string name) => Path.Combine(directory, name);
         BpfMap? connections = null, endpoints = null, counters = null, config = null;
-        BpfProgram? xdp = null, tc = null;
+        BpfProgram? xdp = null, tc = null, tcIngress = null;
         try
         {
             connections = TryOpenMap(directory, BpfNames.ConnectionsPin, ConnectionKey.Size);
@@ -41,8 +45,9 @@ internal sealed class PinnedObjects
             config = TryOpenMap(directory, BpfNames.ConfigPin, sizeof(uint));
             xdp = TryOpenProgram(Pin(BpfNames.XdpPin));
             tc = TryOpenProgram(Pin(BpfNames.TcPin));
-            if (connections is not null && endpoints is not null && counters is not null && config is not null && xdp is not null && tc is not null)
-                return new PinnedObjects(connections, endpoints, counters, config, xdp, tc);
+            tcIngress = TryOpenProgram(Pin(BpfNames.TcIngressPin));
+            if (connections is not null && endpoints is not null && counters is not null && config is not null && xdp is not null && tc is not null && tcIngress is not null)
+                return new PinnedObjects(connections, endpoints, counters, config, xdp, tc, tcIngress);
 
             using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze");
             if (connections is null)
@@ -73,9 +78,11 @@ internal sealed class PinnedObjects
             // Fresh programs use exactly these maps; older program pins may not.
             xdp?.Dispose();
             tc?.Dispose();
+            tcIngress?.Dispose();
             xdp = RePin(obj.GetProgram(BpfNames.XdpProgram), Pin(BpfNames.XdpPin), createdPins);
             tc = RePin(obj.GetProgram(BpfNames.TcProgram), Pin(BpfNames.TcPin), createdPins);
-            return new PinnedObjects(connections, endpoints, counters, config, xdp, tc);
+            tcIngress = RePin(obj.GetProgram(BpfNames.TcIngressProgram), Pin(BpfNames.TcIngressPin), createdPins);
+            return new PinnedObjects(connections, endpoints, counters, config, xdp, tc, tcIngress);
         }
         catch
         {
@@ -85,6 +92,7 @@ internal sealed class PinnedObjects
             counters?.Dispose();
             xdp?.Dispose();
             tc?.Dispose();
+            tcIngress?.Dispose();
             throw;
         }
     }
@@ -170,8 +178,10 @@ internal sealed class PinnedObjects
     {
         Xdp?.Dispose();
         Tc?.Dispose();
+        TcIngress?.Dispose();
         Xdp = null;
         Tc = null;
+        TcIngress = null;
     }
 
     public void DisposeAll()
@@ -205,4 +215,7 @@ internal static partial class Log
 {
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rolling back a failed attach also failed; run 'tcpfreeze detach' to clean up")]
     public static partial void LogRollbackFailure(this ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Moving TcpFreeze's ingress program on {Interface} left the old hook attached too (harmless: both drop the same packets); run 'tcpfreeze attach' again to retry")]
+    public static partial void LogIngressMoveFailure(this ILogger logger, Exception exception, string @interface);
 }

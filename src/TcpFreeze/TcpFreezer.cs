@@ -9,7 +9,8 @@ namespace TcpFreeze;
 /// <para>
 /// <see cref="Attach"/> loads the kernel programs (once per namespace), pins their maps
 /// and programs under <see cref="FreezerOptions.PinRoot"/>/netns-COOKIE, and attaches
-/// them to the namespace's interfaces: XDP for ingress, TC clsact for egress. Everything
+/// them to the namespace's interfaces: XDP (or, with <see cref="IngressHook.Tc"/>, a TC
+/// clsact filter) for ingress, TC clsact for egress. Everything
 /// it creates outlives the process, so another process (a later CRIU step, the CLI)
 /// can <see cref="Open"/> the same frozen set. <see cref="Detach(FreezerOptions?)"/> removes it all.
 /// </para>
@@ -64,7 +65,10 @@ public sealed partial class TcpFreezer : IDisposable
     /// <summary>
     /// Loads (or reuses) the programs and maps of the namespace and attaches them to its
     /// interfaces. Calling it again is harmless: what is in place is kept, frozen
-    /// entries included, and missing interfaces are added.
+    /// entries included, and missing interfaces are added. An interface attached before
+    /// with the other <see cref="FreezerOptions.IngressHook"/> is moved to this one: the
+    /// new ingress hook is attached first and the old one removed once every interface
+    /// is attached, so ingress is never unguarded.
     /// </summary>
     /// <exception cref="TcpFreezeException">Bad options (unknown interface, nothing up).</exception>
     /// <exception cref="BpfException">The kernel refused (privileges, a foreign XDP program, bpffs).</exception>
@@ -310,6 +314,7 @@ public sealed partial class TcpFreezer : IDisposable
         string directory = GetPinDirectory(options);
         uint xdpId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.XdpPin);
         uint tcId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcPin);
+        uint tcIngressId = PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcIngressPin);
 
         List<string> detached = options.Namespace.Run(() =>
         {
@@ -323,6 +328,7 @@ public sealed partial class TcpFreezer : IDisposable
                 uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
                 if (tc != 0 && (tc == tcId || PinnedObjects.IsTcpFreezeProgram(tc, BpfNames.TcProgram)))
                     any |= Tc.Detach(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority, tc);
+                any |= DetachTcIngress(nic.Index, tcIngressId);
                 if (any)
                     names.Add(nic.Name);
             }
@@ -378,21 +384,70 @@ public sealed partial class TcpFreezer : IDisposable
         }
 
         var result = new List<AttachedInterface>();
-        BpfProgram xdp = objects.Xdp!, tc = objects.Tc!;
+        BpfProgram xdp = objects.Xdp!, tc = objects.Tc!, tcIngress = objects.TcIngress!;
+        bool useTc = options.IngressHook == IngressHook.Tc;
         foreach (NetworkInterfaceInfo nic in targets)
         {
-            XdpStatus current = Xdp.Query(nic.Index);
-            bool staleOurs = current.ProgramId != 0 && current.ProgramId != xdp.Info.Id && PinnedObjects.IsTcpFreezeProgram(current.ProgramId, BpfNames.XdpProgram);
-            XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode, options.ReplaceForeignPrograms || staleOurs);
-            xdpDone.Add(x);
+            XdpMode mode = XdpMode.Auto;
+            bool ingressCreated;
+            if (useTc)
+            {
+                uint currentIngress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+                bool staleIngress = currentIngress != 0 && currentIngress != tcIngress.Info.Id && PinnedObjects.IsTcpFreezeProgram(currentIngress, BpfNames.TcIngressProgram);
+                TcAttachment i = Tc.Attach(tcIngress, nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority, options.ReplaceForeignPrograms || staleIngress);
+                tcDone.Add(i);
+                ingressCreated = i.Created;
+            }
+            else
+            {
+                XdpStatus current = Xdp.Query(nic.Index);
+                bool staleOurs = current.ProgramId != 0 && current.ProgramId != xdp.Info.Id && PinnedObjects.IsTcpFreezeProgram(current.ProgramId, BpfNames.XdpProgram);
+                XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode, options.ReplaceForeignPrograms || staleOurs);
+                xdpDone.Add(x);
+                mode = x.Mode;
+                ingressCreated = x.Created;
+            }
 
             uint currentTc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
             bool staleTc = currentTc != 0 && currentTc != tc.Info.Id && PinnedObjects.IsTcpFreezeProgram(currentTc, BpfNames.TcProgram);
             TcAttachment t = Tc.Attach(tc, nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority, options.ReplaceForeignPrograms || staleTc);
             tcDone.Add(t);
-            result.Add(new AttachedInterface(nic.Name, nic.Index, x.Mode, x.Created || t.Created));
+            result.Add(new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created) { IngressHook = options.IngressHook });
+        }
+
+        // Every interface is attached: only now retire TcpFreeze's ingress program from
+        // the other hook, so a failed attach (rolled back above) never loses a working one.
+        for (int n = 0; n < result.Count; n++)
+        {
+            try
+            {
+                bool moved = useTc ? DetachOurXdp(result[n].Index, xdp.Info.Id) : DetachTcIngress(result[n].Index, tcIngress.Info.Id);
+                if (moved)
+                    result[n] = result[n] with { Created = true };
+            }
+            catch (BpfException e)
+            {
+                // Both ingress programs share the maps and give the same verdicts: running both is harmless.
+                options.Logger?.LogIngressMoveFailure(e, result[n].Name);
+            }
         }
         return result;
+    }
+
+    /// <summary>Detaches a TcpFreeze XDP program (ours by id, or any by name) from an interface; a foreign one stays.</summary>
+    private static bool DetachOurXdp(int ifIndex, uint ourId)
+    {
+        XdpStatus xdp = Xdp.Query(ifIndex);
+        return xdp.ProgramId != 0 && (xdp.ProgramId == ourId || PinnedObjects.IsTcpFreezeProgram(xdp.ProgramId, BpfNames.XdpProgram))
+            && Xdp.Detach(ifIndex, xdp.ProgramId);
+    }
+
+    /// <summary>Detaches a TcpFreeze TC ingress filter (ours by id, or any by name) at TcpFreeze's handle; a foreign one stays.</summary>
+    private static bool DetachTcIngress(int ifIndex, uint ourId)
+    {
+        uint ingress = Tc.Query(ifIndex, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+        return ingress != 0 && (ingress == ourId || PinnedObjects.IsTcpFreezeProgram(ingress, BpfNames.TcIngressProgram))
+            && Tc.Detach(ifIndex, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority, ingress);
     }
 
     private static void RollBackAttach(FreezerOptions options, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone, List<string> createdPins, string? createdDirectory)

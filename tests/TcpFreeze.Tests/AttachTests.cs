@@ -52,7 +52,7 @@ public sealed class AttachTests
         DetachResult result = TcpFreezer.Detach(options);
         Assert.Contains(TestNetwork.Interface, result.Interfaces);
         Assert.Contains("lo", result.Interfaces);
-        Assert.Equal(6, result.PinsRemoved);
+        Assert.Equal(BpfNames.AllPins.Length, result.PinsRemoved);
         AssertNothingLeft(network.B, options);
     }
 
@@ -142,20 +142,19 @@ public sealed class AttachTests
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         FreezerOptions options = pins.Options(network.B);
-        // mov r0, XDP_PASS; exit
-        using BpfProgram foreign = BpfProgram.Load(BpfProgramType.Xdp, "foreign_pass", [0x0000_0002_0000_00b7UL, 0x95UL]);
-        network.B.Run(() => Xdp.Attach(foreign, NetworkInterfaceNames.GetIndex(TestNetwork.Interface), XdpMode.Generic));
+        using ForeignXdpProgram foreign = ForeignXdpProgram.Pass();
+        foreign.AttachTo(network.B, TestNetwork.Interface);
         try
         {
             var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(options));
             Assert.Equal(Errnos.EEXIST, e.Errno);
             Assert.Contains("foreign_pass", e.Message);
             Assert.Contains("refusing to replace", e.Message);
-            Assert.Equal(foreign.Info.Id, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+            Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
             AssertNothingLeft(network.B, options);
 
             using TcpFreezer forced = TcpFreezer.Attach(options with { ReplaceForeignPrograms = true });
-            Assert.NotEqual(foreign.Info.Id, network.B.Run(() => Xdp.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+            Assert.NotEqual(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
         }
         finally
         {
@@ -252,7 +251,7 @@ public sealed class AttachTests
                                   | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
             Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(freezer.PinDirectory) & others);
             string[] pinned = Directory.GetFiles(freezer.PinDirectory);
-            Assert.Equal(6, pinned.Length);
+            Assert.Equal(BpfNames.AllPins.Length, pinned.Length);
             foreach (string pin in pinned)
             {
                 Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(pin) & others);
@@ -264,6 +263,136 @@ public sealed class AttachTests
             TcpFreezer.Detach(options);
         }
     }
+
+    [RootFact]
+    public void Tc_ingress_puts_no_xdp_program_anywhere_and_detach_removes_its_filters_and_pins()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B) with { IngressHook = IngressHook.Tc };
+        using (TcpFreezer freezer = TcpFreezer.Attach(options))
+        {
+            Assert.All(freezer.AttachedInterfaces, i => Assert.Equal(IngressHook.Tc, i.IngressHook));
+            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo");
+            freezer.Freeze([Key(1)]);
+        }
+        Assert.All(XdpProgramIds(network.B), id => Assert.Equal(0u, id));
+        Assert.Contains("tf_tc_ingress", Run.Checked("tc", "-n", network.NameB, "filter", "show", "dev", TestNetwork.Interface, "ingress"));
+        Assert.Contains("tf_tc_egress", Run.Checked("tc", "-n", network.NameB, "filter", "show", "dev", TestNetwork.Interface, "egress"));
+
+        DetachResult result = TcpFreezer.Detach(options);
+        Assert.Contains(TestNetwork.Interface, result.Interfaces);
+        Assert.Equal(BpfNames.AllPins.Length, result.PinsRemoved);
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void Attaching_with_the_other_ingress_hook_moves_the_ingress_program_and_keeps_the_frozen_set()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions xdp = pins.Options(network.B, TestNetwork.Interface), tc = xdp with { IngressHook = IngressHook.Tc };
+        try
+        {
+            using (TcpFreezer first = TcpFreezer.Attach(xdp))
+                first.Freeze([Key(1)]);
+            Assert.NotEqual(0u, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+
+            using (TcpFreezer moved = TcpFreezer.Attach(tc))
+            {
+                AttachedInterface nic = Assert.Single(moved.AttachedInterfaces);
+                Assert.True(nic.Created);
+                Assert.Equal(IngressHook.Tc, nic.IngressHook);
+                Assert.Equal(Key(1), Assert.Single(moved.ListConnections()).Key);
+            }
+            Assert.Equal(0u, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+            Assert.NotEqual(0u, TcIngressId(network.B));
+
+            using (TcpFreezer again = TcpFreezer.Attach(tc))
+                Assert.False(Assert.Single(again.AttachedInterfaces).Created);
+
+            using (TcpFreezer back = TcpFreezer.Attach(xdp))
+            {
+                Assert.True(Assert.Single(back.AttachedInterfaces).Created);
+                Assert.Equal(Key(1), Assert.Single(back.ListConnections()).Key);
+            }
+            Assert.NotEqual(0u, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+            Assert.Equal(0u, TcIngressId(network.B));
+        }
+        finally
+        {
+            TcpFreezer.Detach(xdp);
+        }
+        AssertNothingLeft(network.B, xdp);
+    }
+
+    [RootFact]
+    public void Moving_back_to_xdp_over_a_foreign_xdp_program_is_refused_and_keeps_the_tc_ingress()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions tc = pins.Options(network.B, TestNetwork.Interface) with { IngressHook = IngressHook.Tc };
+        using ForeignXdpProgram foreign = ForeignXdpProgram.Pass();
+        foreign.AttachTo(network.B, TestNetwork.Interface);
+        try
+        {
+            TcpFreezer.Attach(tc).Dispose();
+            uint ingress = TcIngressId(network.B);
+            Assert.NotEqual(0u, ingress);
+
+            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(tc with { IngressHook = IngressHook.Xdp }));
+            Assert.Contains("refusing to replace", e.Message);
+            Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+            Assert.Equal(ingress, TcIngressId(network.B));
+        }
+        finally
+        {
+            TcpFreezer.Detach(tc);
+        }
+        Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+        AssertNothingLeft(network.B, tc);
+    }
+
+    [RootFact]
+    public void A_tc_ingress_attach_refused_on_a_later_interface_rolls_back_the_earlier_ones()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B, "lo", TestNetwork.Interface) with { IngressHook = IngressHook.Tc };
+        // mov r0, TC_ACT_OK; exit: another tool's filter at TcpFreeze's own ingress handle and priority.
+        using BpfProgram foreignTc = BpfProgram.Load(BpfProgramType.SchedCls, "foreign_tc", [0x0000_0000_0000_00b7UL, 0x95UL]);
+        network.B.Run(() => Tc.Attach(foreignTc, NetworkInterfaceNames.GetIndex(TestNetwork.Interface), TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority));
+
+        var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(options));
+        Assert.Equal(Errnos.EEXIST, e.Errno);
+        Assert.Contains("foreign_tc", e.Message);
+        Assert.Equal(foreignTc.Info.Id, TcIngressId(network.B));
+        AssertNothingLeft(network.B, options);
+    }
+
+    [RootFact]
+    public void Detach_removes_a_tc_ingress_filter_whose_pins_are_gone()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B) with { IngressHook = IngressHook.Tc };
+        string directory;
+        using (TcpFreezer freezer = TcpFreezer.Attach(options))
+            directory = freezer.PinDirectory;
+        foreach (string pin in Directory.GetFiles(directory))
+            File.Delete(pin);
+        Assert.NotEqual(0u, TcIngressId(network.B));
+
+        DetachResult result = TcpFreezer.Detach(options);
+        Assert.Contains(TestNetwork.Interface, result.Interfaces);
+        AssertNothingLeft(network.B, options);
+    }
+
+    private static uint TcIngressId(NetworkNamespace ns)
+        => ns.Run(() => Tc.Query(NetworkInterfaceNames.GetIndex(TestNetwork.Interface), TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority));
+
+    private static List<uint> XdpProgramIds(NetworkNamespace ns)
+        => ns.Run(() => NetworkInterfaceInfo.List().Select(nic => Xdp.Query(nic.Index).ProgramId).ToList());
 
     internal static void AssertNothingLeft(NetworkNamespace ns, FreezerOptions options)
     {
@@ -280,6 +409,13 @@ public sealed class AttachTests
                     Assert.NotEqual("tf_xdp_ingress", program?.Info.Name);
                 }
                 Assert.Equal(0u, Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority));
+                // A foreign filter may sit at TcpFreeze's ingress handle (a test puts one there); ours may not.
+                uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+                if (ingress != 0)
+                {
+                    using BpfProgram? program = BpfProgram.TryOpenById(ingress);
+                    Assert.NotEqual(BpfNames.TcIngressProgram, program?.Info.Name);
+                }
             }
         });
     }

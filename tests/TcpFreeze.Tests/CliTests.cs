@@ -68,6 +68,9 @@ public class CliUsageTests
     [InlineData("thaws everything", "thaw", "--all", "198.18.0.1:80", "198.18.0.2:80")]
     [InlineData("is not a positive number of seconds", "freeze", "--lease", "-3", "198.18.0.1:80", "198.18.0.2:80")]
     [InlineData("is not a mode", "attach", "--xdp-mode", "turbo")]
+    [InlineData("--ingress: 'ebpf' is not an ingress hook; use xdp or tc", "attach", "--ingress", "ebpf")]
+    [InlineData("--ingress: 'XDP' is not an ingress hook; use xdp or tc", "attach", "--ingress", "XDP")]
+    [InlineData("--xdp-mode applies to --ingress xdp", "attach", "--ingress", "tc", "--xdp-mode", "native")]
     public void Usage_error_exits_2_with_one_line(string messagePart, params string[] arguments)
     {
         TcpFreezeCommand.Run(arguments).FailsWith(2, messagePart);
@@ -79,6 +82,15 @@ public class CliUsageTests
         CliResult result = TcpFreezeCommand.Run("freeze", "--help").Succeeds();
         Assert.Contains("tcpfreeze freeze", result.Output);
         Assert.Contains("--pid", result.Output);
+    }
+
+    [Fact]
+    public void Attach_help_says_tc_ingress_coexists_and_replace_replaces()
+    {
+        string help = TcpFreezeCommand.Run("attach", "--help").Succeeds().Output;
+        Assert.Contains("--ingress <xdp|tc>", help);
+        Assert.Contains("coexists with another XDP program", help);
+        Assert.Contains("--replace", help);
     }
 
     [Fact]
@@ -212,6 +224,33 @@ public sealed class CliTests : IDisposable
 
     [RootFact]
     [Trait("Privileges", "root")]
+    public void Attach_with_tc_ingress_beside_a_foreign_xdp_program_then_detach_leaves_only_that_program()
+    {
+        using ForeignXdpProgram foreign = ForeignXdpProgram.Pass();
+        foreign.AttachTo(Network.A, TestNetwork.Interface);
+        Cli("attach", "--netns", NamespaceA).FailsWith(1, "refusing to replace");
+
+        string attached = Cli("attach", "--netns", NamespaceA, "--ingress", "tc").Succeeds().Output;
+        Assert.Contains("attached veth0 (TC ingress, TC egress)", attached);
+        Assert.Contains("tf_tc_ingress", KernelFilters(TestNetwork.Interface, "ingress"));
+        Assert.Contains("tf_tc_ingress", KernelFilters("lo", "ingress"));
+        Assert.NotEmpty(KernelFilters(TestNetwork.Interface, "egress"));
+        Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(Network.A, TestNetwork.Interface));
+        Assert.Equal(0u, ForeignXdpProgram.AttachedId(Network.A, "lo"));
+        Assert.NotEmpty(PinFiles());
+
+        Assert.Contains("veth0", Cli("detach", "--netns", NamespaceA).Succeeds().Output);
+        foreach (string device in new[] { TestNetwork.Interface, "lo" })
+        {
+            Assert.Empty(KernelFilters(device, "ingress"));
+            Assert.Empty(KernelFilters(device, "egress"));
+        }
+        Assert.Empty(PinFiles());
+        Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(Network.A, TestNetwork.Interface));
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
     public void Attach_to_an_unknown_device_fails_cleanly_and_leaves_no_pins()
     {
         Cli("attach", "--netns", NamespaceA, "--dev", "veth0", "--dev", "nosuch0").FailsWith(1, "there is no interface 'nosuch0'");
@@ -223,7 +262,9 @@ public sealed class CliTests : IDisposable
 
     private string KernelLinks() => Run.Checked("ip", "-n", Network.NameA, "-d", "link", "show");
 
-    private string KernelEgressFilters(string device) => Run.Checked("tc", "-n", Network.NameA, "filter", "show", "dev", device, "egress").Trim();
+    private string KernelEgressFilters(string device) => KernelFilters(device, "egress");
+
+    private string KernelFilters(string device, string direction) => Run.Checked("tc", "-n", Network.NameA, "filter", "show", "dev", device, direction).Trim();
 
     private string[] PinFiles() => Directory.GetFiles(Pins.Path, "*", SearchOption.AllDirectories);
 

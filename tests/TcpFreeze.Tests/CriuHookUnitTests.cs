@@ -57,6 +57,7 @@ public sealed class HookSettingsTests
         Assert.Equal(FreezerOptions.DefaultPinRoot, settings.PinRoot);
         Assert.Null(settings.LogFile);
         Assert.False(settings.KeepAttached);
+        Assert.Equal(IngressHook.Xdp, settings.Ingress);
         Assert.Null(settings.Source);
     }
 
@@ -75,12 +76,14 @@ public sealed class HookSettingsTests
             "interfaces = eth0, lo",
             "pin-root = /sys/fs/bpf/elsewhere",
             "log-file = /var/log/tcpfreeze-hook.log",
-            "keep-attached = true");
+            "keep-attached = true",
+            "ingress = tc");
         Assert.Equal(TimeSpan.FromSeconds(30.5), settings.Lease);
         Assert.Equal(["eth0", "lo"], settings.Interfaces);
         Assert.Equal("/sys/fs/bpf/elsewhere", settings.PinRoot);
         Assert.Equal("/var/log/tcpfreeze-hook.log", settings.LogFile);
         Assert.True(settings.KeepAttached);
+        Assert.Equal(IngressHook.Tc, settings.Ingress);
     }
 
     [Theory]
@@ -135,7 +138,7 @@ public sealed class HookSettingsTests
         string message = ParseError("lease-seconds = 5", "", "lease = 5");
         Assert.StartsWith("/etc/tcpfreeze/criu-hook.conf:3:", message);
         Assert.Contains("unknown setting 'lease'", message);
-        Assert.Contains("lease-seconds, interfaces, pin-root, log-file, keep-attached", message);
+        Assert.Contains("lease-seconds, interfaces, pin-root, log-file, keep-attached, ingress", message);
     }
 
     [Theory]
@@ -193,12 +196,44 @@ public sealed class HookSettingsTests
         Assert.Contains("keep-attached must be true or false", message);
     }
 
-    [Fact]
-    public void The_freezer_options_carry_pin_root_and_interfaces()
+    [Theory]
+    [InlineData("xdp", IngressHook.Xdp)]
+    [InlineData("tc", IngressHook.Tc)]
+    public void Ingress_is_xdp_or_tc(string value, IngressHook expected)
+        => Assert.Equal(expected, Parse($"ingress = {value}").Ingress);
+
+    [Theory]
+    [InlineData("TC")]
+    [InlineData("tcx")]
+    [InlineData("true")]
+    [InlineData("")]
+    public void An_ingress_that_is_not_xdp_or_tc_is_refused_with_file_line_and_the_values(string value)
     {
-        FreezerOptions options = Parse("pin-root = /sys/fs/bpf/x", "interfaces = lo").ToFreezerOptions();
+        string message = ParseError("# first", $"ingress = {value}");
+        Assert.StartsWith("/etc/tcpfreeze/criu-hook.conf:2:", message);
+        Assert.Contains("ingress must be xdp or tc", message);
+        Assert.Contains($"'{value}'", message);
+    }
+
+    [Fact]
+    public void The_freezer_options_carry_pin_root_interfaces_and_ingress_hook()
+    {
+        FreezerOptions options = Parse("pin-root = /sys/fs/bpf/x", "interfaces = lo", "ingress = tc").ToFreezerOptions();
         Assert.Equal("/sys/fs/bpf/x", options.PinRoot);
         Assert.Equal(["lo"], options.Interfaces);
+        Assert.Equal(IngressHook.Tc, options.IngressHook);
+    }
+
+    [Fact]
+    public void TCPFREEZE_INGRESS_beats_the_file_and_a_bad_value_names_the_variable()
+    {
+        using var folder = new TempDirectory();
+        string path = folder.Write("hook.conf", "ingress = xdp\n");
+        Assert.Equal(IngressHook.Tc, HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_INGRESS", "tc"))).Ingress);
+        Assert.Equal(IngressHook.Xdp, HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_INGRESS", ""))).Ingress);
+        var e = Assert.Throws<FormatException>(() => HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_INGRESS", "bpf"))));
+        Assert.StartsWith("TCPFREEZE_INGRESS must be xdp or tc", e.Message);
+        Assert.Contains("'bpf'", e.Message);
     }
 
     [Fact]
@@ -701,7 +736,7 @@ public sealed class HookProgramTests : IDisposable
     private static readonly string[] Variables =
     [
         "CRTOOLS_SCRIPT_ACTION", "CRTOOLS_IMAGE_DIR", "CRTOOLS_INIT_PID", "TCPFREEZE_HOOK_CONFIG",
-        "TCPFREEZE_LEASE_SECONDS", "TCPFREEZE_INTERFACES", "TCPFREEZE_PIN_ROOT", "TCPFREEZE_LOG_FILE",
+        "TCPFREEZE_LEASE_SECONDS", "TCPFREEZE_INTERFACES", "TCPFREEZE_PIN_ROOT", "TCPFREEZE_LOG_FILE", "TCPFREEZE_INGRESS",
     ];
 
     private readonly Dictionary<string, string?> _saved = Variables.ToDictionary(v => v, Environment.GetEnvironmentVariable);

@@ -127,7 +127,7 @@ public sealed class CriuSettingsPropertyTests
         (1, Gen.Double.Select(d => $"lease-seconds = {d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}")),
         (4, HostileText.Mutated(Gen.OneOf(
             "lease-seconds = 120", "lease-seconds = 1e-9", "lease-seconds=0.5", "interfaces = eth0, lo", "pin-root = /sys/fs/bpf/tcpfreeze",
-            "log-file = /var/log/tcpfreeze-hook.log", "keep-attached = true", "# comment", "", "   "))));
+            "log-file = /var/log/tcpfreeze-hook.log", "keep-attached = true", "ingress = tc", "ingress = xdp", "# comment", "", "   "))));
 
     [Fact]
     public void The_criu_environment_parser_accepts_valid_values_or_throws_a_format_exception()
@@ -166,6 +166,7 @@ public sealed class CriuSettingsPropertyTests
             Assert.InRange(settings.Lease, TimeSpan.FromMilliseconds(1), TimeSpan.FromDays(1));
             Assert.StartsWith("/", settings.PinRoot, StringComparison.Ordinal);
             Assert.True(settings.LogFile is null || settings.LogFile.StartsWith('/'));
+            Assert.True(settings.Ingress is IngressHook.Xdp or IngressHook.Tc);
             Assert.True(settings.Interfaces is null || (settings.Interfaces.Count > 0 && settings.Interfaces.All(i => i.Length > 0 && !i.Contains(',') && !i.Contains(' '))));
         }, iter: Iterations));
 }

@@ -29,44 +29,92 @@ public sealed class FreezeTests
         using var freezer = TcpFreezer.Attach(options);
         try
         {
-            TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "before the freeze");
-
-            FreezeResult result = freezer.Freeze([frozen.ServerView]);
-            Assert.Equal(1, result.ConnectionsFrozen);
-
-            string fromClient = Messages("client", 20), fromServer = Messages("server", 20);
-            SendInPieces(frozen.Client, fromClient);
-            SendInPieces(frozen.Server, fromServer);
-
-            Assert.False(TcpPair.Readable(frozen.Server, Silence), "a byte from the client reached the frozen server");
-            Assert.False(TcpPair.Readable(frozen.Client, TimeSpan.FromMilliseconds(300)), "a byte from the frozen server reached the client");
-
-            // The other connection between the same two hosts is untouched.
-            TcpPair.AssertRoundTrip(bystander.Client, bystander.Server, "bystander request");
-            TcpPair.AssertRoundTrip(bystander.Server, bystander.Client, "bystander reply");
-
-            AssertHealthy(frozen);
-            FrozenConnection listed = Assert.Single(freezer.ListConnections());
-            Assert.Equal(frozen.ServerView, listed.Key);
-            Assert.Null(listed.LeaseRemaining);
-            Assert.True(listed.DroppedPackets > 0, "the frozen connection dropped no packet");
-            FreezerStatistics stats = freezer.GetStatistics();
-            Assert.True(stats.DroppedIngress > 0 && stats.DroppedEgress > 0, $"expected drops both ways, got {stats}");
-
-            ThawResult thaw = freezer.Thaw([frozen.ServerView]);
-            Assert.Equal(1, thaw.ConnectionsThawed);
-
-            Assert.Equal(fromClient, Encoding.ASCII.GetString(TcpPair.ReadExactly(frozen.Server, fromClient.Length, Delivery)));
-            Assert.Equal(fromServer, Encoding.ASCII.GetString(TcpPair.ReadExactly(frozen.Client, fromServer.Length, Delivery)));
-            Assert.False(TcpPair.Readable(frozen.Server, TimeSpan.FromMilliseconds(200)), "bytes arrived twice");
-            TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "after the thaw");
-            AssertHealthy(frozen);
-            Assert.Empty(freezer.ListConnections());
+            AssertFrozenIsSilentAndThawDeliversEverything(freezer, frozen, bystander);
         }
         finally
         {
             TcpFreezer.Detach(options);
         }
+    }
+
+    [RootTheory]
+    [InlineData(AddressFamily.InterNetwork)]
+    [InlineData(AddressFamily.InterNetworkV6)]
+    public void Beside_a_foreign_xdp_program_tc_ingress_freezes_and_thaws_while_that_program_keeps_running(AddressFamily family)
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        using ForeignXdpProgram foreign = ForeignXdpProgram.Counting();
+        foreign.AttachTo(network.B, TestNetwork.Interface);
+        using var frozen = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(family), 8080));
+        using var bystander = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(family), 8081));
+        FreezerOptions options = pins.Options(network.B) with { IngressHook = IngressHook.Tc };
+        try
+        {
+            using (TcpFreezer freezer = TcpFreezer.Attach(options))
+            {
+                Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+                ulong seenBefore = foreign.Packets;
+                AssertFrozenIsSilentAndThawDeliversEverything(freezer, frozen, bystander);
+                // It saw the traffic of the whole freeze and thaw, and TcpFreeze judged what it passed.
+                Assert.True(foreign.Packets > seenBefore + 10, $"the foreign XDP program saw {foreign.Packets - seenBefore} packets");
+                Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+            }
+
+            DetachResult detached = TcpFreezer.Detach(options);
+            Assert.Contains(TestNetwork.Interface, detached.Interfaces);
+            AttachTests.AssertNothingLeft(network.B, options);
+            Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
+            ulong seenAfterDetach = foreign.Packets;
+            TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "after the detach");
+            Assert.True(foreign.Packets > seenAfterDetach, "the foreign XDP program stopped seeing traffic after the detach");
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    /// <summary>
+    /// Freezes <paramref name="frozen"/> (as its server's host sees it, through
+    /// <paramref name="freezer"/>), proves it silent both ways while <paramref name="bystander"/>
+    /// between the same hosts flows, thaws it and proves every byte sent meanwhile arrives once, in order.
+    /// </summary>
+    internal static void AssertFrozenIsSilentAndThawDeliversEverything(TcpFreezer freezer, TcpPair frozen, TcpPair bystander)
+    {
+        TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "before the freeze");
+
+        FreezeResult result = freezer.Freeze([frozen.ServerView]);
+        Assert.Equal(1, result.ConnectionsFrozen);
+
+        string fromClient = Messages("client", 20), fromServer = Messages("server", 20);
+        SendInPieces(frozen.Client, fromClient);
+        SendInPieces(frozen.Server, fromServer);
+
+        Assert.False(TcpPair.Readable(frozen.Server, Silence), "a byte from the client reached the frozen server");
+        Assert.False(TcpPair.Readable(frozen.Client, TimeSpan.FromMilliseconds(300)), "a byte from the frozen server reached the client");
+
+        // The other connection between the same two hosts is untouched.
+        TcpPair.AssertRoundTrip(bystander.Client, bystander.Server, "bystander request");
+        TcpPair.AssertRoundTrip(bystander.Server, bystander.Client, "bystander reply");
+
+        AssertHealthy(frozen);
+        FrozenConnection listed = Assert.Single(freezer.ListConnections());
+        Assert.Equal(frozen.ServerView, listed.Key);
+        Assert.Null(listed.LeaseRemaining);
+        Assert.True(listed.DroppedPackets > 0, "the frozen connection dropped no packet");
+        FreezerStatistics stats = freezer.GetStatistics();
+        Assert.True(stats.DroppedIngress > 0 && stats.DroppedEgress > 0, $"expected drops both ways, got {stats}");
+
+        ThawResult thaw = freezer.Thaw([frozen.ServerView]);
+        Assert.Equal(1, thaw.ConnectionsThawed);
+
+        Assert.Equal(fromClient, Encoding.ASCII.GetString(TcpPair.ReadExactly(frozen.Server, fromClient.Length, Delivery)));
+        Assert.Equal(fromServer, Encoding.ASCII.GetString(TcpPair.ReadExactly(frozen.Client, fromServer.Length, Delivery)));
+        Assert.False(TcpPair.Readable(frozen.Server, TimeSpan.FromMilliseconds(200)), "bytes arrived twice");
+        TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "after the thaw");
+        AssertHealthy(frozen);
+        Assert.Empty(freezer.ListConnections());
     }
 
     [RootTheory]
@@ -146,18 +194,20 @@ public sealed class FreezeTests
     }
 
     [RootTheory]
-    [InlineData("127.0.0.1")]
-    [InlineData("::1")]
-    public void Loopback_connections_freeze_and_thaw(string address)
+    [InlineData("127.0.0.1", IngressHook.Xdp)]
+    [InlineData("::1", IngressHook.Xdp)]
+    [InlineData("127.0.0.1", IngressHook.Tc)]
+    [InlineData("::1", IngressHook.Tc)]
+    public void Loopback_connections_freeze_and_thaw(string address, IngressHook hook)
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         using var pair = TcpPair.Open(network.A, network.A, new IPEndPoint(IPAddress.Parse(address), 7070));
-        FreezerOptions options = pins.Options(network.A);
+        FreezerOptions options = pins.Options(network.A) with { IngressHook = hook };
         using var freezer = TcpFreezer.Attach(options);
         try
         {
-            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.XdpMode == XdpMode.Generic);
+            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.IngressHook == hook && (hook == IngressHook.Tc || i.XdpMode == XdpMode.Generic));
             freezer.Freeze([pair.ServerView]);
             pair.Client.Send(Encoding.ASCII.GetBytes("ping"));
             pair.Server.Send(Encoding.ASCII.GetBytes("pong"));

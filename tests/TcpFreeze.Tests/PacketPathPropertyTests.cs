@@ -10,15 +10,16 @@ namespace TcpFreeze.Tests;
 /// Property-based tests of the packet path: random sets of frozen connections and
 /// endpoints, and random frames (VLAN tags, IPv4 options and fragments, IPv6 extension
 /// headers, non-IP ethertypes, every TCP flag byte, truncation anywhere after the
-/// Ethernet header) run through the XDP (ingress) and TC (egress) programs with
-/// BPF_PROG_TEST_RUN against a privately loaded object. A model says for each frame
-/// and direction whether the program can parse it and whether its connection is
-/// frozen; the properties compare the kernel's verdict with the model.
+/// Ethernet header) run through both ingress programs (XDP and TC) and the TC egress
+/// program with BPF_PROG_TEST_RUN against a privately loaded object. A model says for
+/// each frame and direction whether the program can parse it and whether its connection
+/// is frozen; the properties compare every program's verdict with the model, so each
+/// holds for both ingress hooks (and the two ingress hooks must agree on every frame).
 /// </summary>
 [Trait("Privileges", "root")]
 public sealed class PacketPathPropertyTests : IDisposable
 {
-    private const uint XdpDrop = 1, TcShot = 2;
+    private const uint TcShot = 2;
     private const ulong NoLease = 0, FutureDeadline = ulong.MaxValue, PastDeadline = 1;
     /// <summary>Scenarios per property: with up to 24 frames each, a few thousand frames per direction, well under 10 s.</summary>
     private const long Iterations = 250;
@@ -67,8 +68,13 @@ public sealed class PacketPathPropertyTests : IDisposable
         Assert.True(unparseable > 300, $"only {unparseable} unparseable frames were generated");
     }
 
+    /// <summary>Where a program runs: the two ingress hooks, and egress.</summary>
+    private enum Hook { XdpIngress, TcIngress, TcEgress }
+
+    private static readonly Hook[] Hooks = [Hook.XdpIngress, Hook.TcIngress, Hook.TcEgress];
+
     /// <summary>The model's view of one frame in one direction, and the kernel's verdict.</summary>
-    private readonly record struct Verdict(bool Ingress, bool Parseable, bool Frozen, bool Dropped);
+    private readonly record struct Verdict(Hook Hook, bool Parseable, bool Frozen, bool Dropped);
 
     /// <summary>
     /// Runs <see cref="Iterations"/> random scenarios; <paramref name="property"/> returns
@@ -84,26 +90,36 @@ public sealed class PacketPathPropertyTests : IDisposable
             {
                 byte[] bytes = Packets.Build(probe.Frame).AsSpan(0, probe.Length).ToArray();
                 bool parseable = IsParseable(probe.Frame, probe.Length);
-                foreach (bool ingress in (ReadOnlySpan<bool>)[true, false])
+                bool? xdpIngressDropped = null;
+                foreach (Hook hook in Hooks)
                 {
+                    bool ingress = hook != Hook.TcEgress;
                     ConnectionKey key = ingress
                         ? new ConnectionKey(probe.Frame.Destination, probe.Frame.Source)
                         : new ConnectionKey(probe.Frame.Source, probe.Frame.Destination);
-                    if (!ingress && KernelRefusesSkb(probe.Frame, probe.Length))
+                    if (hook != Hook.XdpIngress && KernelRefusesSkb(probe.Frame, probe.Length))
                     {
                         // The kernel builds no skb from an untagged IP frame cut inside its fixed IP header, so
                         // TC never sees one; BPF_PROG_TEST_RUN says EINVAL. Check that and move on.
-                        Assert.Throws<BpfException>(() => _programs.Tc.TestRun(bytes));
+                        Assert.Throws<BpfException>(() => (hook == Hook.TcEgress ? _programs.Tc : _programs.TcIngress).TestRun(bytes));
                         continue;
                     }
-                    bool dropped = ingress
-                        ? _programs.Xdp.TestRun(bytes).ReturnValue == XdpDrop
-                        : _programs.Tc.TestRun(bytes).ReturnValue == TcShot;
-                    var verdict = new Verdict(ingress, parseable, scenario.IsFrozen(key), dropped);
+                    bool dropped = hook switch
+                    {
+                        Hook.XdpIngress => _programs.IngressDrops(IngressHook.Xdp, bytes),
+                        Hook.TcIngress => _programs.IngressDrops(IngressHook.Tc, bytes),
+                        _ => _programs.Tc.TestRun(bytes).ReturnValue == TcShot,
+                    };
+                    var verdict = new Verdict(hook, parseable, scenario.IsFrozen(key), dropped);
                     verdicts++;
-                    if (property(verdict) is { } failure)
+                    string? failure = property(verdict);
+                    if (hook == Hook.XdpIngress)
+                        xdpIngressDropped = dropped;
+                    else if (hook == Hook.TcIngress && xdpIngressDropped is { } xdp && xdp != dropped)
+                        failure ??= $"the XDP ingress program {(xdp ? "dropped" : "passed")} this frame";
+                    if (failure is not null)
                         throw new Xunit.Sdk.XunitException(
-                            $"{failure}: {(ingress ? "XDP ingress" : "TC egress")} {(dropped ? "dropped" : "passed")} " +
+                            $"{failure}: {hook} {(dropped ? "dropped" : "passed")} " +
                             $"{probe} (key {key}, parseable {parseable}, frozen {verdict.Frozen})");
                 }
             }

@@ -63,6 +63,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_prog_load", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int bpf_prog_load(uint progType, string? name, string license, ulong* insns, nuint insnCount, BpfProgLoadOpts* opts);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map_create", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int bpf_map_create(uint mapType, string? name, uint keySize, uint valueSize, uint maxEntries, void* opts);
+
     [LibraryImport(Library, EntryPoint = "bpf_map_update_elem")]
     internal static partial int bpf_map_update_elem(int fd, void* key, void* value, ulong flags);
 

@@ -19,6 +19,7 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
             _object.Load();
             Xdp = _object.GetProgram(BpfNames.XdpProgram);
             Tc = _object.GetProgram(BpfNames.TcProgram);
+            TcIngress = _object.GetProgram(BpfNames.TcIngressProgram);
             Connections = _object.GetMap(BpfNames.ConnectionsMap);
             Endpoints = _object.GetMap(BpfNames.EndpointsMap);
             Config = _object.GetMap(BpfNames.ConfigMap);
@@ -32,14 +33,33 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
 
     public BpfProgram Xdp { get; } = null!;
     public BpfProgram Tc { get; } = null!;
+    public BpfProgram TcIngress { get; } = null!;
     public BpfMap Connections { get; } = null!;
     public BpfMap Endpoints { get; } = null!;
     public BpfMap Config { get; } = null!;
+
+    /// <summary>The ingress program of <paramref name="hook"/>.</summary>
+    public BpfProgram Ingress(IngressHook hook) => hook == IngressHook.Tc ? TcIngress : Xdp;
+
+    /// <summary>
+    /// Runs the ingress program of <paramref name="hook"/> on a frame: true when it drops
+    /// it (XDP_DROP, TC_ACT_SHOT), false when it passes it (XDP_PASS, TC_ACT_OK); any
+    /// other verdict fails the test.
+    /// </summary>
+    public bool IngressDrops(IngressHook hook, ReadOnlySpan<byte> frame)
+    {
+        const uint XdpDrop = 1, XdpPass = 2, TcOk = 0, TcShot = 2;
+        uint verdict = Ingress(hook).TestRun(frame).ReturnValue;
+        (uint drop, uint pass) = hook == IngressHook.Tc ? (TcShot, TcOk) : (XdpDrop, XdpPass);
+        Assert.True(verdict == drop || verdict == pass, $"the {hook} ingress program returned {verdict}");
+        return verdict == drop;
+    }
 
     public void Dispose()
     {
         Xdp?.Dispose();
         Tc?.Dispose();
+        TcIngress?.Dispose();
         Connections?.Dispose();
         Endpoints?.Dispose();
         Config?.Dispose();
