@@ -117,11 +117,12 @@ public sealed partial class TcpFreezer
         var programIds = FindAttachedPrograms(options).Select(p => p.ProgramId).ToList();
         programIds.Add(PinnedObjects.TryPinnedProgramId(directory, BpfNames.XdpPin));
         programIds.Add(PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcPin));
+        programIds.Add(PinnedObjects.TryPinnedProgramId(directory, BpfNames.TcIngressPin));
         var byName = new Dictionary<string, HashSet<uint>>(StringComparer.Ordinal);
         foreach (uint programId in programIds.Where(id => id != 0).Distinct())
         {
             using BpfProgram? program = BpfProgram.TryOpenById(programId);
-            if (program is null || program.Info.Name is not (BpfNames.XdpProgram or BpfNames.TcProgram))
+            if (program is null || program.Info.Name is not (BpfNames.XdpProgram or BpfNames.TcProgram or BpfNames.TcIngressProgram))
                 continue; // detached and unloaded meanwhile, or not ours
             foreach (uint mapId in program.GetMapIds())
             {
@@ -148,6 +149,9 @@ public sealed partial class TcpFreezer
             uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
             if (tc != 0 && PinnedObjects.IsTcpFreezeProgram(tc, BpfNames.TcProgram))
                 found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcEgress, tc));
+            uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+            if (ingress != 0 && PinnedObjects.IsTcpFreezeProgram(ingress, BpfNames.TcIngressProgram))
+                found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcIngress, ingress));
         }
         return found;
     });
@@ -168,6 +172,8 @@ public enum ProgramAttachPoint
     XdpIngress,
     /// <summary>TC clsact, on egress.</summary>
     TcEgress,
+    /// <summary>TC clsact, on ingress (<see cref="IngressHook.Tc"/>).</summary>
+    TcIngress,
 }
 
 /// <summary>A TcpFreeze program found attached to an interface.</summary>

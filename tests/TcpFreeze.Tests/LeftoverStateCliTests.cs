@@ -36,7 +36,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     {
         TcpPair pair = AttachAndFreezeAConnection(8101);
         DetachProgramsBehindTcpFreezesBack();
-        Assert.Equal(6, Directory.GetFiles(PinDirectory).Length);
+        Assert.Equal(BpfNames.AllPins.Length, Directory.GetFiles(PinDirectory).Length);
 
         CliResult thaw = Cli("thaw", "--all");
         Assert.True(thaw.ExitCode == 0, thaw.ToString());
@@ -50,7 +50,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         AssertFlowsAgain(pair);
 
         string detached = Cli("detach").Succeeds().Output;
-        Assert.Contains("detached from no interface; removed 6 pins", detached);
+        Assert.Contains($"detached from no interface; removed {BpfNames.AllPins.Length} pins", detached);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
         AttachTests.AssertNothingLeft(Network.A, OptionsA);
 
@@ -93,7 +93,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Map_pins_without_program_pins_or_programs_thaw_and_detach_removes_them()
     {
         TcpPair pair = AttachAndFreezeAConnection(8104);
-        RemovePins([BpfNames.XdpPin, BpfNames.TcPin]);
+        RemovePins([BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         CliResult thaw = Cli("thaw", "--all");
@@ -120,7 +120,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Assert.Contains("the pins of the connections, endpoints, counters, config maps were missing", OneWarningLine(thaw));
         AssertFlowsAgain(pair);
 
-        Assert.Contains("detached from lo, veth0; removed 2 pins", Cli("detach").Succeeds().Output);
+        Assert.Contains("detached from lo, veth0; removed 3 pins", Cli("detach").Succeeds().Output);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
         AttachTests.AssertNothingLeft(Network.A, OptionsA);
     }
@@ -138,7 +138,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Assert.Contains("thawed 1 connection", thaw.Output);
         Assert.Contains("through the pinned TcpFreeze programs", OneWarningLine(thaw));
 
-        Assert.Contains("detached from no interface; removed 2 pins", Cli("detach").Succeeds().Output);
+        Assert.Contains("detached from no interface; removed 3 pins", Cli("detach").Succeeds().Output);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
         AttachTests.AssertNothingLeft(Network.A, OptionsA);
     }
@@ -147,7 +147,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void A_lone_map_pin_is_a_one_line_error_for_thaw_and_detach_removes_it()
     {
         AttachAndFreezeAConnection(8107);
-        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.XdpPin, BpfNames.TcPin]);
+        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");
