@@ -54,6 +54,22 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
     }
 
     [RootFact]
+    public async Task With_tc_ingress_beside_a_foreign_xdp_program_a_migration_keeps_every_connection_and_leaves_that_program_alone()
+    {
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections);
+        using ForeignXdpProgram foreign = ForeignXdpProgram.Counting();
+        foreign.AttachTo(busy.Network.B, TestNetwork.Interface);
+        busy.Runner.Environment["TCPFREEZE_INGRESS"] = "tc";
+        ulong seen = foreign.Packets;
+
+        Migrate(busy.Runner, busy.Server);
+        busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+        Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(busy.Network.B, TestNetwork.Interface));
+        Assert.True(foreign.Packets > seen + Connections, $"the foreign XDP program saw only {foreign.Packets - seen} packets during the migration");
+        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+    }
+
+    [RootFact]
     public async Task Nginx_with_keep_alive_clients_migrates_and_every_request_is_answered_once_in_order()
     {
         using var network = TestNetwork.Create();

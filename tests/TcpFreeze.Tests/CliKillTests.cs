@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using TcpFreeze.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>
+/// The tcpfreeze command SIGKILLed at every point of a freeze of a process tree's sockets:
+/// the connections are frozen all together or not at all, the pin lock dies with the
+/// process, and the next command works.
+/// </summary>
+public sealed class CliKillTests(ITestOutputHelper output)
+{
+    private const int Pairs = 150;
+
+    // Listens on the given address and connects to itself PAIRS times: 2 x PAIRS connections
+    // (both ends are this process's) and one listener. The alarm ends it if the test forgets.
+    private const string Holder = """
+        import signal, socket, sys
+        signal.alarm(300)
+        address, port, pairs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        listener = socket.socket()
+        listener.bind((address, port))
+        listener.listen(pairs)
+        held = []
+        for _ in range(pairs):
+            client = socket.create_connection((address, port))
+            server, _ = listener.accept()
+            held += [client, server]
+        print('connected', flush=True)
+        sys.stdin.read()
+        """;
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void A_freeze_killed_at_any_point_freezes_all_of_its_connections_or_none_and_the_next_command_works()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.A);
+        using var holder = ScriptProcess.Start(network.NameA, Holder, network.AddressA(AddressFamily.InterNetwork).ToString(), "9300", Pairs.ToString());
+        holder.Expect("connected", TimeSpan.FromSeconds(30));
+        string cli = Path.Combine(AppContext.BaseDirectory, "TcpFreeze.Cli.dll");
+        try
+        {
+            TcpFreezer.Attach(options).Dispose();
+            int none = 0, all = 0;
+            for (int delayMs = 0; delayMs <= 900; delayMs += 30)
+            {
+                var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (string argument in new[] { cli, "--pin-root", pins.Path, "freeze", "--pid", holder.Pid.ToString(), "--lease", "60", "--netns", $"/run/netns/{network.NameA}" })
+                    info.ArgumentList.Add(argument);
+                using (Process freeze = Process.Start(info)!)
+                {
+                    Thread.Sleep(delayMs);
+                    freeze.Kill(); // SIGKILL
+                    Assert.True(freeze.WaitForExit(10_000), "the killed command did not exit");
+                }
+
+                // The next command must get the pin lock at once and see a whole freeze or none.
+                var clock = Stopwatch.StartNew();
+                using TcpFreezer freezer = TcpFreezer.Open(options);
+                int connections = freezer.ListConnections().Count;
+                Assert.True(connections is 0 or 2 * Pairs, $"killed after {delayMs} ms: {connections} of {2 * Pairs} connections frozen");
+                if (connections > 0)
+                    Assert.Single(freezer.ListEndpoints()); // endpoints go in first
+                freezer.ThawAll();
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"the next command waited {clock.Elapsed} for the lock");
+                Assert.Empty(freezer.ListConnections());
+                Assert.Empty(freezer.ListEndpoints());
+                if (connections == 0) none++; else all++;
+            }
+            output.WriteLine($"killed before the freeze landed {none} times, after it {all} times");
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+}
