@@ -96,15 +96,10 @@ public sealed class LeftoverStateCliTests : IDisposable
         RemovePins([BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
-        CliResult thaw = Cli("thaw", "--all");
-        Assert.True(thaw.ExitCode == 0, thaw.ToString());
-        Assert.Contains("thawed 1 connection", thaw.Output);
-        Assert.Contains("not attached", OneWarningLine(thaw));
+        ThawAllWarns("not attached");
         AssertFlowsAgain(pair);
 
-        Assert.Contains("removed 4 pins", Cli("detach").Succeeds().Output);
-        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        DetachLeavesNothing("removed 4 pins");
     }
 
     [RootFact]
@@ -114,15 +109,10 @@ public sealed class LeftoverStateCliTests : IDisposable
         RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin]);
         Cli("list").FailsWith(1, "no pins");
 
-        CliResult thaw = Cli("thaw", "--all");
-        Assert.True(thaw.ExitCode == 0, thaw.ToString());
-        Assert.Contains("thawed 1 connection", thaw.Output);
-        Assert.Contains("the pins of the connections, endpoints, counters, config maps were missing", OneWarningLine(thaw));
+        ThawAllWarns("the pins of the connections, endpoints, counters, config maps were missing");
         AssertFlowsAgain(pair);
 
-        Assert.Contains("detached from lo, veth0; removed 3 pins", Cli("detach").Succeeds().Output);
-        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        DetachLeavesNothing("detached from lo, veth0; removed 3 pins");
     }
 
     [RootFact]
@@ -133,14 +123,9 @@ public sealed class LeftoverStateCliTests : IDisposable
         DetachProgramsBehindTcpFreezesBack();
 
         // The pinned programs keep their maps alive, entries included: the thaw empties them.
-        CliResult thaw = Cli("thaw", "--all");
-        Assert.True(thaw.ExitCode == 0, thaw.ToString());
-        Assert.Contains("thawed 1 connection", thaw.Output);
-        Assert.Contains("through the pinned TcpFreeze programs", OneWarningLine(thaw));
+        ThawAllWarns("through the pinned TcpFreeze programs");
 
-        Assert.Contains("detached from no interface; removed 3 pins", Cli("detach").Succeeds().Output);
-        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        DetachLeavesNothing("detached from no interface; removed 3 pins");
     }
 
     [RootFact]
@@ -153,9 +138,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");
         Assert.Equal([BpfNames.ConnectionsPin], Directory.GetFiles(PinDirectory).Select(Path.GetFileName));
 
-        Assert.Contains("removed 1 pin", Cli("detach").Succeeds().Output);
-        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        DetachLeavesNothing("removed 1 pin");
     }
 
     [RootFact]
@@ -167,9 +150,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Assert.Contains("nothing is frozen", thawed);
         Assert.Contains("'tcpfreeze detach' removes the directory", thawed);
 
-        Assert.Contains("removed the empty pin directory", Cli("detach").Succeeds().Output);
-        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        DetachLeavesNothing("removed the empty pin directory");
     }
 
     [RootFact]
@@ -205,6 +186,23 @@ public sealed class LeftoverStateCliTests : IDisposable
             Run.Checked("tc", "-n", Network.NameA, "filter", "del", "dev", device, "egress");
         }
         Assert.False(TcpFreezer.Inspect(OptionsA).ProgramsAttached, "ip and tc left a TcpFreeze program attached");
+    }
+
+    /// <summary>`thaw --all` succeeds, thaws the one frozen connection and warns (one line) about <paramref name="warning"/>.</summary>
+    private void ThawAllWarns(string warning)
+    {
+        CliResult thaw = Cli("thaw", "--all");
+        Assert.True(thaw.ExitCode == 0, thaw.ToString());
+        Assert.Contains("thawed 1 connection", thaw.Output);
+        Assert.Contains(warning, OneWarningLine(thaw));
+    }
+
+    /// <summary>`detach` says <paramref name="said"/> and leaves no pin directory, program or filter.</summary>
+    private void DetachLeavesNothing(string said)
+    {
+        Assert.Contains(said, Cli("detach").Succeeds().Output);
+        Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
+        AttachTests.AssertNothingLeft(Network.A, OptionsA);
     }
 
     private void RemovePins(IEnumerable<string> pins)

@@ -53,16 +53,9 @@ public sealed class HookHandlerTests : IDisposable
     [RootFact]
     public void Network_lock_silences_a_namespace_of_its_own_as_a_whole_and_network_unlock_lets_every_byte_through_again()
     {
-        using var network = TestNetwork.Create();
-        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        using TcpPair pair = TcpPair.Open(network.A, network.B, endpoint);
-        // A process in B stands for the dumped tree's root task; the hook runs here, in another namespace.
-        using ScriptProcess task = ScriptProcess.Start(network.NameB, "import sys; print('up', flush=True); sys.stdin.read()");
-        task.Expect("up", TimeSpan.FromSeconds(10));
-        var log = new StringWriter();
-        var context = new HookContext(new HookSettings(), log, Environment.ProcessId, null);
-        CriuHookDispatcher hook = CriuHookDispatcher.CreateTcpFreeze();
-        int Step(CriuAction action, string name) => hook.Dispatch(new CriuEnvironment(action, name, null, task.Pid), context);
+        using var own = new TreeWithItsOwnNamespace();
+        (TestNetwork network, IPEndPoint endpoint, TcpPair pair, ScriptProcess task, StringWriter log) = (own.Network, own.Endpoint, own.Pair, own.Task, own.Log);
+        int Step(CriuAction action, string name) => own.Step(action, name);
         try
         {
             Assert.True(Step(CriuAction.NetworkLock, "network-lock") == 0, log.ToString());
@@ -95,15 +88,9 @@ public sealed class HookHandlerTests : IDisposable
     [RootFact]
     public void Post_resume_releases_a_namespace_lock_that_network_unlock_left_behind()
     {
-        using var network = TestNetwork.Create();
-        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        using TcpPair pair = TcpPair.Open(network.A, network.B, endpoint);
-        using ScriptProcess task = ScriptProcess.Start(network.NameB, "import sys; print('up', flush=True); sys.stdin.read()");
-        task.Expect("up", TimeSpan.FromSeconds(10));
-        var log = new StringWriter();
-        var context = new HookContext(new HookSettings(), log, Environment.ProcessId, null);
-        CriuHookDispatcher hook = CriuHookDispatcher.CreateTcpFreeze();
-        int Step(CriuAction action, string name) => hook.Dispatch(new CriuEnvironment(action, name, null, task.Pid), context);
+        using var own = new TreeWithItsOwnNamespace();
+        (TcpPair pair, ScriptProcess task, StringWriter log) = (own.Pair, own.Task, own.Log);
+        int Step(CriuAction action, string name) => own.Step(action, name);
         try
         {
             Assert.True(Step(CriuAction.SetupNamespaces, "setup-namespaces") == 0, log.ToString());
@@ -150,4 +137,40 @@ public sealed class HookHandlerTests : IDisposable
     }
 
     public void Dispose() => Directory.Delete(_work, recursive: true);
+
+    /// <summary>
+    /// A connection between two test namespaces and a process in B standing for the root
+    /// task of a tree with a network namespace of its own; the hook's steps run here, in
+    /// another namespace, as CRIU's would.
+    /// </summary>
+    private sealed class TreeWithItsOwnNamespace : IDisposable
+    {
+        private readonly HookContext _context;
+        private readonly CriuHookDispatcher _hook = CriuHookDispatcher.CreateTcpFreeze();
+
+        public TreeWithItsOwnNamespace()
+        {
+            Network = TestNetwork.Create();
+            Endpoint = new IPEndPoint(Network.AddressB(AddressFamily.InterNetwork), 7000);
+            Pair = TcpPair.Open(Network.A, Network.B, Endpoint);
+            Task = ScriptProcess.Start(Network.NameB, "import sys; print('up', flush=True); sys.stdin.read()");
+            Task.Expect("up", TimeSpan.FromSeconds(10));
+            _context = new HookContext(new HookSettings(), Log, Environment.ProcessId, null);
+        }
+
+        public TestNetwork Network { get; }
+        public IPEndPoint Endpoint { get; }
+        public TcpPair Pair { get; }
+        public ScriptProcess Task { get; }
+        public StringWriter Log { get; } = new();
+
+        public int Step(CriuAction action, string name) => _hook.Dispatch(new CriuEnvironment(action, name, null, Task.Pid), _context);
+
+        public void Dispose()
+        {
+            Task.Dispose();
+            Pair.Dispose();
+            Network.Dispose();
+        }
+    }
 }
