@@ -210,11 +210,7 @@ public static class TcpFreezeHook
         FreezeManifest manifest;
         try
         {
-            manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
-        }
-        catch (InvalidDataException e)
-        {
-            throw new HookException(e.Message);
+            manifest = ReadManifestFile(DumpWatcher.RuntimeDirectory, Path.GetFileName(state));
         }
         finally
         {
@@ -290,9 +286,14 @@ public static class TcpFreezeHook
     private static FreezeManifest ReadManifest(CriuEnvironment environment, string step)
     {
         string images = environment.ImageDirectory ?? throw new HookException($"CRTOOLS_IMAGE_DIR is not set at {step}; cannot read the manifest");
+        return ReadManifestFile(images, FreezeManifest.FileName);
+    }
+
+    private static FreezeManifest ReadManifestFile(string directory, string fileName)
+    {
         try
         {
-            return FreezeManifest.Read(images);
+            return FreezeManifest.Read(directory, fileName);
         }
         catch (InvalidDataException e)
         {

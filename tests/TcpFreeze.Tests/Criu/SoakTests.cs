@@ -112,10 +112,10 @@ public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : IDis
     {
         Match watcher = Regex.Match(dumpLog, @"dump watcher PID (\d+)");
         Assert.True(watcher.Success, $"cycle {cycle}: pre-dump started no dump watcher");
-        string proc = $"/proc/{watcher.Groups[1].Value}";
-        for (int i = 0; i < 500 && DumpableServer.IsAlive(int.Parse(watcher.Groups[1].Value, CultureInfo.InvariantCulture)); i++)
+        int pid = int.Parse(watcher.Groups[1].Value, CultureInfo.InvariantCulture);
+        for (int i = 0; i < 500 && DumpableServer.IsAlive(pid); i++)
             Thread.Sleep(10);
-        Assert.False(DumpableServer.IsAlive(int.Parse(watcher.Groups[1].Value, CultureInfo.InvariantCulture)), $"cycle {cycle}: the dump watcher ({proc}) still runs");
+        Assert.False(DumpableServer.IsAlive(pid), $"cycle {cycle}: the dump watcher (PID {pid}) still runs");
     }
 
     private static Leftovers Measure(int serverPid, TestNetwork network, string pinRoot)
