@@ -1,4 +1,3 @@
-using Ebpf.Interop;
 
 namespace TcpFreeze.CriuHooks;
 
@@ -44,9 +43,9 @@ public sealed class CriuHookDispatcher
             {
                 code = handler(environment, context);
             }
-            catch (Exception e) when (e is TcpFreezeException or BpfException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+            catch (Exception e) when (e is TcpFreezeException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
             {
-                ReportFailure(environment, context, e.Message);
+                ReportFailure(environment, context, CommandRemedies.Describe(e));
                 return 1;
             }
             if (code != 0)

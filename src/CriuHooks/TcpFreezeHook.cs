@@ -320,10 +320,6 @@ public static class TcpFreezeHook
 
     /// <summary>Whether process <paramref name="pid"/> is in this process's network namespace.</summary>
     internal static bool SharesNetworkNamespace(int pid)
-    {
-        string? theirs = new FileInfo($"/proc/{pid}/ns/net").LinkTarget;
-        if (theirs is null)
-            throw new HookException($"cannot read the network namespace of PID {pid} (is it running?)");
-        return theirs == new FileInfo("/proc/self/ns/net").LinkTarget;
-    }
+        => NetworkNamespace.IsProcessInCallersNamespace(pid)
+           ?? throw new HookException($"cannot read the network namespace of PID {pid} (is it running?)");
 }

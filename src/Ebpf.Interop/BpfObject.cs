@@ -97,7 +97,7 @@ public sealed unsafe class BpfObject : IDisposable
         ThrowIfNotLoaded();
         int fd = Libbpf.bpf_map__fd(FindMap(mapName));
         BpfException.Check(fd, $"get descriptor of map '{mapName}'");
-        return new BpfMap(new BpfFileDescriptor(Libc.Duplicate(fd, $"duplicate descriptor of map '{mapName}'")));
+        return BpfMap.FromDescriptor(new BpfFileDescriptor(Libc.Duplicate(fd, $"duplicate descriptor of map '{mapName}'")));
     }
 
     /// <summary>

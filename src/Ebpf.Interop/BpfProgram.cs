@@ -80,7 +80,9 @@ public sealed unsafe class BpfProgram : IDisposable
     public void Pin(string path)
     {
         using var fd = Handle.Borrow();
-        BpfException.Check(Libbpf.bpf_obj_pin(fd.Fd, path), $"pin program '{Info.Name}' at {path}", BpfFs.PinHint(path));
+        int result = Libbpf.bpf_obj_pin(fd.Fd, path);
+        if (result < 0)
+            throw new BpfException($"pin program '{Info.Name}' at {path}", -result, BpfFs.PinHint(path));
     }
 
     /// <summary>
@@ -151,15 +153,7 @@ public sealed unsafe class BpfProgram : IDisposable
         uint length = (uint)sizeof(Libbpf.BpfProgInfo);
         using var fd = handle.Borrow();
         BpfException.Check(Libbpf.bpf_obj_get_info_by_fd(fd.Fd, &info, &length), "read program info");
-        return new BpfProgramInfo(info.Id, (BpfProgramType)info.Type, CString(info.Name, 16));
-    }
-
-    internal static string CString(byte* bytes, int capacity)
-    {
-        int length = 0;
-        while (length < capacity && bytes[length] != 0)
-            length++;
-        return Encoding.UTF8.GetString(bytes, length);
+        return new BpfProgramInfo(info.Id, (BpfProgramType)info.Type, NativeString.FromFixed(info.Name, 16));
     }
 
     /// <summary>Closes this process's descriptor; pins and attachments keep the program loaded.</summary>

@@ -21,6 +21,6 @@ public static unsafe class NetworkInterfaceNames
     public static string GetName(int index)
     {
         byte* buffer = stackalloc byte[16];
-        return Libc.if_indextoname((uint)index, buffer) == 0 ? $"ifindex {index}" : BpfProgram.CString(buffer, 16);
+        return Libc.if_indextoname((uint)index, buffer) == 0 ? $"ifindex {index}" : NativeString.FromFixed(buffer, 16);
     }
 }

@@ -58,7 +58,9 @@ public static unsafe class Xdp
     public static XdpStatus Query(int ifIndex)
     {
         var opts = new Libbpf.BpfXdpQueryOpts { Size = (nuint)sizeof(Libbpf.BpfXdpQueryOpts) };
-        BpfException.Check(Libbpf.bpf_xdp_query(ifIndex, 0, &opts), $"query XDP on {NetworkInterfaceNames.GetName(ifIndex)}", NoDeviceHint(ifIndex));
+        int result = Libbpf.bpf_xdp_query(ifIndex, 0, &opts);
+        if (result < 0)
+            throw new BpfException($"query XDP on {NetworkInterfaceNames.GetName(ifIndex)}", -result, NoDeviceHint(ifIndex));
         return opts.AttachMode switch
         {
             AttachedNone => new XdpStatus(ifIndex, 0, XdpMode.Auto),
@@ -105,9 +107,11 @@ public static unsafe class Xdp
             if (result == 0)
                 return new XdpAttachment(ifIndex, program.Info.Id, XdpMode.Native, created: true);
             if (mode == XdpMode.Native || result is not (-Errnos.EOPNOTSUPP or -Errnos.EINVAL or -Errnos.ENOTSUPP))
-                BpfException.Check(result, $"{operation} in native mode", result == -Errnos.EOPNOTSUPP ? $"the driver of {name} has no native XDP; use generic mode" : NoDeviceHint(ifIndex));
+                throw new BpfException($"{operation} in native mode", -result, result == -Errnos.EOPNOTSUPP ? $"the driver of {name} has no native XDP; use generic mode" : NoDeviceHint(ifIndex));
         }
-        BpfException.Check(Libbpf.bpf_xdp_attach(ifIndex, fd.Fd, UpdateIfNoExist | SkbMode, null), $"{operation} in generic mode", NoDeviceHint(ifIndex));
+        int generic = Libbpf.bpf_xdp_attach(ifIndex, fd.Fd, UpdateIfNoExist | SkbMode, null);
+        if (generic < 0)
+            throw new BpfException($"{operation} in generic mode", -generic, NoDeviceHint(ifIndex));
         return new XdpAttachment(ifIndex, program.Info.Id, XdpMode.Generic, created: true);
     }
 

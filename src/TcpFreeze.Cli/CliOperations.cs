@@ -233,7 +233,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
 
     private static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
 
-    private static string Lower(Ebpf.Interop.XdpMode mode) => mode.ToString().ToLowerInvariant();
+    private static string Lower(XdpAttachMode mode) => mode.ToString().ToLowerInvariant();
 
     private static double? Seconds(TimeSpan? lease) => lease is { } l ? Math.Round(l.TotalSeconds, 3) : null;
 

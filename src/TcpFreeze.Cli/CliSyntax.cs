@@ -3,7 +3,6 @@ using System.CommandLine.Help;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
-using Ebpf.Interop;
 using TcpFreeze.CriuHooks;
 
 namespace TcpFreeze.Cli;
@@ -71,7 +70,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             Description = "Interface to attach to (repeatable); default: every interface that is up, loopback included.",
             HelpName = "IFACE",
         };
-        var mode = new Option<XdpMode>("--xdp-mode")
+        var mode = new Option<XdpAttachMode>("--xdp-mode")
         {
             Description = "XDP mode: auto (the default: native where the driver has it, else generic), native only, or generic.",
             HelpName = "auto|native|generic",
@@ -80,12 +79,12 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
                 string text = result.Tokens[0].Value;
                 switch (text)
                 {
-                    case "auto": return XdpMode.Auto;
-                    case "native": return XdpMode.Native;
-                    case "generic": return XdpMode.Generic;
+                    case "auto": return XdpAttachMode.Auto;
+                    case "native": return XdpAttachMode.Native;
+                    case "generic": return XdpAttachMode.Generic;
                     default:
                         result.AddError($"--xdp-mode: '{text}' is not a mode; use auto, native or generic.");
-                        return XdpMode.Auto;
+                        return XdpAttachMode.Auto;
                 }
             },
         };

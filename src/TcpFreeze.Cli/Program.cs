@@ -51,9 +51,9 @@ internal static class Cli
         {
             return Fail(error, ExitCodes.Usage, e.Message);
         }
-        catch (Exception e) when (e is TcpFreezeException or Ebpf.Interop.BpfException or CriuHooks.CriuConfigurationException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is TcpFreezeException or CriuHooks.CriuConfigurationException or IOException or UnauthorizedAccessException)
         {
-            return Fail(error, ExitCodes.Failure, e.Message);
+            return Fail(error, ExitCodes.Failure, CriuHooks.CommandRemedies.Describe(e));
         }
         catch (Exception e)
         {

@@ -2,7 +2,12 @@ using System.Runtime.InteropServices;
 
 namespace TcpFreeze;
 
-/// <summary>The value of both freeze maps: <c>struct tf_entry</c> in bpf/tcpfreeze.h.</summary>
+/// <summary>
+/// The value of both freeze maps: <c>struct tf_entry</c> in bpf/tcpfreeze.h (LayoutTests
+/// prove the two match). To change the layout, change both, then
+/// <see cref="Renewed"/> (what a re-freeze keeps); <see cref="KernelObjects"/> takes the
+/// size from this struct and <see cref="FrozenSet{TKey}"/> stores whatever it holds.
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct FreezeEntry
 {
@@ -12,48 +17,11 @@ internal struct FreezeEntry
     /// <summary>Packets dropped for the key.</summary>
     public ulong Dropped;
 
+    /// <summary>The value for a key frozen anew; a key frozen already keeps its drop count.</summary>
+    public static FreezeEntry Renewed(FreezeEntry? old, ulong deadlineNs)
+        => new() { DeadlineNs = deadlineNs, Dropped = old?.Dropped ?? 0 };
+
+    /// <summary>How long the lease still runs: null for no lease, zero once it has ended.</summary>
     public readonly TimeSpan? Remaining(ulong nowNs)
         => DeadlineNs == 0 ? null : DeadlineNs <= nowNs ? TimeSpan.Zero : TimeSpan.FromTicks((long)((DeadlineNs - nowNs) / 100));
-}
-
-/// <summary>Names shared with bpf/tcpfreeze.bpf.c and the pin layout.</summary>
-internal static class BpfNames
-{
-    public const string ObjectResource = "TcpFreeze.tcpfreeze.bpf.o";
-    public const string ConnectionsMap = "tf_connections";
-    public const string EndpointsMap = "tf_endpoints";
-    public const string CountersMap = "tf_counters";
-    public const string ConfigMap = "tf_config";
-    public const string XdpProgram = "tf_xdp_ingress";
-    public const string TcProgram = "tf_tc_egress";
-    public const string TcIngressProgram = "tf_tc_ingress";
-
-    public const string ConnectionsPin = "connections";
-    public const string EndpointsPin = "endpoints";
-    public const string CountersPin = "counters";
-    public const string ConfigPin = "config";
-    public const string XdpPin = "xdp_ingress";
-    public const string TcPin = "tc_egress";
-    public const string TcIngressPin = "tc_ingress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin];
-
-    /// <summary>
-    /// TC filter identity of the egress program, and of the ingress program when it runs
-    /// as a TC filter (the two hooks are separate, so they share it): a handle of our own
-    /// and an early priority.
-    /// </summary>
-    public const uint TcHandle = 0x7F5A;
-    public const uint TcPriority = 2;
-
-    public const int CounterSeen = 0, CounterDroppedIngress = 1, CounterDroppedEgress = 2, CounterPassed = 3;
-
-    /// <summary>The compiled kernel programs, embedded in this assembly by the build.</summary>
-    public static byte[] LoadObject()
-    {
-        using Stream stream = typeof(BpfNames).Assembly.GetManifestResourceStream(ObjectResource)
-            ?? throw new InvalidOperationException($"The embedded BPF object '{ObjectResource}' is missing; the build did not compile bpf/tcpfreeze.bpf.c.");
-        var bytes = new byte[stream.Length];
-        stream.ReadExactly(bytes);
-        return bytes;
-    }
 }

@@ -1,4 +1,3 @@
-using Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace TcpFreeze;
@@ -28,12 +27,12 @@ public sealed record FreezerOptions
     /// filter. Tc is the way to coexist with another tool's XDP program: that program
     /// stays attached and untouched, and TcpFreeze judges what it passes. Attaching an
     /// interface in one hook moves TcpFreeze's ingress program there from the other
-    /// (the new hook is attached first, so ingress is never unguarded) and keeps the frozen set.
+    /// and keeps the frozen set (InterfaceAttacher explains how ingress stays guarded meanwhile).
     /// </summary>
     public IngressHook IngressHook { get; init; } = IngressHook.Xdp;
 
     /// <summary>XDP mode (native where the driver has it, else generic, by default); unused with <see cref="IngressHook.Tc"/>.</summary>
-    public XdpMode XdpMode { get; init; } = XdpMode.Auto;
+    public XdpAttachMode XdpMode { get; init; } = XdpAttachMode.Auto;
 
     /// <summary>
     /// Replace another XDP program (or TC filter at TcpFreeze's handle) found on an

@@ -24,11 +24,15 @@ public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int
     /// asks the kernel over netlink, so unlike /sys/class/net this is right inside
     /// any namespace).
     /// </summary>
-    public static unsafe IReadOnlyList<NetworkInterfaceInfo> List()
+    /// <exception cref="TcpFreezeException">getifaddrs failed.</exception>
+    public static IReadOnlyList<NetworkInterfaceInfo> List() => TcpFreezeException.Guard(ListHere);
+
+    /// <summary>Like <see cref="List"/>, for callers inside the library (a failure is a <see cref="NativeCallException"/>).</summary>
+    internal static unsafe IReadOnlyList<NetworkInterfaceInfo> ListHere()
     {
         Libc.IfAddrs* head;
         if (Libc.getifaddrs(&head) != 0)
-            throw new BpfException("list network interfaces", Marshal.GetLastPInvokeError());
+            throw NativeCallException.FromLastError("list network interfaces");
         try
         {
             var byIndex = new SortedDictionary<int, NetworkInterfaceInfo>();

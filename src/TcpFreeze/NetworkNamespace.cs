@@ -1,5 +1,5 @@
+using System.Globalization;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using TcpFreeze.Interop;
 
@@ -10,10 +10,25 @@ namespace TcpFreeze;
 /// socket creation all act on the calling thread's namespace, so work for another
 /// namespace runs on a dedicated thread that enters it with setns(2) and ends with
 /// the work; the caller's threads never change namespace.
+/// <para>
+/// The namespace file is opened once, at first use, and the descriptor is kept: later
+/// uses enter that same namespace even if the path (a /proc/PID/ns/net of a PID that
+/// was reused, a /run/netns name that was re-created) now names another one. The
+/// cookie is read once too.
+/// </para>
 /// </summary>
 public sealed class NetworkNamespace
 {
-    private NetworkNamespace(string? path) => Path = path;
+    private readonly Lazy<FileDescriptorHandle>? _descriptor;
+    private readonly Lazy<ulong> _cookie;
+
+    private NetworkNamespace(string? path)
+    {
+        Path = path;
+        if (path is not null)
+            _descriptor = new Lazy<FileDescriptorHandle>(() => Open(path), LazyThreadSafetyMode.ExecutionAndPublication);
+        _cookie = new Lazy<ulong>(() => Run(ReadCookie), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
 
     /// <summary>The namespace of the calling thread.</summary>
     public static NetworkNamespace Current { get; } = new(null);
@@ -37,25 +52,21 @@ public sealed class NetworkNamespace
     /// <summary>
     /// The namespace's cookie (SO_NETNS_COOKIE): a number the kernel never reuses for
     /// another namespace until reboot, unlike inode numbers. TcpFreeze keys its pins by it.
+    /// Read once (the Current namespace's cookie is the calling thread's at first use).
     /// </summary>
-    public ulong Cookie => Run(static () =>
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        Span<byte> value = stackalloc byte[8];
-        int length = socket.GetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_NETNS_COOKIE, value);
-        if (length != 8)
-            throw new BpfException("read the network namespace cookie (SO_NETNS_COOKIE)", 92, "TcpFreeze needs Linux 5.14 or later");
-        return BitConverter.ToUInt64(value);
-    });
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the kernel has no SO_NETNS_COOKIE.</exception>
+    public ulong Cookie => Path is null ? ReadCookieGuarded() : TcpFreezeException.Guard(() => _cookie.Value);
 
     /// <summary>Runs <paramref name="work"/> inside this namespace and returns its result.</summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered; exceptions of <paramref name="work"/> pass unchanged.</exception>
     public T Run<T>(Func<T> work)
     {
         ArgumentNullException.ThrowIfNull(work);
         if (Path is null)
             return work();
-        if (!File.Exists(Path))
+        if (!_descriptor!.IsValueCreated && !File.Exists(Path))
             throw new TcpFreezeException($"enter network namespace {Path}", $"{Path} does not exist; name an existing namespace (ip netns list) or a /proc/PID/ns/net file");
+        FileDescriptorHandle descriptor = TcpFreezeException.Guard(() => _descriptor.Value);
 
         T? result = default;
         Exception? failure = null;
@@ -63,7 +74,15 @@ public sealed class NetworkNamespace
         {
             try
             {
-                Enter(Path);
+                Enter(descriptor, Path);
+            }
+            catch (NativeCallException e)
+            {
+                failure = new TcpFreezeException(e);
+                return;
+            }
+            try
+            {
                 result = work();
             }
             catch (Exception e)
@@ -92,26 +111,57 @@ public sealed class NetworkNamespace
     /// <summary>Whether this namespace is the calling thread's current namespace.</summary>
     public bool IsCurrent => Path is null || Current.Cookie == Cookie;
 
+    /// <summary>
+    /// Whether the calling thread is in <paramref name="pid"/>'s network namespace (both
+    /// /proc links name it as "net:[INODE]"). Null when that cannot be told: the process
+    /// exited, or this user may not look. The one answer to "is this PID in my namespace?".
+    /// </summary>
+    public static bool? IsProcessInCallersNamespace(int pid)
+    {
+        const int LinkBufferSize = 64;
+        Span<byte> theirs = stackalloc byte[LinkBufferSize], ours = stackalloc byte[LinkBufferSize];
+        int theirLength = Libc.ReadLink($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/ns/net", theirs);
+        int ourLength = Libc.ReadLink("/proc/thread-self/ns/net", ours);
+        if (theirLength <= 0 || ourLength <= 0)
+            return null;
+        return theirs[..theirLength].SequenceEqual(ours[..ourLength]);
+    }
+
     /// <inheritdoc />
     public override string ToString() => Path ?? "current network namespace";
 
-    private static void Enter(string path)
+    private static ulong ReadCookieGuarded() => TcpFreezeException.Guard(ReadCookie);
+
+    private static ulong ReadCookie()
     {
-        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
-        if (fd < 0)
-            throw new BpfException($"open network namespace {path}", Marshal.GetLastPInvokeError());
-        try
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        Span<byte> value = stackalloc byte[8];
+        int length = socket.GetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_NETNS_COOKIE, value);
+        if (length != 8)
+            throw new NativeCallException("read the network namespace cookie (SO_NETNS_COOKIE)", Errnos.ENOPROTOOPT,
+                "the kernel has no SO_NETNS_COOKIE (added in Linux 5.14)");
+        return BitConverter.ToUInt64(value);
+    }
+
+    private static FileDescriptorHandle Open(string path)
+    {
+        FileDescriptorHandle fd = Libc.OpenHandle(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        if (fd.IsInvalid)
         {
-            if (Libc.setns(fd, Libc.CLONE_NEWNET) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                throw new BpfException($"enter network namespace {path}", errno,
-                    errno == Errnos.EINVAL ? $"{path} is not a network namespace" : null);
-            }
+            var failure = NativeCallException.FromLastError($"open network namespace {path}");
+            fd.Dispose();
+            throw failure;
         }
-        finally
+        return fd;
+    }
+
+    private static void Enter(FileDescriptorHandle fd, string path)
+    {
+        if (Libc.setns(fd, Libc.CLONE_NEWNET) != 0)
         {
-            Libc.close(fd);
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            throw new NativeCallException($"enter network namespace {path}", errno,
+                errno == Errnos.EINVAL ? $"{path} is not a network namespace" : null);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using TcpFreeze.Interop;
 
@@ -7,32 +6,33 @@ namespace TcpFreeze;
 /// <summary>
 /// An exclusive flock(2) on the pin root directory: serialises attach, detach, freeze
 /// and thaw between processes, so two of them never interleave half-done changes.
-/// bpffs holds no regular files, but a directory descriptor can carry the lock.
+/// bpffs holds no regular files, but a directory descriptor can carry the lock, which
+/// closing the descriptor (disposing this) releases.
 /// </summary>
 internal sealed class PinLock : IDisposable
 {
-    private int _fd;
+    private readonly FileDescriptorHandle _directory;
 
-    private PinLock(int fd) => _fd = fd;
+    private PinLock(FileDescriptorHandle directory) => _directory = directory;
 
+    /// <exception cref="NativeCallException">The directory cannot be opened or locked.</exception>
     public static PinLock Acquire(string directory)
     {
-        int fd = Libc.open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
-        if (fd < 0)
-            throw new BpfException($"open pin directory {directory}", Marshal.GetLastPInvokeError());
+        FileDescriptorHandle fd = Libc.OpenHandle(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        if (fd.IsInvalid)
+        {
+            var failure = NativeCallException.FromLastError($"open pin directory {directory}");
+            fd.Dispose();
+            throw failure;
+        }
         if (Libc.flock(fd, Libc.LOCK_EX) != 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            Libc.close(fd);
-            throw new BpfException($"lock pin directory {directory}", errno);
+            var failure = NativeCallException.FromLastError($"lock pin directory {directory}");
+            fd.Dispose();
+            throw failure;
         }
         return new PinLock(fd);
     }
 
-    public void Dispose()
-    {
-        int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0)
-            Libc.close(fd); // closing the last descriptor releases the lock
-    }
+    public void Dispose() => _directory.Dispose();
 }

@@ -1,115 +1,111 @@
 using Ebpf.Interop;
-using Microsoft.Extensions.Logging;
 
 namespace TcpFreeze;
 
 /// <summary>
-/// The kernel objects of one namespace's pin directory: four maps and three programs
-/// (both ingress programs are loaded and pinned whichever hook is used, so switching
-/// hooks never reloads anything).
-/// Maps that are pinned already are reused (they hold the frozen set); if anything is
-/// missing, the programs are loaded afresh on top of the surviving maps, so programs
-/// and maps always agree.
+/// The kernel objects of one namespace's pin directory, one per row of
+/// <see cref="KernelObjects"/>. Maps that are pinned already are reused (they hold the
+/// frozen set); if anything is missing, the programs are loaded afresh on top of the
+/// surviving maps, so programs and maps always agree.
 /// </summary>
 internal sealed class PinnedObjects
 {
-    private PinnedObjects(BpfMap connections, BpfMap endpoints, BpfMap counters, BpfMap config, BpfProgram xdp, BpfProgram tc, BpfProgram tcIngress)
+    private readonly BpfMap[] _maps;
+    private BpfProgram[]? _programs;
+
+    private PinnedObjects(BpfMap[] maps, BpfProgram[] programs)
     {
-        TcIngress = tcIngress;
-        Config = config;
-        Connections = connections;
-        Endpoints = endpoints;
-        Counters = counters;
-        Xdp = xdp;
-        Tc = tc;
+        _maps = maps;
+        _programs = programs;
     }
 
-    public BpfMap Connections { get; }
-    public BpfMap Endpoints { get; }
-    public BpfMap Counters { get; }
-    public BpfMap Config { get; }
-    public BpfProgram? Xdp { get; private set; }
-    public BpfProgram? Tc { get; private set; }
-    public BpfProgram? TcIngress { get; private set; }
+    /// <summary>The program of <paramref name="definition"/>; only until <see cref="DisposePrograms"/>.</summary>
+    public BpfProgram Program(ProgramDefinition definition)
+        => (_programs ?? throw new ObjectDisposedException(nameof(PinnedObjects)))[Array.IndexOf(KernelObjects.Programs, definition)];
+
+    /// <summary>Hands the maps over to a <see cref="FreezerMaps"/>, which owns them from now on.</summary>
+    public FreezerMaps TakeMaps() => new(_maps);
 
     public static PinnedObjects OpenOrLoad(string directory, FreezerOptions options, List<string> createdPins)
     {
-        string Pin(string name) => Path.Combine(directory, name);
-        BpfMap? connections = null, endpoints = null, counters = null, config = null;
-        BpfProgram? xdp = null, tc = null, tcIngress = null;
+        var maps = new BpfMap?[KernelObjects.Maps.Length];
+        var programs = new BpfProgram?[KernelObjects.Programs.Length];
         try
         {
-            connections = TryOpenMap(directory, BpfNames.ConnectionsPin, ConnectionKey.Size);
-            endpoints = TryOpenMap(directory, BpfNames.EndpointsPin, EndpointKey.Size);
-            counters = TryOpenMap(directory, BpfNames.CountersPin, sizeof(uint));
-            config = TryOpenMap(directory, BpfNames.ConfigPin, sizeof(uint));
-            xdp = TryOpenProgram(Pin(BpfNames.XdpPin));
-            tc = TryOpenProgram(Pin(BpfNames.TcPin));
-            tcIngress = TryOpenProgram(Pin(BpfNames.TcIngressPin));
-            if (connections is not null && endpoints is not null && counters is not null && config is not null && xdp is not null && tc is not null && tcIngress is not null)
-                return new PinnedObjects(connections, endpoints, counters, config, xdp, tc, tcIngress);
+            for (int i = 0; i < maps.Length; i++)
+                maps[i] = TryOpenMap(directory, KernelObjects.Maps[i]);
+            for (int i = 0; i < programs.Length; i++)
+                programs[i] = TryOpenProgram(Path.Combine(directory, KernelObjects.Programs[i].PinName));
+            if (Array.TrueForAll(maps, m => m is not null) && Array.TrueForAll(programs, p => p is not null))
+                return new PinnedObjects(maps!, programs!);
 
             using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze");
-            if (connections is null)
-                obj.SetMaxEntries(BpfNames.ConnectionsMap, options.MaxConnections);
-            else
-                obj.ReuseMap(BpfNames.ConnectionsMap, connections);
-            if (endpoints is null)
-                obj.SetMaxEntries(BpfNames.EndpointsMap, options.MaxEndpoints);
-            else
-                obj.ReuseMap(BpfNames.EndpointsMap, endpoints);
-            if (counters is not null)
-                obj.ReuseMap(BpfNames.CountersMap, counters);
-            if (config is not null)
-                obj.ReuseMap(BpfNames.ConfigMap, config);
+            for (int i = 0; i < maps.Length; i++)
+            {
+                MapDefinition definition = KernelObjects.Maps[i];
+                if (maps[i] is { } existing)
+                    obj.ReuseMap(definition.MapName, existing);
+                else if (definition.Capacity is { } capacity)
+                    obj.SetMaxEntries(definition.MapName, capacity(options));
+            }
             obj.Load();
 
-            connections ??= PinNew(obj.GetMap(BpfNames.ConnectionsMap), Pin(BpfNames.ConnectionsPin), createdPins);
-            endpoints ??= PinNew(obj.GetMap(BpfNames.EndpointsMap), Pin(BpfNames.EndpointsPin), createdPins);
-            counters ??= PinNew(obj.GetMap(BpfNames.CountersMap), Pin(BpfNames.CountersPin), createdPins);
-            if (config is null)
-            {
-                config = PinNew(obj.GetMap(BpfNames.ConfigMap), Pin(BpfNames.ConfigPin), createdPins);
-                // Surviving endpoint entries must be enforced by the new programs.
-                if (!endpoints.IsEmpty())
-                    EndpointGate.Open(config);
-            }
+            bool configCreated = maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Config)] is null;
+            for (int i = 0; i < maps.Length; i++)
+                maps[i] ??= PinNew(obj.GetMap(KernelObjects.Maps[i].MapName), Path.Combine(directory, KernelObjects.Maps[i].PinName), createdPins);
+            // Surviving endpoint entries must be enforced by the new programs.
+            if (configCreated && !maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Endpoints)]!.IsEmpty())
+                FreezerMaps.OpenEndpointGate(maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Config)]!.As<uint, ulong>());
 
             // Fresh programs use exactly these maps; older program pins may not.
-            xdp?.Dispose();
-            tc?.Dispose();
-            tcIngress?.Dispose();
-            xdp = RePin(obj.GetProgram(BpfNames.XdpProgram), Pin(BpfNames.XdpPin), createdPins);
-            tc = RePin(obj.GetProgram(BpfNames.TcProgram), Pin(BpfNames.TcPin), createdPins);
-            tcIngress = RePin(obj.GetProgram(BpfNames.TcIngressProgram), Pin(BpfNames.TcIngressPin), createdPins);
-            return new PinnedObjects(connections, endpoints, counters, config, xdp, tc, tcIngress);
+            for (int i = 0; i < programs.Length; i++)
+            {
+                programs[i]?.Dispose();
+                programs[i] = null;
+                programs[i] = RePin(obj.GetProgram(KernelObjects.Programs[i].ProgramName), Path.Combine(directory, KernelObjects.Programs[i].PinName), createdPins);
+            }
+            return new PinnedObjects(maps!, programs!);
         }
         catch
         {
-            config?.Dispose();
-            connections?.Dispose();
-            endpoints?.Dispose();
-            counters?.Dispose();
-            xdp?.Dispose();
-            tc?.Dispose();
-            tcIngress?.Dispose();
+            foreach (BpfMap? map in maps)
+                map?.Dispose();
+            foreach (BpfProgram? program in programs)
+                program?.Dispose();
             throw;
         }
     }
 
-    public static BpfMap OpenMap(string directory, string pin, int keySize)
-        => TryOpenMap(directory, pin, keySize)
-           ?? throw new TcpFreezeException($"open {Path.Combine(directory, pin)}", "the pin is missing; run 'tcpfreeze detach' and 'tcpfreeze attach' to rebuild the state");
-
-    public static BpfMap? TryOpenMap(string directory, string pin, int keySize)
+    /// <summary>Opens every map from its pin.</summary>
+    /// <exception cref="TcpFreezeException">A pin is missing or has the wrong layout.</exception>
+    public static FreezerMaps OpenMaps(string directory)
     {
-        string path = Path.Combine(directory, pin);
+        var opened = new List<BpfMap>();
+        try
+        {
+            foreach (MapDefinition definition in KernelObjects.Maps)
+                opened.Add(TryOpenMap(directory, definition)
+                    ?? throw new TcpFreezeException($"open {Path.Combine(directory, definition.PinName)}", "the pin is missing", remedy: TcpFreezeRemedy.Rebuild));
+            return new FreezerMaps(opened);
+        }
+        catch
+        {
+            foreach (BpfMap map in opened)
+                map.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The map of <paramref name="definition"/> from its pin, its layout checked; null when there is no pin.</summary>
+    public static BpfMap? TryOpenMap(string directory, MapDefinition definition)
+    {
+        string path = Path.Combine(directory, definition.PinName);
         if (!File.Exists(path))
             return null;
         BpfMap map = BpfMap.OpenPinned(path);
         try
         {
-            CheckLayout(map, pin, keySize, path);
+            definition.CheckLayout(map, path);
         }
         catch
         {
@@ -119,23 +115,14 @@ internal sealed class PinnedObjects
         return map;
     }
 
-    /// <summary>Refuses a map (named <paramref name="what"/> in the error) whose key or value size is not this version's.</summary>
-    public static void CheckLayout(BpfMap map, string pin, int keySize, string what)
-    {
-        int valueSize = pin is BpfNames.CountersPin or BpfNames.ConfigPin ? sizeof(ulong) : System.Runtime.CompilerServices.Unsafe.SizeOf<FreezeEntry>();
-        if (map.Info.KeySize != keySize || map.Info.ValueSize != valueSize)
-            throw new TcpFreezeException($"open {what}",
-                $"the map has {map.Info.KeySize}-byte keys and {map.Info.ValueSize}-byte values, not {keySize} and {valueSize}: " +
-                "it was made by an incompatible TcpFreeze version. Run 'tcpfreeze detach' to remove it");
-    }
-
     private static BpfProgram? TryOpenProgram(string path) => File.Exists(path) ? BpfProgram.OpenPinned(path) : null;
 
-    public static uint TryPinnedProgramId(string directory, string pin)
+    /// <summary>The id of the program pinned for <paramref name="definition"/>; 0 when there is none or it cannot be opened.</summary>
+    public static uint TryPinnedProgramId(string directory, ProgramDefinition definition)
     {
         try
         {
-            using BpfProgram? program = TryOpenProgram(Path.Combine(directory, pin));
+            using BpfProgram? program = TryOpenProgram(Path.Combine(directory, definition.PinName));
             return program?.Info.Id ?? 0;
         }
         catch (BpfException)
@@ -144,16 +131,24 @@ internal sealed class PinnedObjects
         }
     }
 
-    /// <summary>Whether program <paramref name="id"/> is a TcpFreeze program (by its kernel name).</summary>
-    public static bool IsTcpFreezeProgram(uint id, string name)
+    /// <summary>Whether program <paramref name="id"/> is TcpFreeze's <paramref name="definition"/> (by its kernel name).</summary>
+    public static bool IsTcpFreezeProgram(uint id, ProgramDefinition definition)
     {
         using BpfProgram? program = BpfProgram.TryOpenById(id);
-        return program?.Info.Name == name;
+        return program?.Info.Name == definition.ProgramName;
     }
 
     private static BpfMap PinNew(BpfMap map, string path, List<string> createdPins)
     {
-        map.Pin(path);
+        try
+        {
+            map.Pin(path);
+        }
+        catch
+        {
+            map.Dispose();
+            throw;
+        }
         createdPins.Add(path);
         return map;
     }
@@ -176,46 +171,17 @@ internal sealed class PinnedObjects
 
     public void DisposePrograms()
     {
-        Xdp?.Dispose();
-        Tc?.Dispose();
-        TcIngress?.Dispose();
-        Xdp = null;
-        Tc = null;
-        TcIngress = null;
+        if (_programs is null)
+            return;
+        foreach (BpfProgram program in _programs)
+            program.Dispose();
+        _programs = null;
     }
 
     public void DisposeAll()
     {
         DisposePrograms();
-        Connections.Dispose();
-        Endpoints.Dispose();
-        Counters.Dispose();
-        Config.Dispose();
+        foreach (BpfMap map in _maps)
+            map.Dispose();
     }
-}
-
-/// <summary>
-/// The tf_config flag that lets the kernel programs skip endpoint lookups while no
-/// endpoint is frozen. Opened before endpoints are inserted and closed only after
-/// the endpoints map is seen empty (under the pin lock), so it is never clear while
-/// an endpoint is frozen.
-/// </summary>
-internal static class EndpointGate
-{
-    public static void Open(BpfMap config) => config.Update(0u, 1UL);
-
-    public static void CloseIfEmpty(BpfMap config, BpfMap endpoints)
-    {
-        if (endpoints.IsEmpty())
-            config.Update(0u, 0UL);
-    }
-}
-
-internal static partial class Log
-{
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Rolling back a failed attach also failed; run 'tcpfreeze detach' to clean up")]
-    public static partial void LogRollbackFailure(this ILogger logger, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Moving TcpFreeze's ingress program on {Interface} left the old hook attached too (harmless: both drop the same packets); run 'tcpfreeze attach' again to retry")]
-    public static partial void LogIngressMoveFailure(this ILogger logger, Exception exception, string @interface);
 }

@@ -172,7 +172,7 @@ public static class ProcessSockets
         {
             table = SockDiag.TryDumpTcp(null) ?? [.. ReadOwnTable("tcp", operation), .. ReadOwnTable("tcp6", operation)];
         }
-        catch (BpfException e)
+        catch (NativeCallException e)
         {
             throw new TcpFreezeException(operation, e.Message, e);
         }
@@ -417,7 +417,7 @@ public static class ProcessSockets
     private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
         => errno is Errnos.EACCES or Errnos.EPERM
             ? new TcpFreezeException(operation, $"cannot read {fdDirectory} (permission denied); run as root or as the owner of process {pid}")
-            : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new BpfException($"list the descriptors in {fdDirectory}", errno));
+            : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new NativeCallException($"list the descriptors in {fdDirectory}", errno));
 
     /// <summary>Parses a descriptor link "socket:[12345]".</summary>
     internal static bool TryParseSocketInode(string? target, out ulong inode)
@@ -466,7 +466,7 @@ public static class ProcessSockets
     /// </summary>
     private static List<ProcNetTcpEntry>? TryDumpWithSockDiag(int pid, HashSet<ulong> inodes, string operation)
     {
-        bool? same = InCallersNetworkNamespace(pid);
+        bool? same = NetworkNamespace.IsProcessInCallersNamespace(pid);
         if (same is null)
             return null;
         if (same == true)
@@ -489,7 +489,7 @@ public static class ProcessSockets
                 }
             });
         }
-        catch (Exception e) when (e is BpfException or TcpFreezeException)
+        catch (Exception e) when (e is NativeCallException or TcpFreezeException)
         {
             return null; // entering the namespace needs CAP_SYS_ADMIN (or the process exited); reading /proc/PID/net needs neither
         }
@@ -503,7 +503,7 @@ public static class ProcessSockets
         {
             return SockDiag.TryDumpTcp(inodes);
         }
-        catch (BpfException e)
+        catch (NativeCallException e)
         {
             throw new TcpFreezeException(operation, $"{e.Message} (in the network namespace of process {pid})", e);
         }
@@ -511,21 +511,6 @@ public static class ProcessSockets
         {
             throw new TcpFreezeException(operation, $"the kernel's sock_diag reply cannot be read: {e.Message}", e);
         }
-    }
-
-    /// <summary>
-    /// Whether the calling thread is in <paramref name="pid"/>'s network namespace: both
-    /// links name it as "net:[INODE]". Null when that cannot be told (the process exited,
-    /// or this user may not look).
-    /// </summary>
-    private static bool? InCallersNetworkNamespace(int pid)
-    {
-        Span<byte> theirs = stackalloc byte[LinkBufferSize], ours = stackalloc byte[LinkBufferSize];
-        int theirLength = Libc.ReadLink($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/ns/net", theirs);
-        int ourLength = Libc.ReadLink("/proc/thread-self/ns/net", ours);
-        if (theirLength <= 0 || ourLength <= 0)
-            return null;
-        return theirs[..theirLength].SequenceEqual(ours[..ourLength]);
     }
 
     private static List<ProcNetTcpEntry> ReadTable(string procRoot, int pid, string table, string operation)

@@ -46,7 +46,7 @@ internal static unsafe class SockDiag
     /// inode is in <paramref name="wanted"/> (all when null); null when this kernel or
     /// sandbox offers no sock_diag for TCP, where /proc/net/tcp is the way to go.
     /// </summary>
-    /// <exception cref="BpfException">A dump failed; the errno says why.</exception>
+    /// <exception cref="NativeCallException">A dump failed; the errno says why.</exception>
     /// <exception cref="FormatException">The kernel replied with something this version cannot read.</exception>
     internal static List<ProcNetTcpEntry>? TryDumpTcp(HashSet<ulong>? wanted)
     {
@@ -55,7 +55,7 @@ internal static unsafe class SockDiag
             return null; // no NETLINK_SOCK_DIAG (EPROTONOSUPPORT), or netlink is forbidden here: the text tables need neither
         var timeout = new Libc.TimeVal { Seconds = ReceiveTimeoutSeconds };
         if (Libc.setsockopt(socket, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &timeout, (uint)sizeof(Libc.TimeVal)) != 0)
-            throw new BpfException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
+            throw new NativeCallException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
 
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
@@ -96,7 +96,7 @@ internal static unsafe class SockDiag
         };
         var kernel = new Libc.SockAddrNl { Family = Libc.AF_NETLINK };
         if (Libc.sendto(socket, &request, (nuint)sizeof(Libc.InetDiagRequest), 0, &kernel, (uint)sizeof(Libc.SockAddrNl)) < 0)
-            throw new BpfException($"send the sock_diag request for {FamilyName(family)} TCP sockets", Marshal.GetLastPInvokeError());
+            throw new NativeCallException($"send the sock_diag request for {FamilyName(family)} TCP sockets", Marshal.GetLastPInvokeError());
 
         fixed (byte* data = buffer)
         {
@@ -108,7 +108,7 @@ internal static unsafe class SockDiag
                     int errno = Marshal.GetLastPInvokeError();
                     if (errno == Errnos.EINTR)
                         continue;
-                    throw new BpfException($"receive the sock_diag dump of {FamilyName(family)} TCP sockets", errno,
+                    throw new NativeCallException($"receive the sock_diag dump of {FamilyName(family)} TCP sockets", errno,
                         errno == Errnos.EAGAIN ? $"the kernel sent nothing for {ReceiveTimeoutSeconds} s" : null);
                 }
                 if (length == 0 || length > buffer.Length)
@@ -117,7 +117,7 @@ internal static unsafe class SockDiag
                     return error;
             }
         }
-        throw new BpfException($"receive the sock_diag dump of {FamilyName(family)} TCP sockets: no end after {MaxDatagrams} replies");
+        throw new NativeCallException($"receive the sock_diag dump of {FamilyName(family)} TCP sockets: no end after {MaxDatagrams} replies");
     }
 
     /// <summary>
@@ -201,7 +201,7 @@ internal static unsafe class SockDiag
     /// </summary>
     private static bool IsUnsupported(int errno) => errno is Errnos.ENOENT or Errnos.EOPNOTSUPP or Errnos.EPROTONOSUPPORT or Errnos.EAFNOSUPPORT;
 
-    private static BpfException DumpFailed(byte family, int errno)
+    private static NativeCallException DumpFailed(byte family, int errno)
         => new($"dump the {FamilyName(family)} TCP sockets through sock_diag (NETLINK_SOCK_DIAG)", errno);
 
     private static string FamilyName(byte family) => family == Libc.AF_INET ? "IPv4" : "IPv6";

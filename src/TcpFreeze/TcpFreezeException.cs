@@ -1,19 +1,61 @@
+using Ebpf.Interop;
+
 namespace TcpFreeze;
 
 /// <summary>
-/// A TcpFreeze operation failed or was refused. The message says what was attempted
-/// and what to do; nothing the failed call started is left behind. Kernel failures
-/// arrive as the inner <see cref="Ebpf.Interop.BpfException"/> (or are thrown as one).
+/// A TcpFreeze operation failed or was refused: the only exception type, besides
+/// argument exceptions, that leaves this library. The message says what was attempted
+/// and why; nothing the failed call started is left behind. A kernel or libc failure is
+/// the <see cref="Exception.InnerException"/> (a <see cref="NativeCallException"/>, or its
+/// subtype <see cref="BpfException"/>), and its errno is <see cref="Errno"/>.
+/// <see cref="Remedy"/> says which step gets the user out of the state that was found,
+/// for front ends (the CLI, the CRIU hook) to word in their own terms.
 /// </summary>
 public class TcpFreezeException : Exception
 {
     /// <summary>Creates the exception: "OPERATION: REASON".</summary>
-    public TcpFreezeException(string operation, string reason, Exception? inner = null)
+    public TcpFreezeException(string operation, string reason, Exception? inner = null, TcpFreezeRemedy remedy = TcpFreezeRemedy.None)
         : base($"{operation}: {reason}", inner)
     {
         Operation = operation;
+        Remedy = remedy;
+        Errno = (inner as NativeCallException)?.Errno ?? 0;
+    }
+
+    /// <summary>Wraps a failed native call, keeping its message (operation, errno, hint) unchanged.</summary>
+    public TcpFreezeException(NativeCallException inner)
+        : base((inner ?? throw new ArgumentNullException(nameof(inner))).Message, inner)
+    {
+        Operation = inner.Operation;
+        Errno = inner.Errno;
     }
 
     /// <summary>What was attempted.</summary>
     public string Operation { get; }
+
+    /// <summary>The positive errno of the native call that failed, or 0 when no native call failed.</summary>
+    public int Errno { get; }
+
+    /// <summary>What gets the user out of the state that made the call fail, if anything does.</summary>
+    public TcpFreezeRemedy Remedy { get; }
+
+    /// <summary>Runs <paramref name="work"/>, turning a <see cref="NativeCallException"/> into a <see cref="TcpFreezeException"/>.</summary>
+    internal static T Guard<T>(Func<T> work)
+    {
+        try
+        {
+            return work();
+        }
+        catch (NativeCallException e)
+        {
+            throw new TcpFreezeException(e);
+        }
+    }
+
+    /// <inheritdoc cref="Guard{T}(Func{T})"/>
+    internal static void Guard(Action work) => Guard(() =>
+    {
+        work();
+        return 0;
+    });
 }

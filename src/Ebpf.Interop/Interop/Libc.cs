@@ -45,7 +45,7 @@ internal static unsafe partial class Libc
     {
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (copy < 0)
-            throw BpfException.FromErrno(operation, Marshal.GetLastPInvokeError());
+            throw NativeCallException.FromLastError(operation);
         return copy;
     }
 }

@@ -16,7 +16,7 @@ internal static unsafe partial class Libc
     internal const uint IFF_UP = 0x1;
 
     [LibraryImport(Library, EntryPoint = "setns", SetLastError = true)]
-    internal static partial int setns(int fd, int nstype);
+    internal static partial int setns(FileDescriptorHandle fd, int nstype);
 
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int open(string path, int flags);
@@ -25,7 +25,7 @@ internal static unsafe partial class Libc
     internal static partial int close(int fd);
 
     [LibraryImport(Library, EntryPoint = "flock", SetLastError = true)]
-    internal static partial int flock(int fd, int operation);
+    internal static partial int flock(FileDescriptorHandle fd, int operation);
 
     [LibraryImport(Library, EntryPoint = "clock_gettime", SetLastError = true)]
     internal static partial int clock_gettime(int clock, TimeSpec* time);

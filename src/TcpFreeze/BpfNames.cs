@@ -1,0 +1,46 @@
+namespace TcpFreeze;
+
+/// <summary>
+/// Names shared with bpf/tcpfreeze.bpf.c and the pin layout. <see cref="KernelObjects"/>
+/// puts them together with sizes and capacities into one table.
+/// </summary>
+internal static class BpfNames
+{
+    public const string ObjectResource = "TcpFreeze.tcpfreeze.bpf.o";
+    public const string ConnectionsMap = "tf_connections";
+    public const string EndpointsMap = "tf_endpoints";
+    public const string CountersMap = "tf_counters";
+    public const string ConfigMap = "tf_config";
+    public const string XdpProgram = "tf_xdp_ingress";
+    public const string TcProgram = "tf_tc_egress";
+    public const string TcIngressProgram = "tf_tc_ingress";
+
+    public const string ConnectionsPin = "connections";
+    public const string EndpointsPin = "endpoints";
+    public const string CountersPin = "counters";
+    public const string ConfigPin = "config";
+    public const string XdpPin = "xdp_ingress";
+    public const string TcPin = "tc_egress";
+    public const string TcIngressPin = "tc_ingress";
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin];
+
+    /// <summary>
+    /// TC filter identity of the egress program, and of the ingress program when it runs
+    /// as a TC filter (the two hooks are separate, so they share it): a handle of our own
+    /// and an early priority.
+    /// </summary>
+    public const uint TcHandle = 0x7F5A;
+    public const uint TcPriority = 2;
+
+    public const int CounterSeen = 0, CounterDroppedIngress = 1, CounterDroppedEgress = 2, CounterPassed = 3;
+
+    /// <summary>The compiled kernel programs, embedded in this assembly by the build.</summary>
+    public static byte[] LoadObject()
+    {
+        using Stream stream = typeof(BpfNames).Assembly.GetManifestResourceStream(ObjectResource)
+            ?? throw new InvalidOperationException($"The embedded BPF object '{ObjectResource}' is missing; the build did not compile bpf/tcpfreeze.bpf.c.");
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+}

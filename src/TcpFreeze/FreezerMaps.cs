@@ -1,0 +1,63 @@
+using Ebpf.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>
+/// The four maps of one namespace's frozen set, opened and typed: the two
+/// <see cref="FrozenSet{TKey}"/>s, the per-CPU packet counters and the config flags.
+/// Owns their descriptors (the pins keep the maps alive).
+/// </summary>
+internal sealed class FreezerMaps : IDisposable
+{
+    private readonly BpfMap<uint, ulong> _counters;
+    private readonly BpfMap<uint, ulong> _config;
+
+    /// <param name="maps">One map per row of <see cref="KernelObjects.Maps"/>, in that order; owned from now on.</param>
+    public FreezerMaps(IReadOnlyList<BpfMap> maps)
+    {
+        if (maps.Count != KernelObjects.Maps.Length)
+            throw new ArgumentException($"{maps.Count} maps given, {KernelObjects.Maps.Length} expected", nameof(maps));
+        Connections = new FrozenSet<ConnectionKey>(maps[0], "connections");
+        Endpoints = new FrozenSet<EndpointKey>(maps[1], "endpoints");
+        _counters = maps[2].As<uint, ulong>();
+        _config = maps[3].As<uint, ulong>();
+    }
+
+    public FrozenSet<ConnectionKey> Connections { get; }
+
+    public FrozenSet<EndpointKey> Endpoints { get; }
+
+    /// <summary>
+    /// Sets the tf_config flag that lets the kernel programs skip endpoint lookups while
+    /// no endpoint is frozen. Opened before endpoints are inserted and closed only after
+    /// the endpoints map is seen empty (under the pin lock), so it is never clear while
+    /// an endpoint is frozen.
+    /// </summary>
+    public void OpenEndpointGate() => OpenEndpointGate(_config);
+
+    /// <inheritdoc cref="OpenEndpointGate()"/>
+    public static void OpenEndpointGate(BpfMap<uint, ulong> config) => config.Update(0u, 1UL);
+
+    /// <summary>Clears the endpoint flag if no endpoint is frozen (see <see cref="OpenEndpointGate()"/>).</summary>
+    public void CloseEndpointGateIfEmpty()
+    {
+        if (Endpoints.IsEmpty())
+            _config.Update(0u, 0UL);
+    }
+
+    /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
+    public FreezerStatistics ReadStatistics()
+    {
+        ulong Sum(int index) => _counters.LookupPerCpu((uint)index).Aggregate(0UL, (a, b) => a + b);
+        return new FreezerStatistics(Sum(BpfNames.CounterSeen), Sum(BpfNames.CounterDroppedIngress), Sum(BpfNames.CounterDroppedEgress),
+            Sum(BpfNames.CounterPassed), Connections.ReadAll().Count, Endpoints.ReadAll().Count, Connections.Capacity);
+    }
+
+    public void Dispose()
+    {
+        Connections.Dispose();
+        Endpoints.Dispose();
+        _counters.Dispose();
+        _config.Dispose();
+    }
+}

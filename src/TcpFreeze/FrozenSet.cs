@@ -1,0 +1,119 @@
+using Ebpf.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>
+/// One freeze map (connections or endpoints) as a set of keys with their
+/// <see cref="FreezeEntry"/> values, and the map transactions on it: all-or-nothing
+/// insertion with exact rollback, and deletion of the keys that are present.
+/// </summary>
+internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEquatable<TKey>
+{
+    /// <summary>Up to this many keys, a freeze into a non-empty map looks each key up; more read the whole map.</summary>
+    private const int LookupOneByOneUpTo = 256;
+
+    private readonly BpfMap<TKey, FreezeEntry> _map;
+
+    /// <param name="map">The map, whose layout was checked against its <see cref="MapDefinition"/> when it was opened.</param>
+    /// <param name="what">"connections" or "endpoints", for messages.</param>
+    public FrozenSet(BpfMap map, string what)
+    {
+        _map = map.As<TKey, FreezeEntry>();
+        What = what;
+    }
+
+    public string What { get; }
+
+    public BpfMap Map => _map.Map;
+
+    public uint Capacity => _map.Info.MaxEntries;
+
+    public bool IsEmpty() => _map.IsEmpty();
+
+    public List<KeyValuePair<TKey, FreezeEntry>> ReadAll() => _map.LookupAll();
+
+    /// <summary>
+    /// Writes all keys in one batch call. Keys that are frozen already keep what
+    /// <see cref="FreezeEntry.Renewed"/> keeps and get the new lease; their old values are
+    /// kept so that a failure part-way (e.g. a full map) can be undone exactly: new keys
+    /// deleted, old values restored.
+    /// </summary>
+    /// <exception cref="TcpFreezeException">The batch failed; nothing of it is left.</exception>
+    public Insertion Insert(TKey[] keys, ulong deadline)
+    {
+        var insertion = new Insertion(this);
+        if (keys.Length == 0)
+            return insertion;
+        Dictionary<TKey, FreezeEntry>? existing = FindExisting(keys);
+        var values = new FreezeEntry[keys.Length];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (existing is not null && existing.TryGetValue(keys[i], out FreezeEntry old))
+            {
+                values[i] = FreezeEntry.Renewed(old, deadline);
+                insertion.Replaced.Add((keys[i], old));
+            }
+            else
+            {
+                values[i] = FreezeEntry.Renewed(null, deadline);
+                insertion.Created.Add(keys[i]);
+            }
+        }
+        try
+        {
+            _map.UpdateBatch(keys, values);
+        }
+        catch (BpfException e)
+        {
+            insertion.RollBack();
+            string reason = e.Errno is Errnos.E2BIG or Errnos.ENOSPC or Errnos.ENOMEM
+                ? $"the {What} map is full ({Capacity} entries); nothing was frozen. Thaw entries that are no longer needed, or detach and attach again with a larger capacity"
+                : $"{e.Message}; nothing was frozen";
+            throw new TcpFreezeException($"freeze {keys.Length} {What}", reason, e);
+        }
+        return insertion;
+    }
+
+    /// <summary>
+    /// The keys of <paramref name="keys"/> that are in the map already, with their
+    /// values. The common case (CRIU) writes into an empty map and needs one system
+    /// call to learn that; a small batch looks its keys up one by one; a large batch
+    /// into a non-empty map reads the whole map in a few batch calls.
+    /// </summary>
+    private Dictionary<TKey, FreezeEntry>? FindExisting(TKey[] keys)
+    {
+        if (_map.IsEmpty())
+            return null;
+        if (keys.Length <= LookupOneByOneUpTo)
+        {
+            var found = new Dictionary<TKey, FreezeEntry>();
+            foreach (TKey key in keys)
+                if (_map.TryLookup(key, out FreezeEntry entry))
+                    found[key] = entry;
+            return found;
+        }
+        return _map.LookupAll().ToDictionary(e => e.Key, e => e.Value);
+    }
+
+    /// <summary>Deletes the keys that are present (absent ones are the normal case and cost no exception); returns how many.</summary>
+    public int DeletePresent(TKey[] keys, List<TKey>? missing = null) => _map.DeletePresent(keys, missing);
+
+    public void Dispose() => _map.Dispose();
+
+    /// <summary>What one <see cref="Insert"/> changed, so that it can be undone exactly.</summary>
+    internal sealed class Insertion(FrozenSet<TKey> set)
+    {
+        public List<TKey> Created { get; } = [];
+        public List<(TKey Key, FreezeEntry Old)> Replaced { get; } = [];
+
+        /// <summary>How many replaced keys were still frozen (an entry whose lease had ended dropped nothing any more).</summary>
+        public int StillFrozen(ulong now) => Replaced.Count(r => r.Old.Remaining(now) != TimeSpan.Zero);
+
+        public void RollBack()
+        {
+            set.DeletePresent(Created.ToArray());
+            foreach ((TKey key, FreezeEntry old) in Replaced)
+                set._map.Update(key, old, MapUpdate.Any);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Runtime.CompilerServices;
+using Ebpf.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>One of TcpFreeze's maps: its name in the object, its pin, its layout, and its capacity when created.</summary>
+/// <param name="MapName">The map's name in bpf/tcpfreeze.bpf.c (and the kernel's name for it).</param>
+/// <param name="PinName">The pin's file name in the namespace's pin directory.</param>
+/// <param name="KeySize">The key size this version uses.</param>
+/// <param name="ValueSize">The value size this version uses.</param>
+/// <param name="Capacity">The capacity to create it with, from the options; null: the object's own.</param>
+internal sealed record MapDefinition(string MapName, string PinName, int KeySize, int ValueSize, Func<FreezerOptions, uint>? Capacity = null)
+{
+    /// <summary>Refuses a map (named <paramref name="what"/> in the error) whose key or value size is not this definition's.</summary>
+    public void CheckLayout(BpfMap map, string what)
+    {
+        if (map.Info.KeySize != KeySize || map.Info.ValueSize != ValueSize)
+            throw new TcpFreezeException($"open {what}",
+                $"the map has {map.Info.KeySize}-byte keys and {map.Info.ValueSize}-byte values, not {KeySize} and {ValueSize}: " +
+                "it was made by an incompatible TcpFreeze version", remedy: TcpFreezeRemedy.RemoveIncompatible);
+    }
+}
+
+/// <summary>One of TcpFreeze's programs: its name in the object (and the kernel's name for it) and its pin.</summary>
+internal sealed record ProgramDefinition(string ProgramName, string PinName);
+
+/// <summary>
+/// The kernel objects of one namespace, as data: every map and program TcpFreeze loads
+/// and pins, with the layout this version expects. Loading, opening, checking and
+/// detaching all walk these tables, so a new map or a new value layout is one row here
+/// (and the C definition in bpf/).
+/// </summary>
+internal static class KernelObjects
+{
+    public static readonly MapDefinition Connections = new(BpfNames.ConnectionsMap, BpfNames.ConnectionsPin, ConnectionKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxConnections);
+    public static readonly MapDefinition Endpoints = new(BpfNames.EndpointsMap, BpfNames.EndpointsPin, EndpointKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxEndpoints);
+    public static readonly MapDefinition Counters = new(BpfNames.CountersMap, BpfNames.CountersPin, sizeof(uint), sizeof(ulong));
+    public static readonly MapDefinition Config = new(BpfNames.ConfigMap, BpfNames.ConfigPin, sizeof(uint), sizeof(ulong));
+
+    /// <summary>Every map, in the order <see cref="FreezerMaps"/> holds them.</summary>
+    public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config];
+
+    public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, BpfNames.XdpPin);
+    public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, BpfNames.TcPin);
+    public static readonly ProgramDefinition TcIngress = new(BpfNames.TcIngressProgram, BpfNames.TcIngressPin);
+
+    /// <summary>Every program. Both ingress programs are loaded and pinned whichever hook is used, so switching hooks never reloads.</summary>
+    public static readonly ProgramDefinition[] Programs = [XdpIngress, TcEgress, TcIngress];
+
+    /// <summary>Whether <paramref name="name"/> is the kernel name of one of TcpFreeze's programs.</summary>
+    public static bool IsProgramName(string name) => Array.Exists(Programs, p => p.ProgramName == name);
+}
