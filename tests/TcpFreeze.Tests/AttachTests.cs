@@ -146,7 +146,7 @@ public sealed class AttachTests
         foreign.AttachTo(network.B, TestNetwork.Interface);
         try
         {
-            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(options));
+            var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(options));
             Assert.Equal(Errnos.EEXIST, e.Errno);
             Assert.Contains("foreign_pass", e.Message);
             Assert.Contains("refusing to replace", e.Message);
@@ -181,7 +181,7 @@ public sealed class AttachTests
         string root = Directory.CreateTempSubdirectory("tcpfreeze-not-bpffs-").FullName;
         try
         {
-            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(new FreezerOptions { PinRoot = Path.Combine(root, "pins") }));
+            var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(new FreezerOptions { PinRoot = Path.Combine(root, "pins") }));
             Assert.Contains("not on a bpf filesystem", e.Message);
             Assert.Contains("mount -t bpf", e.Message);
             Assert.False(Directory.Exists(Path.Combine(root, "pins")));
@@ -198,7 +198,7 @@ public sealed class AttachTests
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Open(pins.Options(network.A)));
-        Assert.Contains("tcpfreeze attach", e.Message);
+        Assert.Equal(TcpFreezeRemedy.Attach, e.Remedy);
     }
 
     [RootFact]
@@ -340,7 +340,7 @@ public sealed class AttachTests
             uint ingress = TcIngressId(network.B);
             Assert.NotEqual(0u, ingress);
 
-            var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(tc with { IngressHook = IngressHook.Xdp }));
+            var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(tc with { IngressHook = IngressHook.Xdp }));
             Assert.Contains("refusing to replace", e.Message);
             Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
             Assert.Equal(ingress, TcIngressId(network.B));
@@ -363,7 +363,7 @@ public sealed class AttachTests
         using BpfProgram foreignTc = BpfProgram.Load(BpfProgramType.SchedCls, "foreign_tc", [0x0000_0000_0000_00b7UL, 0x95UL]);
         network.B.Run(() => Tc.Attach(foreignTc, NetworkInterfaceNames.GetIndex(TestNetwork.Interface), TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority));
 
-        var e = Assert.Throws<BpfException>(() => TcpFreezer.Attach(options));
+        var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(options));
         Assert.Equal(Errnos.EEXIST, e.Errno);
         Assert.Contains("foreign_tc", e.Message);
         Assert.Equal(foreignTc.Info.Id, TcIngressId(network.B));

@@ -539,7 +539,7 @@ public sealed class CriuHookDispatcherTests
         new InvalidDataException("tcpfreeze-manifest.json is corrupt: 'x' has no port"),
         new FormatException("CRTOOLS_INIT_PID is 'abc', not a positive process id."),
         new HookException("CRTOOLS_IMAGE_DIR is not set at pre-dump; there is nowhere to write the manifest"),
-        new BpfException("attach XDP to veth0", Errnos.EPERM),
+        new TcpFreezeException(new BpfException("attach XDP to veth0", Errnos.EPERM)),
         new IOException("disk full"),
         new UnauthorizedAccessException("access denied"),
     };

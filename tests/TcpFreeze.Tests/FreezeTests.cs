@@ -207,7 +207,7 @@ public sealed class FreezeTests
         using var freezer = TcpFreezer.Attach(options);
         try
         {
-            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.IngressHook == hook && (hook == IngressHook.Tc || i.XdpMode == XdpMode.Generic));
+            Assert.Contains(freezer.AttachedInterfaces, i => i.Name == "lo" && i.IngressHook == hook && (hook == IngressHook.Tc || i.XdpMode == XdpAttachMode.Generic));
             freezer.Freeze([pair.ServerView]);
             pair.Client.Send(Encoding.ASCII.GetBytes("ping"));
             pair.Server.Send(Encoding.ASCII.GetBytes("pong"));

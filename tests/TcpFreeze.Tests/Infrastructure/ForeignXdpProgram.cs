@@ -32,7 +32,7 @@ public sealed class ForeignXdpProgram : IDisposable
     /// <summary>Counts each packet in a one-element array map (atomically), then passes it.</summary>
     public static ForeignXdpProgram Counting(string name = "foreign_count")
     {
-        BpfMap counter = BpfMap.Create(BpfMapInfo.ArrayType, "foreign_seen", sizeof(uint), sizeof(ulong), 1);
+        BpfMap counter = BpfMap.Create(BpfMapType.Array, "foreign_seen", sizeof(uint), sizeof(ulong), 1);
         try
         {
             int fd = counter.Handle.Value;
