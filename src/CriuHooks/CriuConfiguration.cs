@@ -2,53 +2,6 @@ using System.Text;
 
 namespace TcpFreeze.CriuHooks;
 
-/// <summary>The program that drives CRIU; it decides which configuration file carries the hook.</summary>
-public enum CriuEngine
-{
-    /// <summary>CRIU run directly: <c>/etc/criu/default.conf</c>, which CRIU always reads (under runc and podman too).</summary>
-    Criu,
-
-    /// <summary>runc: <c>/etc/criu/runc.conf</c>, which runc hands to CRIU and CRIU reads after default.conf.</summary>
-    Runc,
-
-    /// <summary>podman, which checkpoints through runc: <c>/etc/criu/runc.conf</c> as well.</summary>
-    Podman,
-}
-
-/// <summary>What <see cref="CriuConfiguration.Write"/> or <see cref="CriuConfiguration.Remove"/> did to the file.</summary>
-public enum CriuConfigurationOutcome
-{
-    /// <summary>The file did not exist; it was created with the block.</summary>
-    Created,
-
-    /// <summary>The block was appended to the user's file.</summary>
-    Added,
-
-    /// <summary>An older block was replaced in place.</summary>
-    Replaced,
-
-    /// <summary>The block was already there, exactly; the file was not touched.</summary>
-    Unchanged,
-
-    /// <summary>The block was removed; the rest of the file is byte for byte what it was.</summary>
-    Removed,
-
-    /// <summary>There was no block (or no file); nothing was touched.</summary>
-    NothingToRemove,
-}
-
-/// <summary>The result of a change: the file, what happened, and warnings for the user.</summary>
-/// <param name="FilePath">The configuration file.</param>
-/// <param name="Outcome">What happened to it.</param>
-/// <param name="Warnings">Things that still make the setup wrong or fragile (the hook would run twice, ...); each one line.</param>
-public sealed record CriuConfigurationChange(string FilePath, CriuConfigurationOutcome Outcome, IReadOnlyList<string> Warnings);
-
-/// <summary>
-/// The configuration file cannot be changed safely: the user's own lines contradict
-/// the hook, or the managed block's markers are damaged. Nothing was written.
-/// </summary>
-public sealed class CriuConfigurationException(string message) : Exception(message);
-
 /// <summary>
 /// The CRIU configuration that makes CRIU use the TcpFreeze hook instead of its own
 /// network lock: <c>tcp-established</c>, <c>network-lock skip</c> and

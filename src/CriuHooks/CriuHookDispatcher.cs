@@ -1,9 +1,6 @@
 
 namespace TcpFreeze.CriuHooks;
 
-/// <summary>Handles one CRIU action; returns the exit code (0 lets CRIU go on).</summary>
-public delegate int CriuActionHandler(CriuEnvironment environment, HookContext context);
-
 /// <summary>
 /// Maps CRIU actions to handlers. Handlers for one action run in registration order;
 /// the first non-zero result stops the rest and becomes the exit code. Actions with no
@@ -84,6 +81,3 @@ public sealed class CriuHookDispatcher
             .On(CriuAction.NetworkLock, TcpFreezeHook.NetworkLock)
             .On(CriuAction.NetworkUnlock, TcpFreezeHook.NetworkUnlock);
 }
-
-/// <summary>A hook step could not do its work; the message says what and why.</summary>
-public sealed class HookException(string message) : Exception(message);

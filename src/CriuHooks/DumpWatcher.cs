@@ -15,7 +15,7 @@ namespace TcpFreeze.CriuHooks;
 /// (for a tree in a network namespace of its own: releases that namespace's lock).
 /// It never outlives the lease: after that the kernel ignores the entries anyway.
 /// </summary>
-public static class DumpWatcher
+internal static class DumpWatcher
 {
     /// <summary>The argument that starts the hook executable as a watcher.</summary>
     public const string Argument = "--watch-dump";
@@ -23,79 +23,9 @@ public static class DumpWatcher
     /// <summary>How long the task may take to die after CRIU exits before it counts as left running.</summary>
     private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(3);
 
-    /// <summary>Where the dump side keeps the current manifest for its watcher (root-only tmpfs).</summary>
-    public const string RuntimeDirectory = "/run/tcpfreeze";
-
-    internal static string StatePath(int criuPid, int initPid) => Path.Combine(RuntimeDirectory, $"dump-{Invariant(criuPid)}-{Invariant(initPid)}.json");
-
-    /// <summary>Where pre-restore leaves the manifest for post-resume: CRIU closes the images directory before post-resume.</summary>
-    internal static string RestoreStatePath(int criuPid) => Path.Combine(RuntimeDirectory, $"restore-{Invariant(criuPid)}.json");
-
-    /// <summary>
-    /// Saves the manifest where the watcher reads it when it must thaw: post-dump may add
-    /// connections after the watcher started, and the images directory is only reachable
-    /// while CRIU runs. Best effort: without it the watcher thaws what pre-dump froze.
-    /// </summary>
-    internal static void SaveState(HookContext context, int initPid, FreezeManifest manifest)
-        => TrySave(context, StatePath(context.CriuPid, initPid), manifest, "the watcher will thaw what pre-dump froze");
-
-    /// <summary>Saves a manifest under <see cref="RuntimeDirectory"/> (root-only), first removing the states of CRIU runs that are gone.</summary>
-    internal static void TrySave(HookContext context, string path, FreezeManifest manifest, string otherwise)
-    {
-        try
-        {
-            Directory.CreateDirectory(RuntimeDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            RemoveStaleStates();
-            manifest.Write(RuntimeDirectory, Path.GetFileName(path));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            context.Info($"could not save {Path.GetFileName(path)} in {RuntimeDirectory} ({e.Message}); {otherwise}");
-        }
-    }
-
-    /// <summary>Updates the saved state of a dump whose watcher runs (post-dump found more connections).</summary>
-    internal static void UpdateState(HookContext context, int initPid, FreezeManifest manifest)
-    {
-        if (File.Exists(StatePath(context.CriuPid, initPid)))
-            SaveState(context, initPid, manifest);
-    }
-
-    /// <summary>Removes a saved state; false when there was none.</summary>
-    internal static bool TryRemove(string path)
-    {
-        try
-        {
-            if (!File.Exists(path))
-                return false;
-            File.Delete(path);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// Removes the states of CRIU runs that are gone: a watcher that was killed, or a
-    /// restore whose post-resume never ran, cannot remove its own. The file name carries CRIU's PID.
-    /// </summary>
-    private static void RemoveStaleStates()
-    {
-        foreach (string file in Directory.EnumerateFiles(RuntimeDirectory, "*.json"))
-        {
-            string[] parts = Path.GetFileNameWithoutExtension(file).Split('-');
-            bool known = (parts is ["dump", _, _] or ["restore", _]) && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
-                         && !Directory.Exists($"/proc/{criuPid}");
-            if (known)
-                File.Delete(file);
-        }
-    }
-
     internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest)
     {
-        SaveState(context, initPid, manifest);
+        HookStateStore.SaveDumpState(context, initPid, manifest);
         if (context.ExecutablePath is null)
             return "no dump watcher (no hook executable); the lease bounds the freeze";
         try
@@ -137,14 +67,14 @@ public static class DumpWatcher
         Libc.setsid();
         Detach(args[4]);
 
-        string state = StatePath(criuPid, initPid);
+        string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
         {
             return Watch(initPid, initFd, criuFd, args[3], manifest, state);
         }
         finally
         {
-            TryRemove(state);
+            HookStateStore.TryRemove(state);
         }
     }
 

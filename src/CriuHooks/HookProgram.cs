@@ -1,7 +1,7 @@
 namespace TcpFreeze.CriuHooks;
 
 /// <summary>The entry point of the hook executable that CRIU runs as an action script.</summary>
-public static class HookProgram
+internal static class HookProgram
 {
     /// <summary>Runs one CRIU action (from the environment) and returns the exit code.</summary>
     public static int Run(string[] args)

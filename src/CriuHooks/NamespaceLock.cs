@@ -18,7 +18,7 @@ namespace TcpFreeze.CriuHooks;
 /// transaction each).
 /// </para>
 /// </summary>
-public static class NamespaceLock
+internal static class NamespaceLock
 {
     /// <summary>The nftables table (family inet: IPv4 and IPv6) that holds the lock.</summary>
     public const string Table = "tcpfreeze_lock";

@@ -114,7 +114,7 @@ public static class TcpFreezeHook
             Endpoints = [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
         };
         updated.Write(environment.ImageDirectory!);
-        DumpWatcher.UpdateState(context, pid, updated);
+        HookStateStore.UpdateDumpState(context, pid, updated);
         context.Info($"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump " +
                      $"in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
@@ -162,7 +162,7 @@ public static class TcpFreezeHook
                              ? "their lease ended, or someone thawed them, since the dump"
                              : $"the dump's pins under {freezer.PinDirectory} are gone (bpffs unmounted or the pins deleted after the dump; its programs, still attached, were replaced)") +
                          ". Peers that sent data meanwhile may have had those connections reset; they are frozen again and the restore goes on");
-        DumpWatcher.TrySave(context, DumpWatcher.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
+        HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         return 0;
     }
 
@@ -176,7 +176,7 @@ public static class TcpFreezeHook
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
-        DumpWatcher.TryRemove(DumpWatcher.RestoreStatePath(context.CriuPid));
+        HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
                      $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
                      DetachIfIdle(freezer, context));
@@ -187,7 +187,7 @@ public static class TcpFreezeHook
     /// The post-resume handler, a safety net: CRIU ignores a failing pre-resume script and
     /// resumes the tasks anyway, so if pre-resume was killed or failed before its thaw, the
     /// connections would stay frozen until the lease ends. pre-restore left the manifest in
-    /// <see cref="DumpWatcher.RuntimeDirectory"/> (CRIU closes the images directory before
+    /// <see cref="HookStateStore.RuntimeDirectory"/> (CRIU closes the images directory before
     /// post-resume) and pre-resume removes it once it has thawed; if it is still there,
     /// this thaws what it lists. Normally there is nothing to do, and it says nothing.
     /// </summary>
@@ -204,17 +204,17 @@ public static class TcpFreezeHook
             }
             return 0;
         }
-        string state = DumpWatcher.RestoreStatePath(context.CriuPid);
+        string state = HookStateStore.RestoreStatePath(context.CriuPid);
         if (!File.Exists(state))
             return 0;
         FreezeManifest manifest;
         try
         {
-            manifest = ReadManifestFile(DumpWatcher.RuntimeDirectory, Path.GetFileName(state));
+            manifest = ReadManifestFile(HookStateStore.RuntimeDirectory, Path.GetFileName(state));
         }
         finally
         {
-            DumpWatcher.TryRemove(state);
+            HookStateStore.TryRemove(state);
         }
         FreezerOptions options = context.Settings.ToFreezerOptions();
         if (!TcpFreezer.IsAttached(options))

@@ -3,17 +3,6 @@ using System.Runtime.InteropServices;
 
 namespace Ebpf.Interop;
 
-/// <summary>Flags for map updates (BPF_ANY, BPF_NOEXIST, BPF_EXIST).</summary>
-public enum MapUpdate : ulong
-{
-    /// <summary>Create the element or replace it.</summary>
-    Any = 0,
-    /// <summary>Create the element only if the key is absent (EEXIST otherwise).</summary>
-    NoExist = 1,
-    /// <summary>Replace the element only if the key is present (ENOENT otherwise).</summary>
-    Exist = 2,
-}
-
 /// <summary>
 /// A BPF map, owned through a file descriptor. Its definition (<see cref="Info"/>) is
 /// read once, when the map is opened. Raw operations take spans of bytes; generic

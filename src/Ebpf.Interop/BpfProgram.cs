@@ -3,19 +3,6 @@ using System.Text;
 
 namespace Ebpf.Interop;
 
-/// <summary>BPF program types this library loads or inspects (values of enum bpf_prog_type).</summary>
-public enum BpfProgramType : uint
-{
-    /// <summary>BPF_PROG_TYPE_UNSPEC.</summary>
-    Unspecified = 0,
-    /// <summary>BPF_PROG_TYPE_SOCKET_FILTER.</summary>
-    SocketFilter = 1,
-    /// <summary>BPF_PROG_TYPE_SCHED_CLS (TC classifier).</summary>
-    SchedCls = 3,
-    /// <summary>BPF_PROG_TYPE_XDP.</summary>
-    Xdp = 6,
-}
-
 /// <summary>A loaded BPF program, owned through a file descriptor.</summary>
 public sealed unsafe class BpfProgram : IDisposable
 {
@@ -159,16 +146,3 @@ public sealed unsafe class BpfProgram : IDisposable
     /// <summary>Closes this process's descriptor; pins and attachments keep the program loaded.</summary>
     public void Dispose() => Handle.Dispose();
 }
-
-/// <summary>A program's kernel identity.</summary>
-/// <param name="Id">The kernel-wide program id (what `bpftool prog` and XDP/TC queries report).</param>
-/// <param name="Type">The program type.</param>
-/// <param name="Name">The name, truncated by the kernel to 15 bytes.</param>
-public sealed record BpfProgramInfo(uint Id, BpfProgramType Type, string Name);
-
-/// <summary>The outcome of <see cref="BpfProgram.TestRun"/>.</summary>
-/// <param name="ReturnValue">The program's verdict (e.g. XDP_DROP = 1, XDP_PASS = 2; TC_ACT_OK = 0, TC_ACT_SHOT = 2).</param>
-/// <param name="MeanDuration">The kernel's mean time per repetition.</param>
-/// <param name="MeanNanoseconds">The same, in nanoseconds as the kernel reported it.</param>
-/// <param name="Output">The packet after the program ran.</param>
-public sealed record BpfTestRunResult(uint ReturnValue, TimeSpan MeanDuration, int MeanNanoseconds, byte[] Output);

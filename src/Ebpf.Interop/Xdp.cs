@@ -1,53 +1,5 @@
 namespace Ebpf.Interop;
 
-/// <summary>How an XDP program is attached.</summary>
-public enum XdpMode
-{
-    /// <summary>Native (driver) mode when the driver supports it, generic (skb) mode otherwise.</summary>
-    Auto,
-    /// <summary>Driver mode only (XDP_FLAGS_DRV_MODE).</summary>
-    Native,
-    /// <summary>Generic mode (XDP_FLAGS_SKB_MODE): works on every interface, loopback included.</summary>
-    Generic,
-}
-
-/// <summary>What is attached to an interface's XDP hook.</summary>
-/// <param name="IfIndex">The interface.</param>
-/// <param name="ProgramId">The attached program's id, 0 when none.</param>
-/// <param name="Mode">The mode it runs in (meaningless when <paramref name="ProgramId"/> is 0).</param>
-public sealed record XdpStatus(int IfIndex, uint ProgramId, XdpMode Mode);
-
-/// <summary>
-/// An XDP program attached to an interface through netlink. Such an attachment is not
-/// tied to any descriptor: it stays after the attaching process exits, until
-/// <see cref="Detach"/> (or <see cref="Xdp.Detach"/> from another process) removes it.
-/// </summary>
-public sealed class XdpAttachment
-{
-    internal XdpAttachment(int ifIndex, uint programId, XdpMode mode, bool created)
-    {
-        IfIndex = ifIndex;
-        ProgramId = programId;
-        Mode = mode;
-        Created = created;
-    }
-
-    /// <summary>The interface.</summary>
-    public int IfIndex { get; }
-
-    /// <summary>The attached program's id.</summary>
-    public uint ProgramId { get; }
-
-    /// <summary>The mode actually used (native or generic).</summary>
-    public XdpMode Mode { get; }
-
-    /// <summary>False when the program was already attached and this call changed nothing.</summary>
-    public bool Created { get; }
-
-    /// <summary>Detaches the program if it is still the one attached; false otherwise.</summary>
-    public bool Detach() => Xdp.Detach(IfIndex, ProgramId);
-}
-
 /// <summary>XDP attach, query and detach (bpf_xdp_attach/query/detach).</summary>
 public static unsafe class Xdp
 {

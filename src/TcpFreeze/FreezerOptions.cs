@@ -52,20 +52,3 @@ public sealed record FreezerOptions
     /// <summary>Receives libbpf's log and TcpFreeze's own diagnostics.</summary>
     public ILogger? Logger { get; init; }
 }
-
-/// <summary>Where TcpFreeze's ingress program runs on an interface.</summary>
-public enum IngressHook
-{
-    /// <summary>
-    /// The XDP hook (native where the driver has it, else generic): drops before the
-    /// kernel allocates an skb. Refuses an interface where another XDP program runs,
-    /// unless <see cref="FreezerOptions.ReplaceForeignPrograms"/> is set.
-    /// </summary>
-    Xdp,
-
-    /// <summary>
-    /// A TC clsact ingress filter: puts no XDP program anywhere, so it coexists with
-    /// another tool's XDP program and sees the packets that program passes.
-    /// </summary>
-    Tc,
-}

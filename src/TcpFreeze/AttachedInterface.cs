@@ -1,0 +1,12 @@
+namespace TcpFreeze;
+
+/// <summary>An interface TcpFreeze's programs run on.</summary>
+/// <param name="Name">Interface name.</param>
+/// <param name="Index">Interface index.</param>
+/// <param name="XdpMode">Native or generic (meaningless when <see cref="IngressHook"/> is <see cref="TcpFreeze.IngressHook.Tc"/>).</param>
+/// <param name="Created">False when it was attached already, in the same hook.</param>
+public sealed record AttachedInterface(string Name, int Index, XdpAttachMode XdpMode, bool Created)
+{
+    /// <summary>Where the ingress program runs on this interface.</summary>
+    public IngressHook IngressHook { get; init; } = IngressHook.Xdp;
+}

@@ -1,0 +1,140 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Runtime.ExceptionServices;
+using Ebpf.Interop;
+using TcpFreeze.Interop;
+
+namespace TcpFreeze;
+
+/// <summary>The socket inodes a process holds, read from its descriptor table (/proc/PID/task/TID/fd).</summary>
+internal static unsafe class DescriptorScan
+{
+    /// <summary>
+    /// Descriptor links are read into a buffer this long. A socket's link,
+    /// "socket:[INODE]" with a 32-bit inode, needs 19 bytes; longer targets (paths) are
+    /// cut short, and a link that fills the buffer is not a socket.
+    /// </summary>
+    private const int LinkBufferSize = 64;
+
+    /// <summary>getdents64 buffer: about 1,300 descriptor entries per call.</summary>
+    private const int DirectoryBufferSize = 32 * 1024;
+
+    /// <summary>
+    /// Adds the socket inodes of every thread's descriptors ("socket:[INODE]" links);
+    /// threads normally share one table, but a thread made without CLONE_FILES has its
+    /// own. False when the process is gone.
+    /// </summary>
+    public static bool CollectSocketInodes(string procRoot, int pid, HashSet<ulong> inodes, string operation)
+    {
+        string tasks = Path.Combine(ProcessTree.PathOf(procRoot, pid), "task");
+        string[] threads;
+        try
+        {
+            threads = Directory.GetDirectories(tasks);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
+        bool realProc = procRoot == ProcessSockets.DefaultProcRoot;
+        foreach (string thread in threads)
+        {
+            // Threads normally share the process's table: read it once.
+            if (realProc && int.TryParse(Path.GetFileName(thread), NumberStyles.None, CultureInfo.InvariantCulture, out int tid)
+                && tid != pid && Interop.Libc.ShareFileTable(pid, tid))
+                continue;
+            CollectDescriptorTable(Path.Combine(thread, "fd"), pid, inodes, operation);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Adds the socket inodes of one descriptor table: getdents64 lists it and readlinkat
+    /// reads each link into a stack buffer, so a table of thousands of descriptors costs
+    /// two system calls per descriptor and no string. A directory that is gone (the
+    /// thread exited) adds nothing; descriptors closed meanwhile are skipped.
+    /// </summary>
+    private static unsafe void CollectDescriptorTable(string fdDirectory, int pid, HashSet<ulong> inodes, string operation)
+    {
+        using FileDescriptorHandle directory = Libc.OpenHandle(fdDirectory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        if (directory.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is Errnos.ENOENT or Errnos.ESRCH or Errnos.ENOTDIR)
+                return; // the thread exited
+            throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
+        }
+
+        byte[] entries = ArrayPool<byte>.Shared.Rent(DirectoryBufferSize);
+        byte* target = stackalloc byte[LinkBufferSize];
+        try
+        {
+            fixed (byte* buffer = entries)
+            {
+                // Each call returns at least one entry until the end, so this ends; the
+                // bound only guards against a directory that never stops growing.
+                for (int calls = 0; calls < 1_000_000; calls++)
+                {
+                    nint length = Libc.getdents64(directory, buffer, (nuint)entries.Length);
+                    if (length == 0)
+                        return;
+                    if (length < 0)
+                    {
+                        int errno = Marshal.GetLastPInvokeError();
+                        if (errno is Errnos.ENOENT or Errnos.ESRCH)
+                            return; // the thread exited while its table was read
+                        if (errno == Errnos.EINTR)
+                            continue;
+                        throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
+                    }
+                    for (nint offset = 0; offset < length;)
+                    {
+                        byte* record = buffer + offset;
+                        ushort recordLength = *(ushort*)(record + Libc.DirentLengthOffset);
+                        if (recordLength == 0)
+                            break;
+                        offset += recordLength;
+                        byte* name = record + Libc.DirentNameOffset;
+                        if (name[0] == (byte)'.')
+                            continue; // "." and ".."; descriptor names are digits
+                        nint linkLength = Libc.readlinkat(directory, name, target, LinkBufferSize);
+                        if (linkLength > 0 && linkLength < LinkBufferSize
+                            && TryParseSocketInode(new ReadOnlySpan<byte>(target, (int)linkLength), out ulong inode))
+                            inodes.Add(inode);
+                        // < 0: closed meanwhile (ENOENT)
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(entries);
+        }
+    }
+
+    private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
+        => errno is Errnos.EACCES or Errnos.EPERM
+            ? new TcpFreezeException(operation, $"cannot read {fdDirectory} (permission denied); run as root or as the owner of process {pid}")
+            : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new NativeCallException($"list the descriptors in {fdDirectory}", errno));
+
+    /// <summary>Parses a descriptor link "socket:[12345]".</summary>
+    public static bool TryParseSocketInode(string? target, out ulong inode)
+    {
+        inode = 0;
+        const string Prefix = "socket:[";
+        return target is not null && target.StartsWith(Prefix, StringComparison.Ordinal) && target.EndsWith(']')
+            && ulong.TryParse(target.AsSpan(Prefix.Length, target.Length - Prefix.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out inode);
+    }
+
+    /// <summary>Parses a descriptor link "socket:[12345]" as readlink returns it (bytes, no NUL).</summary>
+    public static bool TryParseSocketInode(ReadOnlySpan<byte> target, out ulong inode)
+    {
+        inode = 0;
+        ReadOnlySpan<byte> prefix = "socket:["u8;
+        return target.StartsWith(prefix) && target.Length > prefix.Length + 1 && target[^1] == (byte)']'
+            && ulong.TryParse(target[prefix.Length..^1], NumberStyles.None, CultureInfo.InvariantCulture, out inode);
+    }
+}

@@ -1,0 +1,8 @@
+namespace TcpFreeze;
+
+/// <summary>What <see cref="ProcessSockets.Discover(int)"/> found for a process tree.</summary>
+/// <param name="RootPid">The process asked about.</param>
+/// <param name="Pids">The processes whose descriptors were read: the root first, then its descendants.</param>
+/// <param name="Connections">The TCP connections they hold, from their host's point of view (local = their socket), without duplicates.</param>
+/// <param name="Listeners">The local endpoints they listen on, without duplicates.</param>
+public sealed record DiscoveredSockets(int RootPid, IReadOnlyList<int> Pids, IReadOnlyList<ConnectionKey> Connections, IReadOnlyList<EndpointKey> Listeners);

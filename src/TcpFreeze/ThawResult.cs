@@ -1,0 +1,9 @@
+namespace TcpFreeze;
+
+/// <summary>What <see cref="TcpFreezer.Thaw"/> did.</summary>
+/// <param name="ConnectionsThawed">Connections that were frozen and now flow.</param>
+/// <param name="EndpointsThawed">Endpoints that were frozen and now flow.</param>
+/// <param name="NotFrozenConnections">Connections asked for that were not frozen (not an error).</param>
+/// <param name="NotFrozenEndpoints">Endpoints asked for that were not frozen (not an error).</param>
+public sealed record ThawResult(int ConnectionsThawed, int EndpointsThawed,
+    IReadOnlyList<ConnectionKey> NotFrozenConnections, IReadOnlyList<EndpointKey> NotFrozenEndpoints);
