@@ -149,7 +149,7 @@ public class DiscoverySockDiagParserTests
     [InlineData("", false, 0UL)]
     public void Descriptor_link_bytes_name_socket_inodes(string target, bool isSocket, ulong inode)
     {
-        Assert.Equal(isSocket, ProcessSockets.TryParseSocketInode(System.Text.Encoding.ASCII.GetBytes(target), out ulong parsed));
+        Assert.Equal(isSocket, DescriptorScan.TryParseSocketInode(System.Text.Encoding.ASCII.GetBytes(target), out ulong parsed));
         Assert.Equal(inode, parsed);
     }
 

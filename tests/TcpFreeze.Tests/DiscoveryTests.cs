@@ -99,7 +99,7 @@ public class DiscoveryParserTests
     [InlineData(null, false, 0UL)]
     public void Descriptor_links_name_socket_inodes(string? target, bool isSocket, ulong inode)
     {
-        Assert.Equal(isSocket, ProcessSockets.TryParseSocketInode(target, out ulong parsed));
+        Assert.Equal(isSocket, DescriptorScan.TryParseSocketInode(target, out ulong parsed));
         Assert.Equal(inode, parsed);
     }
 }

@@ -58,7 +58,7 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
         busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(20), "after a --leave-running dump");
         using (TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide))
             Assert.Empty(freezer.ListConnections());
-        Assert.False(Directory.EnumerateFiles(TcpFreeze.CriuHooks.DumpWatcher.RuntimeDirectory, $"dump-*-{busy.Server.Pid}.json").Any(), "the watcher left its state file");
+        Assert.False(Directory.EnumerateFiles(TcpFreeze.CriuHooks.HookStateStore.RuntimeDirectory, $"dump-*-{busy.Server.Pid}.json").Any(), "the watcher left its state file");
     }
 
     [RootFact]

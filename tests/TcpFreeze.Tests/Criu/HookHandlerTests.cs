@@ -118,14 +118,14 @@ public sealed class HookHandlerTests : IDisposable
     public void Saving_a_dump_state_removes_the_states_of_dumps_whose_criu_is_gone()
     {
         int deadCriu = Enumerable.Range(4_000_000, 1000).First(pid => !Directory.Exists($"/proc/{pid}"));
-        Directory.CreateDirectory(DumpWatcher.RuntimeDirectory);
-        string stale = Path.Combine(DumpWatcher.RuntimeDirectory, $"dump-{deadCriu}-1.json");
+        Directory.CreateDirectory(HookStateStore.RuntimeDirectory);
+        string stale = Path.Combine(HookStateStore.RuntimeDirectory, $"dump-{deadCriu}-1.json");
         File.WriteAllText(stale, "{}");
         var context = new HookContext(new HookSettings(), new StringWriter(), Environment.ProcessId, null);
-        string mine = DumpWatcher.StatePath(Environment.ProcessId, 424242);
+        string mine = HookStateStore.DumpStatePath(Environment.ProcessId, 424242);
         try
         {
-            DumpWatcher.SaveState(context, 424242, FreezeManifest.Create(424242, TimeSpan.FromSeconds(5), [], []));
+            HookStateStore.SaveDumpState(context, 424242, FreezeManifest.Create(424242, TimeSpan.FromSeconds(5), [], []));
             Assert.False(File.Exists(stale), "a killed watcher's state was not cleaned up");
             Assert.True(File.Exists(mine));
         }

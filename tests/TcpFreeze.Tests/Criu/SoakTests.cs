@@ -126,8 +126,8 @@ public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : IDis
             Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId,
             Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex("lo")).ProgramId));
         bool tc = Run.Checked("tc", "-n", network.NameB, "filter", "show", "dev", TestNetwork.Interface, "egress").Contains("tf_", StringComparison.Ordinal);
-        int states = Directory.Exists(CriuHooks.DumpWatcher.RuntimeDirectory)
-            ? Directory.GetFiles(CriuHooks.DumpWatcher.RuntimeDirectory, "*.json").Count(f => Path.GetFileName(f).StartsWith("restore-", StringComparison.Ordinal) || f.EndsWith($"-{serverPid}.json", StringComparison.Ordinal))
+        int states = Directory.Exists(CriuHooks.HookStateStore.RuntimeDirectory)
+            ? Directory.GetFiles(CriuHooks.HookStateStore.RuntimeDirectory, "*.json").Count(f => Path.GetFileName(f).StartsWith("restore-", StringComparison.Ordinal) || f.EndsWith($"-{serverPid}.json", StringComparison.Ordinal))
             : 0;
         return new Leftovers(fds, pinFiles, veth, lo, tc, states, CountBpf("prog", p => p.TryGetProperty("name", out JsonElement n) && n.GetString()!.StartsWith("tf_", StringComparison.Ordinal)),
             CountBpf("map", _ => true));
