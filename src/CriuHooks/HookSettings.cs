@@ -122,12 +122,10 @@ public sealed record HookSettings
     /// <summary>The keys of the settings file, as error and help messages list them.</summary>
     internal const string KnownKeys = "lease-seconds, interfaces, pin-root, log-file, keep-attached, ingress";
 
-    private static IngressHook ParseIngress(string text, string what) => text switch
-    {
-        "xdp" => IngressHook.Xdp,
-        "tc" => IngressHook.Tc,
-        _ => throw new FormatException($"{what} must be xdp or tc (tc coexists with another XDP program), not '{text}'."),
-    };
+    private static IngressHook ParseIngress(string text, string what)
+        => SettingSyntax.TryParseIngressHook(text, out IngressHook hook)
+            ? hook
+            : throw new FormatException($"{what} must be xdp or tc (tc coexists with another XDP program), not '{text}'.");
 
     private static string[] ReadLines(string path)
     {
@@ -142,12 +140,9 @@ public sealed record HookSettings
     }
 
     private static TimeSpan ParseLease(string text, string where)
-    {
-        // At least a millisecond: a smaller positive number (1e-9) rounds to a zero TimeSpan, a lease that ends before it starts.
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds < 0.001 || seconds > 86_400)
-            throw new FormatException($"{where}: the lease must be a number of seconds from 0.001 to 86400, not '{text}'.");
-        return TimeSpan.FromSeconds(seconds);
-    }
+        => SettingSyntax.TryParseLease(text, out TimeSpan lease)
+            ? lease
+            : throw new FormatException($"{where}: the lease must be {SettingSyntax.LeaseRule}, not '{text}'.");
 
     /// <summary>
     /// CRIU runs the hook from its own working directory, which the user does not

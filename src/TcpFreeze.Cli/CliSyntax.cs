@@ -74,19 +74,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         {
             Description = "XDP mode: auto (the default: native where the driver has it, else generic), native only, or generic.",
             HelpName = "auto|native|generic",
-            CustomParser = result =>
-            {
-                string text = result.Tokens[0].Value;
-                switch (text)
-                {
-                    case "auto": return XdpAttachMode.Auto;
-                    case "native": return XdpAttachMode.Native;
-                    case "generic": return XdpAttachMode.Generic;
-                    default:
-                        result.AddError($"--xdp-mode: '{text}' is not a mode; use auto, native or generic.");
-                        return XdpAttachMode.Auto;
-                }
-            },
+            CustomParser = result => Choice<XdpAttachMode>(result, SettingSyntax.TryParseXdpMode, "--xdp-mode", "a mode; use auto, native or generic"),
         };
         var ingress = new Option<IngressHook>("--ingress")
         {
@@ -94,18 +82,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
                           "another XDP program on the interface (it stays; TcpFreeze sees what it passes). Attaching again with the " +
                           "other value moves TcpFreeze's ingress program and keeps what is frozen.",
             HelpName = "xdp|tc",
-            CustomParser = result =>
-            {
-                string text = result.Tokens[0].Value;
-                switch (text)
-                {
-                    case "xdp": return IngressHook.Xdp;
-                    case "tc": return IngressHook.Tc;
-                    default:
-                        result.AddError($"--ingress: '{text}' is not an ingress hook; use xdp or tc.");
-                        return IngressHook.Xdp;
-                }
-            },
+            CustomParser = result => Choice<IngressHook>(result, SettingSyntax.TryParseIngressHook, "--ingress", "an ingress hook; use xdp or tc"),
         };
         var replace = new Option<bool>("--replace")
         {
@@ -147,7 +124,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Option<IPEndPoint[]> endpoints = EndpointOption("Freeze a local endpoint (repeatable): every segment to or from it, new SYNs included; 0.0.0.0 or [::] means any address.");
         var lease = new Option<TimeSpan?>("--lease")
         {
-            Description = "Thaw by itself after this many seconds (fractions allowed), even if nobody calls thaw.",
+            Description = "Thaw by itself after this many seconds (0.001 to 86400, fractions allowed), even if nobody calls thaw.",
             HelpName = "SECONDS",
             CustomParser = ParseLease,
         };
@@ -220,19 +197,17 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             Description = "Who runs CRIU, which picks the file: criu (the default) uses default.conf, which CRIU always reads; " +
                           "runc and podman use runc.conf, which only runc hands to CRIU.",
             HelpName = "criu|runc|podman",
-            CustomParser = result =>
+            CustomParser = result => Choice<CriuEngine>(result, static (string? text, out CriuEngine engine) =>
             {
-                string text = result.Tokens[0].Value;
-                switch (text)
+                (bool ok, engine) = text switch
                 {
-                    case "criu": return CriuEngine.Criu;
-                    case "runc": return CriuEngine.Runc;
-                    case "podman": return CriuEngine.Podman;
-                    default:
-                        result.AddError($"--engine: '{text}' is not an engine; use criu, runc or podman.");
-                        return CriuEngine.Criu;
-                }
-            },
+                    "criu" => (true, CriuEngine.Criu),
+                    "runc" => (true, CriuEngine.Runc),
+                    "podman" => (true, CriuEngine.Podman),
+                    _ => (false, CriuEngine.Criu),
+                };
+                return ok;
+            }, "--engine", "an engine; use criu, runc or podman"),
         };
         var hook = new Option<string?>("--hook")
         {
@@ -326,18 +301,26 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         return null;
     }
 
+    /// <summary>The one lease rule (<see cref="SettingSyntax.TryParseLease"/>), shared with the hook's settings.</summary>
     private static TimeSpan? ParseLease(ArgumentResult result)
     {
         string text = result.Tokens[0].Value;
-        if (double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double seconds)
-            && seconds > 0 && seconds < TimeSpan.MaxValue.TotalSeconds)
-        {
-            TimeSpan lease = TimeSpan.FromSeconds(seconds);
-            if (lease > TimeSpan.Zero)
-                return lease;
-        }
-        result.AddError($"--lease: '{text}' is not a positive number of seconds.");
+        if (SettingSyntax.TryParseLease(text, out TimeSpan lease))
+            return lease;
+        result.AddError($"--lease: '{text}' is not a positive number of seconds ({SettingSyntax.LeaseRule}).");
         return null;
+    }
+
+    private delegate bool TryParse<T>(string? text, out T value);
+
+    /// <summary>The one parser for a word-valued option: the value, or an error "OPTION: 'TEXT' is not WHAT.".</summary>
+    private static T Choice<T>(ArgumentResult result, TryParse<T> parse, string option, string what) where T : struct
+    {
+        string text = result.Tokens[0].Value;
+        if (parse(text, out T value))
+            return value;
+        result.AddError($"{option}: '{text}' is not {what}.");
+        return default;
     }
 
     /// <summary>
