@@ -54,8 +54,6 @@ public static class TcpFreezeHook
         var phases = new PhaseTimer();
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
         phases.Mark("attach");
-        // Listeners first: once they are frozen no new connection can complete, so the
-        // second discovery sees every connection there will be.
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
         phases.Mark("discover");
         // One batch: the listeners go in first, so no new connection completes after this

@@ -80,7 +80,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         {
             Description = "Where the ingress program runs: xdp (the default) or tc, a TC clsact ingress filter that coexists with " +
                           "another XDP program on the interface (it stays; TcpFreeze sees what it passes). Attaching again with the " +
-                          "other value moves TcpFreeze's ingress program and keeps what is frozen.",
+                          "other value moves TcpFreeze's ingress program (ingress stays guarded meanwhile) and keeps what is frozen.",
             HelpName = "xdp|tc",
             CustomParser = result => Choice<IngressHook>(result, SettingSyntax.TryParseIngressHook, "--ingress", "an ingress hook; use xdp or tc"),
         };

@@ -4,9 +4,10 @@ namespace Ebpf.Interop;
 
 /// <summary>
 /// The libbpf 1.1 entry points this library binds, and the C layouts of the opts
-/// structs they take. Every import here is exercised by a test
-/// (LibbpfBindingCoverageTests), because binding is lazy and a missing export would
-/// only show at its first call.
+/// structs they take. A test checks that libbpf.so.1 exports every import declared here
+/// (LayoutTests.Every_libbpf_function_the_binding_declares_is_exported_by_libbpf_so_1), and
+/// another that the opts structs match libbpf's headers, because binding is lazy and a
+/// missing export would only show at its first call.
 /// </summary>
 internal static unsafe partial class Libbpf
 {

@@ -14,7 +14,7 @@ namespace TcpFreeze;
 /// it is; a test checks this against the BTF of the compiled program.
 /// </summary>
 [StructLayout(LayoutKind.Sequential, Size = 40)]
-public readonly struct ConnectionKey : IEquatable<ConnectionKey>
+public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<ConnectionKey>, ISpanFormattable
 {
     /// <summary>The size of the key in bytes (sizeof(struct tf_conn_key)).</summary>
     public const int Size = 40;
@@ -106,6 +106,42 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>
     /// <summary>"LOCAL -> REMOTE", e.g. "198.18.0.1:8080 -> 198.18.0.2:40000".</summary>
     public override string ToString()
         => _family == 0 ? "(empty)" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)}";
+
+    /// <inheritdoc cref="Parse(string)"/>
+    public static ConnectionKey Parse(string s, IFormatProvider? provider) => Parse(s);
+
+    /// <summary>Parses without throwing (the text forms of <see cref="Parse(string)"/>).</summary>
+    public static bool TryParse([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? s, IFormatProvider? provider, out ConnectionKey result)
+    {
+        result = default;
+        if (s is null)
+            return false;
+        try
+        {
+            result = Parse(s);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The text of <see cref="ToString()"/>; there are no format strings.</summary>
+    public string ToString(string? format, IFormatProvider? formatProvider) => ToString();
+
+    /// <inheritdoc />
+    public bool TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider)
+    {
+        string text = ToString();
+        if (text.TryCopyTo(destination))
+        {
+            charsWritten = text.Length;
+            return true;
+        }
+        charsWritten = 0;
+        return false;
+    }
 
     /// <inheritdoc />
     public bool Equals(ConnectionKey other) => AsBytes(in this).SequenceEqual(AsBytes(in other));

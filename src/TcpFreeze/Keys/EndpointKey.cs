@@ -13,7 +13,7 @@ namespace TcpFreeze;
 /// port in network byte order, 16-byte address).
 /// </summary>
 [StructLayout(LayoutKind.Sequential, Size = 20)]
-public readonly struct EndpointKey : IEquatable<EndpointKey>
+public readonly struct EndpointKey : IEquatable<EndpointKey>, IParsable<EndpointKey>, ISpanFormattable
 {
     /// <summary>The size of the key in bytes (sizeof(struct tf_endpoint_key)).</summary>
     public const int Size = 20;
@@ -54,6 +54,42 @@ public readonly struct EndpointKey : IEquatable<EndpointKey>
 
     /// <summary>"ADDRESS:PORT".</summary>
     public override string ToString() => _family == 0 ? "(empty)" : TcpEndpointText.Format(Endpoint);
+
+    /// <inheritdoc cref="Parse(string)"/>
+    public static EndpointKey Parse(string s, IFormatProvider? provider) => Parse(s);
+
+    /// <summary>Parses without throwing (the text forms of <see cref="Parse(string)"/>).</summary>
+    public static bool TryParse([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? s, IFormatProvider? provider, out EndpointKey result)
+    {
+        result = default;
+        if (s is null)
+            return false;
+        try
+        {
+            result = Parse(s);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The text of <see cref="ToString()"/>; there are no format strings.</summary>
+    public string ToString(string? format, IFormatProvider? formatProvider) => ToString();
+
+    /// <inheritdoc />
+    public bool TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider)
+    {
+        string text = ToString();
+        if (text.TryCopyTo(destination))
+        {
+            charsWritten = text.Length;
+            return true;
+        }
+        charsWritten = 0;
+        return false;
+    }
 
     /// <inheritdoc />
     public bool Equals(EndpointKey other) => AsBytes(in this).SequenceEqual(AsBytes(in other));
