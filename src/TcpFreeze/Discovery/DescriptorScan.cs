@@ -1,9 +1,6 @@
 using System.Buffers;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Runtime.ExceptionServices;
 using Ebpf.Interop;
 using TcpFreeze.Interop;
 

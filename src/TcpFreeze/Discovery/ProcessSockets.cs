@@ -1,11 +1,5 @@
-using System.Buffers;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
-using System.Runtime.ExceptionServices;
-using Ebpf.Interop;
-using TcpFreeze.Interop;
 
 namespace TcpFreeze;
 

@@ -112,36 +112,14 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<Conn
 
     /// <summary>Parses without throwing (the text forms of <see cref="Parse(string)"/>).</summary>
     public static bool TryParse([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? s, IFormatProvider? provider, out ConnectionKey result)
-    {
-        result = default;
-        if (s is null)
-            return false;
-        try
-        {
-            result = Parse(s);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-    }
+        => KeyText.TryParse(s, Parse, out result);
 
     /// <summary>The text of <see cref="ToString()"/>; there are no format strings.</summary>
     public string ToString(string? format, IFormatProvider? formatProvider) => ToString();
 
     /// <inheritdoc />
     public bool TryFormat(Span<char> destination, out int charsWritten, ReadOnlySpan<char> format, IFormatProvider? provider)
-    {
-        string text = ToString();
-        if (text.TryCopyTo(destination))
-        {
-            charsWritten = text.Length;
-            return true;
-        }
-        charsWritten = 0;
-        return false;
-    }
+        => KeyText.TryFormat(ToString(), destination, out charsWritten);
 
     /// <inheritdoc />
     public bool Equals(ConnectionKey other) => AsBytes(in this).SequenceEqual(AsBytes(in other));
