@@ -62,15 +62,15 @@ internal static class DumpWatcher
         }
         FreezeManifest manifest = JsonSerializer.Deserialize(Console.In.ReadToEnd(), ManifestJson.Default.FreezeManifest)
             ?? throw new InvalidDataException("the watcher got no manifest");
-        int initFd = Libc.PidfdOpen(initPid);
-        int criuFd = Libc.PidfdOpen(criuPid);
+        using PidFd initFd = Libc.PidfdOpen(initPid);
+        using PidFd criuFd = Libc.PidfdOpen(criuPid);
         Libc.setsid();
         Detach(args[4]);
 
         string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
         {
-            return Watch(initPid, initFd, criuFd, args[3], manifest, state);
+            return Watch(initPid, initFd.Number, criuFd.Number, args[3], manifest, state);
         }
         finally
         {
@@ -128,7 +128,10 @@ internal static class DumpWatcher
         return (fds[0].Revents & Libc.POLLIN) != 0 ? first : second;
     }
 
-    /// <summary>Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.</summary>
+    /// <summary>
+    /// Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.
+    /// The two descriptors opened here stay open on purpose, as 0, 1 and 2, for the watcher's whole life.
+    /// </summary>
     private static void Detach(string logFile)
     {
         int nullFd = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC, 0);

@@ -40,6 +40,6 @@ internal static unsafe partial class Libc
         public short Revents;
     }
 
-    /// <summary>A descriptor that becomes readable when process <paramref name="pid"/> exits; -1 if it is gone.</summary>
-    internal static int PidfdOpen(int pid) => (int)syscall(SysPidfdOpen, pid, 0);
+    /// <summary>A descriptor that becomes readable when process <paramref name="pid"/> exits; invalid if it is gone.</summary>
+    internal static PidFd PidfdOpen(int pid) => new((int)syscall(SysPidfdOpen, pid, 0));
 }
