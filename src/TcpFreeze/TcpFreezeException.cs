@@ -30,6 +30,13 @@ public class TcpFreezeException : Exception
         Errno = inner.Errno;
     }
 
+    /// <summary>Wraps a file-system failure on TcpFreeze's own pin directories, keeping its message.</summary>
+    private TcpFreezeException(Exception inner, string operation)
+        : base(inner.Message, inner)
+    {
+        Operation = operation;
+    }
+
     /// <summary>What was attempted.</summary>
     public string Operation { get; }
 
@@ -39,7 +46,11 @@ public class TcpFreezeException : Exception
     /// <summary>What gets the user out of the state that made the call fail, if anything does.</summary>
     public TcpFreezeRemedy Remedy { get; }
 
-    /// <summary>Runs <paramref name="work"/>, turning a <see cref="NativeCallException"/> into a <see cref="TcpFreezeException"/>.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/>, turning a <see cref="NativeCallException"/>, and a file-system
+    /// failure on the pin directories (<see cref="IOException"/>, <see cref="UnauthorizedAccessException"/>),
+    /// into a <see cref="TcpFreezeException"/> with the same message.
+    /// </summary>
     internal static T Guard<T>(Func<T> work)
     {
         try
@@ -49,6 +60,10 @@ public class TcpFreezeException : Exception
         catch (NativeCallException e)
         {
             throw new TcpFreezeException(e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TcpFreezeException(e, "use the pin directory");
         }
     }
 
