@@ -37,16 +37,7 @@ public sealed class CriuFixture : IDisposable
     /// <summary>The published hook executable.</summary>
     public string Hook { get; }
 
-    public static string RepositoryRoot
-    {
-        get
-        {
-            for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "TcpFreeze.slnx")))
-                    return d.FullName;
-            throw new InvalidOperationException("cannot find the repository root (TcpFreeze.slnx) above " + AppContext.BaseDirectory);
-        }
-    }
+    public static string RepositoryRoot => Repository.Root;
 
     /// <summary>$TCPFREEZE_CRIU, the setup script's build, or `criu` on PATH.</summary>
     public static string FindCriu()

@@ -1,5 +1,5 @@
 using TcpFreeze.CriuHooks;
-using TcpFreeze.Tests.CriuHookUnit;
+using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using TcpFreeze.CriuHooks;
-using TcpFreeze.Tests.CriuHookUnit;
+using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
 

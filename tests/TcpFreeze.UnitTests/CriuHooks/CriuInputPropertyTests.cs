@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using CsCheck;
 using TcpFreeze.CriuHooks;
-using TcpFreeze.Tests.CriuHookUnit;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;

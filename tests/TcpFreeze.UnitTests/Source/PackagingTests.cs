@@ -1,7 +1,6 @@
 using System.IO.Compression;
 using System.Reflection;
 using System.Runtime.Loader;
-using TcpFreeze.Tests.Criu;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
@@ -16,7 +15,7 @@ public sealed class PackagingTests : IDisposable
     [Fact]
     public void The_TcpFreeze_package_carries_the_library_its_docs_and_the_embedded_bpf_object()
     {
-        string project = Path.Combine(CriuFixture.RepositoryRoot, "src", "TcpFreeze", "TcpFreeze.csproj");
+        string project = Path.Combine(Repository.Root, "src", "TcpFreeze", "TcpFreeze.csproj");
         (int code, string output, string error) = Run.Capture("dotnet", ["pack", project, "-c", "Release", "-o", _output, "-nologo"], null, TimeSpan.FromMinutes(5));
         Assert.True(code == 0, error + output);
 
