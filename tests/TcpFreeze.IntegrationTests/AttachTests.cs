@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
+using static TcpFreeze.Tests.Infrastructure.KernelState;
 
 namespace TcpFreeze.Tests;
 
@@ -393,30 +394,4 @@ public sealed class AttachTests
 
     private static List<uint> XdpProgramIds(NetworkNamespace ns)
         => ns.Run(() => NetworkInterfaceInfo.List().Select(nic => Xdp.Query(nic.Index).ProgramId).ToList());
-
-    internal static void AssertNothingLeft(NetworkNamespace ns, FreezerOptions options)
-    {
-        string directory = TcpFreezer.GetPinDirectory(options);
-        Assert.False(Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any(), $"pins remain in {directory}");
-        ns.Run(() =>
-        {
-            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.List())
-            {
-                XdpStatus xdp = Xdp.Query(nic.Index);
-                if (xdp.ProgramId != 0)
-                {
-                    using BpfProgram? program = BpfProgram.TryOpenById(xdp.ProgramId);
-                    Assert.NotEqual("tf_xdp_ingress", program?.Info.Name);
-                }
-                Assert.Equal(0u, Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority));
-                // A foreign filter may sit at TcpFreeze's ingress handle (a test puts one there); ours may not.
-                uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
-                if (ingress != 0)
-                {
-                    using BpfProgram? program = BpfProgram.TryOpenById(ingress);
-                    Assert.NotEqual(BpfNames.TcIngressProgram, program?.Info.Name);
-                }
-            }
-        });
-    }
 }

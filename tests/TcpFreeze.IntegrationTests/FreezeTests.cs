@@ -63,7 +63,7 @@ public sealed class FreezeTests
 
             DetachResult detached = TcpFreezer.Detach(options);
             Assert.Contains(TestNetwork.Interface, detached.Interfaces);
-            AttachTests.AssertNothingLeft(network.B, options);
+            KernelState.AssertNothingLeft(network.B, options);
             Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(network.B, TestNetwork.Interface));
             ulong seenAfterDetach = foreign.Packets;
             TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "after the detach");

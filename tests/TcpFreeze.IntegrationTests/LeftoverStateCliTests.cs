@@ -52,7 +52,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         string detached = Cli("detach").Succeeds().Output;
         Assert.Contains($"detached from no interface; removed {BpfNames.AllPins.Length} pins", detached);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        KernelState.AssertNothingLeft(Network.A, OptionsA);
 
         // A later attach starts afresh, and a freeze holds again.
         TcpPair again = AttachAndFreezeAConnection(8102);
@@ -85,7 +85,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Assert.DoesNotContain("xdp", KernelLinks(TestNetwork.Interface));
         Assert.Empty(KernelEgressFilters(TestNetwork.Interface));
         Assert.Empty(KernelEgressFilters("lo"));
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        KernelState.AssertNothingLeft(Network.A, OptionsA);
         Assert.Contains("nothing was attached", Cli("detach").Succeeds().Output);
     }
 
@@ -159,7 +159,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         Assert.Contains("nothing is attached", Cli("thaw", "--all").Succeeds().Output);
         Assert.Contains("nothing was attached", Cli("detach").Succeeds().Output);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Pins.Path));
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        KernelState.AssertNothingLeft(Network.A, OptionsA);
     }
 
     // ------------------------------------------------------------------ building the states
@@ -202,7 +202,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     {
         Assert.Contains(said, Cli("detach").Succeeds().Output);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
-        AttachTests.AssertNothingLeft(Network.A, OptionsA);
+        KernelState.AssertNothingLeft(Network.A, OptionsA);
     }
 
     private void RemovePins(IEnumerable<string> pins)

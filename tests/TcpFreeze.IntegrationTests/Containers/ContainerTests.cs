@@ -190,7 +190,7 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
             Assert.Contains($"pre-dump: froze {Connections} connections and 1 listening endpoints", s.HookLog);
             Assert.Contains($"pre-restore: froze {Connections} connections and 1 listening endpoints", s.HookLog);
             Assert.Contains($"pre-resume: thawed {Connections} connections and 1 listening endpoints", s.HookLog);
-            AttachTests.AssertNothingLeft(s.Network.B, s.ServerSide);
+            KernelState.AssertNothingLeft(s.Network.B, s.ServerSide);
         }
     }
 

@@ -70,7 +70,7 @@ public sealed class ConcurrentMigrationTests(CriuFixture criu) : IDisposable
                 Assert.True(m.Load.WaitForProgress(id => at[id] + 5, TimeSpan.FromSeconds(30)), string.Join("; ", m.Load.Failures.Take(5)));
                 Assert.Empty(m.Load.Failures);
             }
-            AttachTests.AssertNothingLeft(network.B, serverSide);
+            KernelState.AssertNothingLeft(network.B, serverSide);
         }
         finally
         {

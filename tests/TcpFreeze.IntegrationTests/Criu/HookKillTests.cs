@@ -103,7 +103,7 @@ public sealed class HookKillTests(CriuFixture criu) : IDisposable
         Assert.True(restoreCode == 0, CriuRunner.Tail(restoreLog));
         Assert.True(busy.Server.IsRunning);
         busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(30), "after the recovering migration");
-        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
     public void Dispose() => Directory.Delete(_work, recursive: true);

@@ -29,7 +29,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         await using var busy = BusyEchoServer.Start(criu, _work, Connections, family);
         Migrate(busy.Runner, busy.Server);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
-        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
         Assert.False(Directory.Exists(TcpFreezer.GetPinDirectory(busy.ServerSide)), "the hook left its pin directory behind");
     }
 
@@ -66,7 +66,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
         Assert.Equal(foreign.Id, ForeignXdpProgram.AttachedId(busy.Network.B, TestNetwork.Interface));
         Assert.True(foreign.Packets > seen + Connections, $"the foreign XDP program saw only {foreign.Packets - seen} packets during the migration");
-        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
     [RootFact]
@@ -86,7 +86,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)),
             $"not every connection came back: {string.Join("; ", load.Failures.Take(5))}");
         Assert.Empty(load.Failures);
-        AttachTests.AssertNothingLeft(network.B, pins.Options(network.B));
+        KernelState.AssertNothingLeft(network.B, pins.Options(network.B));
     }
 
     [RootFact]
@@ -126,7 +126,7 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
                 $"hostA: {DescribeFrozen(hostA)}; hostB: {DescribeFrozen(hostB)}\n" +
                 string.Join("\n", (dumpLog + restoreLog).Split('\n').Where(l => l.Contains("tcpfreeze-hook") || l.Contains("Error") || l.Contains("action script"))));
             Assert.Empty(load.Failures);
-            AttachTests.AssertNothingLeft(NetworkNamespace.Named(hosts.HostB), hostB);
+            KernelState.AssertNothingLeft(NetworkNamespace.Named(hosts.HostB), hostB);
             // hostA keeps its entries until their lease ends (no process there can thaw them).
             using TcpFreezer source = TcpFreezer.Open(hostA);
             Assert.All(source.ListConnections(), c => Assert.NotNull(c.LeaseRemaining));

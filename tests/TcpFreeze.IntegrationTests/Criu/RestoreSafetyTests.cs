@@ -78,7 +78,7 @@ public sealed class RestoreSafetyTests(CriuFixture criu) : IDisposable
         long[] now = unrelated.Snapshot();
         Assert.True(unrelated.WaitForProgress(id => now[id] + 3, TimeSpan.FromSeconds(10)), string.Join("; ", unrelated.Failures));
         Assert.Empty(unrelated.Failures);
-        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
     [RootFact]
@@ -98,7 +98,7 @@ public sealed class RestoreSafetyTests(CriuFixture criu) : IDisposable
         // The programs the dump attached stayed, and their maps still held the freeze
         // until the restore replaced them: nothing was lost.
         busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(30), "after the restore");
-        AttachTests.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
     [RootFact]
