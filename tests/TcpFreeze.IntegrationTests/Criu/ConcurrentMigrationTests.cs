@@ -6,13 +6,9 @@ using TcpFreeze.Tests.Infrastructure;
 namespace TcpFreeze.Tests.Criu;
 
 /// <summary>Two migrations of different processes in one namespace at the same time, sharing one pin root.</summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class ConcurrentMigrationTests(CriuFixture criu) : IDisposable
+public sealed class ConcurrentMigrationTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-pair-")
 {
     private const int Connections = 60;
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-pair-").FullName;
 
     private sealed record Migration(DumpableServer Server, ClientLoad Load, CriuRunner Runner);
 
@@ -82,6 +78,4 @@ public sealed class ConcurrentMigrationTests(CriuFixture criu) : IDisposable
             TcpFreezer.Detach(serverSide);
         }
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

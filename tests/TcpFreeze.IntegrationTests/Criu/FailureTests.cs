@@ -8,13 +8,9 @@ using TcpFreeze.Tests.Infrastructure;
 namespace TcpFreeze.Tests.Criu;
 
 /// <summary>CRIU runs that fail part-way: nothing may stay frozen longer than its lease, and nothing restores unlocked.</summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class FailureTests(CriuFixture criu) : IDisposable
+public sealed class FailureTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-fail-")
 {
     private const int Connections = 50;
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-fail-").FullName;
 
     /// <summary>An extra action script, run after the hook, that makes CRIU abort the dump at pre-dump.</summary>
     private string FailingPreDumpScript()
@@ -109,6 +105,4 @@ public sealed class FailureTests(CriuFixture criu) : IDisposable
         using (TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide))
             Assert.Equal(before, freezer.ListConnections().Select(c => c.Key).ToHashSet());
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

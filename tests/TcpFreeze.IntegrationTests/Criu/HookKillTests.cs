@@ -8,14 +8,10 @@ namespace TcpFreeze.Tests.Criu;
 /// connections flow again by the end of the lease at the latest, and the next run with
 /// a healthy hook migrates every connection and leaves nothing behind.
 /// </summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class HookKillTests(CriuFixture criu) : IDisposable
+public sealed class HookKillTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-kill-")
 {
     private const int Connections = 40;
     private const int LeaseSeconds = 8;
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-kill-").FullName;
 
     /// <summary>
     /// An action script that runs the real hook and, at one step, SIGKILLs it after a delay,
@@ -105,6 +101,4 @@ public sealed class HookKillTests(CriuFixture criu) : IDisposable
         busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(30), "after the recovering migration");
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

@@ -9,14 +9,10 @@ namespace TcpFreeze.Tests.Criu;
 /// Real CRIU 4.2.1 dumps and restores of a server holding live connections, with the
 /// TcpFreeze hook doing the network lock (--network-lock skip).
 /// </summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) : IDisposable
+public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) : CriuTest("tcpfreeze-criu-")
 {
     private const int Connections = 200;
     private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(25);
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-").FullName;
 
 
     private DumpableServer StartEchoServer(string ns, IPEndPoint endpoint) => EchoServer.Start(ns, _work, endpoint);
@@ -166,6 +162,4 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         foreach (string line in (dumpLog + restoreLog).Split('\n').Where(l => l.Contains("tcpfreeze-hook:")))
             output.WriteLine(line);
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

@@ -8,13 +8,9 @@ namespace TcpFreeze.Tests.Criu;
 /// What the restore side does when what it finds is not what the dump left: a manifest
 /// naming other processes' sockets, or the dump's pins gone (deleted, or bpffs unmounted).
 /// </summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class RestoreSafetyTests(CriuFixture criu) : IDisposable
+public sealed class RestoreSafetyTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-safety-")
 {
     private const int Connections = 40;
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-safety-").FullName;
 
     private static void DumpAndWait(BusyEchoServer busy)
     {
@@ -140,6 +136,4 @@ public sealed class RestoreSafetyTests(CriuFixture criu) : IDisposable
         using TcpFreezer freezer = TcpFreezer.Open(options);
         return freezer.ListConnections().Select(c => c.Key).ToHashSet();
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

@@ -20,13 +20,8 @@ namespace TcpFreeze.Tests.Criu;
 /// CI runs a short soak; scripts/soak.sh runs the long one (20 cycles, 1,500 connections)
 /// with TCPFREEZE_SOAK_CYCLES, TCPFREEZE_SOAK_CONNECTIONS and TCPFREEZE_SOAK_REPORT.
 /// </summary>
-[Collection("criu")]
-[Trait("Privileges", "root")]
-[Trait("Needs", "criu")]
-public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : IDisposable
+public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : CriuTest("tcpfreeze-criu-soak-")
 {
-    private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-criu-soak-").FullName;
-
     private static int Setting(string name, int fallback)
         => int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0 ? value : fallback;
 
@@ -139,6 +134,4 @@ public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : IDis
         using JsonDocument list = JsonDocument.Parse(Run.Checked("bpftool", kind, "show", "--json"));
         return list.RootElement.EnumerateArray().Count(match);
     }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
 }
