@@ -14,24 +14,6 @@ public sealed class CliKillTests(ITestOutputHelper output)
 {
     private const int Pairs = 150;
 
-    // Listens on the given address and connects to itself PAIRS times: 2 x PAIRS connections
-    // (both ends are this process's) and one listener. The alarm ends it if the test forgets.
-    private const string Holder = """
-        import signal, socket, sys
-        signal.alarm(300)
-        address, port, pairs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-        listener = socket.socket()
-        listener.bind((address, port))
-        listener.listen(pairs)
-        held = []
-        for _ in range(pairs):
-            client = socket.create_connection((address, port))
-            server, _ = listener.accept()
-            held += [client, server]
-        print('connected', flush=True)
-        sys.stdin.read()
-        """;
-
     [RootFact]
     [Trait("Privileges", "root")]
     public void A_freeze_killed_at_any_point_freezes_all_of_its_connections_or_none_and_the_next_command_works()
@@ -39,7 +21,7 @@ public sealed class CliKillTests(ITestOutputHelper output)
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         FreezerOptions options = pins.Options(network.A);
-        using var holder = ScriptProcess.Start(network.NameA, Holder, network.AddressA(AddressFamily.InterNetwork).ToString(), "9300", Pairs.ToString());
+        using var holder = SelfConnectedScript.Start(network.NameA, network.AddressA(AddressFamily.InterNetwork).ToString(), 9300, Pairs);
         holder.Expect("connected", TimeSpan.FromSeconds(30));
         string cli = Path.Combine(AppContext.BaseDirectory, "TcpFreeze.Cli.dll");
         try

@@ -12,46 +12,6 @@ public class DiscoverySockDiagTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
 
-    // Listens on 7101 (IPv4), 7102 (dual-stack [::]) and 7103 (IPv6) and accepts one
-    // connection on each; the test closes its end of the 7101 one (CLOSE_WAIT here).
-    // Connects out over IPv4 and IPv6 and shuts the IPv6 one for writing (FIN_WAIT2
-    // here), and forks a child that connects out once more. Everything is held until
-    // stdin closes; the alarm ends both processes even if the test forgets.
-    private const string ServerScript = """
-        import os, signal, socket, sys
-        signal.alarm(120)
-        a4, a6, b4, b6 = sys.argv[1:5]
-        def listen(family, address, port):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if address == '::':
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            s.bind((address, port))
-            s.listen(8)
-            return s
-        l1 = listen(socket.AF_INET, a4, 7101)
-        l2 = listen(socket.AF_INET6, '::', 7102)
-        l3 = listen(socket.AF_INET6, a6, 7103)
-        print('listening', flush=True)
-        c1, _ = l1.accept()
-        c2, _ = l2.accept()
-        c3, _ = l3.accept()
-        o1 = socket.create_connection((b4, 9101), timeout=10)
-        o2 = socket.create_connection((b6, 9101), timeout=10)
-        o2.shutdown(socket.SHUT_WR)
-        r, w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            signal.alarm(120)
-            o3 = socket.create_connection((b4, 9101), timeout=10)
-            os.write(w, b'x')
-            sys.stdin.read()
-            os._exit(0)
-        os.read(r, 1)
-        print('ready', child, flush=True)
-        sys.stdin.read()
-        """;
-
     [RootFact]
     [Trait("Privileges", "root")]
     public void Sock_diag_and_the_text_tables_find_the_same_sockets_from_inside_and_outside_the_namespace()
@@ -63,7 +23,9 @@ public class DiscoverySockDiagTests
         using Socket peer6 = TcpPair.Listen(network.B, new IPEndPoint(b6, 9101));
         // A socket in the script's namespace that the script does not hold: neither source may report it.
         using Socket stranger = TcpPair.Listen(network.A, new IPEndPoint(a4, 7199));
-        using var script = ScriptProcess.Start(network.NameA, ServerScript, a4.ToString(), a6.ToString(), b4.ToString(), b6.ToString());
+        // The script tree listens on 7101-7103 and accepts on each; the test closes its end of the 7101 one (CLOSE_WAIT
+        // there). It connects out to 9101 (twice, and once from its child) and half-closes the IPv6 one (FIN_WAIT2 there).
+        using var script = SocketTreeScript.Start(network, basePort: 7100, peerPort: 9101, accepting: "123", halfCloseIpv6: true);
         var held = new List<Socket>();
         try
         {

@@ -9,43 +9,6 @@ public class DiscoveryTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
 
-    // Listens on 7001 (IPv4), 7002 (dual-stack [::]) and 7003 (IPv6), accepts one
-    // connection on 7002 and one on 7003, connects out over IPv4 and IPv6, and forks a
-    // child that connects out once more. Both hold everything until stdin closes; the
-    // alarm ends them even if the test forgets.
-    private const string ServerScript = """
-        import os, signal, socket, sys
-        signal.alarm(120)
-        a4, a6, b4, b6 = sys.argv[1:5]
-        def listen(family, address, port):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if address == '::':
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            s.bind((address, port))
-            s.listen(8)
-            return s
-        l1 = listen(socket.AF_INET, a4, 7001)
-        l2 = listen(socket.AF_INET6, '::', 7002)
-        l3 = listen(socket.AF_INET6, a6, 7003)
-        print('listening', flush=True)
-        c1, _ = l2.accept()
-        c2, _ = l3.accept()
-        o1 = socket.create_connection((b4, 9001), timeout=10)
-        o2 = socket.create_connection((b6, 9001), timeout=10)
-        r, w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            signal.alarm(120)
-            o3 = socket.create_connection((b4, 9001), timeout=10)
-            os.write(w, b'x')
-            sys.stdin.read()
-            os._exit(0)
-        os.read(r, 1)
-        print('ready', child, flush=True)
-        sys.stdin.read()
-        """;
-
     [Fact]
     public void Nonexistent_pid_is_a_clear_error()
     {
@@ -112,7 +75,8 @@ public class DiscoveryTests
         IPAddress b4 = network.AddressB(AddressFamily.InterNetwork), b6 = network.AddressB(AddressFamily.InterNetworkV6);
         using Socket peer4 = TcpPair.Listen(network.B, new IPEndPoint(b4, 9001));
         using Socket peer6 = TcpPair.Listen(network.B, new IPEndPoint(b6, 9001));
-        using var script = ScriptProcess.Start(network.NameA, ServerScript, a4.ToString(), a6.ToString(), b4.ToString(), b6.ToString());
+        // The script tree listens on 7001-7003, accepts on 7002 and 7003, and connects out to 9001 (twice, and once from its child).
+        using var script = SocketTreeScript.Start(network, basePort: 7000, peerPort: 9001, accepting: "23", halfCloseIpv6: false);
         var held = new List<Socket>();
         try
         {

@@ -13,20 +13,6 @@ internal static class NoShell
 
     public static readonly string[] Shells = ["sh", "bash", "dash", "zsh", "ksh", "busybox"];
 
-    /// <summary>A listener and a connection to itself, in whatever namespace it is started in, until stdin closes.</summary>
-    public const string Task = """
-        import signal, socket, sys
-        signal.alarm(300)
-        l = socket.socket()
-        l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        l.bind((sys.argv[1], int(sys.argv[2])))
-        l.listen(4)
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-        s, _ = l.accept()
-        print('up', flush=True)
-        sys.stdin.read()
-        """;
-
     /// <summary>
     /// Nothing after the first execve (strace starting the program) may be a shell or
     /// carry hostile text; <paramref name="allowed"/> says which of the later ones are expected.
@@ -72,8 +58,8 @@ public sealed class CliNoShellTests
         string configDirectory = Directory.CreateTempSubdirectory("tcpfreeze-cfg-;reboot-$(id)-`id`-").FullName;
         string ns = $"/run/netns/{network.NameA}";
         string address = network.AddressA(AddressFamily.InterNetwork).ToString();
-        using ScriptProcess task = ScriptProcess.Start(network.NameA, NoShell.Task, address, "8301");
-        task.Expect("up", TimeSpan.FromSeconds(20));
+        using ScriptProcess task = SelfConnectedScript.Start(network.NameA, address, 8301);
+        task.Expect("connected", TimeSpan.FromSeconds(20));
         string pid = task.Pid.ToString();
         string hostileHook = "/opt/tcpfreeze;reboot`id`$(id)/hook";
         string[] pinRoot = ["--pin-root", pins.Path];
@@ -144,10 +130,10 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         string imagesB = Directory.CreateTempSubdirectory("tcpfreeze-images-;reboot-$(id)-`id`-").FullName;
         // A task in namespace A stands for a tree in the hook's own namespace (the hook runs there too);
         // a task in B for a tree with a namespace of its own (the hook runs in the test's namespace).
-        using ScriptProcess inA = ScriptProcess.Start(network.NameA, NoShell.Task, network.AddressA(AddressFamily.InterNetwork).ToString(), "8401");
-        using ScriptProcess inB = ScriptProcess.Start(network.NameB, NoShell.Task, network.AddressB(AddressFamily.InterNetwork).ToString(), "8402");
-        inA.Expect("up", Up);
-        inB.Expect("up", Up);
+        using ScriptProcess inA = SelfConnectedScript.Start(network.NameA, network.AddressA(AddressFamily.InterNetwork).ToString(), 8401);
+        using ScriptProcess inB = SelfConnectedScript.Start(network.NameB, network.AddressB(AddressFamily.InterNetwork).ToString(), 8402);
+        inA.Expect("connected", Up);
+        inB.Expect("connected", Up);
         string hook = new FileInfo(fixture.Hook).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(fixture.Hook);
         string[] inNamespaceA = ["nsenter", $"--net=/run/netns/{network.NameA}"];
         // The host case restores "on another host" (namespace B): in A the dumped task's sockets
