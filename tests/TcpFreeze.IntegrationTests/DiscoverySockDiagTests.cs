@@ -42,7 +42,7 @@ public class DiscoverySockDiagTests
                 client.Connect(target);
             }
             held[0].Shutdown(SocketShutdown.Send); // the script's end of 7101 goes to CLOSE_WAIT
-            Socket out4 = Accept(peer4), out6 = Accept(peer6), child4 = Accept(peer4);
+            Socket out4 = TcpPair.Accept(peer4, Wait), out6 = TcpPair.Accept(peer6, Wait), child4 = TcpPair.Accept(peer4, Wait);
             held.AddRange([out4, out6, child4]);
             int child = int.Parse(script.Expect("ready", Wait));
             out6.ReceiveTimeout = (int)Wait.TotalMilliseconds;
@@ -100,11 +100,4 @@ public class DiscoverySockDiagTests
     }
 
     private static string[] Sorted<T>(IEnumerable<T> keys) => keys.Select(k => k!.ToString()!).Order(StringComparer.Ordinal).ToArray();
-
-    private static Socket Accept(Socket listener)
-    {
-        if (!listener.Poll(Wait, SelectMode.SelectRead))
-            throw new TimeoutException($"no connection reached {listener.LocalEndPoint} within {Wait}");
-        return listener.Accept();
-    }
 }

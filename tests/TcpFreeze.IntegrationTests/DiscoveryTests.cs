@@ -88,7 +88,7 @@ public class DiscoveryTests
             Socket in6 = TcpPair.NewClient(network.B, AddressFamily.InterNetworkV6);
             held.Add(in6);
             in6.Connect(new IPEndPoint(a6, 7003));
-            Socket out4 = Accept(peer4), out6 = Accept(peer6), child4 = Accept(peer4);
+            Socket out4 = TcpPair.Accept(peer4, Wait), out6 = TcpPair.Accept(peer6, Wait), child4 = TcpPair.Accept(peer4, Wait);
             held.AddRange([out4, out6, child4]);
             int child = int.Parse(script.Expect("ready", Wait));
 
@@ -118,11 +118,4 @@ public class DiscoveryTests
     }
 
     private static ConnectionKey PeerView(Socket socket) => new((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
-
-    private static Socket Accept(Socket listener)
-    {
-        if (!listener.Poll(Wait, SelectMode.SelectRead))
-            throw new TimeoutException($"no connection reached {listener.LocalEndPoint} within {Wait}");
-        return listener.Accept();
-    }
 }

@@ -52,6 +52,14 @@ public sealed class TcpPair : IDisposable
     }
 
     /// <summary>Whether any byte arrives on <paramref name="socket"/> within <paramref name="wait"/>.</summary>
+    /// <summary>Accepts the next connection on <paramref name="listener"/>, waiting at most <paramref name="wait"/>.</summary>
+    public static Socket Accept(Socket listener, TimeSpan wait)
+    {
+        if (!listener.Poll(wait, SelectMode.SelectRead))
+            throw new TimeoutException($"no connection reached {listener.LocalEndPoint} within {wait}");
+        return listener.Accept();
+    }
+
     public static bool Readable(Socket socket, TimeSpan wait) => socket.Poll(wait, SelectMode.SelectRead);
 
     /// <summary>Reads exactly <paramref name="count"/> bytes, waiting at most <paramref name="timeout"/>.</summary>
