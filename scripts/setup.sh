@@ -32,7 +32,7 @@ readonly PACKAGES=(
   gcc make xz-utils pkg-config libprotobuf-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev libnl-route-3-dev
   libnet1-dev libcap-dev libgnutls28-dev libnftables-dev libbsd-dev libaio-dev uuid-dev
-  # the container-engine tests (tests/TcpFreeze.Tests/Containers): runc, a static busybox for the image's rootfs,
+  # the container-engine tests (tests/TcpFreeze.IntegrationTests/Containers): runc, a static busybox for the image's rootfs,
   # then podman. Order matters (see install_packages): podman depends on "crun | runc", and runc recommends criu.
   runc busybox-static podman
 )

@@ -15,6 +15,6 @@ export HOME=${HOME:-/root} DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 export TCPFREEZE_SOAK_CYCLES=${1:-20} TCPFREEZE_SOAK_CONNECTIONS=${2:-1500} TCPFREEZE_SOAK_ALONE=1
 export TCPFREEZE_SOAK_REPORT=$PWD/benchmarks/results/soak-latest.md
-dotnet test tests/TcpFreeze.Tests/TcpFreeze.Tests.csproj -c Release \
+dotnet test tests/TcpFreeze.IntegrationTests/TcpFreeze.IntegrationTests.csproj -c Release \
   --filter "FullyQualifiedName~Criu.SoakTests" --logger "console;verbosity=detailed" </dev/null
 echo "[soak] report: $TCPFREEZE_SOAK_REPORT"

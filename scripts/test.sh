@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the machine (scripts/setup.sh), runs the whole test suite, and ends with the line
 #   N passed, N failed, N skipped
-# summed over every TRX file the run wrote. Exits non-zero when `dotnet test` fails or no test was executed.
+# summed over every TRX file the run wrote (one per test project). Exits non-zero when the build or a
+# `dotnet test` fails or no test was executed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,15 +24,42 @@ solution=TcpFreeze.sln
 results=artifacts/test-results
 rm -rf "$results"   # count only this run's TRX files
 
-# A bound below CI's 90 minutes, so that a hung test still ends with a summary line.
+# Every test project of the solution (IsTestProject), each with a TRX file named after it: with one
+# LogFileName for all, `dotnet test` on the solution lets the last project overwrite the others' TRX
+# ("WARNING: Overwriting results file"), and LogFilePrefix names files by the second, which two projects
+# can share.
+mapfile -t projects < <(dotnet sln "$solution" list | grep -E '\.csproj$' | while read -r p; do
+  grep -q '<IsTestProject>true</IsTestProject>' "$p" && echo "$p"; done)
+echo "[test] test projects: ${projects[*]}"
+
+# A bound below CI's 90 minutes for the build and all projects together, so that a hung test still ends
+# with a summary line.
+bound=${TCPFREEZE_TEST_TIMEOUT:-80m}
+case $bound in
+  *s) bound_s=${bound%s} ;; *m) bound_s=$((${bound%m} * 60)) ;; *h) bound_s=$((${bound%h} * 3600)) ;; *) bound_s=$bound ;;
+esac
 started=$SECONDS
 rc=0
-timeout --kill-after=60 "${TCPFREEZE_TEST_TIMEOUT:-80m}" \
-  dotnet test "$solution" -c Release \
-    --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
-    --results-directory "$results" </dev/null || rc=$?
-echo "[test] dotnet test exited $rc after $((SECONDS - started)) s"
-[[ $rc -eq 124 || $rc -eq 137 ]] && echo "[test] dotnet test hit the ${TCPFREEZE_TEST_TIMEOUT:-80m} bound and was stopped"
+left() { echo $((bound_s - (SECONDS - started) > 1 ? bound_s - (SECONDS - started) : 1)); }
+timeout --kill-after=60 "$(left)" dotnet build "$solution" -c Release </dev/null || rc=$?
+[[ $rc -ne 0 ]] && echo "[test] dotnet build exited $rc: no test is run"
+built=$rc
+missing=0
+for project in "${projects[@]}"; do
+  [[ $built -ne 0 || $rc -eq 124 || $rc -eq 137 ]] && break   # a failed build, or the bound reached
+  name=$(basename "$project" .csproj)
+  prc=0
+  timeout --kill-after=60 "$(left)" \
+    dotnet test "$project" -c Release --no-build \
+      --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+      --results-directory "$results" </dev/null || prc=$?
+  echo "[test] $name: dotnet test exited $prc"
+  [[ -f $results/$name.trx ]] || { echo "[test] $name wrote no $results/$name.trx"; missing=1; }
+  [[ $rc -eq 0 ]] && rc=$prc
+done
+echo "[test] build and tests exited $rc after $((SECONDS - started)) s"
+[[ $rc -eq 124 || $rc -eq 137 ]] && echo "[test] the run hit the $bound bound and was stopped"
+[[ $rc -eq 0 && $missing -ne 0 ]] && rc=1
 
 counted=0
 python3 - "$results" <<'PY' || counted=$?

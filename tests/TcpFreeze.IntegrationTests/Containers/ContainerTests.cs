@@ -1,0 +1,239 @@
+using TcpFreeze.Tests.Criu;
+using TcpFreeze.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace TcpFreeze.Tests.Containers;
+
+/// <summary>
+/// podman 4.3 and runc 1.1 (Debian's) checkpoint and restore containers whose server
+/// holds 100 live streaming connections, with CRIU 4.2.1 and TcpFreeze configured the way
+/// a user would: `tcpfreeze criu-config --engine ENGINE --write` in /etc/criu and the hook's
+/// settings in /etc/tcpfreeze/criu-hook.conf, both test folders seen only by the engine
+/// (see <see cref="EngineHost"/>). Each run leaves a second between checkpoint and restore
+/// (the images would travel now) while the clients keep sending.
+/// </summary>
+[Collection("criu")]
+[Trait("Privileges", "root")]
+[Trait("Needs", "containers")]
+public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
+{
+    private const int Connections = 100;
+    private const string Name = "tcpfreeze-echo";
+    private static readonly TimeSpan Gap = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan FlowBound = TimeSpan.FromSeconds(40);
+
+    [RootFact]
+    public async Task Podman_checkpoints_and_restores_a_host_network_container_in_place_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu);
+        s.ConfigureTcpFreezeHook("podman");
+        s.Podman.Import(s.Rootfs, s.Work);
+        s.Podman.StartEchoServer(Name, "host", s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+
+        EngineResult checkpoint = s.Podman.Run("container", "checkpoint", "--tcp-established", Name).Succeeds();
+        Assert.Contains("Exited", s.Podman.Run("ps", "--all", "--filter", $"name={Name}", "--format", "{{.Status}}").Output);
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Podman.Run("container", "restore", "--tcp-established", Name).Succeeds();
+
+        AssertEveryConnectionSurvives(s, "podman, in place", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
+    [RootFact]
+    public async Task Podman_exports_a_checkpoint_removes_the_container_imports_it_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu);
+        s.ConfigureTcpFreezeHook("podman");
+        s.Podman.Import(s.Rootfs, s.Work);
+        s.Podman.StartEchoServer(Name, "host", s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+        string archive = Path.Combine(s.Work, "checkpoint.tar");
+
+        EngineResult checkpoint = s.Podman.Run("container", "checkpoint", "--tcp-established", "--export", archive, Name).Succeeds();
+        s.Podman.Run("rm", Name).Succeeds();
+        Assert.Empty(s.Podman.Run("ps", "--all", "--quiet").Output.Trim());
+        // The manifest travels inside the archive, with CRIU's images.
+        Assert.Contains($"checkpoint/{TcpFreeze.CriuHooks.FreezeManifest.FileName}", Run.Checked("tar", "-tf", archive));
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Podman.Run("container", "restore", "--tcp-established", "--import", archive).Succeeds();
+
+        AssertEveryConnectionSurvives(s, "podman, --export/--import", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
+    [RootFact]
+    public async Task Runc_checkpoints_and_restores_a_host_network_container_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu);
+        s.ConfigureTcpFreezeHook("runc");
+        string bundle = s.Runc.CreateBundle(Name, s.Rootfs, s.ServerFolder, Runc.Network.Host, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.Runc.Start(Name, bundle);
+        s.StartLoad(Connections);
+        string images = Path.Combine(s.Work, "runc-images"), work = Path.Combine(s.Work, "runc-work");
+
+        EngineResult checkpoint = s.Runc.Checkpoint(Name, images, work);
+        Assert.True(checkpoint.ExitCode == 0, $"{checkpoint.Output}\n{CriuLog(work, "dump.log")}");
+        Assert.Null(s.Runc.Pid(Name));
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Runc.Restore(Name, bundle, images, work);
+        Assert.True(restore.ExitCode == 0, $"{restore.Output}\n{CriuLog(work, "restore.log")}");
+
+        AssertEveryConnectionSurvives(s, "runc", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>
+    /// The same podman runs with CRIU's lock switched off and a hook that only logs: the
+    /// clients' segments reach a namespace with no socket for them and are answered with
+    /// resets. This is what proves the tests above can fail.
+    /// </summary>
+    [RootTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Without_TcpFreeze_the_same_podman_run_loses_connections(bool ownNetworkNamespace)
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu, engineInServerNamespace: !ownNetworkNamespace);
+        string steps = s.ConfigureLoggingHook();
+        s.Podman.Import(s.Rootfs, s.Work);
+        s.Podman.StartEchoServer(Name, ownNetworkNamespace ? $"ns:/run/netns/{s.Network.NameB}" : "host", s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+
+        EngineResult checkpoint = s.Podman.Run("container", "checkpoint", "--tcp-established", Name).Succeeds();
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Podman.Run("container", "restore", "--tcp-established", Name).Succeeds();
+
+        bool allFlowed = s.EveryConnectionFlows(5, TimeSpan.FromSeconds(15));
+        int kept = s.ConnectionsKept;
+        output.WriteLine($"no lock ({(ownNetworkNamespace ? "own network namespace" : "host network")}): checkpoint {checkpoint.Elapsed.TotalMilliseconds:F0} ms, " +
+                         $"restore {restore.Elapsed.TotalMilliseconds:F0} ms, {kept} of {Connections} connections kept; first failures: {string.Join("; ", s.Load!.Failures.Take(3))}");
+        Assert.False(allFlowed, "every connection survived without any lock: this scenario cannot tell a working lock from none");
+        Assert.True(kept < Connections);
+        // The configuration reached CRIU through the engine: the logging hook saw every step.
+        string[] expected = ownNetworkNamespace
+            ? ["pre-dump", "network-lock", "post-dump", "pre-restore", "setup-namespaces", "post-setup-namespaces", "post-restore", "network-unlock", "pre-resume", "post-resume"]
+            : ["pre-dump", "post-dump", "pre-restore", "setup-namespaces", "post-setup-namespaces", "post-restore", "pre-resume", "post-resume"];
+        Assert.Equal(expected, File.ReadAllLines(steps));
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>
+    /// A container in a network namespace of its own that outlives it (a pod's, here B
+    /// joined with --network ns:PATH): CRIU would lock that namespace as a whole, but
+    /// `network-lock skip` switches that off, so the hook takes the lock itself.
+    /// </summary>
+    [RootFact]
+    public async Task Podman_container_in_a_network_namespace_of_its_own_is_locked_as_a_whole_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu, engineInServerNamespace: false);
+        s.ConfigureTcpFreezeHook("podman");
+        s.Podman.Import(s.Rootfs, s.Work);
+        s.Podman.StartEchoServer(Name, $"ns:/run/netns/{s.Network.NameB}", s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+
+        EngineResult checkpoint = s.Podman.Run("container", "checkpoint", "--tcp-established", Name).Succeeds();
+        Assert.True(ContainerScenario.NamespaceLockIn($"/run/netns/{s.Network.NameB}"), "B is not locked between checkpoint and restore");
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Podman.Run("container", "restore", "--tcp-established", Name).Succeeds();
+
+        AssertEveryConnectionSurvives(s, "podman, own network namespace", checkpoint, restore, perConnection: false);
+        Assert.Contains("network-lock: locked the network namespace of PID", s.HookLog);
+        Assert.Contains("setup-namespaces: locked the network namespace of the restored PID", s.HookLog);
+        Assert.Contains("network-unlock: released the lock", s.HookLog);
+        Assert.False(ContainerScenario.NamespaceLockIn($"/run/netns/{s.Network.NameB}"), "the lock stayed in B after the restore");
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>
+    /// A container with a fresh network namespace that runc creates: CRIU dumps the namespace
+    /// with the tasks and creates it again on restore, where the hook locks it before any
+    /// socket exists and unlocks it at the end.
+    /// </summary>
+    [RootFact]
+    public async Task Runc_container_with_a_private_network_namespace_checkpoints_and_restores_and_keeps_no_lock()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu);
+        s.ConfigureTcpFreezeHook("runc");
+        string bundle = s.Runc.CreateBundle(Name, s.Rootfs, s.ServerFolder, Runc.Network.Private, "0.0.0.0", ContainerScenario.ServerPort);
+        s.Runc.Start(Name, bundle);
+        int before = s.Runc.Pid(Name) ?? throw new InvalidOperationException("runc reports no PID");
+        Assert.True(WaitUntil(() => SocketListens(before), TimeSpan.FromSeconds(20)), "the server in the private namespace does not listen");
+        string images = Path.Combine(s.Work, "runc-images"), work = Path.Combine(s.Work, "runc-work");
+
+        EngineResult checkpoint = s.Runc.Checkpoint(Name, images, work);
+        Assert.True(checkpoint.ExitCode == 0, $"{checkpoint.Output}\n{CriuLog(work, "dump.log")}");
+        EngineResult restore = s.Runc.Restore(Name, bundle, images, work);
+        Assert.True(restore.ExitCode == 0, $"{restore.Output}\n{CriuLog(work, "restore.log")}");
+
+        int after = s.Runc.Pid(Name) ?? throw new InvalidOperationException("runc reports no PID after the restore");
+        Assert.True(SocketListens(after), "the restored server does not listen");
+        Assert.False(ContainerScenario.NamespaceLockIn($"/proc/{after}/ns/net"), "the restored namespace is still locked");
+        Assert.Contains("network-lock: locked", s.HookLog);
+        Assert.Contains("setup-namespaces: locked", s.HookLog);
+        Assert.Contains("network-unlock: released", s.HookLog);
+        output.WriteLine($"runc, private network namespace: checkpoint {checkpoint.Elapsed.TotalMilliseconds:F0} ms, restore {restore.Elapsed.TotalMilliseconds:F0} ms");
+        WriteHookLog(s);
+        await AssertNothingLeft(s);
+    }
+
+    private void AssertEveryConnectionSurvives(ContainerScenario s, string label, EngineResult checkpoint, EngineResult restore, bool perConnection = true)
+    {
+        bool flowed = s.EveryConnectionFlows(5, FlowBound);
+        output.WriteLine($"{label}: checkpoint {checkpoint.Elapsed.TotalMilliseconds:F0} ms, restore {restore.Elapsed.TotalMilliseconds:F0} ms, " +
+                         $"{s.ConnectionsKept} of {Connections} connections kept");
+        WriteHookLog(s);
+        Assert.True(flowed, $"not every connection flowed after the restore: {string.Join("; ", s.Load!.Failures.Take(5))}; " +
+                            $"{s.Load.Connections.Count(c => c.Failure is null)} healthy\n{s.HookLog}");
+        Assert.Empty(s.Load!.Failures);
+        if (perConnection)
+        {
+            Assert.Contains($"pre-dump: froze {Connections} connections and 1 listening endpoints", s.HookLog);
+            Assert.Contains($"pre-restore: froze {Connections} connections and 1 listening endpoints", s.HookLog);
+            Assert.Contains($"pre-resume: thawed {Connections} connections and 1 listening endpoints", s.HookLog);
+            KernelState.AssertNothingLeft(s.Network.B, s.ServerSide);
+        }
+    }
+
+    private void WriteHookLog(ContainerScenario s)
+    {
+        foreach (string line in s.HookLog.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            output.WriteLine(line);
+    }
+
+    private static async Task AssertNothingLeft(ContainerScenario s)
+    {
+        IReadOnlyList<string> left = await s.TearDown();
+        Assert.True(left.Count == 0, "left behind: " + string.Join("\n", left));
+    }
+
+    private static string CriuLog(string work, string name)
+    {
+        string path = Path.Combine(work, name);
+        return File.Exists(path) ? CriuRunner.Tail(File.ReadAllText(path)) : $"(no {name})";
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> has a listening TCP socket (state 0A) in its namespace's /proc/net/tcp.</summary>
+    private static bool SocketListens(int pid)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid}/net/tcp").Skip(1).Any(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A");
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static bool WaitUntil(Func<bool> condition, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > timeout)
+                return false;
+            Thread.Sleep(50);
+        }
+        return true;
+    }
+}

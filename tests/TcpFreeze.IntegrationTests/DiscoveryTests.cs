@@ -1,0 +1,121 @@
+using System.Net;
+using System.Net.Sockets;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>Discovery of real processes in namespaces of the test's own.</summary>
+public class DiscoveryTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public void Nonexistent_pid_is_a_clear_error()
+    {
+        var e = Assert.Throws<TcpFreezeException>(() => ProcessSockets.Discover(int.MaxValue));
+        Assert.Contains($"no process has PID {int.MaxValue}", e.Message);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    public void Non_positive_pid_is_out_of_range(int pid)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProcessSockets.Discover(pid));
+    }
+
+    [Fact]
+    public void Thread_id_is_refused_with_its_process_named()
+    {
+        int self = Environment.ProcessId;
+        string? thread = Directory.EnumerateDirectories($"/proc/{self}/task").Select(Path.GetFileName).FirstOrDefault(t => t != self.ToString());
+        Assert.NotNull(thread); // the test host always runs several threads
+        var e = Assert.Throws<TcpFreezeException>(() => ProcessSockets.Discover(int.Parse(thread)));
+        Assert.Contains($"is a thread of process {self}", e.Message);
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void Live_sockets_are_found_by_exact_connection_and_by_covering_endpoint_in_the_callers_namespace_only()
+    {
+        using TestNetwork network = TestNetwork.Create();
+        IPAddress b4 = network.AddressB(AddressFamily.InterNetwork), b6 = network.AddressB(AddressFamily.InterNetworkV6);
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(b4, 9100));
+        using var pair6 = TcpPair.Open(network.A, network.B, new IPEndPoint(b6, 9101));
+        using Socket dualStack = TcpPair.Listen(network.B, new IPEndPoint(IPAddress.IPv6Any, 9102));
+        var phantom = ConnectionKey.Parse($"{b4}:9100 -> 198.18.250.1:40000");
+
+        IReadOnlyList<LiveSocket> Find(ConnectionKey[] connections, params string[] endpoints)
+            => network.B.Run(() => ProcessSockets.FindLiveSockets(connections, endpoints.Select(EndpointKey.Parse)));
+
+        LiveSocket exact = Assert.Single(Find([pair.ServerView, phantom]));
+        Assert.Equal(pair.ServerView.ToString(), exact.Listed);
+        Assert.Equal("Established", exact.State);
+        Assert.Single(Find([pair6.ServerView]));
+        Assert.Empty(Find([pair.ClientView])); // the other side's view is namespace A's socket
+
+        // An endpoint covers the listener and every connection on its port: exact address or any-address either way.
+        Assert.Equal(2, Find([], $"{b4}:9100").Count);
+        Assert.Equal(2, Find([], "0.0.0.0:9100").Count);
+        Assert.Equal(2, Find([], "[::]:9101").Count);
+        Assert.Empty(Find([], $"{b4}:9101", "198.18.250.9:9100"));
+        // A dual-stack [::] listener also takes IPv4: 0.0.0.0 and any IPv4 address on its port cover it.
+        Assert.Single(Find([], "0.0.0.0:9102"));
+        Assert.Single(Find([], $"{b4}:9102"));
+        // The same keys asked in namespace A find only A's own sockets.
+        Assert.Empty(network.A.Run(() => ProcessSockets.FindLiveSockets([pair.ServerView], [EndpointKey.Parse("0.0.0.0:9100")])));
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void Finds_every_connection_and_listener_of_a_process_tree()
+    {
+        using TestNetwork network = TestNetwork.Create();
+        IPAddress a4 = network.AddressA(AddressFamily.InterNetwork), a6 = network.AddressA(AddressFamily.InterNetworkV6);
+        IPAddress b4 = network.AddressB(AddressFamily.InterNetwork), b6 = network.AddressB(AddressFamily.InterNetworkV6);
+        using Socket peer4 = TcpPair.Listen(network.B, new IPEndPoint(b4, 9001));
+        using Socket peer6 = TcpPair.Listen(network.B, new IPEndPoint(b6, 9001));
+        // The script tree listens on 7001-7003, accepts on 7002 and 7003, and connects out to 9001 (twice, and once from its child).
+        using var script = SocketTreeScript.Start(network, basePort: 7000, peerPort: 9001, accepting: "23", halfCloseIpv6: false);
+        var held = new List<Socket>();
+        try
+        {
+            script.Expect("listening", Wait);
+            // IPv4 to the dual-stack listener: the accepted socket shows as ::ffff:... in tcp6.
+            Socket in4 = TcpPair.NewClient(network.B, AddressFamily.InterNetwork);
+            held.Add(in4);
+            in4.Connect(new IPEndPoint(a4, 7002));
+            Socket in6 = TcpPair.NewClient(network.B, AddressFamily.InterNetworkV6);
+            held.Add(in6);
+            in6.Connect(new IPEndPoint(a6, 7003));
+            Socket out4 = TcpPair.Accept(peer4, Wait), out6 = TcpPair.Accept(peer6, Wait), child4 = TcpPair.Accept(peer4, Wait);
+            held.AddRange([out4, out6, child4]);
+            int child = int.Parse(script.Expect("ready", Wait));
+
+            DiscoveredSockets found = ProcessSockets.Discover(script.Pid);
+
+            Assert.Equal([script.Pid, child], found.Pids);
+            // The script's side of each connection: the peer's view reversed.
+            ConnectionKey[] expected =
+            [
+                PeerView(in4).Reversed(), PeerView(in6).Reversed(),
+                PeerView(out4).Reversed(), PeerView(out6).Reversed(), PeerView(child4).Reversed(),
+            ];
+            Assert.Equal(expected.Select(k => k.ToString()).Order(), found.Connections.Select(k => k.ToString()).Order());
+            Assert.Equal(AddressFamily.InterNetwork, found.Connections.Single(c => c.Local.Port == 7002).AddressFamily);
+            EndpointKey[] listeners =
+            [
+                new(new IPEndPoint(a4, 7001)), new(new IPEndPoint(IPAddress.IPv6Any, 7002)),
+                new(new IPEndPoint(IPAddress.Any, 7002)), new(new IPEndPoint(a6, 7003)),
+            ];
+            Assert.Equal(listeners.Select(k => k.ToString()).Order(), found.Listeners.Select(k => k.ToString()).Order());
+        }
+        finally
+        {
+            foreach (Socket socket in held)
+                socket.Dispose();
+        }
+    }
+
+    private static ConnectionKey PeerView(Socket socket) => new((IPEndPoint)socket.LocalEndPoint!, (IPEndPoint)socket.RemoteEndPoint!);
+}

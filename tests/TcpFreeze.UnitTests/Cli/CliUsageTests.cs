@@ -1,0 +1,71 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using TcpFreeze.Tests.Infrastructure;
+
+namespace TcpFreeze.Tests;
+
+/// <summary>Command-line mistakes are usage errors (exit 2, one line) and never reach the kernel.</summary>
+public class CliUsageTests
+{
+    [Theory]
+    [InlineData("has no port", "freeze", "198.18.0.1", "198.18.0.2:80")]
+    [InlineData("is not an IPv4 address", "freeze", "198.18.0.300:80", "198.18.0.2:80")]
+    [InlineData("port 0", "freeze", "198.18.0.1:0", "198.18.0.2:80")]
+    [InlineData("port 0", "thaw", "198.18.0.1:80", "198.18.0.2:0")]
+    [InlineData("mix IPv4 and IPv6", "freeze", "198.18.0.1:80", "[2001:db8::2]:80")]
+    [InlineData("out of range", "freeze", "198.18.0.1:65536", "198.18.0.2:80")]
+    [InlineData("is not a port number", "freeze", "198.18.0.1:99999999", "198.18.0.2:80")]
+    [InlineData("without brackets", "freeze", "--endpoint", "2001:db8::1:80")]
+    [InlineData("unrecognized command or argument 'frobnicate'", "frobnicate")]
+    [InlineData("no command given")]
+    [InlineData("REMOTE is missing", "freeze", "198.18.0.1:80")]
+    [InlineData("say what to freeze", "freeze", "--lease", "5")]
+    [InlineData("say what to thaw", "thaw")]
+    [InlineData("is not a process id", "freeze", "--pid", "0")]
+    [InlineData("is not a process id", "thaw", "--pid", "abc")]
+    [InlineData("do not combine it with --netns", "freeze", "--pid", "1", "--netns", "/run/netns/none")]
+    [InlineData("do not combine it with LOCAL REMOTE", "thaw", "--pid", "1", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaws everything", "thaw", "--all", "198.18.0.1:80", "198.18.0.2:80")]
+    [InlineData("is not a positive number of seconds", "freeze", "--lease", "-3", "198.18.0.1:80", "198.18.0.2:80")]
+    [InlineData("is not a mode", "attach", "--xdp-mode", "turbo")]
+    [InlineData("--ingress: 'ebpf' is not an ingress hook; use xdp or tc", "attach", "--ingress", "ebpf")]
+    [InlineData("--ingress: 'XDP' is not an ingress hook; use xdp or tc", "attach", "--ingress", "XDP")]
+    [InlineData("--xdp-mode applies to --ingress xdp", "attach", "--ingress", "tc", "--xdp-mode", "native")]
+    public void Usage_error_exits_2_with_one_line(string messagePart, params string[] arguments)
+    {
+        TcpFreezeCommand.Run(arguments).FailsWith(2, messagePart);
+    }
+
+    [Fact]
+    public void Help_names_the_command_and_exits_0()
+    {
+        CliResult result = TcpFreezeCommand.Run("freeze", "--help").Succeeds();
+        Assert.Contains("tcpfreeze freeze", result.Output);
+        Assert.Contains("--pid", result.Output);
+    }
+
+    [Fact]
+    public void Attach_help_says_tc_ingress_coexists_and_replace_replaces()
+    {
+        string help = TcpFreezeCommand.Run("attach", "--help").Succeeds().Output;
+        Assert.Contains("--ingress <xdp|tc>", help);
+        Assert.Contains("coexists with another XDP program", help);
+        Assert.Contains("--replace", help);
+    }
+
+    [Fact]
+    public void Nonexistent_pid_is_an_operational_failure()
+    {
+        TcpFreezeCommand.Run("freeze", "--pid", int.MaxValue.ToString()).FailsWith(1, $"no process has PID {int.MaxValue}");
+    }
+
+    [Fact]
+    public void Nothing_attached_is_an_operational_failure_that_says_what_to_do()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"tcpfreeze-none-{Guid.NewGuid():N}");
+        TcpFreezeCommand.Run("list", "--pin-root", root).FailsWith(1, "run 'tcpfreeze attach' first");
+        Assert.False(Directory.Exists(root));
+    }
+}
