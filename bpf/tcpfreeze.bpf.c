@@ -9,8 +9,17 @@
  *
  * Dropping in both directions keeps both ends silent: the peer's segments never
  * reach the socket (so no RST is sent for a socket that is being checkpointed)
- * and the local stack's segments never leave (TCP sees a local drop and retries
- * later, the socket stays ESTABLISHED).
+ * and the local stack's segments never leave. Egress drops are reported to the
+ * stack as sent (TC_ACT_STOLEN), not as dropped (TC_ACT_SHOT): TCP retries a
+ * segment that its own host dropped every 500 ms without backing off and counts
+ * every try, so a writing socket would give up (ETIMEDOUT) after tcp_retries2
+ * tries, about 7.5 s into a freeze. A segment it believes sent is retransmitted
+ * with the normal exponential back-off instead, and the socket survives any
+ * freeze shorter than its own retransmission timeout (about 15 minutes with the
+ * default tcp_retries2, or TCP_USER_TIMEOUT when the application set one).
+ *
+ * Every drop of a data segment records its sequence number in the entry, for the
+ * resume kick that a thaw sends (see struct tf_entry).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -66,8 +75,10 @@ struct {
 /* The addresses and ports of one parsed TCP segment, as they are on the wire. */
 struct tf_segment {
 	__u8 family;
+	__u8 consumes_seq;	/* carries data, SYN or FIN */
 	__be16 sport;
 	__be16 dport;
+	__be32 seq;
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -97,6 +108,7 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 	void *cursor = data + sizeof(*eth);
 	__be16 proto;
 	__u8 l4proto;
+	__u32 ip_end;	/* offset from data of the end of the IP packet */
 
 	if (cursor > data_end)
 		return -1;
@@ -125,6 +137,7 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 		if (ip->frag_off & bpf_htons(0x1FFF))
 			return -1;
 		seg->family = TF_FAMILY_IPV4;
+		ip_end = (__u32)((void *)ip - data) + bpf_ntohs(ip->tot_len);
 		__builtin_memcpy(seg->saddr, &ip->saddr, 4);
 		__builtin_memcpy(seg->daddr, &ip->daddr, 4);
 		cursor = (void *)ip + ip->ihl * 4;
@@ -136,6 +149,7 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 		if (ip6->version != 6)
 			return -1;
 		seg->family = TF_FAMILY_IPV6;
+		ip_end = (__u32)((void *)(ip6 + 1) - data) + bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(seg->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(seg->daddr, &ip6->daddr, 16);
 		l4proto = ip6->nexthdr;
@@ -183,13 +197,41 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 		return -1;
 	seg->sport = tcp->source;
 	seg->dport = tcp->dest;
+	seg->seq = tcp->seq;
+	/*
+	 * Payload length from the IP length fields (a GSO skb's are those of the
+	 * whole super-packet; an IPv6 jumbogram's is 0 and counts as no data).
+	 */
+	__u32 tcp_end = (__u32)((void *)tcp - data) + tcp->doff * 4;
+
+	seg->consumes_seq = tcp->syn || tcp->fin || ip_end > tcp_end;
 	return 0;
 }
 
-/* True while an entry's lease (if any) has not ended. */
-static __always_inline int entry_active(struct tf_entry *entry)
+/* True while an entry's lease (if any) has not ended at now. */
+static __always_inline int entry_active(struct tf_entry *entry, __u64 now)
 {
-	return entry->deadline_ns == 0 || bpf_ktime_get_ns() < entry->deadline_ns;
+	return entry->deadline_ns == 0 || now < entry->deadline_ns;
+}
+
+/*
+ * Counts a drop for a frozen entry and records what the resume kick needs. The
+ * stores race between CPUs; any one of the racing segments is a good answer.
+ */
+static __always_inline void record_drop(struct tf_entry *entry, struct tf_segment *seg, int ingress, __u64 now)
+{
+	__sync_fetch_and_add(&entry->dropped, 1);
+	if (!entry->first_drop_ns)
+		entry->first_drop_ns = now;
+	if (!seg->consumes_seq)
+		return;
+	if (ingress) {
+		entry->remote_seq = seg->seq;
+		__sync_fetch_and_add(&entry->remote_data_drops, 1);
+	} else {
+		entry->local_seq = seg->seq;
+		__sync_fetch_and_add(&entry->local_data_drops, 1);
+	}
 }
 
 /*
@@ -215,9 +257,11 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 		__builtin_memcpy(conn.remote_addr, seg->daddr, 16);
 	}
 
+	__u64 now = bpf_ktime_get_ns();
+
 	entry = bpf_map_lookup_elem(&tf_connections, &conn);
-	if (entry && entry_active(entry)) {
-		__sync_fetch_and_add(&entry->dropped, 1);
+	if (entry && entry_active(entry, now)) {
+		record_drop(entry, seg, ingress, now);
 		return 1;
 	}
 
@@ -235,8 +279,8 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 		__builtin_memset(endpoint.addr, 0, 16);
 		entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
 	}
-	if (entry && entry_active(entry)) {
-		__sync_fetch_and_add(&entry->dropped, 1);
+	if (entry && entry_active(entry, now)) {
+		record_drop(entry, seg, ingress, now);
 		return 1;
 	}
 	return 0;
@@ -299,7 +343,7 @@ SEC("tc")
 int tf_tc_ingress(struct __sk_buff *skb)
 {
 	if (skb_is_frozen(skb, 1))
-		return TC_ACT_SHOT;
+		return TC_ACT_STOLEN;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;
 }
@@ -307,9 +351,13 @@ int tf_tc_ingress(struct __sk_buff *skb)
 SEC("tc")
 int tf_tc_egress(struct __sk_buff *skb)
 {
-	/* CRIU's repair-mode sockets must keep talking while everything else is frozen. */
+	/*
+	 * CRIU's repair-mode sockets must keep talking while everything else is
+	 * frozen. STOLEN, not SHOT: the stack must see the segment as sent (see the
+	 * top of this file).
+	 */
 	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 0))
-		return TC_ACT_SHOT;
+		return TC_ACT_STOLEN;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;
 }

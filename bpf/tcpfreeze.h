@@ -45,10 +45,23 @@ struct tf_endpoint_key {
  * Value of both maps. deadline_ns is CLOCK_MONOTONIC (bpf_ktime_get_ns); 0
  * means no lease. Once the deadline has passed the entry stops dropping and
  * user space may delete it.
+ *
+ * The rest is what a thaw needs to wake the connection up at once (the resume
+ * kick, see src/TcpFreeze/Resume/ResumeKick.cs): TCP backs off while frozen,
+ * and its next retransmission can come as late as the freeze was long. For each
+ * direction the programs keep the sequence number of the last dropped segment
+ * that carried data (or SYN/FIN): during back-off that is the retransmission of
+ * the sender's oldest unacknowledged byte. The *_data_drops counters say how
+ * many such segments were dropped (0: the sequence number is not set).
  */
 struct tf_entry {
 	__u64 deadline_ns;
 	__u64 dropped;		/* packets dropped for this entry, both directions */
+	__u64 first_drop_ns;	/* CLOCK_MONOTONIC of the first drop; 0: none yet */
+	__be32 remote_seq;	/* last data segment dropped on ingress (the peer's) */
+	__be32 local_seq;	/* last data segment dropped on egress (this host's) */
+	__u32 remote_data_drops;
+	__u32 local_data_drops;
 };
 
 /*

@@ -52,6 +52,13 @@ public sealed record HookSettings
     /// </summary>
     public IngressHook Ingress { get; init; } = IngressHook.Xdp;
 
+    /// <summary>
+    /// Send the resume kick when pre-resume thaws (on by default): ICMP unreachable messages that
+    /// make both ends of each restored connection retransmit at once, instead of after the back-off
+    /// they built up during the migration. Off: they resume at their next retransmission.
+    /// </summary>
+    public bool Kick { get; init; } = true;
+
     /// <summary>The file the settings came from, if any.</summary>
     public string? Source { get; init; }
 
@@ -85,6 +92,8 @@ public sealed record HookSettings
             settings = settings with { LogFile = AbsolutePath(logFile, "TCPFREEZE_LOG_FILE") };
         if (environment("TCPFREEZE_INGRESS") is { Length: > 0 } ingress)
             settings = settings with { Ingress = ParseIngress(ingress, "TCPFREEZE_INGRESS") };
+        if (environment("TCPFREEZE_KICK") is { Length: > 0 } kick)
+            settings = settings with { Kick = ParseBool(kick, "TCPFREEZE_KICK") };
         return settings;
     }
 
@@ -110,8 +119,8 @@ public sealed record HookSettings
                 "interfaces" => settings with { Interfaces = ParseInterfaces(value) },
                 "pin-root" => settings with { PinRoot = AbsolutePath(value, $"{where}: pin-root") },
                 "log-file" => settings with { LogFile = AbsolutePath(value, $"{where}: log-file") },
-                "keep-attached" when bool.TryParse(value, out bool keep) => settings with { KeepAttached = keep },
-                "keep-attached" => throw new FormatException($"{where}: keep-attached must be true or false, not '{value}'."),
+                "keep-attached" => settings with { KeepAttached = ParseBool(value, $"{where}: keep-attached") },
+                "kick" => settings with { Kick = ParseBool(value, $"{where}: kick") },
                 "ingress" => settings with { Ingress = ParseIngress(value, $"{where}: ingress") },
                 _ => throw new FormatException($"{where}: unknown setting '{key}' (known: {KnownKeys})."),
             };
@@ -120,7 +129,10 @@ public sealed record HookSettings
     }
 
     /// <summary>The keys of the settings file, as error and help messages list them.</summary>
-    internal const string KnownKeys = "lease-seconds, interfaces, pin-root, log-file, keep-attached, ingress";
+    internal const string KnownKeys = "lease-seconds, interfaces, pin-root, log-file, keep-attached, ingress, kick";
+
+    private static bool ParseBool(string text, string what)
+        => bool.TryParse(text, out bool value) ? value : throw new FormatException($"{what} must be true or false, not '{text}'.");
 
     private static IngressHook ParseIngress(string text, string what)
         => SettingSyntax.TryParseIngressHook(text, out IngressHook hook)

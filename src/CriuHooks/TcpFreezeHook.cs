@@ -172,12 +172,12 @@ public static class TcpFreezeHook
             return 0;
         var watch = Stopwatch.StartNew();
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick);
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
                      $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
-                     DetachIfIdle(freezer, context));
+                     KickReport(result.Kick) + DetachIfIdle(freezer, context));
         return 0;
     }
 
@@ -218,11 +218,19 @@ public static class TcpFreezeHook
         if (!TcpFreezer.IsAttached(options))
             return 0;
         using TcpFreezer freezer = TcpFreezer.Open(options);
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick);
         context.Info($"post-resume: pre-resume did not finish (killed or failed?), so {result.ConnectionsThawed} connections and " +
-                     $"{result.EndpointsThawed} listening endpoints were still frozen; thawed them now" + DetachIfIdle(freezer, context));
+                     $"{result.EndpointsThawed} listening endpoints were still frozen; thawed them now" + KickReport(result.Kick) + DetachIfIdle(freezer, context));
         return 0;
     }
+
+    private static string KickReport(KickResult kick) => kick switch
+    {
+        { Error: { } error } => $"; the resume kick was not sent ({error})",
+        { PacketsSent: 0 } => "",
+        _ => $"; resume kick: {kick.PacketsSent} messages to {kick.ConnectionsKicked} connections" +
+             (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : ""),
+    };
 
     private static string DetachIfIdle(TcpFreezer freezer, HookContext context)
     {

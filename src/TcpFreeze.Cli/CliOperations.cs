@@ -68,19 +68,19 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    public int Thaw(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints)
+    public int Thaw(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints, bool kick = true)
     {
         using TcpFreezer freezer = TcpFreezer.Open(options);
-        ReportThaw(freezer.Thaw(connection is { } c ? [c] : [], endpoints));
+        ReportThaw(freezer.Thaw(connection is { } c ? [c] : [], endpoints, kick));
         return ExitCodes.Success;
     }
 
-    public int ThawProcess(FreezerOptions options, int pid)
+    public int ThawProcess(FreezerOptions options, int pid, bool kick = true)
     {
         DiscoveredSockets found = ProcessSockets.Discover(pid);
         using TcpFreezer freezer = TcpFreezer.Open(options with { Namespace = NetworkNamespace.FromProcess(pid) });
         ReportDiscovery(found);
-        ReportThaw(freezer.Thaw(found.Connections, found.Listeners));
+        ReportThaw(freezer.Thaw(found.Connections, found.Listeners, kick));
         return ExitCodes.Success;
     }
 
@@ -90,7 +90,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     /// state is one warning line that says how to clean up. Nothing left at all is
     /// "nothing to do", exit 0, like detach.
     /// </summary>
-    public int ThawAll(FreezerOptions options)
+    public int ThawAll(FreezerOptions options, bool kick = true)
     {
         AttachmentState state = TcpFreezer.Inspect(options);
         if (!state.HasFrozenSetSource)
@@ -101,7 +101,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             return ExitCodes.Success;
         }
         using TcpFreezer freezer = TcpFreezer.OpenForRecovery(options);
-        ReportThaw(freezer.ThawAll());
+        ReportThaw(freezer.ThawAll(kick));
         if (freezer.UnpinnedMaps.Count > 0)
         {
             string through = state.ProgramsAttached ? $"the TcpFreeze programs attached to {string.Join(", ", state.AttachedInterfaces)}" : "the pinned TcpFreeze programs";
@@ -224,7 +224,13 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
 
     private void ReportThaw(ThawResult result)
     {
-        output.WriteLine($"thawed {Count(result.ConnectionsThawed, "connection")} and {Count(result.EndpointsThawed, "endpoint")}");
+        KickResult k = result.Kick;
+        string kicked = k.PacketsSent == 0 ? "" : $"; resume kick: {Count(k.PacketsSent, "message")} to {Count(k.ConnectionsKicked, "connection")}";
+        output.WriteLine($"thawed {Count(result.ConnectionsThawed, "connection")} and {Count(result.EndpointsThawed, "endpoint")}{kicked}");
+        if (k.Error is not null)
+            Cli.Warn(error, $"the resume kick was not sent ({k.Error}); the thawed connections resume at their next retransmission");
+        else if (k.PacketsFailed > 0)
+            Cli.Warn(error, $"{Count(k.PacketsFailed, "resume kick message")} could not be sent (no route to that address); those connections resume at their next retransmission");
         foreach (EndpointKey endpoint in result.NotFrozenEndpoints)
             output.WriteLine($"not frozen: endpoint {endpoint}");
         foreach (ConnectionKey connection in result.NotFrozenConnections)

@@ -157,19 +157,25 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
                           "nothing attached is not an error (exit 0).",
         };
 
+        var noKick = new Option<bool>("--no-kick")
+        {
+            Description = "Do not send the resume kick (ICMP unreachable messages that make both ends of each released connection " +
+                          "retransmit at once); the connections then resume at their next retransmission, up to about as long after the thaw as they were frozen.",
+        };
         var command = new Command("thaw", "Thaw a connection, endpoints, a process tree's sockets or everything. Thawing what is not frozen is not an error.")
         {
-            local, remote, pid, endpoints, all,
+            local, remote, pid, endpoints, all, noKick,
         };
         command.Validators.Add(result => ValidateTargets(result, "thaw", local, remote, pid, endpoints, all));
         command.SetAction(parse => Cli.Guard(error, () =>
         {
             FreezerOptions options = Options(parse);
+            bool kick = !parse.GetValue(noKick);
             if (parse.GetValue(all))
-                return operations.ThawAll(options);
+                return operations.ThawAll(options, kick);
             return parse.GetValue(pid) is int processId
-                ? operations.ThawProcess(options, processId)
-                : operations.Thaw(options, Connection(parse, local, remote), Endpoints(parse, endpoints));
+                ? operations.ThawProcess(options, processId, kick)
+                : operations.Thaw(options, Connection(parse, local, remote), Endpoints(parse, endpoints), kick);
         }));
         return command;
     }

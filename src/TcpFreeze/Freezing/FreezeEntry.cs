@@ -17,9 +17,31 @@ internal struct FreezeEntry
     /// <summary>Packets dropped for the key.</summary>
     public ulong Dropped;
 
-    /// <summary>The value for a key frozen anew; a key frozen already keeps its drop count.</summary>
+    /// <summary>CLOCK_MONOTONIC of the first drop in nanoseconds; 0 when nothing was dropped.</summary>
+    public ulong FirstDropNs;
+
+    /// <summary>Sequence number (network byte order) of the last data segment dropped on ingress: the peer's.</summary>
+    public uint RemoteSeq;
+
+    /// <summary>Sequence number (network byte order) of the last data segment dropped on egress: this host's socket's.</summary>
+    public uint LocalSeq;
+
+    /// <summary>Data segments (or SYN/FIN) dropped on ingress; 0 means <see cref="RemoteSeq"/> is not set.</summary>
+    public uint RemoteDataDrops;
+
+    /// <summary>Data segments (or SYN/FIN) dropped on egress; 0 means <see cref="LocalSeq"/> is not set.</summary>
+    public uint LocalDataDrops;
+
+    /// <summary>
+    /// The value for a key frozen anew. A key frozen already keeps what the programs recorded
+    /// (drop counts and the sequence numbers the resume kick needs) and gets the new lease.
+    /// </summary>
     public static FreezeEntry Renewed(FreezeEntry? old, ulong deadlineNs)
-        => new() { DeadlineNs = deadlineNs, Dropped = old?.Dropped ?? 0 };
+    {
+        FreezeEntry entry = old ?? default;
+        entry.DeadlineNs = deadlineNs;
+        return entry;
+    }
 
     /// <summary>How long the lease still runs: null for no lease, zero once it has ended.</summary>
     public readonly TimeSpan? Remaining(ulong nowNs)

@@ -98,6 +98,27 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// <summary>Deletes the keys that are present (absent ones are the normal case and cost no exception); returns how many.</summary>
     public int DeletePresent(TKey[] keys, List<TKey>? missing = null) => _map.DeletePresent(keys, missing);
 
+    /// <summary>
+    /// Deletes the keys that are present, like <see cref="DeletePresent"/>, and adds to
+    /// <paramref name="released"/> the value each deleted key had just before, if its lease had
+    /// not ended: the keys whose packets this call let flow again, with what the programs
+    /// recorded for them. The values are read first; a packet dropped between the read and the
+    /// delete may update a recorded sequence number, which is a retransmission of the same byte.
+    /// </summary>
+    public int Release(TKey[] keys, List<TKey> missing, List<(TKey Key, FreezeEntry Entry)> released)
+    {
+        Dictionary<TKey, FreezeEntry>? before = keys.Length == 0 ? null : FindExisting(keys);
+        int deleted = _map.DeletePresent(keys, missing);
+        if (before is null)
+            return deleted;
+        ulong now = Interop.Libc.MonotonicNanoseconds();
+        HashSet<TKey>? notDeleted = missing.Count == 0 ? null : [.. missing];
+        foreach ((TKey key, FreezeEntry entry) in before)
+            if (notDeleted?.Contains(key) != true && entry.Remaining(now) != TimeSpan.Zero)
+                released.Add((key, entry));
+        return deleted;
+    }
+
     public void Dispose() => _map.Dispose();
 
     /// <summary>What one <see cref="Insert"/> changed, so that it can be undone exactly.</summary>

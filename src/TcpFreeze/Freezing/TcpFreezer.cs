@@ -233,33 +233,68 @@ public sealed class TcpFreezer : IDisposable
         return ns > ulong.MaxValue - nowNs ? ulong.MaxValue : nowNs + ns;
     }
 
-    /// <summary>Thaws connections and endpoints. Keys that are not frozen are reported, not an error.</summary>
-    public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null)
+    /// <summary>
+    /// Thaws connections and endpoints. Keys that are not frozen are reported, not an error.
+    /// With <paramref name="kick"/> (the default), the connections this call released that had
+    /// data segments dropped get the resume kick, so that both ends retransmit at once instead
+    /// of waiting out the back-off they built up while frozen (see README, "Fast resume").
+    /// </summary>
+    public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true)
     {
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         return TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
             var missingConnections = new List<ConnectionKey>();
             var missingEndpoints = new List<EndpointKey>();
-            int connectionsThawed = _maps.Connections.DeletePresent(connectionKeys, missingConnections);
-            int endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
-            if (endpointsThawed > 0)
-                _maps.CloseEndpointGateIfEmpty();
-            return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints);
+            var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+            int connectionsThawed, endpointsThawed;
+            using (PinLock.Acquire(_options.PinRoot))
+            {
+                connectionsThawed = kick
+                    ? _maps.Connections.Release(connectionKeys, missingConnections, released)
+                    : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
+                endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
+                if (endpointsThawed > 0)
+                    _maps.CloseEndpointGateIfEmpty();
+            }
+            return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints) { Kick = Kick(released) };
         });
     }
 
-    /// <summary>Thaws everything frozen in this namespace.</summary>
-    public ThawResult ThawAll() => TcpFreezeException.Guard(() =>
+    /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
+    public ThawResult ThawAll(bool kick = true) => TcpFreezeException.Guard(() =>
     {
-        using PinLock? pinLock = AcquirePinLockForThaw();
-        int connections = _maps.Connections.DeletePresent(_maps.Connections.ReadAll().Select(e => e.Key).ToArray());
-        int endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
-        _maps.CloseEndpointGateIfEmpty();
-        return new ThawResult(connections, endpoints, [], []);
+        var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+        int connections, endpoints;
+        using (AcquirePinLockForThaw())
+        {
+            ConnectionKey[] all = _maps.Connections.ReadAll().Select(e => e.Key).ToArray();
+            connections = kick ? _maps.Connections.Release(all, [], released) : _maps.Connections.DeletePresent(all);
+            endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
+            _maps.CloseEndpointGateIfEmpty();
+        }
+        return new ThawResult(connections, endpoints, [], []) { Kick = Kick(released) };
     });
+
+    /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
+    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    {
+        if (released.Count == 0)
+            return KickResult.None;
+        Resume.KickPlan plan = Resume.ResumeKick.Plan(released);
+        if (plan.Messages.Count == 0)
+            return KickResult.None;
+        try
+        {
+            return Resume.ResumeKick.Send(_options.Namespace, plan);
+        }
+        catch (TcpFreezeException e)
+        {
+            // The thaw is done; a kick that cannot be sent must not make it look failed.
+            return new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
+        }
+    }
 
     /// <summary>
     /// The pin lock for a thaw. A freezer recovered without pins may find no pin root

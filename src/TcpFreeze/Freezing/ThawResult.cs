@@ -6,4 +6,8 @@ namespace TcpFreeze;
 /// <param name="NotFrozenConnections">Connections asked for that were not frozen (not an error).</param>
 /// <param name="NotFrozenEndpoints">Endpoints asked for that were not frozen (not an error).</param>
 public sealed record ThawResult(int ConnectionsThawed, int EndpointsThawed,
-    IReadOnlyList<ConnectionKey> NotFrozenConnections, IReadOnlyList<EndpointKey> NotFrozenEndpoints);
+    IReadOnlyList<ConnectionKey> NotFrozenConnections, IReadOnlyList<EndpointKey> NotFrozenEndpoints)
+{
+    /// <summary>What the resume kick did (<see cref="KickResult.None"/> when it was off or had nothing to do).</summary>
+    public KickResult Kick { get; init; } = KickResult.None;
+}

@@ -60,6 +60,11 @@ public sealed class LayoutTests
         Assert.Equal(c.Size, Marshal.SizeOf<FreezeEntry>());
         Assert.Equal(c.OffsetOf("deadline_ns"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.DeadlineNs)));
         Assert.Equal(c.OffsetOf("dropped"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.Dropped)));
+        Assert.Equal(c.OffsetOf("first_drop_ns"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.FirstDropNs)));
+        Assert.Equal(c.OffsetOf("remote_seq"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.RemoteSeq)));
+        Assert.Equal(c.OffsetOf("local_seq"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.LocalSeq)));
+        Assert.Equal(c.OffsetOf("remote_data_drops"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.RemoteDataDrops)));
+        Assert.Equal(c.OffsetOf("local_data_drops"), (int)Marshal.OffsetOf<FreezeEntry>(nameof(FreezeEntry.LocalDataDrops)));
     }
 
     [Fact]

@@ -1,0 +1,18 @@
+namespace TcpFreeze;
+
+/// <summary>What the resume kick of one thaw did (see <see cref="TcpFreezer.Thaw"/>).</summary>
+/// <param name="ConnectionsKicked">Released connections that had dropped data segments and got messages.</param>
+/// <param name="PacketsSent">ICMP messages sent.</param>
+/// <param name="PacketsFailed">Messages the host could not send (no route to that address any more).</param>
+public sealed record KickResult(int ConnectionsKicked, int PacketsSent, int PacketsFailed)
+{
+    /// <summary>
+    /// Why no message could be sent at all (e.g. no CAP_NET_RAW for the raw socket); null when
+    /// the kick ran. The thaw itself has happened either way: the connections then resume at
+    /// their next retransmission, as without the kick.
+    /// </summary>
+    public string? Error { get; init; }
+
+    /// <summary>No kick: nothing had been dropped, or the kick was off.</summary>
+    public static KickResult None { get; } = new(0, 0, 0);
+}
