@@ -130,7 +130,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             var list = new FrozenListJson(
                 freezer.PinDirectory,
                 connections.Select(c => new FrozenConnectionJson(
-                    TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired)).ToList(),
+                    TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired,
+                    c.PeerDataSegmentsDropped, c.LocalDataSegmentsDropped)).ToList(),
                 endpoints.Select(e => new FrozenEndpointJson(
                     TcpEndpointText.Format(e.Key.Endpoint), e.DroppedPackets, Seconds(e.LeaseRemaining), e.IsExpired)).ToList());
             output.WriteLine(JsonSerializer.Serialize(list, CliJsonContext.Default.FrozenListJson));
@@ -141,7 +142,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         foreach (FrozenEndpoint e in endpoints)
             output.WriteLine($"endpoint {e.Key} dropped={e.DroppedPackets} lease={Lease(e.LeaseRemaining)}");
         foreach (FrozenConnection c in connections)
-            output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)}");
+            output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)} " +
+                             $"data-in={c.PeerDataSegmentsDropped} data-out={c.LocalDataSegmentsDropped}");
         return ExitCodes.Success;
     }
 
