@@ -185,11 +185,17 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
     private static void MeasureResumeLag(ClientLoad load, long dumped, long ended, RunResult result)
     {
         var lags = new List<double>();
+        var held = new List<double>();
         int unanswered = 0, beforeEnd = 0;
         foreach (ClientLoad.Connection c in load.Connections)
         {
-            if (c.FirstAnsweredAfter(dumped) is { } first && first.Replied < ended)
-                beforeEnd++;
+            if (c.FirstAnsweredAfter(dumped) is { } first && first.Sent < ended)
+            {
+                // Held by the migration: its first answer after the dump's end, for a request sent before the restore's end.
+                held.Add(Math.Max(0, Stopwatch.GetElapsedTime(ended, first.Replied).TotalMilliseconds));
+                if (first.Replied < ended)
+                    beforeEnd++;
+            }
             if (c.FirstAnsweredAfter(ended) is not { } exchange)
                 unanswered++;
             else if (exchange.Sent < ended)
@@ -197,6 +203,14 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         }
         result.ResumeInFlight = lags.Count;
         result.ResumedBeforeEnd = beforeEnd;
+        result.ResumeHeld = held.Count;
+        if (held.Count > 0)
+        {
+            held.Sort();
+            result.ResumeHeldP50Ms = NearestRank(held, 0.50);
+            result.ResumeHeldP99Ms = NearestRank(held, 0.99);
+            result.ResumeHeldMaxMs = held[^1];
+        }
         result.ResumeUnanswered = unanswered;
         if (lags.Count == 0)
             return;

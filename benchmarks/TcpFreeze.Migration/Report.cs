@@ -74,6 +74,8 @@ internal static class Report
                           "`answered before the restore's end`: connections whose first answer after the dump's end came before `criu restore` " +
                           "exited (their lag is at most 0; with none in flight, the plot draws them at its 1 ms floor); " +
                           "`never answered`: connections with no answer at all after the restore (lost, not in the figures). " +
+                          "`all held`: the in-flight requests and those answered before the restore's end together (each connection's first " +
+                          "answer after the dump's end, for a request sent before the restore's end), answers before the end counted as 0 ms. " +
                           "`tcpfreeze` sends the resume kick at pre-resume (`kick = true`, the hook's default), `tcpfreeze-nokick` does not.");
             md.AppendLine();
             md.Append(ResumeLagTable(results, methods));
@@ -101,8 +103,9 @@ internal static class Report
     public static string ResumeLagTable(IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods)
     {
         var md = new StringBuilder();
-        md.AppendLine("| method | connections | copy delay | runs ok | in flight | resume lag p50 | p99 | max | answered before the restore's end | never answered |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| method | connections | copy delay | runs ok | in flight | resume lag p50 | p99 | max | answered before the restore's end | " +
+                      "never answered | all held: p50 | p99 | max |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach ((int n, int d) in Cases(results))
             foreach (LockMethod m in methods)
             {
@@ -112,7 +115,8 @@ internal static class Report
                 List<RunResult> ok = runs.Where(r => r.Status == RunResult.StatusOk && r.ResumeInFlight is not null).ToList();
                 md.AppendLine($"| {m.Name} | {n:N0} | {d} s | {ok.Count}/{runs.Count} | {Spread(ok.Select(r => (double?)r.ResumeInFlight), "F0")} | " +
                               $"{Ms(ok.Select(r => r.ResumeLagP50Ms))} | {Ms(ok.Select(r => r.ResumeLagP99Ms))} | {Ms(ok.Select(r => r.ResumeLagMaxMs))} | " +
-                              $"{Spread(ok.Select(r => (double?)r.ResumedBeforeEnd), "F0")} | {Spread(ok.Select(r => (double?)r.ResumeUnanswered), "F0")} |");
+                              $"{Spread(ok.Select(r => (double?)r.ResumedBeforeEnd), "F0")} | {Spread(ok.Select(r => (double?)r.ResumeUnanswered), "F0")} | " +
+                              $"{Ms(ok.Select(r => r.ResumeHeldP50Ms))} | {Ms(ok.Select(r => r.ResumeHeldP99Ms))} | {Ms(ok.Select(r => r.ResumeHeldMaxMs))} |");
             }
         return md.ToString();
     }

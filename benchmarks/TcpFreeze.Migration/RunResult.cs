@@ -36,6 +36,15 @@ internal sealed record RunResult
     public int? ResumeInFlight { get; set; }
     /// <summary>Connections whose first answer after the dump's end came before the restore's end (resumed before CRIU exited: not in flight).</summary>
     public int? ResumedBeforeEnd { get; set; }
+    /// <summary>
+    /// Requests held by the migration: each connection's first answer after the dump's end, when its request was sent before
+    /// the restore's end (the in-flight ones plus <see cref="ResumedBeforeEnd"/>), and the lag from the restore's end to it
+    /// with answers before the end counted as 0 (p50, p99, max).
+    /// </summary>
+    public int? ResumeHeld { get; set; }
+    public double? ResumeHeldP50Ms { get; set; }
+    public double? ResumeHeldP99Ms { get; set; }
+    public double? ResumeHeldMaxMs { get; set; }
     /// <summary>Connections never answered (their connection failed or stayed silent within the recovery bound).</summary>
     public int? ResumeUnanswered { get; set; }
     /// <summary>Resume lag of the answered in-flight requests: restore end to the answer (p50, p99, max; nearest rank).</summary>
@@ -73,7 +82,7 @@ internal sealed record RunResult
         "downtime_ms", "longest_gap_ms", "survived", "lost", "reset", "hung", "pre_attach_ms", "hook_ms", "script_exec_ms",
         "ab_complete", "ab_failed", "ab_seconds", "ab_failures", "leftovers", "error",
         "copy_delay_s", "copy_gap_ms", "resume_inflight", "resume_unanswered", "resume_lag_p50_ms", "resume_lag_p99_ms", "resume_lag_max_ms",
-        "resumed_before_end",
+        "resumed_before_end", "resume_held", "resume_held_p50_ms", "resume_held_p99_ms", "resume_held_max_ms",
     ];
 
     public string ToCsv() => string.Join(',', new object?[]
@@ -82,7 +91,7 @@ internal sealed record RunResult
         DumpMs, WaitForPidMs, RestoreMs, DowntimeMs, LongestGapMs, Survived, Lost, Reset, Hung, PreAttachMs,
         Pairs(HookTimes), Pairs(ScriptTimes), AbCompleteRequests, AbFailedRequests, AbSeconds, AbFailureBreakdown, Leftovers, Error,
         CopyDelaySeconds, CopyGapMs, ResumeInFlight, ResumeUnanswered, ResumeLagP50Ms, ResumeLagP99Ms, ResumeLagMaxMs,
-        ResumedBeforeEnd,
+        ResumedBeforeEnd, ResumeHeld, ResumeHeldP50Ms, ResumeHeldP99Ms, ResumeHeldMaxMs,
     }.Select(Field));
 
     private static string Pairs(List<(string Action, double Ms)> pairs)
