@@ -1,8 +1,11 @@
+extern alias TcpFreezeAssembly;
+
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using TcpFreeze.Interop;
+// Interop.Libc is linked into all three src assemblies; the tests read TcpFreeze's copy (the one with sock_diag).
+using Libc = TcpFreezeAssembly::Interop.Libc;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
