@@ -1,6 +1,6 @@
 using Ebpf.Interop;
 using Microsoft.Extensions.Logging;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 
