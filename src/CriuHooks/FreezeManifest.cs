@@ -53,6 +53,25 @@ public sealed record FreezeManifest
     /// <summary>Frozen listening endpoints, "ADDRESS:PORT".</summary>
     public IReadOnlyList<string> Endpoints { get; init; } = [];
 
+    /// <summary>
+    /// For connections whose peer had a data segment dropped on the dump side by post-dump:
+    /// "LOCAL -> REMOTE" to the peer's sequence number (<see cref="FrozenConnection.PeerSequence"/>).
+    /// A restore on another host kicks with them at pre-resume, since its own programs only see
+    /// the peers' retransmissions that arrive after its pre-restore. Optional (null in older
+    /// manifests); entries for connections not in <see cref="Connections"/> are ignored.
+    /// </summary>
+    public IReadOnlyDictionary<string, uint>? PeerSequences { get; init; }
+
+    /// <summary>The peer sequences as keys; malformed entries are skipped (they only ever speed a connection up).</summary>
+    public Dictionary<ConnectionKey, uint> PeerSequenceKeys()
+    {
+        var result = new Dictionary<ConnectionKey, uint>();
+        foreach ((string text, uint sequence) in PeerSequences ?? new Dictionary<string, uint>())
+            if (text is not null && ConnectionKey.TryParse(text, null, out ConnectionKey key))
+                result[key] = sequence;
+        return result;
+    }
+
     /// <summary>Builds a manifest from keys.</summary>
     public static FreezeManifest Create(int initPid, TimeSpan lease, IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
         => new()

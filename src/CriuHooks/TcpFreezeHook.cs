@@ -99,22 +99,27 @@ public static class TcpFreezeHook
         HashSet<EndpointKey> knownEndpoints = [.. manifest.EndpointKeys()];
         ConnectionKey[] added = now.Connections.Where(c => !known.Contains(c)).ToArray();
         EndpointKey[] addedEndpoints = now.Listeners.Where(e => !knownEndpoints.Contains(e)).ToArray();
-        if (added.Length == 0 && addedEndpoints.Length == 0)
-        {
-            context.Info($"post-dump: no connection appeared since pre-dump ({watch.Elapsed.TotalMilliseconds:F1} ms); the freeze holds until the restore");
-            return 0;
-        }
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        freezer.Freeze(added, addedEndpoints, context.Settings.Lease);
+        if (added.Length > 0 || addedEndpoints.Length > 0)
+            freezer.Freeze(added, addedEndpoints, context.Settings.Lease);
+        // The tasks are frozen and their sockets dumped: what the programs recorded of the peers
+        // so far travels with the images, for a resume kick on another host (see FreezeManifest.PeerSequences).
+        Dictionary<string, uint> peerSequences = freezer.ListConnections()
+            .Where(c => c.PeerSequence is not null && known.Contains(c.Key))
+            .ToDictionary(c => c.Key.ToString(), c => c.PeerSequence!.Value);
         FreezeManifest updated = manifest with
         {
             Connections = [.. manifest.Connections, .. added.Select(c => c.ToString())],
             Endpoints = [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
+            PeerSequences = peerSequences,
         };
         updated.Write(environment.ImageDirectory!);
         HookStateStore.UpdateDumpState(context, pid, updated);
-        context.Info($"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump " +
-                     $"in {watch.Elapsed.TotalMilliseconds:F1} ms");
+        context.Info(added.Length == 0 && addedEndpoints.Length == 0
+            ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers " +
+              $"({watch.Elapsed.TotalMilliseconds:F1} ms); the freeze holds until the restore"
+            : $"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump, " +
+              $"recorded {peerSequences.Count} peer sequence numbers in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
     }
 
@@ -172,7 +177,7 @@ public static class TcpFreezeHook
             return 0;
         var watch = Stopwatch.StartNew();
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick);
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, manifest.PeerSequenceKeys());
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +

@@ -18,4 +18,13 @@ public sealed record FrozenConnection(ConnectionKey Key, ulong DroppedPackets, T
 
     /// <summary>Data segments (or SYN/FIN) this host's socket sent that were dropped (the local side of the kick).</summary>
     public uint LocalDataSegmentsDropped { get; init; }
+
+    /// <summary>
+    /// The sequence number of the last data segment from the peer that was dropped (host byte
+    /// order), or null when none was. While frozen nothing is acknowledged, so this is the peer's
+    /// oldest unacknowledged byte: what a resume kick quotes. A restore on another host can be
+    /// given it (<see cref="TcpFreezer.Thaw"/>'s <c>peerSequences</c>) when its own programs saw
+    /// no retransmission yet.
+    /// </summary>
+    public uint? PeerSequence { get; init; }
 }

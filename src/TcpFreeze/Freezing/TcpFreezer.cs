@@ -238,8 +238,13 @@ public sealed class TcpFreezer : IDisposable
     /// With <paramref name="kick"/> (the default), the connections this call released that had
     /// data segments dropped get the resume kick, so that both ends retransmit at once instead
     /// of waiting out the back-off they built up while frozen (see README, "Fast resume").
+    /// <paramref name="peerSequences"/> (optional) gives, for connections frozen elsewhere first
+    /// (a restore on another host), the peer sequence numbers that host recorded
+    /// (<see cref="FrozenConnection.PeerSequence"/>): a released connection whose peer this host
+    /// has not yet seen retransmit is kicked with it. Entries for other keys are ignored.
     /// </summary>
-    public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true)
+    public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null)
     {
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
@@ -258,6 +263,8 @@ public sealed class TcpFreezer : IDisposable
                 if (endpointsThawed > 0)
                     _maps.CloseEndpointGateIfEmpty();
             }
+            if (peerSequences is not null)
+                WithPeerSequences(released, peerSequences);
             return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints) { Kick = Kick(released) };
         });
     }
@@ -276,6 +283,24 @@ public sealed class TcpFreezer : IDisposable
         }
         return new ThawResult(connections, endpoints, [], []) { Kick = Kick(released) };
     });
+
+    /// <summary>
+    /// Fills in the peer's sequence number from elsewhere for released entries whose peer this
+    /// host saw no data from. How long the peer has backed off is not known here, so it gets the
+    /// most messages a direction gets (each one beyond its back-off changes nothing).
+    /// </summary>
+    private static void WithPeerSequences(List<(ConnectionKey Key, FreezeEntry Entry)> released, IReadOnlyDictionary<ConnectionKey, uint> peerSequences)
+    {
+        for (int i = 0; i < released.Count; i++)
+        {
+            (ConnectionKey key, FreezeEntry entry) = released[i];
+            if (entry.RemoteDataDrops != 0 || !peerSequences.TryGetValue(key, out uint sequence))
+                continue;
+            entry.RemoteSeq = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(sequence);
+            entry.RemoteDataDrops = Resume.ResumeKick.MaxPacketsPerDirection;
+            released[i] = (key, entry);
+        }
+    }
 
     /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
     private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released)
@@ -312,6 +337,7 @@ public sealed class TcpFreezer : IDisposable
         {
             PeerDataSegmentsDropped = e.Value.RemoteDataDrops,
             LocalDataSegmentsDropped = e.Value.LocalDataDrops,
+            PeerSequence = e.Value.RemoteDataDrops == 0 ? null : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(e.Value.RemoteSeq),
         }).ToList();
     });
 

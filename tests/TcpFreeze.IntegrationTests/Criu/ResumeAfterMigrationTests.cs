@@ -15,8 +15,12 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     private const int Connections = 100;
     private static readonly TimeSpan CopyDelay = TimeSpan.FromSeconds(5);
 
-    /// <summary>Generous for CI: the kicked median measured here is 20-30 ms.</summary>
-    private static readonly TimeSpan KickedMedianBound = TimeSpan.FromMilliseconds(200);
+    /// <summary>
+    /// Generous for CI: the kicked median measured here is 26-47 ms (the next request of each
+    /// client is part of it: they pause 25 ms between requests); once, on a machine running
+    /// a 1,500-connection benchmark beside it, 1.0 s across hosts.
+    /// </summary>
+    private static readonly TimeSpan KickedMedianBound = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// A connection whose unacknowledged data was on the server's side is held by a socket CRIU
@@ -43,20 +47,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         Assert.True(restoreCode == 0, $"criu restore failed:\n{CriuRunner.Tail(restoreLog)}");
         long[] atRestore = busy.Load.Snapshot();
 
-        // Each connection's first answer after the restore ended.
-        var lag = new TimeSpan?[Connections];
-        var clock = Stopwatch.StartNew();
-        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            foreach (ClientLoad.Connection c in busy.Load.Connections)
-                if (lag[c.Id] is null && Interlocked.Read(ref c.Replies) > atRestore[c.Id])
-                    lag[c.Id] = Stopwatch.GetElapsedTime(restored);
-            Thread.Sleep(1);
-        }
-        Assert.True(lag.All(l => l is not null), $"{lag.Count(l => l is null)} connections did not answer within 20 s of the restore: {string.Join("; ", busy.Load.Failures.Take(5))}");
-        TimeSpan[] sorted = lag.Select(l => l!.Value).Order().ToArray();
-        string summary = $"kick {(kick ? "on" : "off")}: resume lag p50 {sorted[Connections / 2].TotalMilliseconds:F0} ms, " +
-                         $"p99 {sorted[Connections * 99 / 100].TotalMilliseconds:F0} ms, max {sorted[^1].TotalMilliseconds:F0} ms";
+        (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"kick {(kick ? "on" : "off")}");
         output.WriteLine(summary);
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
@@ -73,5 +64,66 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             Assert.DoesNotContain("resume kick:", restoreLog);
         }
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+    }
+
+    [RootFact]
+    public async Task Across_two_hosts_with_a_copy_pause_the_restore_hosts_own_records_kick_every_connection_back_at_once()
+    {
+        using var hosts = BridgedHosts.Create();
+        using var pins = new PinRoot();
+        var endpoint = new System.Net.IPEndPoint(hosts.Service, 7000);
+        using DumpableServer server = EchoServer.Start(hosts.HostA, _work, endpoint);
+        await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, TimeSpan.FromMilliseconds(25));
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
+        var runner = new CriuRunner(criu.Criu, criu.Hook, hosts.HostA, _work, pins.Path);
+        FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
+        try
+        {
+            (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
+            Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+            hosts.RemoveServiceFromHostA();
+            runner.ExtraScripts.Add(hosts.WriteAddressMoveScript(_work));
+            Thread.Sleep(CopyDelay);
+
+            (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
+            long restored = Stopwatch.GetTimestamp();
+            Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
+            long[] atRestore = load.Snapshot();
+            (TimeSpan[] sorted, string summary) = ResumeLags(load, restored, atRestore, "across hosts, kick on");
+            output.WriteLine(summary);
+            foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
+                output.WriteLine(line);
+            // hostB knew nothing of these connections before its pre-restore: what it kicked with
+            // is what its own programs recorded of the clients' retransmissions since then.
+            Assert.Contains("resume kick:", restoreLog);
+            Assert.True(sorted[Connections / 2] <= KickedMedianBound && sorted[^1] <= RestoredSocketBound, summary);
+            Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
+            Assert.Empty(load.Failures);
+        }
+        finally
+        {
+            TcpFreezer.Detach(hostA);
+            TcpFreezer.Detach(hostB);
+        }
+    }
+
+    /// <summary>Each connection's time from <paramref name="restored"/> to its first answer after it, sorted, and a one-line summary.</summary>
+    private static (TimeSpan[] Sorted, string Summary) ResumeLags(ClientLoad load, long restored, long[] atRestore, string label)
+    {
+        int count = load.Connections.Count;
+        var lag = new TimeSpan?[count];
+        var clock = Stopwatch.StartNew();
+        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            foreach (ClientLoad.Connection c in load.Connections)
+                if (lag[c.Id] is null && Interlocked.Read(ref c.Replies) > atRestore[c.Id])
+                    lag[c.Id] = Stopwatch.GetElapsedTime(restored);
+            Thread.Sleep(1);
+        }
+        Assert.True(lag.All(l => l is not null), $"{label}: {lag.Count(l => l is null)} connections did not answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
+        TimeSpan[] sorted = lag.Select(l => l!.Value).Order().ToArray();
+        return (sorted, $"{label}: resume lag p50 {sorted[count / 2].TotalMilliseconds:F0} ms, " +
+                        $"p99 {sorted[count * 99 / 100].TotalMilliseconds:F0} ms, max {sorted[^1].TotalMilliseconds:F0} ms");
     }
 }
