@@ -12,7 +12,8 @@ namespace TcpFreeze.CriuHooks;
 /// and the freeze must hold until the restore side thaws it. If CRIU ends while the
 /// task still runs (--leave-running, an iterative `criu pre-dump`, a failed or killed
 /// dump), nothing will restore it, so the watcher thaws what pre-dump froze at once
-/// (for a tree in a network namespace of its own: releases that namespace's lock).
+/// (for a tree in a network namespace of its own: releases that namespace's lock), after
+/// taking the tree's sockets out of the TCP repair mode a killed CRIU leaves them in.
 /// It never outlives the lease: after that the kernel ignores the entries anyway.
 /// </summary>
 internal static class DumpWatcher
@@ -100,6 +101,11 @@ internal static class DumpWatcher
 
         if (File.Exists(state))
             manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
+        // A CRIU killed part-way leaves the sockets it had reached in TCP repair mode, where the
+        // running tasks can neither read nor write them: take them out before any packet flows.
+        RepairRecoveryResult repair = TcpRepairRecovery.TakeOutOfRepair(initPid);
+        if (repair.Released > 0 || repair.Failures.Count > 0)
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs: {repair}");
         if (manifest.OwnNetworkNamespace)
         {
             // CRIU's network-unlock releases the lock after a failed or --leave-running dump;
@@ -146,6 +152,12 @@ internal static class DumpWatcher
         Libc.dup2(s_devNull, 0);
         Libc.dup2(output, 1);
         Libc.dup2(output, 2);
+        // .NET may have opened its stdout writer already (on a copy of the old descriptor 1, CRIU's
+        // output): the watcher's lines then never reached the log file. Write to the new 1 instead,
+        // and let go of that copy.
+        TextWriter old = Console.Out;
+        Console.SetOut(new StreamWriter(new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1)) { AutoFlush = true });
+        old.Dispose();
     }
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests.Criu;
@@ -100,5 +101,180 @@ public sealed class HookKillTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-k
         Assert.True(busy.Server.IsRunning);
         busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(30), "after the recovering migration");
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+    }
+
+    /// <summary>
+    /// CRIU itself SIGKILLed part-way through a dump, once its log shows <paramref name="logLine"/>:
+    /// the server keeps running (CRIU's parasite returns the tasks to their own code when its
+    /// control socket closes), but from the first "Turning repair on" CRIU has put the sockets
+    /// in TCP repair mode, where the server's recv fails with EPERM and its send with EINVAL, and
+    /// nothing would take them out again. The dump watcher turns repair off in every socket of
+    /// the tree before it thaws: every connection then carries checked data again, and the next
+    /// migration with a healthy hook keeps every connection and leaves nothing.
+    /// </summary>
+    [RootTheory]
+    [InlineData("Seized task", false)]
+    [InlineData("Turning repair on", true)]
+    [InlineData("Dumping pages", true)]
+    [InlineData("Running post-dump scripts", true)]
+    public async Task Criu_killed_mid_dump_leaves_every_connection_of_the_still_running_server_working(string logLine, bool socketsInRepair)
+    {
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections);
+        string watcherLog = Path.Combine(_work, "watcher.log");
+        busy.Runner.Environment["TCPFREEZE_LOG_FILE"] = watcherLog;
+        string dumpLog = Path.Combine(busy.Runner.Images, "dump.log");
+
+        Task<(int ExitCode, TimeSpan Elapsed, string Log)> dump = Task.Run(() => busy.Runner.Dump(busy.Server.Pid));
+        int criuPid = KillCriuWhenItLogs(dumpLog, logLine, dump);
+        (int code, _, string log) = await dump;
+        List<int> helpers = LeftoverCriuProcesses();
+        Assert.NotEqual(0, code);
+        Assert.True(busy.Server.IsRunning, "the server died with CRIU");
+
+        try
+        {
+            // Every connection must answer 3 more checked messages; count how many do (a reset one never will).
+            long[] start = busy.Load.Snapshot();
+            var wait = Stopwatch.StartNew();
+            while (wait.Elapsed < TimeSpan.FromSeconds(20) && busy.Load.Connections.Any(c => c.Failure is null && Interlocked.Read(ref c.Replies) < start[c.Id] + 3))
+                Thread.Sleep(20);
+            int kept = busy.Load.Connections.Count(c => c.Failure is null && Interlocked.Read(ref c.Replies) >= start[c.Id] + 3);
+            Assert.True(kept == Connections,
+                $"kept {kept}/{Connections} connections after CRIU (PID {criuPid}) was SIGKILLed at '{logLine}': {string.Join("; ", busy.Load.Failures.Take(3))} " +
+                $"[watcher: {(File.Exists(watcherLog) ? ReadAll(watcherLog).Trim() : "no log")}] [criu: {CriuRunner.Tail(log, 3)}]");
+            Assert.Empty(busy.Load.Failures);
+            Assert.Empty(StoppedTasks(busy.Server.Pid));
+
+            // The watcher says what it did (its last line follows the thaw by microseconds).
+            string said = "";
+            for (var bound = Stopwatch.StartNew(); bound.Elapsed < TimeSpan.FromSeconds(5) && !said.Contains("thawed"); Thread.Sleep(20))
+                said = File.Exists(watcherLog) ? ReadAll(watcherLog) : "";
+            Assert.Contains($"CRIU ended and PID {busy.Server.Pid} still runs (--leave-running, pre-dump or a failed dump): thawed", said);
+            Match released = Regex.Match(said, @"took (\d+) of \d+ TCP sockets in \d+ processes out of TCP repair mode");
+            if (socketsInRepair)
+                Assert.True(released.Success && int.Parse(released.Groups[1].Value) > 0, $"the watcher released no socket from repair mode: {said}");
+            Assert.DoesNotContain("stayed in it", said);
+        }
+        finally
+        {
+            // Children CRIU forked (e.g. its kerndat probe, stopped under PTRACE_TRACEME) outlive it; they are not the dumped tree.
+            foreach (int helper in helpers)
+                try { Process.GetProcessById(helper).Kill(); } catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        }
+
+        (int againCode, _, string againLog) = busy.Runner.Dump(busy.Server.Pid);
+        Assert.True(againCode == 0, CriuRunner.Tail(againLog));
+        Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+        (int restoreCode, _, string restoreLog) = busy.Runner.Restore();
+        Assert.True(restoreCode == 0, CriuRunner.Tail(restoreLog));
+        busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(30), "after the migration that followed the killed dump");
+        KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+    }
+
+    /// <summary>Waits (bounded) until CRIU's log contains <paramref name="line"/>, then SIGKILLs CRIU at once; returns its PID.</summary>
+    private int KillCriuWhenItLogs(string logFile, string line, Task dump)
+    {
+        var clock = Stopwatch.StartNew();
+        int criuPid = -1;
+        string seen = "";
+        long offset = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(60) && !dump.IsCompleted)
+        {
+            if (criuPid < 0)
+                criuPid = FindCriu();
+            if (criuPid > 0 && File.Exists(logFile))
+            {
+                // Only the new part of the log, plus the end of the last read for a line split between reads.
+                string added = ReadShared(logFile, ref offset);
+                seen = seen[Math.Max(0, seen.Length - line.Length)..] + added;
+            }
+            if (seen.Contains(line, StringComparison.Ordinal))
+            {
+                Process.GetProcessById(criuPid).Kill();
+                return criuPid;
+            }
+            Thread.Sleep(1);
+        }
+        throw new InvalidOperationException($"CRIU never logged '{line}' (its PID: {criuPid}, dump ended: {dump.IsCompleted})");
+    }
+
+    private static string ReadAll(string path)
+    {
+        long offset = 0;
+        return ReadShared(path, ref offset);
+    }
+
+    /// <summary>What was written to <paramref name="path"/> after <paramref name="offset"/>, which moves to its end.</summary>
+    private static string ReadShared(string path, ref long offset)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        stream.Seek(offset, SeekOrigin.Begin);
+        string text = new StreamReader(stream).ReadToEnd();
+        offset = stream.Position;
+        return text;
+    }
+
+    /// <summary>The CRIU dump running on this test's images (the one this process started through nsenter, which execs it, not a child CRIU forked), or -1.</summary>
+    private int FindCriu()
+    {
+        string images = Path.Combine(_work, "images");
+        foreach (int pid in Pids())
+        {
+            string[] argv = Argv(pid);
+            if (argv.Length > 1 && argv[0] == criu.Criu && argv[1] == "dump" && argv.Contains(images) && ParentOf(pid) == Environment.ProcessId)
+                return pid;
+        }
+        return -1;
+    }
+
+    /// <summary>Processes CRIU forked for this test's dump that outlived it (same command line).</summary>
+    private List<int> LeftoverCriuProcesses()
+    {
+        string images = Path.Combine(_work, "images");
+        return Pids().Where(pid => Argv(pid) is [var program, "dump", ..] argv && program == criu.Criu && argv.Contains(images)).ToList();
+    }
+
+    private static IEnumerable<int> Pids() => Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit)).Select(n => int.Parse(n!));
+
+    private static string[] Argv(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries); }
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
+    }
+
+    private static (char State, int Parent) Stat(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            string[] rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (rest[0][0], int.Parse(rest[1]));
+        }
+        catch (IOException) { return ('X', -1); }
+    }
+
+    private static int ParentOf(int pid) => Stat(pid).Parent;
+
+    private static List<int> ChildrenOf(int pid) => Pids().Where(p => ParentOf(p) == pid).ToList();
+
+    /// <summary>Tasks of the tree under <paramref name="root"/> (itself included) that are stopped (state T or t).</summary>
+    private static List<string> StoppedTasks(int root)
+    {
+        var stopped = new List<string>();
+        var queue = new Queue<int>([root]);
+        while (queue.Count > 0)
+        {
+            int pid = queue.Dequeue();
+            foreach (string task in Directory.Exists($"/proc/{pid}/task") ? Directory.EnumerateDirectories($"/proc/{pid}/task") : [])
+            {
+                int tid = int.Parse(Path.GetFileName(task));
+                if (Stat(tid).State is 'T' or 't')
+                    stopped.Add($"{tid} ({Stat(tid).State})");
+            }
+            foreach (int child in ChildrenOf(pid))
+                queue.Enqueue(child);
+        }
+        return stopped;
     }
 }
