@@ -246,6 +246,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     {
         string renewed = result.AlreadyFrozen == 0 ? "" : $"; {result.AlreadyFrozen} already frozen, lease replaced";
         string until = lease is { } l ? $" for {Lease(l)}" : " until thawed";
+        if (result.InterfacesAttached.Count > 0)
+            output.WriteLine($"attached to {string.Join(", ", result.InterfacesAttached)} (up without TcpFreeze's programs), so the freeze holds there too");
         output.WriteLine($"froze {Count(result.ConnectionsFrozen, "connection")} and {Count(result.EndpointsFrozen, "endpoint")}{until}{renewed}");
     }
 
