@@ -214,7 +214,7 @@ public sealed class FreezerStateTests
 
             var refused = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(b));
             Assert.Contains(pinsA.Path, refused.Message);
-            Assert.Contains(TestNetwork.Interface, refused.Message);
+            Assert.Contains("another pin root", refused.Message);
             Assert.Equal(programA, XdpId(network.B, TestNetwork.Interface));
             Assert.False(Directory.Exists(TcpFreezer.GetPinDirectory(b)) && Directory.EnumerateFileSystemEntries(TcpFreezer.GetPinDirectory(b)).Any(),
                 "the refused attach left pins");
