@@ -142,6 +142,7 @@ internal static class InterfaceAttacher
         BpfProgram?[] programs = KernelObjects.Programs.Select(d => TryOpenPinnedProgram(directory, d)).ToArray();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
+        var attached = new List<string>();
         try
         {
             if (programs.Any(p => p is null || !p.GetMapIds().Contains(connectionsMapId)))
@@ -158,9 +159,13 @@ internal static class InterfaceAttacher
                 try
                 {
                     AttachOne(nic, xdp, tc, tcIngress, tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp, attachOptions, owners, xdpDone, tcDone);
+                    attached.Add(nic.Name);
                 }
                 catch (Exception e) when (e is TcpFreezeException or BpfException)
                 {
+                    // An interface removed or taken down meanwhile (container churn) needs no cover.
+                    if (!NetworkInterfaceInfo.ListHere().Any(i => i.Index == nic.Index && i.IsUp))
+                        continue;
                     throw new TcpFreezeException(operation,
                         $"{nic.Name} is up but TcpFreeze's programs are not attached to it, so the freeze would not hold there, and attaching them failed " +
                         $"({e.Message}); nothing was frozen", e);
@@ -177,7 +182,7 @@ internal static class InterfaceAttacher
             foreach (BpfProgram? program in programs)
                 program?.Dispose();
         }
-        return uncovered.Select(n => n.Name).ToList();
+        return attached;
     });
 
     private static BpfProgram? TryOpenPinnedProgram(string directory, ProgramDefinition definition)
