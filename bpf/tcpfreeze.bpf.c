@@ -343,7 +343,7 @@ SEC("tc")
 int tf_tc_ingress(struct __sk_buff *skb)
 {
 	if (skb_is_frozen(skb, 1))
-		return TC_ACT_STOLEN;
+		return TC_ACT_SHOT;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;
 }

@@ -11,6 +11,11 @@ internal sealed record BenchOptions
 
           --connections 0,500,1000,1500    connection counts
           --methods tcpfreeze,tcpfreeze-warm,skip,iptables,nftables
+                                           (also tcpfreeze-nokick: the hook with kick = false;
+                                           hook = tcpfreeze, hook-nokick = tcpfreeze-nokick)
+          --copy-delay 0                   seconds between the dump's end and the restore's start (the image
+                                           copy; the restore also waits for the old PID); a list loops like
+                                           the connection counts, e.g. 0,5,30
           --runs 3                         runs per method and count (methods interleave within a run)
           --out benchmarks/results         where the CSV, Markdown and plots go
           --hook PATH                      the published hook (default: publish src/CriuHooks.Hook into a temp folder)
@@ -22,7 +27,9 @@ internal sealed record BenchOptions
         """;
 
     public IReadOnlyList<int> Connections { get; init; } = [0, 500, 1000, 1500];
-    public IReadOnlyList<LockMethod> Methods { get; init; } = LockMethod.All;
+    public IReadOnlyList<LockMethod> Methods { get; init; } = LockMethod.Default;
+    /// <summary>Seconds from the dump's end to the restore's start (simulated image copy), each one a case like a connection count.</summary>
+    public IReadOnlyList<int> CopyDelays { get; init; } = [0];
     public int Runs { get; init; } = 3;
     /// <summary>The output folder; null: benchmarks/results in the repository.</summary>
     public string? Output { get; init; }
@@ -64,6 +71,7 @@ internal sealed record BenchOptions
             {
                 "--connections" => options with { Connections = List(value, name).Select(v => Number(v, name, 0, 20_000)).Distinct().ToArray() },
                 "--methods" => options with { Methods = List(value, name).Select(LockMethod.Parse).Distinct().ToArray() },
+                "--copy-delay" => options with { CopyDelays = List(value, name).Select(v => Number(v, name, 0, 3_600)).Distinct().ToArray() },
                 "--runs" => options with { Runs = Number(value, name, 1, 100) },
                 "--out" => options with { Output = Path.GetFullPath(value) },
                 "--hook" => options with { Hook = Path.GetFullPath(value) },

@@ -2,28 +2,30 @@ using ScottPlot;
 
 namespace TcpFreeze.Migration;
 
-/// <summary>Median downtime against connections, one line per method, log scale (ScottPlot renders headless through SkiaSharp).</summary>
+/// <summary>Median downtime against connections, one line per method (and copy delay, when a run has several), log scale (ScottPlot renders headless through SkiaSharp).</summary>
 internal static class DowntimePlot
 {
     public static void Save(IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods, string basePath, string subtitle)
     {
         var plot = new Plot();
         double lowest = double.MaxValue, highest = double.MinValue;
-        foreach (LockMethod method in methods)
+        int[] delays = results.Select(r => r.CopyDelaySeconds).Distinct().Order().ToArray();
+        foreach ((int delay, LockMethod method) in delays.SelectMany(d => methods.Select(m => (d, m))))
         {
-            var points = results.Where(r => r.Method == method.Name && r.Status == RunResult.StatusOk && r.DowntimeMs is not null)
+            string name = delays.Length > 1 ? $"{method.Name}, copy {delay} s" : method.Name;
+            var points = results.Where(r => r.Method == method.Name && r.CopyDelaySeconds == delay && r.Status == RunResult.StatusOk && r.DowntimeMs is not null)
                 .GroupBy(r => r.Connections)
                 .Select(g => (X: (double)g.Key, Seconds: Report.Median(g.Select(r => r.DowntimeMs))!.Value / 1000))
                 .OrderBy(p => p.X)
                 .ToArray();
-            int failedCounts = results.Where(r => r.Method == method.Name).GroupBy(r => r.Connections)
+            int failedCounts = results.Where(r => r.Method == method.Name && r.CopyDelaySeconds == delay).GroupBy(r => r.Connections)
                 .Count(g => g.All(r => r.Status != RunResult.StatusOk));
             if (points.Length == 0)
                 continue;
             lowest = Math.Min(lowest, points.Min(p => p.Seconds));
             highest = Math.Max(highest, points.Max(p => p.Seconds));
             var scatter = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => Math.Log10(p.Seconds)).ToArray());
-            scatter.LegendText = failedCounts > 0 ? $"{method.Name} (no successful run at {failedCounts} count(s))" : method.Name;
+            scatter.LegendText = failedCounts > 0 ? $"{name} (no successful run at {failedCounts} count(s))" : name;
             scatter.LineWidth = 2;
             scatter.MarkerSize = 7;
         }

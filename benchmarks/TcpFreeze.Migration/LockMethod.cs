@@ -10,13 +10,18 @@ namespace TcpFreeze.Migration;
 /// <param name="Hook">Whether the TcpFreeze hook runs as CRIU's action script.</param>
 /// <param name="PreAttached">Whether the namespace is attached before the dump and stays attached (keep-attached = true).</param>
 /// <param name="Description">One line for the report.</param>
-internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description)
+/// <param name="Kick">The hook's resume kick at pre-resume (kick = true, its default); false: kick = false.</param>
+internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description, bool Kick = true)
 {
     public static readonly LockMethod TcpFreeze = new("tcpfreeze", "skip", Hook: true, PreAttached: false,
         "--network-lock skip + the TcpFreeze hook, default settings: attaches at pre-dump and pre-restore, detaches after the thaw");
 
     public static readonly LockMethod TcpFreezeWarm = new("tcpfreeze-warm", "skip", Hook: true, PreAttached: true,
         "the same, with the namespace attached before the dump and keep-attached = true: the hook only opens the pins");
+
+    public static readonly LockMethod TcpFreezeNoKick = new("tcpfreeze-nokick", "skip", Hook: true, PreAttached: false,
+        "the hook as `tcpfreeze` with `kick = false`: no resume kick at pre-resume, the peers resume at their next retransmission",
+        Kick: false);
 
     public static readonly LockMethod Skip = new("skip", "skip", Hook: false, PreAttached: false,
         "--network-lock skip and nothing else: no lock at all, the unsafe floor");
@@ -28,11 +33,24 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
         "--network-lock nftables: one libnftables call per connection into an `inet CRIU-PID` table");
 
     /// <summary>Every method, in the order the results list them.</summary>
-    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];
+    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, Iptables, Nftables];
+
+    /// <summary>The methods of a run without --methods (the README's downtime table).</summary>
+    public static IReadOnlyList<LockMethod> Default { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];
+
+    /// <summary>Other names accepted on the command line: the issue's and the hook's own wording.</summary>
+    private static readonly Dictionary<string, LockMethod> Aliases = new()
+    {
+        ["hook"] = TcpFreeze,
+        ["hook-nokick"] = TcpFreezeNoKick,
+        ["tcpfreeze-kick"] = TcpFreeze,
+    };
 
     public static LockMethod Parse(string name)
         => All.FirstOrDefault(m => m.Name == name.Trim())
-           ?? throw new ArgumentException($"unknown method '{name}' (known: {string.Join(", ", All.Select(m => m.Name))})");
+           ?? Aliases.GetValueOrDefault(name.Trim())
+           ?? throw new ArgumentException($"unknown method '{name}' (known: {string.Join(", ", All.Select(m => m.Name))}; " +
+                                          $"also {string.Join(", ", Aliases.Keys)})");
 
     public override string ToString() => Name;
 }

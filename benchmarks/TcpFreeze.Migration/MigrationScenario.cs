@@ -26,12 +26,12 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
     /// <summary>How many more replies after the restore count as "answering again" (one full request and reply at least).</summary>
     private const int ProgressAfterRestore = 2;
 
-    public RunResult Execute(LockMethod method, int connections, int run)
+    public RunResult Execute(LockMethod method, int connections, int copyDelaySeconds, int run)
     {
         bool ab = options.ApacheBench && connections > 0;
         var result = new RunResult
         {
-            Method = method.Name, Connections = connections, Run = run,
+            Method = method.Name, Connections = connections, Run = run, CopyDelaySeconds = copyDelaySeconds,
             Load = ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms",
         };
         string work = Directory.CreateTempSubdirectory("tcpfreeze-migration-").FullName;
@@ -77,7 +77,9 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
                 Timeout = CriuTimeout,
             };
             if (method.Hook)
-                runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method.PreAttached);
+                runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method);
+            // The freeze must outlast dump + copy + restore: the runner's lease (60 s) plus the copy delay.
+            runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (60 + copyDelaySeconds).ToString(CultureInfo.InvariantCulture);
             // glibc's fatal messages (nftables mode's "bit out of range 0 - FD_SETSIZE") go to stderr, where the runner reads them, not to a tty.
             runner.Environment["LIBC_FATAL_STDERR_"] = "1";
 
@@ -85,6 +87,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             load?.ResetLongestGaps();
             long started = Stopwatch.GetTimestamp();
             (int ExitCode, TimeSpan Elapsed, string Log) dump = runner.Dump(server.Pid, method.Hook);
+            long dumped = Stopwatch.GetTimestamp();
+            load?.RecordExchangesFrom(dumped);
             result.DumpMs = dump.Elapsed.TotalMilliseconds;
             if (!Succeeded(result, dump, RunResult.StatusAborted))
             {
@@ -98,6 +102,11 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             if (!server.WaitUntilGone(PidBound))
                 throw new TimeoutException($"the dumped PID {server.Pid} did not go away within {PidBound.TotalSeconds} s");
             result.WaitForPidMs = pidClock.Elapsed.TotalMilliseconds;
+            // The image copy: the restore starts copyDelaySeconds after the dump's end (or once the PID is gone, if later).
+            TimeSpan copyLeft = TimeSpan.FromSeconds(copyDelaySeconds) - Stopwatch.GetElapsedTime(dumped);
+            if (copyLeft > TimeSpan.Zero)
+                Sleep(copyLeft);
+            result.CopyGapMs = Stopwatch.GetElapsedTime(dumped).TotalMilliseconds;
 
             (int ExitCode, TimeSpan Elapsed, string Log) restore = runner.Restore(method.Hook);
             long ended = Stopwatch.GetTimestamp();
@@ -109,7 +118,11 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             }
 
             if (load is not null)
+            {
                 AwaitRecovery(load, load.Snapshot(), result);
+                if (result.Status == RunResult.StatusOk)
+                    MeasureResumeLag(load, dumped, ended, result);
+            }
             if (bench is not null)
             {
                 Sleep(AbAfterRestore);
@@ -133,7 +146,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         finally
         {
             // Each step on its own, so that one failing does not leave the later ones undone.
-            Cleanup("keeping the CRIU logs", () => KeepLogs(work, method, connections, run));
+            Cleanup("keeping the CRIU logs", () => KeepLogs(work, method, connections, copyDelaySeconds, run));
             Cleanup("stopping ab", () => bench?.Dispose());
             Cleanup("closing the clients", () => load?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(20)));
             Cleanup("killing nginx", () => server?.Dispose());
@@ -145,22 +158,70 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         }
     }
 
-    private void KeepLogs(string work, LockMethod method, int connections, int run)
+    private void KeepLogs(string work, LockMethod method, int connections, int copyDelaySeconds, int run)
     {
         if (options.LogDirectory is null)
             return;
         Directory.CreateDirectory(options.LogDirectory);
         foreach (string log in new[] { "dump.log", "restore.log" })
             if (Path.Combine(work, "images", log) is var path && File.Exists(path))
-                File.Copy(path, Path.Combine(options.LogDirectory, $"{method.Name}-{connections}-run{run}-{log}"), overwrite: true);
+                File.Copy(path, Path.Combine(options.LogDirectory, $"{method.Name}-{connections}-copy{copyDelaySeconds}s-run{run}-{log}"), overwrite: true);
     }
 
-    private static string WriteHookConfig(string work, bool keepAttached)
+    private static string WriteHookConfig(string work, LockMethod method)
     {
         string path = Path.Combine(work, "criu-hook.conf");
-        File.WriteAllText(path, $"keep-attached = {(keepAttached ? "true" : "false")}\n");
+        File.WriteAllText(path, $"keep-attached = {(method.PreAttached ? "true" : "false")}\nkick = {(method.Kick ? "true" : "false")}\n");
         return path;
     }
+
+    /// <summary>
+    /// The resume lag: for each request in flight across the migration (sent before the restore ended, answered after
+    /// it), the time from the restore's end to its answer. Each connection has one request at a time, so its first answer
+    /// after the end is the in-flight one if it was sent before the end. Called after <see cref="AwaitRecovery"/>, so every
+    /// such request has been answered unless its connection was lost. Also counts the connections whose first answer
+    /// after the dump's end came before the restore's end (held by the migration, resumed before CRIU exited).
+    /// </summary>
+    private static void MeasureResumeLag(ClientLoad load, long dumped, long ended, RunResult result)
+    {
+        var lags = new List<double>();
+        var held = new List<double>();
+        int unanswered = 0, beforeEnd = 0;
+        foreach (ClientLoad.Connection c in load.Connections)
+        {
+            if (c.FirstAnsweredAfter(dumped) is { } first && first.Sent < ended)
+            {
+                // Held by the migration: its first answer after the dump's end, for a request sent before the restore's end.
+                held.Add(Math.Max(0, Stopwatch.GetElapsedTime(ended, first.Replied).TotalMilliseconds));
+                if (first.Replied < ended)
+                    beforeEnd++;
+            }
+            if (c.FirstAnsweredAfter(ended) is not { } exchange)
+                unanswered++;
+            else if (exchange.Sent < ended)
+                lags.Add(Stopwatch.GetElapsedTime(ended, exchange.Replied).TotalMilliseconds);
+        }
+        result.ResumeInFlight = lags.Count;
+        result.ResumedBeforeEnd = beforeEnd;
+        result.ResumeHeld = held.Count;
+        if (held.Count > 0)
+        {
+            held.Sort();
+            result.ResumeHeldP50Ms = NearestRank(held, 0.50);
+            result.ResumeHeldP99Ms = NearestRank(held, 0.99);
+            result.ResumeHeldMaxMs = held[^1];
+        }
+        result.ResumeUnanswered = unanswered;
+        if (lags.Count == 0)
+            return;
+        lags.Sort();
+        result.ResumeLagP50Ms = NearestRank(lags, 0.50);
+        result.ResumeLagP99Ms = NearestRank(lags, 0.99);
+        result.ResumeLagMaxMs = lags[^1];
+    }
+
+    private static double NearestRank(List<double> sorted, double quantile)
+        => sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Count) - 1, 0, sorted.Count - 1)];
 
     /// <summary>Takes the hook's times from a CRIU run's log; when CRIU failed, sets <paramref name="failedStatus"/> and CRIU's error line.</summary>
     private bool Succeeded(RunResult result, (int ExitCode, TimeSpan Elapsed, string Log) criuRun, string failedStatus)

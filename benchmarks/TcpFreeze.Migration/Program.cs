@@ -72,21 +72,22 @@ try
         options = options with { LogDirectory = Path.Combine(output, $"migration-{stamp}-logs") };
     var scenario = new MigrationScenario(options, criu, hookBuild?.Hook, interrupt.Token);
     var results = new List<RunResult>();
-    int total = options.Runs * options.Connections.Count * options.Methods.Count, done = 0;
+    int total = options.Runs * options.Connections.Count * options.CopyDelays.Count * options.Methods.Count, done = 0;
     var clock = Stopwatch.StartNew();
     try
     {
         for (int run = 1; run <= options.Runs; run++)
             foreach (int n in options.Connections)
-                foreach (LockMethod method in options.Methods)
-                {
-                    interrupt.Token.ThrowIfCancellationRequested();
-                    Console.Write($"[{++done}/{total}] {method.Name}, {n} connections, run {run}: ");
-                    RunResult result = scenario.Execute(method, n, run);
-                    results.Add(result);
-                    csv.WriteLine(result.ToCsv());
-                    Console.WriteLine(Summary(result) + $"  [{clock.Elapsed:hh\\:mm\\:ss}]");
-                }
+                foreach (int delay in options.CopyDelays)
+                    foreach (LockMethod method in options.Methods)
+                    {
+                        interrupt.Token.ThrowIfCancellationRequested();
+                        Console.Write($"[{++done}/{total}] {method.Name}, {n} connections, copy delay {delay} s, run {run}: ");
+                        RunResult result = scenario.Execute(method, n, delay, run);
+                        results.Add(result);
+                        csv.WriteLine(result.ToCsv());
+                        Console.WriteLine(Summary(result) + $"  [{clock.Elapsed:hh\\:mm\\:ss}]");
+                    }
     }
     catch (OperationCanceledException)
     {
@@ -100,7 +101,12 @@ try
         File.WriteAllText(Path.Combine(output, name + ".md"), Report.Markdown(results, options, machine, started, finished, name));
         DowntimePlot.Save(results, options.Methods, Path.Combine(output, name), subtitle);
     }
-    Console.WriteLine($"wrote {csvPath}, migration-{stamp}.md/.png/.svg and migration-latest.* in {output}");
+    bool lagPlot = ResumeLagPlot.Save(results, options.Methods, Path.Combine(output, $"resume-lag-{stamp}"), subtitle);
+    if (lagPlot)
+        ResumeLagPlot.Save(results, options.Methods, Path.Combine(output, "resume-lag-latest"), subtitle);
+    Console.WriteLine($"wrote {csvPath}, migration-{stamp}.md/.png/.svg{(lagPlot ? $", resume-lag-{stamp}.png/.svg" : "")} and the *-latest files in {output}");
+    Console.WriteLine();
+    Console.WriteLine(Report.ResumeLagTable(results, options.Methods));
     return interrupt.IsCancellationRequested ? 130 : 0;
 }
 finally
@@ -127,9 +133,15 @@ static string Summary(RunResult r)
                 (r.Lost > 0 ? $" ({r.Reset} failed, {r.Hung} silent)" : "");
     if (r.AbCompleteRequests is not null)
         text += $", ab {r.AbCompleteRequests} requests, {r.AbFailedRequests} failed";
+    if (r.ResumeInFlight is { } inFlight)
+        text += $", resume lag of {inFlight} in-flight requests p50/p99/max {Ms(r.ResumeLagP50Ms)}/{Ms(r.ResumeLagP99Ms)}/{Ms(r.ResumeLagMaxMs)} ms" +
+                $", {r.ResumedBeforeEnd} answered before the restore's end" +
+                (r.ResumeUnanswered > 0 ? $" ({r.ResumeUnanswered} connections never answered)" : "");
     if (r.HookTimes.Count > 0)
         text += $", hook {string.Join(' ', r.HookTimes.Select(t => $"{t.Action} {t.Ms:F1} ms"))}";
     if (r.Leftovers is { } left && !left.StartsWith("none", StringComparison.Ordinal))
         text += $"; left behind: {r.Leftovers}";
     return text;
 }
+
+static string Ms(double? ms) => ms?.ToString("F0", CultureInfo.InvariantCulture) ?? "-";

@@ -12,7 +12,6 @@ internal static class Report
     {
         var md = new StringBuilder();
         IReadOnlyList<LockMethod> methods = options.Methods;
-        int[] counts = results.Select(r => r.Connections).Distinct().Order().ToArray();
         bool ab = options.ApacheBench;
 
         md.AppendLine(($"# CRIU migration: network-lock methods side by side, {started:yyyy-MM-dd HH:mm} UTC"));
@@ -26,9 +25,13 @@ internal static class Report
                             "with SIGINT 5 s after the restore (ab time: its whole run); "
                           : "N HTTP/1.1 keep-alive connections from namespace A, each sending a request, checking the reply and pausing " +
                             "(250-500 ms: N / 3,000 req/s), all answered 3 times before the dump; ") +
-                      "`criu dump --tcp-established -v4`, wait until the old PID is gone, `criu restore -d`; then up to " +
+                      "`criu dump --tcp-established -v4`, wait until the old PID is gone and the copy delay (from the dump's end) has passed, " +
+                      "`criu restore -d`; then up to " +
                       ($"{options.RecoveryTimeout.TotalSeconds:F0} s for every connection to answer twice more."));
-        md.AppendLine("- Downtime: dump start to restore end (includes waiting for the PID). Longest client gap: the longest time between two " +
+        md.AppendLine("- Copy delay (`--copy-delay`): seconds from the dump's end to the restore's start, simulating the copy of the images " +
+                      "to another host. Resume lag: for each request in flight across the migration (sent before the restore ended, not " +
+                      "answered when it ended), the time from the restore's end to its answer; p50, p99 (nearest rank) and max per run.");
+        md.AppendLine("- Downtime: dump start to restore end (includes waiting for the PID and the copy delay). Longest client gap: the longest time between two " +
                       "consecutive replies on any surviving connection, from just before the dump (includes the pause and TCP's " +
                       "retransmission back-off after the thaw). Survived: answered again after the restore and never failed.");
         md.AppendLine(($"- Figures: median of the successful runs, (min-max) when there are several. Methods take turns within each run, so machine noise hits them alike."));
@@ -41,13 +44,13 @@ internal static class Report
         md.AppendLine("## Downtime and what the clients saw");
         md.AppendLine();
         md.AppendLine(ab
-            ? "| method | connections | runs ok | dump | restore | downtime | ab time | ab requests | ab failed | notes |"
-            : "| method | connections | runs ok | dump | restore | downtime | longest client gap | survived | notes |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|" + (ab ? "---:|" : "") + "---|");
-        foreach (int n in counts)
+            ? "| method | connections | copy delay | runs ok | dump | restore | downtime | ab time | ab requests | ab failed | notes |"
+            : "| method | connections | copy delay | runs ok | dump | restore | downtime | longest client gap | survived | notes |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + (ab ? "---:|" : "") + "---|");
+        foreach ((int n, int d) in Cases(results))
             foreach (LockMethod m in methods)
             {
-                List<RunResult> runs = Select(results, m, n);
+                List<RunResult> runs = Select(results, m, n, d);
                 if (runs.Count == 0)
                     continue;
                 List<RunResult> ok = runs.Where(r => r.Status == RunResult.StatusOk).ToList();
@@ -55,14 +58,37 @@ internal static class Report
                     ? $"{Spread(runs.Select(r => r.AbSeconds * 1000), seconds: true)} | {Spread(runs.Select(r => (double?)r.AbCompleteRequests), "F0")} | " +
                       $"{Spread(runs.Select(r => (double?)r.AbFailedRequests), "F0")}"
                     : $"{Spread(ok.Select(r => r.LongestGapMs), seconds: true)} | {SurvivedCell(runs, n)}";
-                md.AppendLine(($"| {m.Name} | {n:N0} | {ok.Count}/{runs.Count} | {Spread(ok.Select(r => r.DumpMs), seconds: true)} | " +
+                md.AppendLine(($"| {m.Name} | {n:N0} | {d} s | {ok.Count}/{runs.Count} | {Spread(ok.Select(r => r.DumpMs), seconds: true)} | " +
                                         $"{Spread(ok.Select(r => r.RestoreMs), seconds: true)} | {Spread(ok.Select(r => r.DowntimeMs), seconds: true)} | " +
                                         $"{clients} | {Notes(runs)} |"));
             }
         md.AppendLine();
 
-        AppendRatios(md, results, counts);
-        AppendHookSteps(md, results, methods, counts);
+        if (!ab && results.Any(r => r.ResumeInFlight is not null))
+        {
+            md.AppendLine("## Resume lag: restore end to the answer of each request in flight");
+            md.AppendLine();
+            md.AppendLine("Per run, over the requests that were sent before `criu restore` ended and not answered when it ended (with the hook, " +
+                          "requests answered between the thaw at pre-resume and CRIU's exit are not in flight by this definition): p50, p99 " +
+                          "and max in ms; each cell the median of the runs (min-max). `in flight`: how many such requests (median of the runs); " +
+                          "`answered before the restore's end`: connections whose first answer after the dump's end came before `criu restore` " +
+                          "exited (their lag is at most 0; with none in flight, the plot draws them at its 1 ms floor); " +
+                          "`never answered`: connections with no answer at all after the restore (lost, not in the figures). " +
+                          "`all held`: the in-flight requests and those answered before the restore's end together (each connection's first " +
+                          "answer after the dump's end, for a request sent before the restore's end), answers before the end counted as 0 ms. " +
+                          "`tcpfreeze` sends the resume kick at pre-resume (`kick = true`, the hook's default), `tcpfreeze-nokick` does not.");
+            md.AppendLine();
+            md.Append(ResumeLagTable(results, methods));
+            md.AppendLine();
+            string lagPlot = plotBaseName.Replace("migration-", "resume-lag-", StringComparison.Ordinal);
+            md.AppendLine($"![resume lag against copy delay]({lagPlot}.png)");
+            md.AppendLine();
+            md.AppendLine($"Vector version: [{lagPlot}.svg]({lagPlot}.svg).");
+            md.AppendLine();
+        }
+
+        AppendRatios(md, results);
+        AppendHookSteps(md, results, methods);
         AppendFailures(md, results);
 
         md.AppendLine("## Plot");
@@ -73,7 +99,31 @@ internal static class Report
         return md.ToString();
     }
 
-    private static void AppendRatios(StringBuilder md, IReadOnlyList<RunResult> results, int[] counts)
+    /// <summary>The resume-lag table (Markdown; also the console summary): one row per method, connection count and copy delay.</summary>
+    public static string ResumeLagTable(IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("| method | connections | copy delay | runs ok | in flight | resume lag p50 | p99 | max | answered before the restore's end | " +
+                      "never answered | all held: p50 | p99 | max |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach ((int n, int d) in Cases(results))
+            foreach (LockMethod m in methods)
+            {
+                List<RunResult> runs = Select(results, m, n, d);
+                if (runs.Count == 0)
+                    continue;
+                List<RunResult> ok = runs.Where(r => r.Status == RunResult.StatusOk && r.ResumeInFlight is not null).ToList();
+                md.AppendLine($"| {m.Name} | {n:N0} | {d} s | {ok.Count}/{runs.Count} | {Spread(ok.Select(r => (double?)r.ResumeInFlight), "F0")} | " +
+                              $"{Ms(ok.Select(r => r.ResumeLagP50Ms))} | {Ms(ok.Select(r => r.ResumeLagP99Ms))} | {Ms(ok.Select(r => r.ResumeLagMaxMs))} | " +
+                              $"{Spread(ok.Select(r => (double?)r.ResumedBeforeEnd), "F0")} | {Spread(ok.Select(r => (double?)r.ResumeUnanswered), "F0")} | " +
+                              $"{Ms(ok.Select(r => r.ResumeHeldP50Ms))} | {Ms(ok.Select(r => r.ResumeHeldP99Ms))} | {Ms(ok.Select(r => r.ResumeHeldMaxMs))} |");
+            }
+        return md.ToString();
+    }
+
+    private static string Ms(IEnumerable<double?> values) => Spread(values, "F0") is var cell && cell != "-" ? cell + " ms" : cell;
+
+    private static void AppendRatios(StringBuilder md, IReadOnlyList<RunResult> results)
     {
         string[] hooks = [LockMethod.TcpFreeze.Name, LockMethod.TcpFreezeWarm.Name];
         if (!hooks.Any(h => results.Any(r => r.Method == h)))
@@ -83,20 +133,20 @@ internal static class Report
         md.AppendLine("Median downtimes. `÷ skip`: how much longer than no lock at all (which loses connections); " +
                       "`iptables ÷`: how many times longer CRIU's default lock takes.");
         md.AppendLine();
-        md.AppendLine("| connections | skip | iptables | tcpfreeze | tcpfreeze ÷ skip | iptables ÷ tcpfreeze | tcpfreeze-warm | warm ÷ skip | iptables ÷ warm |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (int n in counts)
+        md.AppendLine("| connections | copy delay | skip | iptables | tcpfreeze | tcpfreeze ÷ skip | iptables ÷ tcpfreeze | tcpfreeze-warm | warm ÷ skip | iptables ÷ warm |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach ((int n, int d) in Cases(results))
         {
-            double? skip = MedianDowntime(results, LockMethod.Skip.Name, n), iptables = MedianDowntime(results, LockMethod.Iptables.Name, n);
-            double? cold = MedianDowntime(results, LockMethod.TcpFreeze.Name, n), warm = MedianDowntime(results, LockMethod.TcpFreezeWarm.Name, n);
-            md.AppendLine(($"| {n:N0} | {MigrationScenario.Seconds(skip)} | {MigrationScenario.Seconds(iptables)} | " +
+            double? skip = MedianDowntime(results, LockMethod.Skip.Name, n, d), iptables = MedianDowntime(results, LockMethod.Iptables.Name, n, d);
+            double? cold = MedianDowntime(results, LockMethod.TcpFreeze.Name, n, d), warm = MedianDowntime(results, LockMethod.TcpFreezeWarm.Name, n, d);
+            md.AppendLine(($"| {n:N0} | {d} s | {MigrationScenario.Seconds(skip)} | {MigrationScenario.Seconds(iptables)} | " +
                                     $"{MigrationScenario.Seconds(cold)} | {Ratio(cold, skip)} | {Ratio(iptables, cold)} | " +
                                     $"{MigrationScenario.Seconds(warm)} | {Ratio(warm, skip)} | {Ratio(iptables, warm)} |"));
         }
         md.AppendLine();
     }
 
-    private static void AppendHookSteps(StringBuilder md, IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods, int[] counts)
+    private static void AppendHookSteps(StringBuilder md, IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods)
     {
         List<LockMethod> hooked = methods.Where(m => m.Hook && results.Any(r => r.Method == m.Name)).ToList();
         if (hooked.Count == 0)
@@ -108,19 +158,19 @@ internal static class Report
                       "`other runs`: the hook's runs at the other actions it has nothing to do at (it exits at once): how many per migration (total exec time). " +
                       "`pre-attach`: attaching before the dump (tcpfreeze-warm, outside the downtime).");
         md.AppendLine();
-        md.AppendLine("| method | connections | " + string.Join(" | ", HookActions) + " | other runs | pre-attach |");
-        md.AppendLine("|---|---:|" + string.Concat(Enumerable.Repeat("---:|", HookActions.Length + 2)));
-        foreach (int n in counts)
+        md.AppendLine("| method | connections | copy delay | " + string.Join(" | ", HookActions) + " | other runs | pre-attach |");
+        md.AppendLine("|---|---:|---:|" + string.Concat(Enumerable.Repeat("---:|", HookActions.Length + 2)));
+        foreach ((int n, int d) in Cases(results))
             foreach (LockMethod m in hooked)
             {
-                List<RunResult> runs = Select(results, m, n).Where(r => r.Status == RunResult.StatusOk).ToList();
+                List<RunResult> runs = Select(results, m, n, d).Where(r => r.Status == RunResult.StatusOk).ToList();
                 if (runs.Count == 0)
                     continue;
                 IEnumerable<string> cells = HookActions.Select(a =>
                     $"{Format(Median(runs.Select(r => Sum(r.HookTimes, a))), "F1")} / {Format(Median(runs.Select(r => Sum(r.ScriptTimes, a))), "F1")}");
                 double? otherCount = Median(runs.Select(r => (double?)r.ScriptTimes.Count(t => !HookActions.Contains(t.Action))));
                 double? otherTime = Median(runs.Select(r => (double?)r.ScriptTimes.Where(t => !HookActions.Contains(t.Action)).Sum(t => t.Ms)));
-                md.AppendLine(($"| {m.Name} | {n:N0} | {string.Join(" | ", cells)} | {Format(otherCount, "F0")} ({Format(otherTime, "F1")}) | " +
+                md.AppendLine(($"| {m.Name} | {n:N0} | {d} s | {string.Join(" | ", cells)} | {Format(otherCount, "F0")} ({Format(otherTime, "F1")}) | " +
                                         $"{Format(Median(runs.Select(r => r.PreAttachMs)), "F1")} |"));
             }
         md.AppendLine();
@@ -135,7 +185,7 @@ internal static class Report
         md.AppendLine();
         foreach (RunResult r in notable)
         {
-            var line = new StringBuilder(($"- {r.Method}, {r.Connections:N0} connections, run {r.Run}: {r.Status}"));
+            var line = new StringBuilder(($"- {r.Method}, {r.Connections:N0} connections, copy delay {r.CopyDelaySeconds} s, run {r.Run}: {r.Status}"));
             if (r.Status != RunResult.StatusOk && r.CriuExitCode is { } code)
                 line.Append(($" (criu exit {code}{(r.DumpMs is { } d && r.RestoreMs is null ? $" after {d / 1000:F2} s" : "")})"));
             if (r.Error is not null)
@@ -151,11 +201,15 @@ internal static class Report
 
     private static bool IsNone(string? leftovers) => leftovers is null || leftovers.StartsWith("none", StringComparison.Ordinal);
 
-    private static List<RunResult> Select(IReadOnlyList<RunResult> results, LockMethod m, int n)
-        => results.Where(r => r.Method == m.Name && r.Connections == n).ToList();
+    /// <summary>The (connections, copy delay) cases of the results, in order.</summary>
+    private static IEnumerable<(int Connections, int CopyDelay)> Cases(IReadOnlyList<RunResult> results)
+        => results.Select(r => (r.Connections, r.CopyDelaySeconds)).Distinct().Order();
 
-    private static double? MedianDowntime(IReadOnlyList<RunResult> results, string method, int n)
-        => Median(results.Where(r => r.Method == method && r.Connections == n && r.Status == RunResult.StatusOk).Select(r => r.DowntimeMs));
+    private static List<RunResult> Select(IReadOnlyList<RunResult> results, LockMethod m, int n, int copyDelay)
+        => results.Where(r => r.Method == m.Name && r.Connections == n && r.CopyDelaySeconds == copyDelay).ToList();
+
+    private static double? MedianDowntime(IReadOnlyList<RunResult> results, string method, int n, int copyDelay)
+        => Median(results.Where(r => r.Method == method && r.Connections == n && r.CopyDelaySeconds == copyDelay && r.Status == RunResult.StatusOk).Select(r => r.DowntimeMs));
 
     private static string SurvivedCell(List<RunResult> runs, int n)
     {

@@ -14,6 +14,8 @@ internal sealed record RunResult
     public required string Method { get; init; }
     public required int Connections { get; init; }
     public required int Run { get; init; }
+    /// <summary>The --copy-delay of this run: seconds from the dump's end to the restore's start.</summary>
+    public int CopyDelaySeconds { get; init; }
     public required string Load { get; init; }
     public DateTime StartedUtc { get; init; } = DateTime.UtcNow;
     public string Status { get; set; } = StatusError;
@@ -27,6 +29,29 @@ internal sealed record RunResult
     public double? DowntimeMs { get; set; }
     /// <summary>The longest time between two consecutive replies on any surviving connection, from just before the dump.</summary>
     public double? LongestGapMs { get; set; }
+    /// <summary>Measured time from the dump's end to the restore's start (the copy delay, or the wait for the PID if longer).</summary>
+    public double? CopyGapMs { get; set; }
+
+    /// <summary>Requests in flight across the restore's end: sent before it ended and not answered when it ended.</summary>
+    public int? ResumeInFlight { get; set; }
+    /// <summary>Connections whose first answer after the dump's end came before the restore's end (resumed before CRIU exited: not in flight).</summary>
+    public int? ResumedBeforeEnd { get; set; }
+    /// <summary>
+    /// Requests held by the migration: each connection's first answer after the dump's end, when its request was sent before
+    /// the restore's end (the in-flight ones plus <see cref="ResumedBeforeEnd"/>), and the lag from the restore's end to it
+    /// with answers before the end counted as 0 (p50, p99, max).
+    /// </summary>
+    public int? ResumeHeld { get; set; }
+    public double? ResumeHeldP50Ms { get; set; }
+    public double? ResumeHeldP99Ms { get; set; }
+    public double? ResumeHeldMaxMs { get; set; }
+    /// <summary>Connections never answered (their connection failed or stayed silent within the recovery bound).</summary>
+    public int? ResumeUnanswered { get; set; }
+    /// <summary>Resume lag of the answered in-flight requests: restore end to the answer (p50, p99, max; nearest rank).</summary>
+    public double? ResumeLagP50Ms { get; set; }
+    public double? ResumeLagP99Ms { get; set; }
+    public double? ResumeLagMaxMs { get; set; }
+
     /// <summary>Time to attach before the dump (tcpfreeze-warm only; outside the downtime).</summary>
     public double? PreAttachMs { get; set; }
 
@@ -56,6 +81,8 @@ internal sealed record RunResult
         "started_utc", "method", "connections", "run", "load", "status", "criu_exit", "dump_ms", "wait_pid_ms", "restore_ms",
         "downtime_ms", "longest_gap_ms", "survived", "lost", "reset", "hung", "pre_attach_ms", "hook_ms", "script_exec_ms",
         "ab_complete", "ab_failed", "ab_seconds", "ab_failures", "leftovers", "error",
+        "copy_delay_s", "copy_gap_ms", "resume_inflight", "resume_unanswered", "resume_lag_p50_ms", "resume_lag_p99_ms", "resume_lag_max_ms",
+        "resumed_before_end", "resume_held", "resume_held_p50_ms", "resume_held_p99_ms", "resume_held_max_ms",
     ];
 
     public string ToCsv() => string.Join(',', new object?[]
@@ -63,6 +90,8 @@ internal sealed record RunResult
         StartedUtc.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture), Method, Connections, Run, Load, Status, CriuExitCode,
         DumpMs, WaitForPidMs, RestoreMs, DowntimeMs, LongestGapMs, Survived, Lost, Reset, Hung, PreAttachMs,
         Pairs(HookTimes), Pairs(ScriptTimes), AbCompleteRequests, AbFailedRequests, AbSeconds, AbFailureBreakdown, Leftovers, Error,
+        CopyDelaySeconds, CopyGapMs, ResumeInFlight, ResumeUnanswered, ResumeLagP50Ms, ResumeLagP99Ms, ResumeLagMaxMs,
+        ResumedBeforeEnd, ResumeHeld, ResumeHeldP50Ms, ResumeHeldP99Ms, ResumeHeldMaxMs,
     }.Select(Field));
 
     private static string Pairs(List<(string Action, double Ms)> pairs)

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using TcpFreeze.CriuHooks.Interop;
+using Interop;
 
 namespace TcpFreeze.CriuHooks;
 
@@ -62,15 +62,15 @@ internal static class DumpWatcher
         }
         FreezeManifest manifest = JsonSerializer.Deserialize(Console.In.ReadToEnd(), ManifestJson.Default.FreezeManifest)
             ?? throw new InvalidDataException("the watcher got no manifest");
-        using PidFd initFd = Libc.PidfdOpen(initPid);
-        using PidFd criuFd = Libc.PidfdOpen(criuPid);
+        using FileDescriptorHandle initFd = Libc.PidfdOpen(initPid);
+        using FileDescriptorHandle criuFd = Libc.PidfdOpen(criuPid);
         Libc.setsid();
         Detach(args[4]);
 
         string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
         {
-            return Watch(initPid, initFd.Number, criuFd.Number, args[3], manifest, state);
+            return Watch(initPid, PollNumber(initFd), PollNumber(criuFd), args[3], manifest, state);
         }
         finally
         {
@@ -128,19 +128,24 @@ internal static class DumpWatcher
         return (fds[0].Revents & Libc.POLLIN) != 0 ? first : second;
     }
 
+    /// <summary>The descriptor number for poll(2), -1 (ignored by poll) when the process was gone already; valid while the handle is.</summary>
+    private static int PollNumber(FileDescriptorHandle pidFd) => pidFd.IsInvalid ? -1 : (int)pidFd.DangerousGetHandle();
+
     /// <summary>
-    /// Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.
-    /// The two descriptors opened here stay open on purpose, as 0, 1 and 2, for the watcher's whole life.
+    /// The two descriptors <see cref="Detach"/> opens. They stay open on purpose, with 0, 1 and 2 as their copies, for
+    /// the watcher's whole life: held here so that no finalizer closes them (one of them may be 0, 1 or 2 itself).
     /// </summary>
+    private static FileDescriptorHandle? s_devNull, s_log;
+
+    /// <summary>Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.</summary>
     private static void Detach(string logFile)
     {
-        int nullFd = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC, 0);
-        int outFd = logFile == "-" ? nullFd : Libc.open(logFile, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x180 /* 0600 */);
-        if (outFd < 0)
-            outFd = nullFd;
-        Libc.dup2(nullFd, 0);
-        Libc.dup2(outFd, 1);
-        Libc.dup2(outFd, 2);
+        s_devNull = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC);
+        s_log = logFile == "-" ? null : Libc.open(logFile, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x180 /* 0600 */);
+        FileDescriptorHandle output = s_log is { IsInvalid: false } ? s_log : s_devNull;
+        Libc.dup2(s_devNull, 0);
+        Libc.dup2(output, 1);
+        Libc.dup2(output, 2);
     }
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -1,4 +1,4 @@
-using TcpFreeze.CriuHooks.Interop;
+using Interop;
 
 namespace TcpFreeze.CriuHooks;
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Interop;
 
 namespace Ebpf.Interop;
 

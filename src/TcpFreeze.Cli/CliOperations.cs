@@ -151,7 +151,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             var list = new FrozenListJson(
                 freezer.PinDirectory,
                 connections.Select(c => new FrozenConnectionJson(
-                    TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired)).ToList(),
+                    TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired,
+                    c.PeerDataSegmentsDropped, c.LocalDataSegmentsDropped)).ToList(),
                 endpoints.Select(e => new FrozenEndpointJson(
                     TcpEndpointText.Format(e.Key.Endpoint), e.DroppedPackets, Seconds(e.LeaseRemaining), e.IsExpired)).ToList());
             output.WriteLine(JsonSerializer.Serialize(list, CliJsonContext.Default.FrozenListJson));
@@ -162,7 +163,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         foreach (FrozenEndpoint e in endpoints.Where(e => !e.IsExpired))
             output.WriteLine($"endpoint {e.Key} dropped={e.DroppedPackets} lease={Lease(e.LeaseRemaining)}");
         foreach (FrozenConnection c in connections.Where(c => !c.IsExpired))
-            output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)}");
+            output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)} " +
+                             $"data-in={c.PeerDataSegmentsDropped} data-out={c.LocalDataSegmentsDropped}");
         // Entries whose lease ended drop nothing any more: listed apart, so they are never read as frozen.
         foreach (FrozenEndpoint e in endpoints.Where(e => e.IsExpired))
             output.WriteLine($"expired endpoint {e.Key} dropped={e.DroppedPackets} (lease ended; not frozen)");

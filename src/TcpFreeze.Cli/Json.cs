@@ -8,7 +8,9 @@ namespace TcpFreeze.Cli;
 /// <param name="Dropped">Packets dropped so far, both directions.</param>
 /// <param name="LeaseSeconds">Seconds left on the lease; null without a lease; 0 once expired.</param>
 /// <param name="Expired">Whether the lease ended (the kernel lets its packets through again).</param>
-internal sealed record FrozenConnectionJson(string Local, string Remote, ulong Dropped, double? LeaseSeconds, bool Expired);
+/// <param name="PeerDataDropped">Data segments from the peer that were dropped (what the resume kick wakes on the peer's side).</param>
+/// <param name="LocalDataDropped">Data segments from this host's socket that were dropped.</param>
+internal sealed record FrozenConnectionJson(string Local, string Remote, ulong Dropped, double? LeaseSeconds, bool Expired, uint PeerDataDropped, uint LocalDataDropped);
 
 /// <summary>One frozen local endpoint in 'tcpfreeze list --json'.</summary>
 internal sealed record FrozenEndpointJson(string Endpoint, ulong Dropped, double? LeaseSeconds, bool Expired);

@@ -19,7 +19,7 @@ namespace TcpFreeze.Tests;
 [Trait("Privileges", "root")]
 public sealed class PacketPathPropertyTests : IDisposable
 {
-    private const uint TcShot = 2;
+    private const uint TcStolen = 4;   // the egress program's drop (see PacketPathTests)
     private const ulong NoLease = 0, FutureDeadline = ulong.MaxValue, PastDeadline = 1;
     /// <summary>Scenarios per property: with up to 24 frames each, a few thousand frames per direction, well under 10 s.</summary>
     private const long Iterations = 250;
@@ -108,7 +108,7 @@ public sealed class PacketPathPropertyTests : IDisposable
                     {
                         Hook.XdpIngress => _programs.IngressDrops(IngressHook.Xdp, bytes),
                         Hook.TcIngress => _programs.IngressDrops(IngressHook.Tc, bytes),
-                        _ => _programs.Tc.TestRun(bytes).ReturnValue == TcShot,
+                        _ => _programs.Tc.TestRun(bytes).ReturnValue == TcStolen,
                     };
                     var verdict = new Verdict(hook, parseable, scenario.IsFrozen(key), dropped);
                     verdicts++;

@@ -12,7 +12,9 @@ namespace TcpFreeze.Tests;
 [Trait("Privileges", "root")]
 public sealed class PacketPathTests : IDisposable
 {
-    private const uint TcOk = 0, TcShot = 2;
+    // The egress program drops with TC_ACT_STOLEN (the stack must see the segment as sent, see
+    // bpf/tcpfreeze.bpf.c); the TC ingress program with TC_ACT_SHOT.
+    private const uint TcOk = 0, TcShot = 2, TcStolen = 4;
     private readonly PrivateTcpFreezePrograms _programs = new("tcpfreeze-packet-tests", 64);
 
     private static readonly IPEndPoint Local4 = IPEndPoint.Parse("198.18.0.1:8080"), Remote4 = IPEndPoint.Parse("198.18.0.2:40000");
@@ -30,9 +32,9 @@ public sealed class PacketPathTests : IDisposable
         FreezeConnection(Local4, Remote4);
         FreezeConnection(Local6, Remote6);
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote4, Local4)));
-        Assert.Equal(TcShot, _programs.Tc.TestRun(Packets.Tcp(Local4, Remote4)).ReturnValue);
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(Local4, Remote4)).ReturnValue);
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote6, Local6)));
-        Assert.Equal(TcShot, _programs.Tc.TestRun(Packets.Tcp(Local6, Remote6)).ReturnValue);
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(Local6, Remote6)).ReturnValue);
         Assert.True(_programs.Connections.TryLookup(new ConnectionKey(Local4, Remote4), out FreezeEntry entry));
         Assert.Equal(2UL, entry.Dropped);
     }
@@ -60,7 +62,7 @@ public sealed class PacketPathTests : IDisposable
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote4, Local4, vlanTags: 1)));
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote4, Local4, vlanTags: 2)));
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote6, Local6, ipv6Extensions: Packets.HopByHopThenTcp)));
-        Assert.Equal(TcShot, _programs.Tc.TestRun(Packets.Tcp(Local6, Remote6, ipv6Extensions: Packets.HopByHopThenTcp)).ReturnValue);
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(Local6, Remote6, ipv6Extensions: Packets.HopByHopThenTcp)).ReturnValue);
     }
 
     [RootTheory]
@@ -105,7 +107,7 @@ public sealed class PacketPathTests : IDisposable
         Assert.False(_programs.IngressDrops(hook, Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))));
         FreezerMaps.OpenEndpointGate(_programs.Config.As<uint, ulong>());
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))));
-        Assert.Equal(TcShot, _programs.Tc.TestRun(Packets.Tcp(IPEndPoint.Parse("198.18.0.9:9090"), Remote4)).ReturnValue);
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(IPEndPoint.Parse("198.18.0.9:9090"), Remote4)).ReturnValue);
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote6, IPEndPoint.Parse("[2001:db8::1]:9091"))));
         Assert.False(_programs.IngressDrops(hook, Packets.Tcp(Remote6, IPEndPoint.Parse("[2001:db8::3]:9091"))));
         Assert.False(_programs.IngressDrops(hook, Packets.Tcp(Remote6, IPEndPoint.Parse("[2001:db8::1]:9090")))); // IPv4 any does not cover IPv6
@@ -127,7 +129,7 @@ public sealed class PacketPathTests : IDisposable
         FreezeConnection(Local4, Remote4);
         byte[] packet = Packets.Tcp(Local4, Remote4);
         Assert.Equal(TcOk, _programs.Tc.TestRun(packet, context: Packets.SkbContextWithMark(0xC114)).ReturnValue);
-        Assert.Equal(TcShot, _programs.Tc.TestRun(packet, context: Packets.SkbContextWithMark(0x1234)).ReturnValue);
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(packet, context: Packets.SkbContextWithMark(0x1234)).ReturnValue);
         // Ingress ignores marks, like XDP, which has none: CRIU marks only what its sockets send.
         Assert.Equal(TcShot, _programs.TcIngress.TestRun(Packets.Tcp(Remote4, Local4), context: Packets.SkbContextWithMark(0xC114)).ReturnValue);
     }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 
@@ -56,7 +56,7 @@ internal static unsafe class DescriptorScan
     /// </summary>
     private static unsafe void CollectDescriptorTable(string fdDirectory, int pid, HashSet<ulong> inodes, string operation)
     {
-        using FileDescriptorHandle directory = Libc.OpenHandle(fdDirectory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        using FileDescriptorHandle directory = Libc.open(fdDirectory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (directory.IsInvalid)
         {
             int errno = Marshal.GetLastPInvokeError();

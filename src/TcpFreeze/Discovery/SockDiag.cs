@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 

@@ -8,4 +8,14 @@ public sealed record FrozenConnection(ConnectionKey Key, ulong DroppedPackets, T
 {
     /// <summary>Whether the lease ended (the kernel no longer drops its packets).</summary>
     public bool IsExpired => LeaseRemaining == TimeSpan.Zero;
+
+    /// <summary>
+    /// Data segments (or SYN/FIN) the peer sent that were dropped: each is a try the peer's TCP
+    /// made and backed off after. Non-zero means a thaw's resume kick has something to wake on
+    /// the peer's side.
+    /// </summary>
+    public uint PeerDataSegmentsDropped { get; init; }
+
+    /// <summary>Data segments (or SYN/FIN) this host's socket sent that were dropped (the local side of the kick).</summary>
+    public uint LocalDataSegmentsDropped { get; init; }
 }

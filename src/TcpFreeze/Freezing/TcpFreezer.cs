@@ -1,6 +1,6 @@
 using Ebpf.Interop;
 using Microsoft.Extensions.Logging;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 
@@ -316,7 +316,11 @@ public sealed class TcpFreezer : IDisposable
     public IReadOnlyList<FrozenConnection> ListConnections() => TcpFreezeException.Guard(() =>
     {
         ulong now = Libc.MonotonicNanoseconds();
-        return _maps.Connections.ReadAll().Select(e => new FrozenConnection(e.Key, e.Value.Dropped, e.Value.Remaining(now))).ToList();
+        return _maps.Connections.ReadAll().Select(e => new FrozenConnection(e.Key, e.Value.Dropped, e.Value.Remaining(now))
+        {
+            PeerDataSegmentsDropped = e.Value.RemoteDataDrops,
+            LocalDataSegmentsDropped = e.Value.LocalDataDrops,
+        }).ToList();
     });
 
     /// <summary>The frozen endpoints with their drop counts and leases.</summary>

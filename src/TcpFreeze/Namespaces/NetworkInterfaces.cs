@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using Ebpf.Interop;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 
@@ -145,7 +145,7 @@ public sealed class NetworkNamespace
 
     private static FileDescriptorHandle Open(string path)
     {
-        FileDescriptorHandle fd = Libc.OpenHandle(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        FileDescriptorHandle fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
         if (fd.IsInvalid)
         {
             var failure = NativeCallException.FromLastError($"open network namespace {path}");

@@ -1,5 +1,5 @@
 using Ebpf.Interop;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze;
 
@@ -18,7 +18,7 @@ internal sealed class PinLock : IDisposable
     /// <exception cref="NativeCallException">The directory cannot be opened or locked.</exception>
     public static PinLock Acquire(string directory)
     {
-        FileDescriptorHandle fd = Libc.OpenHandle(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        FileDescriptorHandle fd = Libc.open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (fd.IsInvalid)
         {
             var failure = NativeCallException.FromLastError($"open pin directory {directory}");

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using TcpFreeze.Interop;
+using Interop;
 
 namespace TcpFreeze.Resume;
 

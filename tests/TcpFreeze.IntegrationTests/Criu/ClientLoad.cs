@@ -40,6 +40,46 @@ public sealed class ClientLoad : IAsyncDisposable
         public long LongestGapTicks;
         internal readonly byte[] Buffer = new byte[8192];
         internal int Buffered;
+
+        /// <summary>Exchanges answered at or after this time are kept in <see cref="_exchanges"/> (see <see cref="RecordExchangesFrom"/>).</summary>
+        internal long RecordFromTicks = long.MaxValue;
+        private readonly List<(long Sent, long Replied)> _exchanges = [];
+
+        /// <summary>At most this many exchanges are kept per connection.</summary>
+        public const int MaxRecordedExchanges = 4096;
+
+        internal void Record(long sent, long replied)
+        {
+            if (sent == 0 || replied < Interlocked.Read(ref RecordFromTicks))
+                return;
+            lock (_exchanges)
+                if (_exchanges.Count < MaxRecordedExchanges)
+                    _exchanges.Add((sent, replied));
+        }
+
+        /// <summary>
+        /// The first recorded request/reply pair (Stopwatch ticks: request sent, reply received) whose reply came at or
+        /// after <paramref name="ticks"/>; null if none was recorded. Echo and Http loads only (one request at a time).
+        /// </summary>
+        public (long Sent, long Replied)? FirstAnsweredAfter(long ticks)
+        {
+            lock (_exchanges)
+                foreach ((long Sent, long Replied) e in _exchanges)
+                    if (e.Replied >= ticks)
+                        return e;
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// From now on (<paramref name="fromTicks"/>, a Stopwatch timestamp) each connection of an Echo or Http load keeps
+    /// the send and reply times of its exchanges (bounded), for <see cref="Connection.FirstAnsweredAfter"/>: e.g. which
+    /// requests were in flight across a migration's end and when they were answered.
+    /// </summary>
+    public void RecordExchangesFrom(long fromTicks)
+    {
+        foreach (Connection c in _connections)
+            Interlocked.Exchange(ref c.RecordFromTicks, fromTicks);
     }
 
     public IReadOnlyList<Connection> Connections => _connections;
@@ -150,10 +190,11 @@ public sealed class ClientLoad : IAsyncDisposable
     }
 
     /// <summary>Counts one reply and keeps the longest gap between two replies up to date.</summary>
-    private static void RecordReply(Connection c)
+    private static void RecordReply(Connection c, long sentTicks = 0)
     {
-        Interlocked.Increment(ref c.Replies);
         long now = Stopwatch.GetTimestamp();
+        c.Record(sentTicks, now);
+        Interlocked.Increment(ref c.Replies);
         long gap = now - Interlocked.Exchange(ref c.LastReplyTicks, now);
         for (long longest = Interlocked.Read(ref c.LongestGapTicks); gap > longest; longest = Interlocked.Read(ref c.LongestGapTicks))
             if (Interlocked.CompareExchange(ref c.LongestGapTicks, gap, longest) == longest)
@@ -176,6 +217,7 @@ public sealed class ClientLoad : IAsyncDisposable
     {
         try
         {
+            long sent = Stopwatch.GetTimestamp();
             await c.Socket.SendAsync(request, SocketFlags.None, token);
             string? reply = await read(c, token);
             if (reply is null)
@@ -188,7 +230,7 @@ public sealed class ClientLoad : IAsyncDisposable
                 c.Failure = $"connection {c.Id}: expected '{expected.Trim()}' but got '{reply.Trim()}' after {c.Replies} replies";
                 return false;
             }
-            RecordReply(c);
+            RecordReply(c, sent);
             return true;
         }
         catch (OperationCanceledException)

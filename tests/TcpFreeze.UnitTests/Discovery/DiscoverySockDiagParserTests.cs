@@ -1,8 +1,11 @@
+extern alias TcpFreezeAssembly;
+
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using TcpFreeze.Interop;
+// Interop.Libc is linked into all three src assemblies; the tests read TcpFreeze's copy (the one with sock_diag).
+using Libc = TcpFreezeAssembly::Interop.Libc;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
@@ -200,85 +203,62 @@ public class DiscoverySockDiagLayoutTests
     [Fact]
     public void Structs_match_the_kernel_headers_byte_for_byte()
     {
-        string clang = File.Exists("/usr/bin/clang-14") ? "/usr/bin/clang-14" : "clang";
-        string dir = Directory.CreateTempSubdirectory("tcpfreeze-sockdiag-layout-").FullName;
-        try
-        {
-            string source = Path.Combine(dir, "layout.c"), binary = Path.Combine(dir, "layout");
-            File.WriteAllText(source, """
-                #define _GNU_SOURCE
-                #include <stddef.h>
-                #include <stdio.h>
-                #include <dirent.h>
-                #include <sys/time.h>
-                #include <linux/netlink.h>
-                #include <linux/sock_diag.h>
-                #include <linux/inet_diag.h>
-                #define S(t) printf(#t " %zu\n", sizeof(struct t))
-                #define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
-                int main(void) {
-                    S(nlmsghdr); O(nlmsghdr, nlmsg_len); O(nlmsghdr, nlmsg_type); O(nlmsghdr, nlmsg_flags); O(nlmsghdr, nlmsg_seq); O(nlmsghdr, nlmsg_pid);
-                    S(sockaddr_nl); O(sockaddr_nl, nl_family); O(sockaddr_nl, nl_pid); O(sockaddr_nl, nl_groups);
-                    S(nlmsgerr); O(nlmsgerr, error); O(nlmsgerr, msg);
-                    S(inet_diag_sockid); O(inet_diag_sockid, idiag_sport); O(inet_diag_sockid, idiag_dport); O(inet_diag_sockid, idiag_src);
-                    O(inet_diag_sockid, idiag_dst); O(inet_diag_sockid, idiag_if); O(inet_diag_sockid, idiag_cookie);
-                    S(inet_diag_req_v2); O(inet_diag_req_v2, sdiag_family); O(inet_diag_req_v2, sdiag_protocol); O(inet_diag_req_v2, idiag_ext);
-                    O(inet_diag_req_v2, idiag_states); O(inet_diag_req_v2, id);
-                    S(inet_diag_msg); O(inet_diag_msg, idiag_family); O(inet_diag_msg, idiag_state); O(inet_diag_msg, id); O(inet_diag_msg, idiag_expires);
-                    O(inet_diag_msg, idiag_rqueue); O(inet_diag_msg, idiag_wqueue); O(inet_diag_msg, idiag_uid); O(inet_diag_msg, idiag_inode);
-                    S(timeval);
-                    O(dirent64, d_reclen); O(dirent64, d_name);
-                    printf("NETLINK_SOCK_DIAG %d\nSOCK_DIAG_BY_FAMILY %d\nNLM_F_DUMP %d\nNLMSG_DONE %d\nNLMSG_ERROR %d\n",
-                           NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR);
-                    return 0;
-                }
-                """);
-            Run.Checked(clang, "-o", binary, source);
-            Dictionary<string, int> c = Run.Checked(binary).Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split(' ')).ToDictionary(p => p[0], p => int.Parse(p[1]));
+        CLayout c = CLayout.Measure("""
+            #define _GNU_SOURCE
+            #include <dirent.h>
+            #include <sys/time.h>
+            #include <linux/netlink.h>
+            #include <linux/sock_diag.h>
+            #include <linux/inet_diag.h>
+            """, """
+                S(nlmsghdr); O(nlmsghdr, nlmsg_len); O(nlmsghdr, nlmsg_type); O(nlmsghdr, nlmsg_flags); O(nlmsghdr, nlmsg_seq); O(nlmsghdr, nlmsg_pid);
+                S(sockaddr_nl); O(sockaddr_nl, nl_family); O(sockaddr_nl, nl_pid); O(sockaddr_nl, nl_groups);
+                S(nlmsgerr); O(nlmsgerr, error); O(nlmsgerr, msg);
+                S(inet_diag_sockid); O(inet_diag_sockid, idiag_sport); O(inet_diag_sockid, idiag_dport); O(inet_diag_sockid, idiag_src);
+                O(inet_diag_sockid, idiag_dst); O(inet_diag_sockid, idiag_if); O(inet_diag_sockid, idiag_cookie);
+                S(inet_diag_req_v2); O(inet_diag_req_v2, sdiag_family); O(inet_diag_req_v2, sdiag_protocol); O(inet_diag_req_v2, idiag_ext);
+                O(inet_diag_req_v2, idiag_states); O(inet_diag_req_v2, id);
+                S(inet_diag_msg); O(inet_diag_msg, idiag_family); O(inet_diag_msg, idiag_state); O(inet_diag_msg, id); O(inet_diag_msg, idiag_expires);
+                O(inet_diag_msg, idiag_rqueue); O(inet_diag_msg, idiag_wqueue); O(inet_diag_msg, idiag_uid); O(inet_diag_msg, idiag_inode);
+                S(timeval);
+                O(dirent64, d_reclen); O(dirent64, d_name);
+                printf("NETLINK_SOCK_DIAG %d\nSOCK_DIAG_BY_FAMILY %d\nNLM_F_DUMP %d\nNLMSG_DONE %d\nNLMSG_ERROR %d\n",
+                       NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR);
+            """);
 
-            void Size<T>(string name) => Assert.True(c[name] == Marshal.SizeOf<T>(), $"sizeof(struct {name}) is {c[name]} in C but {Marshal.SizeOf<T>()} in C#");
-            void Same(string name, int managed) => Assert.True(c[name] == managed, $"{name} is {c[name]} in C but {managed} in C#");
-            void Offset<T>(string name, string field) => Assert.True(c[name] == (int)Marshal.OffsetOf<T>(field), $"{name} is at {c[name]} in C but {typeof(T).Name}.{field} at {Marshal.OffsetOf<T>(field)}");
-
-            Size<Libc.NlMsgHdr>("nlmsghdr");
-            Offset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_len", nameof(Libc.NlMsgHdr.Length));
-            Offset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_type", nameof(Libc.NlMsgHdr.Type));
-            Offset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_flags", nameof(Libc.NlMsgHdr.Flags));
-            Offset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_seq", nameof(Libc.NlMsgHdr.Sequence));
-            Offset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_pid", nameof(Libc.NlMsgHdr.PortId));
-            Size<Libc.SockAddrNl>("sockaddr_nl");
-            Offset<Libc.SockAddrNl>("sockaddr_nl.nl_family", nameof(Libc.SockAddrNl.Family));
-            Offset<Libc.SockAddrNl>("sockaddr_nl.nl_pid", nameof(Libc.SockAddrNl.PortId));
-            Offset<Libc.SockAddrNl>("sockaddr_nl.nl_groups", nameof(Libc.SockAddrNl.Groups));
-            Size<Libc.NlMsgErr>("nlmsgerr");
-            Offset<Libc.NlMsgErr>("nlmsgerr.error", nameof(Libc.NlMsgErr.Error));
-            Offset<Libc.NlMsgErr>("nlmsgerr.msg", nameof(Libc.NlMsgErr.Message));
-            Size<Libc.InetDiagSockId>("inet_diag_sockid");
-            foreach ((string f, string m) in new[] { ("idiag_sport", "SourcePort"), ("idiag_dport", "DestinationPort"), ("idiag_src", "Source"),
-                         ("idiag_dst", "Destination"), ("idiag_if", "Interface"), ("idiag_cookie", "Cookie") })
-                Offset<Libc.InetDiagSockId>($"inet_diag_sockid.{f}", m);
-            Size<Libc.InetDiagReqV2>("inet_diag_req_v2");
-            foreach ((string f, string m) in new[] { ("sdiag_family", "Family"), ("sdiag_protocol", "Protocol"), ("idiag_ext", "Extensions"),
-                         ("idiag_states", "States"), ("id", "Id") })
-                Offset<Libc.InetDiagReqV2>($"inet_diag_req_v2.{f}", m);
-            Size<Libc.InetDiagMsg>("inet_diag_msg");
-            foreach ((string f, string m) in new[] { ("idiag_family", "Family"), ("idiag_state", "State"), ("id", "Id"), ("idiag_expires", "Expires"),
-                         ("idiag_rqueue", "ReceiveQueue"), ("idiag_wqueue", "SendQueue"), ("idiag_uid", "Uid"), ("idiag_inode", "Inode") })
-                Offset<Libc.InetDiagMsg>($"inet_diag_msg.{f}", m);
-            Assert.Equal(c["nlmsghdr"] + c["inet_diag_req_v2"], Marshal.SizeOf<Libc.InetDiagRequest>());
-            Size<Libc.TimeVal>("timeval");
-            Same("dirent64.d_reclen", Libc.DirentLengthOffset);
-            Same("dirent64.d_name", Libc.DirentNameOffset);
-            Same("NETLINK_SOCK_DIAG", Libc.NETLINK_SOCK_DIAG);
-            Same("SOCK_DIAG_BY_FAMILY", Libc.SOCK_DIAG_BY_FAMILY);
-            Same("NLM_F_DUMP", Libc.NLM_F_DUMP);
-            Same("NLMSG_DONE", Libc.NLMSG_DONE);
-            Same("NLMSG_ERROR", Libc.NLMSG_ERROR);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        c.AssertSize<Libc.NlMsgHdr>("nlmsghdr");
+        c.AssertOffset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_len", nameof(Libc.NlMsgHdr.Length));
+        c.AssertOffset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_type", nameof(Libc.NlMsgHdr.Type));
+        c.AssertOffset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_flags", nameof(Libc.NlMsgHdr.Flags));
+        c.AssertOffset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_seq", nameof(Libc.NlMsgHdr.Sequence));
+        c.AssertOffset<Libc.NlMsgHdr>("nlmsghdr.nlmsg_pid", nameof(Libc.NlMsgHdr.PortId));
+        c.AssertSize<Libc.SockAddrNl>("sockaddr_nl");
+        c.AssertOffset<Libc.SockAddrNl>("sockaddr_nl.nl_family", nameof(Libc.SockAddrNl.Family));
+        c.AssertOffset<Libc.SockAddrNl>("sockaddr_nl.nl_pid", nameof(Libc.SockAddrNl.PortId));
+        c.AssertOffset<Libc.SockAddrNl>("sockaddr_nl.nl_groups", nameof(Libc.SockAddrNl.Groups));
+        c.AssertSize<Libc.NlMsgErr>("nlmsgerr");
+        c.AssertOffset<Libc.NlMsgErr>("nlmsgerr.error", nameof(Libc.NlMsgErr.Error));
+        c.AssertOffset<Libc.NlMsgErr>("nlmsgerr.msg", nameof(Libc.NlMsgErr.Message));
+        c.AssertSize<Libc.InetDiagSockId>("inet_diag_sockid");
+        foreach ((string f, string m) in new[] { ("idiag_sport", "SourcePort"), ("idiag_dport", "DestinationPort"), ("idiag_src", "Source"),
+                     ("idiag_dst", "Destination"), ("idiag_if", "Interface"), ("idiag_cookie", "Cookie") })
+            c.AssertOffset<Libc.InetDiagSockId>($"inet_diag_sockid.{f}", m);
+        c.AssertSize<Libc.InetDiagReqV2>("inet_diag_req_v2");
+        foreach ((string f, string m) in new[] { ("sdiag_family", "Family"), ("sdiag_protocol", "Protocol"), ("idiag_ext", "Extensions"),
+                     ("idiag_states", "States"), ("id", "Id") })
+            c.AssertOffset<Libc.InetDiagReqV2>($"inet_diag_req_v2.{f}", m);
+        c.AssertSize<Libc.InetDiagMsg>("inet_diag_msg");
+        foreach ((string f, string m) in new[] { ("idiag_family", "Family"), ("idiag_state", "State"), ("id", "Id"), ("idiag_expires", "Expires"),
+                     ("idiag_rqueue", "ReceiveQueue"), ("idiag_wqueue", "SendQueue"), ("idiag_uid", "Uid"), ("idiag_inode", "Inode") })
+            c.AssertOffset<Libc.InetDiagMsg>($"inet_diag_msg.{f}", m);
+        Assert.Equal(c["nlmsghdr"] + c["inet_diag_req_v2"], Marshal.SizeOf<Libc.InetDiagRequest>());
+        c.AssertSize<Libc.TimeVal>("timeval");
+        c.AssertSame("dirent64.d_reclen", Libc.DirentLengthOffset);
+        c.AssertSame("dirent64.d_name", Libc.DirentNameOffset);
+        c.AssertSame("NETLINK_SOCK_DIAG", Libc.NETLINK_SOCK_DIAG);
+        c.AssertSame("SOCK_DIAG_BY_FAMILY", Libc.SOCK_DIAG_BY_FAMILY);
+        c.AssertSame("NLM_F_DUMP", Libc.NLM_F_DUMP);
+        c.AssertSame("NLMSG_DONE", Libc.NLMSG_DONE);
+        c.AssertSame("NLMSG_ERROR", Libc.NLMSG_ERROR);
     }
 }

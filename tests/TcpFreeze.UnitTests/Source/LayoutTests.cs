@@ -91,74 +91,54 @@ public sealed class LayoutTests
     [Fact]
     public void Opts_structs_match_libbpf_headers_byte_for_byte()
     {
-        string clang = File.Exists("/usr/bin/clang-14") ? "/usr/bin/clang-14" : "clang";
-        string dir = Directory.CreateTempSubdirectory("tcpfreeze-layout-").FullName;
-        try
-        {
-            string source = Path.Combine(dir, "layout.c"), binary = Path.Combine(dir, "layout");
-            File.WriteAllText(source, """
-                #include <stddef.h>
-                #include <stdio.h>
-                #include <bpf/libbpf.h>
-                #include <bpf/bpf.h>
-                #define S(t) printf(#t " %zu\n", sizeof(struct t))
-                #define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
-                int main(void) {
-                    S(bpf_object_open_opts); O(bpf_object_open_opts, object_name);
-                    S(bpf_map_batch_opts); O(bpf_map_batch_opts, elem_flags); O(bpf_map_batch_opts, flags);
-                    S(bpf_test_run_opts); O(bpf_test_run_opts, data_in); O(bpf_test_run_opts, data_out);
-                    O(bpf_test_run_opts, data_size_in); O(bpf_test_run_opts, data_size_out); O(bpf_test_run_opts, ctx_in);
-                    O(bpf_test_run_opts, ctx_size_in); O(bpf_test_run_opts, retval); O(bpf_test_run_opts, repeat);
-                    O(bpf_test_run_opts, duration);
-                    S(bpf_xdp_attach_opts); O(bpf_xdp_attach_opts, old_prog_fd);
-                    S(bpf_xdp_query_opts); O(bpf_xdp_query_opts, prog_id); O(bpf_xdp_query_opts, skb_prog_id); O(bpf_xdp_query_opts, attach_mode);
-                    S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
-                    S(bpf_prog_load_opts); O(bpf_prog_load_opts, log_level); O(bpf_prog_load_opts, log_size); O(bpf_prog_load_opts, log_buf);
-                    O(bpf_prog_info, id); O(bpf_prog_info, nr_map_ids); O(bpf_prog_info, map_ids); O(bpf_prog_info, name);
-                    S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
-                    return 0;
-                }
-                """);
-            Run.Checked(clang, "-o", binary, source);
-            Dictionary<string, int> c = Run.Checked(binary).Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split(' ')).ToDictionary(p => p[0], p => int.Parse(p[1]));
+        CLayout c = CLayout.Measure("""
+            #include <bpf/libbpf.h>
+            #include <bpf/bpf.h>
+            """, """
+                S(bpf_object_open_opts); O(bpf_object_open_opts, object_name);
+                S(bpf_map_batch_opts); O(bpf_map_batch_opts, elem_flags); O(bpf_map_batch_opts, flags);
+                S(bpf_test_run_opts); O(bpf_test_run_opts, data_in); O(bpf_test_run_opts, data_out);
+                O(bpf_test_run_opts, data_size_in); O(bpf_test_run_opts, data_size_out); O(bpf_test_run_opts, ctx_in);
+                O(bpf_test_run_opts, ctx_size_in); O(bpf_test_run_opts, retval); O(bpf_test_run_opts, repeat);
+                O(bpf_test_run_opts, duration);
+                S(bpf_xdp_attach_opts); O(bpf_xdp_attach_opts, old_prog_fd);
+                S(bpf_xdp_query_opts); O(bpf_xdp_query_opts, prog_id); O(bpf_xdp_query_opts, skb_prog_id); O(bpf_xdp_query_opts, attach_mode);
+                S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
+                S(bpf_prog_load_opts); O(bpf_prog_load_opts, log_level); O(bpf_prog_load_opts, log_size); O(bpf_prog_load_opts, log_buf);
+                O(bpf_prog_info, id); O(bpf_prog_info, nr_map_ids); O(bpf_prog_info, map_ids); O(bpf_prog_info, name);
+                S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
+            """);
 
-            Type libbpf = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!;
-            void Size(string cName, string managed) => Assert.True(c[cName] == Marshal.SizeOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!),
-                $"sizeof({cName}) is {c[cName]} in C but {Marshal.SizeOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!)} in C#");
-            void Offset(string cName, string managed, string field) => Assert.True(
-                c[cName] == (int)Marshal.OffsetOf(libbpf.GetNestedType(managed, BindingFlags.NonPublic)!, field), $"{cName} differs from {managed}.{field}");
+        Type libbpf = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!;
+        Type Managed(string name) => libbpf.GetNestedType(name, BindingFlags.NonPublic)!;
+        void Size(string cName, string managed) => c.AssertSize(cName, Managed(managed));
+        void Offset(string cName, string managed, string field) => c.AssertOffset(cName, Managed(managed), field);
 
-            Size("bpf_object_open_opts", "BpfObjectOpenOpts");
-            Offset("bpf_object_open_opts.object_name", "BpfObjectOpenOpts", "ObjectName");
-            Size("bpf_map_batch_opts", "BpfMapBatchOpts");
-            Offset("bpf_map_batch_opts.elem_flags", "BpfMapBatchOpts", "ElemFlags");
-            Offset("bpf_map_batch_opts.flags", "BpfMapBatchOpts", "Flags");
-            Size("bpf_test_run_opts", "BpfTestRunOpts");
-            foreach ((string f, string m) in new[] { ("data_in", "DataIn"), ("data_out", "DataOut"), ("data_size_in", "DataSizeIn"), ("data_size_out", "DataSizeOut"),
-                         ("ctx_in", "CtxIn"), ("ctx_size_in", "CtxSizeIn"), ("retval", "RetVal"), ("repeat", "Repeat"), ("duration", "Duration") })
-                Offset($"bpf_test_run_opts.{f}", "BpfTestRunOpts", m);
-            Size("bpf_xdp_attach_opts", "BpfXdpAttachOpts");
-            Offset("bpf_xdp_attach_opts.old_prog_fd", "BpfXdpAttachOpts", "OldProgFd");
-            Size("bpf_xdp_query_opts", "BpfXdpQueryOpts");
-            Offset("bpf_xdp_query_opts.prog_id", "BpfXdpQueryOpts", "ProgId");
-            Offset("bpf_xdp_query_opts.skb_prog_id", "BpfXdpQueryOpts", "SkbProgId");
-            Offset("bpf_xdp_query_opts.attach_mode", "BpfXdpQueryOpts", "AttachMode");
-            Size("bpf_tc_hook", "BpfTcHook");
-            foreach ((string f, string m) in new[] { ("ifindex", "IfIndex"), ("attach_point", "AttachPoint"), ("parent", "Parent") })
-                Offset($"bpf_tc_hook.{f}", "BpfTcHook", m);
-            Size("bpf_prog_load_opts", "BpfProgLoadOpts");
-            foreach ((string f, string m) in new[] { ("log_level", "LogLevel"), ("log_size", "LogSize"), ("log_buf", "LogBuffer") })
-                Offset($"bpf_prog_load_opts.{f}", "BpfProgLoadOpts", m);
-            foreach ((string f, string m) in new[] { ("id", "Id"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name") })
-                Offset($"bpf_prog_info.{f}", "BpfProgInfo", m);
-            Size("bpf_tc_opts", "BpfTcOpts");
-            foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
-                Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Size("bpf_object_open_opts", "BpfObjectOpenOpts");
+        Offset("bpf_object_open_opts.object_name", "BpfObjectOpenOpts", "ObjectName");
+        Size("bpf_map_batch_opts", "BpfMapBatchOpts");
+        Offset("bpf_map_batch_opts.elem_flags", "BpfMapBatchOpts", "ElemFlags");
+        Offset("bpf_map_batch_opts.flags", "BpfMapBatchOpts", "Flags");
+        Size("bpf_test_run_opts", "BpfTestRunOpts");
+        foreach ((string f, string m) in new[] { ("data_in", "DataIn"), ("data_out", "DataOut"), ("data_size_in", "DataSizeIn"), ("data_size_out", "DataSizeOut"),
+                     ("ctx_in", "CtxIn"), ("ctx_size_in", "CtxSizeIn"), ("retval", "RetVal"), ("repeat", "Repeat"), ("duration", "Duration") })
+            Offset($"bpf_test_run_opts.{f}", "BpfTestRunOpts", m);
+        Size("bpf_xdp_attach_opts", "BpfXdpAttachOpts");
+        Offset("bpf_xdp_attach_opts.old_prog_fd", "BpfXdpAttachOpts", "OldProgFd");
+        Size("bpf_xdp_query_opts", "BpfXdpQueryOpts");
+        Offset("bpf_xdp_query_opts.prog_id", "BpfXdpQueryOpts", "ProgId");
+        Offset("bpf_xdp_query_opts.skb_prog_id", "BpfXdpQueryOpts", "SkbProgId");
+        Offset("bpf_xdp_query_opts.attach_mode", "BpfXdpQueryOpts", "AttachMode");
+        Size("bpf_tc_hook", "BpfTcHook");
+        foreach ((string f, string m) in new[] { ("ifindex", "IfIndex"), ("attach_point", "AttachPoint"), ("parent", "Parent") })
+            Offset($"bpf_tc_hook.{f}", "BpfTcHook", m);
+        Size("bpf_prog_load_opts", "BpfProgLoadOpts");
+        foreach ((string f, string m) in new[] { ("log_level", "LogLevel"), ("log_size", "LogSize"), ("log_buf", "LogBuffer") })
+            Offset($"bpf_prog_load_opts.{f}", "BpfProgLoadOpts", m);
+        foreach ((string f, string m) in new[] { ("id", "Id"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name") })
+            Offset($"bpf_prog_info.{f}", "BpfProgInfo", m);
+        Size("bpf_tc_opts", "BpfTcOpts");
+        foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
+            Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);
     }
 }

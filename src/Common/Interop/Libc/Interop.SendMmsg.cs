@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace TcpFreeze.Interop;
+namespace Interop;
 
 internal static unsafe partial class Libc
 {
@@ -42,6 +42,6 @@ internal static unsafe partial class Libc
     [StructLayout(LayoutKind.Sequential, Size = 28)]
     internal struct SockAddrIn6;
 
-    [LibraryImport(Library, EntryPoint = "sendmmsg", SetLastError = true)]
+    [LibraryImport(Libraries.Libc, EntryPoint = "sendmmsg", SetLastError = true)]
     internal static partial int sendmmsg(SafeHandle socket, MMsgHdr* messages, uint count, int flags);
 }

@@ -1,10 +1,11 @@
 using System.Runtime.InteropServices;
 
-namespace TcpFreeze.Interop;
+namespace Interop;
 
 /// <summary>
-/// Owns one file descriptor that TcpFreeze opened itself (a directory being listed, a
-/// netlink socket) and closes it on dispose, also when an exception unwinds past it.
+/// Owns one file descriptor that this process opened itself (a directory being listed, a
+/// namespace, a netlink socket, a process descriptor) and closes it on dispose, also when
+/// an exception unwinds past it. Invalid when the call that made it failed.
 /// </summary>
 internal sealed class FileDescriptorHandle : SafeHandle
 {

@@ -1,19 +1,15 @@
 using System.Runtime.InteropServices;
 
-namespace TcpFreeze.Interop;
+namespace Interop;
 
 /// <summary>
-/// Netlink sockets and the sock_diag structs (linux/netlink.h, linux/sock_diag.h,
-/// linux/inet_diag.h). A test compiles a C program against those headers and checks
-/// every size and offset here.
+/// Netlink and the sock_diag structs (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h),
+/// sent with <see cref="sendto"/> and read with <see cref="recv"/> on a <see cref="socket"/>.
+/// A test compiles a C program against those headers and checks every size and offset here.
 /// </summary>
 internal static unsafe partial class Libc
 {
-    internal const int AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000;
     internal const int NETLINK_SOCK_DIAG = 4;
-    internal const int SO_RCVTIMEO = 20;
-    internal const int MSG_TRUNC = 0x20;
-    internal const byte AF_INET = 2, AF_INET6 = 10, IPPROTO_TCP = 6;
 
     internal const ushort NLMSG_NOOP = 1, NLMSG_ERROR = 2, NLMSG_DONE = 3, NLMSG_OVERRUN = 4;
     internal const ushort NLM_F_REQUEST = 0x1, NLM_F_ROOT = 0x100, NLM_F_MATCH = 0x200, NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
@@ -21,26 +17,6 @@ internal static unsafe partial class Libc
 
     /// <summary>NLMSG_ALIGN: netlink messages start on 4-byte boundaries.</summary>
     internal static int NetlinkAlign(int length) => (length + 3) & ~3;
-
-    [LibraryImport(Library, EntryPoint = "socket", SetLastError = true)]
-    internal static partial FileDescriptorHandle socket(int domain, int type, int protocol);
-
-    [LibraryImport(Library, EntryPoint = "setsockopt", SetLastError = true)]
-    internal static partial int setsockopt(FileDescriptorHandle socket, int level, int name, void* value, uint length);
-
-    [LibraryImport(Library, EntryPoint = "sendto", SetLastError = true)]
-    internal static partial nint sendto(FileDescriptorHandle socket, void* buffer, nuint length, int flags, SockAddrNl* address, uint addressLength);
-
-    [LibraryImport(Library, EntryPoint = "recv", SetLastError = true)]
-    internal static partial nint recv(FileDescriptorHandle socket, void* buffer, nuint length, int flags);
-
-    /// <summary>struct timeval (SO_RCVTIMEO on 64-bit Linux).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct TimeVal
-    {
-        public long Seconds;
-        public long Microseconds;
-    }
 
     /// <summary>struct sockaddr_nl; port id 0 is the kernel.</summary>
     [StructLayout(LayoutKind.Sequential)]

@@ -1,0 +1,11 @@
+using System.Runtime.InteropServices;
+
+namespace Interop;
+
+internal static partial class Libc
+{
+    internal const int LOCK_EX = 2, LOCK_UN = 8;
+
+    [LibraryImport(Libraries.Libc, EntryPoint = "flock", SetLastError = true)]
+    internal static partial int flock(FileDescriptorHandle fd, int operation);
+}
