@@ -41,6 +41,27 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
+    /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces"/>).</summary>
+    public int CollectGarbage(string pinRoot)
+    {
+        DeadNamespaceCleanup result = TcpFreezer.RemoveDeadNamespaces(pinRoot);
+        if (result.Directories.Count == 0)
+        {
+            output.WriteLine($"nothing to remove: every pin directory under {pinRoot} belongs to a namespace that still exists");
+            return ExitCodes.Success;
+        }
+        foreach (string directory in result.Directories)
+        {
+            if (Directory.Exists(directory))
+                Cli.Warn(error, $"{directory} (its namespace no longer exists) still holds files TcpFreeze did not create " +
+                                $"({string.Join(", ", Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName))}); remove them by hand");
+            else
+                output.WriteLine($"removed {directory} (its namespace no longer exists)");
+        }
+        output.WriteLine($"removed {Count(result.PinsRemoved, "pin")} of {Count(result.Directories.Count, "namespace")} that no longer exist");
+        return ExitCodes.Success;
+    }
+
     public int Freeze(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints, TimeSpan? lease)
     {
         using TcpFreezer freezer = TcpFreezer.Open(options);
@@ -137,13 +158,18 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             output.WriteLine(JsonSerializer.Serialize(list, CliJsonContext.Default.FrozenListJson));
             return ExitCodes.Success;
         }
-        if (connections.Count == 0 && endpoints.Count == 0)
+        if (connections.All(c => c.IsExpired) && endpoints.All(e => e.IsExpired))
             output.WriteLine("nothing is frozen");
-        foreach (FrozenEndpoint e in endpoints)
+        foreach (FrozenEndpoint e in endpoints.Where(e => !e.IsExpired))
             output.WriteLine($"endpoint {e.Key} dropped={e.DroppedPackets} lease={Lease(e.LeaseRemaining)}");
-        foreach (FrozenConnection c in connections)
+        foreach (FrozenConnection c in connections.Where(c => !c.IsExpired))
             output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)} " +
                              $"data-in={c.PeerDataSegmentsDropped} data-out={c.LocalDataSegmentsDropped}");
+        // Entries whose lease ended drop nothing any more: listed apart, so they are never read as frozen.
+        foreach (FrozenEndpoint e in endpoints.Where(e => e.IsExpired))
+            output.WriteLine($"expired endpoint {e.Key} dropped={e.DroppedPackets} (lease ended; not frozen)");
+        foreach (FrozenConnection c in connections.Where(c => c.IsExpired))
+            output.WriteLine($"expired connection {c.Key} dropped={c.DroppedPackets} (lease ended; not frozen)");
         return ExitCodes.Success;
     }
 
@@ -154,7 +180,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         if (json)
         {
             var stats = new StatisticsJson(freezer.PinDirectory, s.TcpPacketsSeen, s.DroppedIngress, s.DroppedEgress, s.Passed,
-                s.FrozenConnections, s.FrozenEndpoints, s.ConnectionCapacity);
+                s.FrozenConnections, s.FrozenEndpoints, s.ConnectionCapacity, s.ExpiredConnections, s.ExpiredEndpoints);
             output.WriteLine(JsonSerializer.Serialize(stats, CliJsonContext.Default.StatisticsJson));
             return ExitCodes.Success;
         }
@@ -165,6 +191,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         output.WriteLine($"passed:               {s.Passed}");
         output.WriteLine($"frozen connections:   {s.FrozenConnections} of {s.ConnectionCapacity}");
         output.WriteLine($"frozen endpoints:     {s.FrozenEndpoints}");
+        output.WriteLine($"expired entries:      {s.ExpiredConnections} connections, {s.ExpiredEndpoints} endpoints (their lease ended: they drop nothing; the next freeze removes them)");
         return ExitCodes.Success;
     }
 
@@ -221,6 +248,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     {
         string renewed = result.AlreadyFrozen == 0 ? "" : $"; {result.AlreadyFrozen} already frozen, lease replaced";
         string until = lease is { } l ? $" for {Lease(l)}" : " until thawed";
+        if (result.InterfacesAttached.Count > 0)
+            output.WriteLine($"attached to {string.Join(", ", result.InterfacesAttached)} (up without TcpFreeze's programs), so the freeze holds there too");
         output.WriteLine($"froze {Count(result.ConnectionsFrozen, "connection")} and {Count(result.EndpointsFrozen, "endpoint")}{until}{renewed}");
     }
 

@@ -43,6 +43,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         root.Options.Add(_netns);
         root.Subcommands.Add(AttachCommand());
         root.Subcommands.Add(DetachCommand());
+        root.Subcommands.Add(GcCommand());
         root.Subcommands.Add(FreezeCommand());
         root.Subcommands.Add(ThawCommand());
         root.Subcommands.Add(ListCommand());
@@ -113,6 +114,15 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
     {
         var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins, whatever is left of them; everything frozen flows again. Nothing attached is not an error (exit 0).");
         command.SetAction(parse => Cli.Guard(error, () => operations.Detach(Options(parse))));
+        return command;
+    }
+
+    private Command GcCommand()
+    {
+        var command = new Command("gc", "Remove the pins (and with them the programs and maps) of network namespaces that no longer exist, under the pin root; " +
+                                        "a deleted namespace leaves them behind where no --netns can reach them. Namespaces still reachable (a process in it or " +
+                                        "holding it, a mount such as /run/netns/NAME) keep theirs. Nothing to remove is not an error (exit 0).");
+        command.SetAction(parse => Cli.Guard(error, () => operations.CollectGarbage(parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot)));
         return command;
     }
 

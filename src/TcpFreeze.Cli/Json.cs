@@ -20,7 +20,7 @@ internal sealed record FrozenListJson(string PinDirectory, IReadOnlyList<FrozenC
 
 /// <summary>The document 'tcpfreeze stats --json' writes; counters are summed over CPUs since the programs were loaded.</summary>
 internal sealed record StatisticsJson(string PinDirectory, ulong TcpPacketsSeen, ulong DroppedIngress, ulong DroppedEgress, ulong Passed,
-    int FrozenConnections, int FrozenEndpoints, uint ConnectionCapacity);
+    int FrozenConnections, int FrozenEndpoints, uint ConnectionCapacity, int ExpiredConnections, int ExpiredEndpoints);
 
 /// <summary>Compile-time JSON serialization (no reflection, so NativeAOT and trimming keep working).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]

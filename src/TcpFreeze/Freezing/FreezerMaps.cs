@@ -49,8 +49,18 @@ internal sealed class FreezerMaps : IDisposable
     public FreezerStatistics ReadStatistics()
     {
         ulong Sum(int index) => _counters.LookupPerCpu((uint)index).Aggregate(0UL, (a, b) => a + b);
+        ulong now = Interop.Libc.MonotonicNanoseconds();
+        int connections = 0, expiredConnections = 0, endpoints = 0, expiredEndpoints = 0;
+        foreach (var e in Connections.ReadAll())
+            _ = e.Value.Remaining(now) == TimeSpan.Zero ? expiredConnections++ : connections++;
+        foreach (var e in Endpoints.ReadAll())
+            _ = e.Value.Remaining(now) == TimeSpan.Zero ? expiredEndpoints++ : endpoints++;
         return new FreezerStatistics(Sum(BpfNames.CounterSeen), Sum(BpfNames.CounterDroppedIngress), Sum(BpfNames.CounterDroppedEgress),
-            Sum(BpfNames.CounterPassed), Connections.ReadAll().Count, Endpoints.ReadAll().Count, Connections.Capacity);
+            Sum(BpfNames.CounterPassed), connections, endpoints, Connections.Capacity)
+        {
+            ExpiredConnections = expiredConnections,
+            ExpiredEndpoints = expiredEndpoints,
+        };
     }
 
     public void Dispose()

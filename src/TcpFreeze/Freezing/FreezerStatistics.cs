@@ -5,8 +5,15 @@ namespace TcpFreeze;
 /// <param name="DroppedIngress">Packets dropped by the ingress program (XDP or TC).</param>
 /// <param name="DroppedEgress">Packets dropped by the TC egress program.</param>
 /// <param name="Passed">Packets let through (TCP or not).</param>
-/// <param name="FrozenConnections">Entries in the connections map (expired ones included).</param>
-/// <param name="FrozenEndpoints">Entries in the endpoints map.</param>
+/// <param name="FrozenConnections">Connections frozen now (entries whose lease ended are counted in <see cref="ExpiredConnections"/> instead).</param>
+/// <param name="FrozenEndpoints">Endpoints frozen now (expired ones not included).</param>
 /// <param name="ConnectionCapacity">The connections map's capacity.</param>
 public sealed record FreezerStatistics(ulong TcpPacketsSeen, ulong DroppedIngress, ulong DroppedEgress, ulong Passed,
-    int FrozenConnections, int FrozenEndpoints, uint ConnectionCapacity);
+    int FrozenConnections, int FrozenEndpoints, uint ConnectionCapacity)
+{
+    /// <summary>Connection entries whose lease ended: they drop nothing and the next freeze (or <see cref="TcpFreezer.RemoveExpired"/>) deletes them.</summary>
+    public int ExpiredConnections { get; init; }
+
+    /// <summary>Endpoint entries whose lease ended (see <see cref="ExpiredConnections"/>).</summary>
+    public int ExpiredEndpoints { get; init; }
+}

@@ -35,16 +35,38 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// <summary>
     /// Writes all keys in one batch call. Keys that are frozen already keep what
     /// <see cref="FreezeEntry.Renewed"/> keeps and get the new lease; their old values are
-    /// kept so that a failure part-way (e.g. a full map) can be undone exactly: new keys
-    /// deleted, old values restored.
+    /// kept so that a failure part-way can be undone exactly: new keys deleted, old values
+    /// restored.
+    /// <para>
+    /// Before writing, under the caller's pin lock: entries whose lease has ended (the
+    /// programs ignore them already) are deleted, so they neither count against the
+    /// capacity nor stay for ever; then the capacity is checked (entries present + keys
+    /// new to the map vs. max_entries), so a batch that would not fit is refused before
+    /// any of it is written: a refused freeze never freezes anything, not even briefly.
+    /// Expired entries are swept here, in user space under the pin lock, and not by the
+    /// kernel programs: a program that met an expired entry and deleted it could delete
+    /// the entry a concurrent re-freeze of the same key had just written (a hash map has
+    /// no compare-and-delete), silently unfreezing it.
+    /// </para>
     /// </summary>
-    /// <exception cref="TcpFreezeException">The batch failed; nothing of it is left.</exception>
-    public Insertion Insert(TKey[] keys, ulong deadline)
+    /// <param name="keys">The keys to freeze, distinct.</param>
+    /// <param name="deadline">Their lease's CLOCK_MONOTONIC deadline; 0 for none.</param>
+    /// <param name="now">CLOCK_MONOTONIC now, in nanoseconds: what "expired" is measured against.</param>
+    /// <exception cref="TcpFreezeException">The batch does not fit or failed; nothing of it is left.</exception>
+    public Insertion Insert(TKey[] keys, ulong deadline, ulong now)
     {
         var insertion = new Insertion(this);
         if (keys.Length == 0)
             return insertion;
-        Dictionary<TKey, FreezeEntry>? existing = FindExisting(keys);
+        Dictionary<TKey, FreezeEntry>? existing = _map.IsEmpty() ? null : _map.LookupAll().ToDictionary(e => e.Key, e => e.Value);
+        if (existing is not null)
+            insertion.Swept = SweepExpired(existing, now);
+        int present = existing?.Count ?? 0;
+        int fresh = existing is null ? keys.Length : keys.Count(k => !existing.ContainsKey(k));
+        if ((long)present + fresh > Capacity)
+            throw new TcpFreezeException($"freeze {keys.Length} {What}",
+                $"the {What} map is full: {present} frozen + {fresh} new would exceed its {Capacity} entries; nothing was frozen. " +
+                "Thaw entries that are no longer needed, or detach and attach again with a larger capacity");
         var values = new FreezeEntry[keys.Length];
         for (int i = 0; i < keys.Length; i++)
         {
@@ -73,6 +95,26 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
         }
         return insertion;
     }
+
+    /// <summary>
+    /// Deletes the entries of <paramref name="entries"/> (the whole map, just read) whose
+    /// lease has ended, and removes them from it; returns how many. Only under the pin lock
+    /// (see <see cref="Insert"/> for why user space sweeps and the programs do not).
+    /// </summary>
+    private int SweepExpired(Dictionary<TKey, FreezeEntry> entries, ulong now)
+    {
+        TKey[] expired = entries.Where(e => e.Value.Remaining(now) == TimeSpan.Zero).Select(e => e.Key).ToArray();
+        if (expired.Length == 0)
+            return 0;
+        int deleted = _map.DeletePresent(expired);
+        foreach (TKey key in expired)
+            entries.Remove(key);
+        return deleted;
+    }
+
+    /// <summary>Deletes every entry whose lease has ended; returns how many (see <see cref="Insert"/>). Only under the pin lock.</summary>
+    public int RemoveExpired(ulong now)
+        => _map.IsEmpty() ? 0 : SweepExpired(_map.LookupAll().ToDictionary(e => e.Key, e => e.Value), now);
 
     /// <summary>
     /// The keys of <paramref name="keys"/> that are in the map already, with their
@@ -126,6 +168,9 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     {
         public List<TKey> Created { get; } = [];
         public List<(TKey Key, FreezeEntry Old)> Replaced { get; } = [];
+
+        /// <summary>Expired entries deleted before the write (not undone by <see cref="RollBack"/>: they froze nothing).</summary>
+        public int Swept { get; set; }
 
         /// <summary>How many replaced keys were still frozen (an entry whose lease had ended dropped nothing any more).</summary>
         public int StillFrozen(ulong now) => Replaced.Count(r => r.Old.Remaining(now) != TimeSpan.Zero);

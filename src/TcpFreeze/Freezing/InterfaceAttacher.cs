@@ -19,46 +19,25 @@ namespace TcpFreeze;
 internal static class InterfaceAttacher
 {
     /// <summary>Attaches to the interfaces the options name (or every one that is up), recording what it did for a rollback.</summary>
-    public static List<AttachedInterface> Attach(FreezerOptions options, PinnedObjects objects, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
-        => options.Namespace.Run(() => AttachHere(options, objects, xdpDone, tcDone));
+    public static List<AttachedInterface> Attach(FreezerOptions options, PinnedObjects objects, string directory, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+        => options.Namespace.Run(() => AttachHere(options, objects, directory, xdpDone, tcDone));
 
-    private static List<AttachedInterface> AttachHere(FreezerOptions options, PinnedObjects objects, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+    private static List<AttachedInterface> AttachHere(FreezerOptions options, PinnedObjects objects, string directory, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
         List<NetworkInterfaceInfo> targets = SelectTargets(options);
         var result = new List<AttachedInterface>();
         BpfProgram xdp = objects.Program(KernelObjects.XdpIngress), tc = objects.Program(KernelObjects.TcEgress), tcIngress = objects.Program(KernelObjects.TcIngress);
+        ProgramOwnership owners = ProgramOwnership.Of(directory).WithProgram(xdp.Info.Id).WithProgram(tc.Info.Id).WithProgram(tcIngress.Info.Id);
         bool useTc = options.IngressHook == IngressHook.Tc;
         foreach (NetworkInterfaceInfo nic in targets)
-        {
-            XdpAttachMode mode = XdpAttachMode.Auto;
-            bool ingressCreated;
-            if (useTc)
-            {
-                TcAttachment i = AttachTc(tcIngress, nic.Index, TcDirection.Ingress, KernelObjects.TcIngress, options);
-                tcDone.Add(i);
-                ingressCreated = i.Created;
-            }
-            else
-            {
-                XdpStatus current = Xdp.Query(nic.Index);
-                bool staleOurs = current.ProgramId != 0 && current.ProgramId != xdp.Info.Id && PinnedObjects.IsTcpFreezeProgram(current.ProgramId, KernelObjects.XdpIngress);
-                XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode.ToInterop(), options.ReplaceForeignPrograms || staleOurs);
-                xdpDone.Add(x);
-                mode = XdpAttachModes.FromInterop(x.Mode);
-                ingressCreated = x.Created;
-            }
-
-            TcAttachment t = AttachTc(tc, nic.Index, TcDirection.Egress, KernelObjects.TcEgress, options);
-            tcDone.Add(t);
-            result.Add(new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created) { IngressHook = options.IngressHook });
-        }
+            result.Add(AttachOne(nic, xdp, tc, tcIngress, options.IngressHook, options, owners, xdpDone, tcDone));
 
         // Every interface is attached: only now retire the other ingress hook (see the type's remarks).
         for (int n = 0; n < result.Count; n++)
         {
             try
             {
-                bool moved = useTc ? DetachXdp(result[n].Index, xdp.Info.Id) : DetachTcIngress(result[n].Index, tcIngress.Info.Id);
+                bool moved = useTc ? DetachXdp(result[n].Index, owners) : DetachTcIngress(result[n].Index, owners);
                 if (moved)
                     result[n] = result[n] with { Created = true };
             }
@@ -68,6 +47,155 @@ internal static class InterfaceAttacher
             }
         }
         return result;
+    }
+
+    /// <summary>Attaches the ingress program (at <paramref name="hook"/>) and the egress program to one interface.</summary>
+    private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, BpfProgram xdp, BpfProgram tc, BpfProgram tcIngress, IngressHook hook,
+        FreezerOptions options, ProgramOwnership owners, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+    {
+        XdpAttachMode mode = XdpAttachMode.Auto;
+        bool ingressCreated;
+        if (hook == IngressHook.Tc)
+        {
+            TcAttachment i = AttachTc(tcIngress, nic, TcDirection.Ingress, KernelObjects.TcIngress, options, owners);
+            tcDone.Add(i);
+            ingressCreated = i.Created;
+        }
+        else
+        {
+            uint current = Xdp.Query(nic.Index).ProgramId;
+            bool replace = MayReplace(current, xdp.Info.Id, KernelObjects.XdpIngress, nic, "XDP", options, owners);
+            XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode.ToInterop(), replace);
+            xdpDone.Add(x);
+            mode = XdpAttachModes.FromInterop(x.Mode);
+            ingressCreated = x.Created;
+        }
+
+        TcAttachment t = AttachTc(tc, nic, TcDirection.Egress, KernelObjects.TcEgress, options, owners);
+        tcDone.Add(t);
+        return new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created) { IngressHook = hook };
+    }
+
+    /// <summary>
+    /// Whether the program found at an attach point may be replaced: always when it is ours
+    /// (an older load) or an orphan; never, unless asked (<see cref="FreezerOptions.ReplaceForeignPrograms"/>),
+    /// when it is another tool's (the interop layer then refuses naming it) or another pin
+    /// root's, which this refuses itself, naming that pin root.
+    /// </summary>
+    private static bool MayReplace(uint current, uint ours, ProgramDefinition definition, NetworkInterfaceInfo nic, string hook, FreezerOptions options, ProgramOwnership owners)
+    {
+        if (current == 0 || current == ours)
+            return options.ReplaceForeignPrograms;
+        switch (owners.Classify(current, definition, out string? other))
+        {
+            case ProgramOwner.Ours:
+            case ProgramOwner.Orphan:
+                return true;
+            case ProgramOwner.OtherPinRoot when !options.ReplaceForeignPrograms:
+                string otherRoot = Path.GetDirectoryName(other) ?? other!;
+                throw new TcpFreezeException($"attach {hook} to {nic.Name} in {options.Namespace}",
+                    $"{nic.Name} already runs TcpFreeze's {definition.ProgramName} (program {current}) of another pin root, {otherRoot}: its frozen set would stop " +
+                    $"being enforced. Use that pin root (--pin-root {otherRoot}), or detach it there first ('tcpfreeze --pin-root {otherRoot} detach'), " +
+                    "or replace it on purpose (attach --replace)");
+            default:
+                return options.ReplaceForeignPrograms;
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the frozen set whose connections map is <paramref name="connectionsMapId"/> is
+    /// enforced on every interface a freeze must cover (the options' interfaces, or every
+    /// supported interface that is up): an interface without TcpFreeze's ingress and egress
+    /// programs for that map (an interrupted attach, an interface added or brought up since)
+    /// gets them now, from the programs pinned in <paramref name="directory"/>, with the
+    /// ingress hook the other interfaces use. Returns the interfaces it attached to. If one
+    /// cannot be covered, what this call attached is undone and the freeze is refused,
+    /// naming the interface.
+    /// </summary>
+    public static List<string> EnsureCovered(FreezerOptions options, string directory, uint connectionsMapId) => options.Namespace.Run(() =>
+    {
+        List<NetworkInterfaceInfo> targets;
+        try
+        {
+            targets = SelectTargets(options);
+        }
+        catch (TcpFreezeException e)
+        {
+            throw new TcpFreezeException($"freeze in {options.Namespace}", $"nothing would enforce it: {e.Message}", e);
+        }
+        var uncovered = new List<NetworkInterfaceInfo>();
+        bool tcIngressUsed = false;
+        foreach (NetworkInterfaceInfo nic in targets)
+        {
+            bool xdp = ProgramOwnership.UsesMap(Xdp.Query(nic.Index).ProgramId, connectionsMapId);
+            bool tcIngress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
+            bool egress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
+            tcIngressUsed |= tcIngress && !xdp;
+            if (!(xdp || tcIngress) || !egress)
+                uncovered.Add(nic);
+        }
+        if (uncovered.Count == 0)
+            return [];
+
+        string names = string.Join(", ", uncovered.Select(n => n.Name));
+        string operation = $"freeze in {options.Namespace}";
+        BpfProgram?[] programs = KernelObjects.Programs.Select(d => TryOpenPinnedProgram(directory, d)).ToArray();
+        var xdpDone = new List<XdpAttachment>();
+        var tcDone = new List<TcAttachment>();
+        var attached = new List<string>();
+        try
+        {
+            if (programs.Any(p => p is null || !p.GetMapIds().Contains(connectionsMapId)))
+                throw new TcpFreezeException(operation,
+                    $"TcpFreeze's programs are not attached to {names}, so the freeze would not hold there, and the programs pinned in {directory} " +
+                    "are missing or belong to other maps; nothing was frozen", remedy: TcpFreezeRemedy.Attach);
+            BpfProgram xdp = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.XdpIngress)]!;
+            BpfProgram tc = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.TcEgress)]!;
+            BpfProgram tcIngress = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.TcIngress)]!;
+            ProgramOwnership owners = ProgramOwnership.Of(directory).WithMap(connectionsMapId);
+            FreezerOptions attachOptions = options with { ReplaceForeignPrograms = false };
+            foreach (NetworkInterfaceInfo nic in uncovered)
+            {
+                try
+                {
+                    AttachOne(nic, xdp, tc, tcIngress, tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp, attachOptions, owners, xdpDone, tcDone);
+                    attached.Add(nic.Name);
+                }
+                catch (Exception e) when (e is TcpFreezeException or BpfException)
+                {
+                    // An interface removed or taken down meanwhile (container churn) needs no cover.
+                    if (!NetworkInterfaceInfo.ListHere().Any(i => i.Index == nic.Index && i.IsUp))
+                        continue;
+                    throw new TcpFreezeException(operation,
+                        $"{nic.Name} is up but TcpFreeze's programs are not attached to it, so the freeze would not hold there, and attaching them failed " +
+                        $"({e.Message}); nothing was frozen", e);
+                }
+            }
+        }
+        catch
+        {
+            RollBack(options, xdpDone, tcDone);
+            throw;
+        }
+        finally
+        {
+            foreach (BpfProgram? program in programs)
+                program?.Dispose();
+        }
+        return attached;
+    });
+
+    private static BpfProgram? TryOpenPinnedProgram(string directory, ProgramDefinition definition)
+    {
+        string path = Path.Combine(directory, definition.PinName);
+        try
+        {
+            return File.Exists(path) ? BpfProgram.OpenPinned(path) : null;
+        }
+        catch (BpfException)
+        {
+            return null;
+        }
     }
 
     private static List<NetworkInterfaceInfo> SelectTargets(FreezerOptions options)
@@ -95,11 +223,11 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>Attaches a TC filter at TcpFreeze's handle, replacing a stale TcpFreeze filter there (or a foreign one when asked to).</summary>
-    private static TcAttachment AttachTc(BpfProgram program, int ifIndex, TcDirection direction, ProgramDefinition definition, FreezerOptions options)
+    private static TcAttachment AttachTc(BpfProgram program, NetworkInterfaceInfo nic, TcDirection direction, ProgramDefinition definition, FreezerOptions options, ProgramOwnership owners)
     {
-        uint current = Tc.Query(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority);
-        bool stale = current != 0 && current != program.Info.Id && PinnedObjects.IsTcpFreezeProgram(current, definition);
-        return Tc.Attach(program, ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, options.ReplaceForeignPrograms || stale);
+        uint current = Tc.Query(nic.Index, direction, BpfNames.TcHandle, BpfNames.TcPriority);
+        bool replace = MayReplace(current, program.Info.Id, definition, nic, $"TC {direction.ToString().ToLowerInvariant()}", options, owners);
+        return Tc.Attach(program, nic.Index, direction, BpfNames.TcHandle, BpfNames.TcPriority, replace);
     }
 
     /// <summary>Undoes what a failed <see cref="Attach"/> created; a failure here is logged, not thrown over the first one.</summary>
@@ -122,23 +250,22 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>
-    /// Detaches TcpFreeze's programs (those pinned in <paramref name="directory"/> by id,
-    /// any other by kernel name) from every interface; returns the interfaces touched.
-    /// Programs of other tools are never touched.
+    /// Detaches this pin root's TcpFreeze programs (see <see cref="ProgramOwnership"/>: pinned
+    /// in <paramref name="directory"/> or using its maps) and orphaned ones (pinned nowhere)
+    /// from every interface; returns the interfaces touched. Programs of other tools, and
+    /// TcpFreeze programs of other pin roots, are never touched.
     /// </summary>
     public static List<string> DetachAll(FreezerOptions options, string directory)
     {
-        uint xdpId = PinnedObjects.TryPinnedProgramId(directory, KernelObjects.XdpIngress);
-        uint tcId = PinnedObjects.TryPinnedProgramId(directory, KernelObjects.TcEgress);
-        uint tcIngressId = PinnedObjects.TryPinnedProgramId(directory, KernelObjects.TcIngress);
+        ProgramOwnership owners = ProgramOwnership.Of(directory);
         return options.Namespace.Run(() =>
         {
             var names = new List<string>();
             foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
             {
-                bool any = DetachXdp(nic.Index, xdpId);
-                any |= DetachTc(nic.Index, TcDirection.Egress, tcId, KernelObjects.TcEgress);
-                any |= DetachTcIngress(nic.Index, tcIngressId);
+                bool any = DetachXdp(nic.Index, owners);
+                any |= DetachTc(nic.Index, TcDirection.Egress, KernelObjects.TcEgress, owners);
+                any |= DetachTcIngress(nic.Index, owners);
                 if (any)
                     names.Add(nic.Name);
             }
@@ -146,40 +273,45 @@ internal static class InterfaceAttacher
         });
     }
 
-    /// <summary>TcpFreeze's programs attached to the namespace's interfaces, recognised by their kernel names.</summary>
-    public static List<AttachedProgram> FindAttached(FreezerOptions options) => options.Namespace.Run(() =>
+    /// <summary>This pin root's (and orphaned) TcpFreeze programs attached to the namespace's interfaces; other pin roots' are not listed.</summary>
+    public static List<AttachedProgram> FindAttached(FreezerOptions options, string directory)
     {
-        var found = new List<AttachedProgram>();
-        foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
+        ProgramOwnership owners = ProgramOwnership.Of(directory);
+        return options.Namespace.Run(() =>
         {
-            uint xdp = Xdp.Query(nic.Index).ProgramId;
-            if (xdp != 0 && PinnedObjects.IsTcpFreezeProgram(xdp, KernelObjects.XdpIngress))
-                found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.XdpIngress, xdp));
-            uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
-            if (tc != 0 && PinnedObjects.IsTcpFreezeProgram(tc, KernelObjects.TcEgress))
-                found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcEgress, tc));
-            uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
-            if (ingress != 0 && PinnedObjects.IsTcpFreezeProgram(ingress, KernelObjects.TcIngress))
-                found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcIngress, ingress));
-        }
-        return found;
-    });
-
-    /// <summary>Detaches a TcpFreeze XDP program (ours by id, or any by name) from an interface; a foreign one stays.</summary>
-    private static bool DetachXdp(int ifIndex, uint ourId)
-    {
-        XdpStatus xdp = Xdp.Query(ifIndex);
-        return xdp.ProgramId != 0 && (xdp.ProgramId == ourId || PinnedObjects.IsTcpFreezeProgram(xdp.ProgramId, KernelObjects.XdpIngress))
-            && Xdp.Detach(ifIndex, xdp.ProgramId);
+            var found = new List<AttachedProgram>();
+            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
+            {
+                uint xdp = Xdp.Query(nic.Index).ProgramId;
+                if (IsOursOrOrphan(xdp, KernelObjects.XdpIngress, owners))
+                    found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.XdpIngress, xdp));
+                uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
+                if (IsOursOrOrphan(tc, KernelObjects.TcEgress, owners))
+                    found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcEgress, tc));
+                uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+                if (IsOursOrOrphan(ingress, KernelObjects.TcIngress, owners))
+                    found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcIngress, ingress));
+            }
+            return found;
+        });
     }
 
-    /// <summary>Detaches a TcpFreeze TC ingress filter (ours by id, or any by name) at TcpFreeze's handle; a foreign one stays.</summary>
-    private static bool DetachTcIngress(int ifIndex, uint ourId) => DetachTc(ifIndex, TcDirection.Ingress, ourId, KernelObjects.TcIngress);
+    private static bool IsOursOrOrphan(uint id, ProgramDefinition definition, ProgramOwnership owners)
+        => owners.Classify(id, definition) is ProgramOwner.Ours or ProgramOwner.Orphan;
 
-    private static bool DetachTc(int ifIndex, TcDirection direction, uint ourId, ProgramDefinition definition)
+    /// <summary>Detaches a TcpFreeze XDP program (ours or an orphan) from an interface; a foreign one, or another pin root's, stays.</summary>
+    private static bool DetachXdp(int ifIndex, ProgramOwnership owners)
+    {
+        XdpStatus xdp = Xdp.Query(ifIndex);
+        return IsOursOrOrphan(xdp.ProgramId, KernelObjects.XdpIngress, owners) && Xdp.Detach(ifIndex, xdp.ProgramId);
+    }
+
+    /// <summary>Detaches a TcpFreeze TC ingress filter (ours or an orphan) at TcpFreeze's handle; a foreign one, or another pin root's, stays.</summary>
+    private static bool DetachTcIngress(int ifIndex, ProgramOwnership owners) => DetachTc(ifIndex, TcDirection.Ingress, KernelObjects.TcIngress, owners);
+
+    private static bool DetachTc(int ifIndex, TcDirection direction, ProgramDefinition definition, ProgramOwnership owners)
     {
         uint id = Tc.Query(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority);
-        return id != 0 && (id == ourId || PinnedObjects.IsTcpFreezeProgram(id, definition))
-            && Tc.Detach(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, id);
+        return IsOursOrOrphan(id, definition, owners) && Tc.Detach(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, id);
     }
 }

@@ -23,7 +23,7 @@ internal static class LeftoverStateInspector
             other.AddRange(Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).OfType<string>()
                 .Where(name => !BpfNames.AllPins.Contains(name)).Order(StringComparer.Ordinal));
         }
-        return new AttachmentState(directory, exists, pins, missing, other, InterfaceAttacher.FindAttached(options));
+        return new AttachmentState(directory, exists, pins, missing, other, InterfaceAttacher.FindAttached(options, directory));
     }
 
     /// <summary>
@@ -88,7 +88,7 @@ internal static class LeftoverStateInspector
     /// <summary>The ids of the maps TcpFreeze's programs use, by map name: attached programs first, then pinned ones.</summary>
     private static Dictionary<string, HashSet<uint>> MapIdsOfTcpFreezePrograms(FreezerOptions options, string directory)
     {
-        var programIds = InterfaceAttacher.FindAttached(options).Select(p => p.ProgramId).ToList();
+        var programIds = InterfaceAttacher.FindAttached(options, directory).Select(p => p.ProgramId).ToList();
         programIds.AddRange(KernelObjects.Programs.Select(p => PinnedObjects.TryPinnedProgramId(directory, p)));
         var byName = new Dictionary<string, HashSet<uint>>(StringComparer.Ordinal);
         foreach (uint programId in programIds.Where(id => id != 0).Distinct())

@@ -131,13 +131,6 @@ internal sealed class PinnedObjects
         }
     }
 
-    /// <summary>Whether program <paramref name="id"/> is TcpFreeze's <paramref name="definition"/> (by its kernel name).</summary>
-    public static bool IsTcpFreezeProgram(uint id, ProgramDefinition definition)
-    {
-        using BpfProgram? program = BpfProgram.TryOpenById(id);
-        return program?.Info.Name == definition.ProgramName;
-    }
-
     private static BpfMap PinNew(BpfMap map, string path, List<string> createdPins)
     {
         try

@@ -114,7 +114,7 @@ public sealed class TcpFreezer : IDisposable
                 createdDirectory = true;
             }
             objects = PinnedObjects.OpenOrLoad(directory, options, createdPins);
-            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, xdpDone, tcDone);
+            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, directory, xdpDone, tcDone);
             objects.DisposePrograms();
             return new TcpFreezer(options, directory, objects.TakeMaps(), interfaces);
         }
@@ -204,20 +204,28 @@ public sealed class TcpFreezer : IDisposable
         return TcpFreezeException.Guard(() =>
         {
             using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+            // A freeze must hold on every interface, not only on those an earlier attach reached.
+            List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
+                ? []
+                : InterfaceAttacher.EnsureCovered(_options, PinDirectory, _maps.Connections.Map.Info.Id);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
-            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline);
+            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now);
             FrozenSet<ConnectionKey>.Insertion connectionInsert;
             try
             {
-                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline);
+                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now);
             }
             catch
             {
                 endpointInsert.RollBack();
                 throw;
             }
-            return new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now));
+            return new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now))
+            {
+                ExpiredRemoved = connectionInsert.Swept + endpointInsert.Swept,
+                InterfacesAttached = covered,
+            };
         });
     }
 
@@ -352,9 +360,8 @@ public sealed class TcpFreezer : IDisposable
     public int RemoveExpired() => TcpFreezeException.Guard(() =>
     {
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
-        ConnectionKey[] connections = ListConnections().Where(c => c.IsExpired).Select(c => c.Key).ToArray();
-        EndpointKey[] endpoints = ListEndpoints().Where(e => e.IsExpired).Select(e => e.Key).ToArray();
-        int removed = _maps.Connections.DeletePresent(connections) + _maps.Endpoints.DeletePresent(endpoints);
+        ulong now = Libc.MonotonicNanoseconds();
+        int removed = _maps.Connections.RemoveExpired(now) + _maps.Endpoints.RemoveExpired(now);
         _maps.CloseEndpointGateIfEmpty();
         return removed;
     });
@@ -417,6 +424,33 @@ public sealed class TcpFreezer : IDisposable
                 Directory.Delete(directory);
         }
         return new DetachResult(detached, pins);
+    }
+
+    /// <summary>
+    /// Removes the pins of network namespaces that no longer exist, under
+    /// <paramref name="pinRoot"/> (default <see cref="FreezerOptions.DefaultPinRoot"/>): a
+    /// deleted namespace leaves its netns-COOKIE directory, and the programs and maps its
+    /// pins keep loaded, where no <see cref="FreezerOptions.Namespace"/> can name it any more.
+    /// A directory is kept when its cookie is that of any namespace still reachable (a
+    /// process's thread or descriptor, /run/netns, an nsfs mount in any mount namespace;
+    /// DeadNamespacePins says how). Files TcpFreeze did not create stay, and with them
+    /// their directory.
+    /// </summary>
+    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null)
+    {
+        pinRoot ??= FreezerOptions.DefaultPinRoot;
+        string root = Path.GetFullPath(pinRoot);
+        return TcpFreezeException.Guard(() =>
+        {
+            if (!Directory.Exists(root))
+                return new DeadNamespaceCleanup([], 0);
+            using PinLock pinLock = PinLock.Acquire(root);
+            List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
+            int pins = 0;
+            foreach (string directory in dead)
+                pins += DeadNamespacePins.Remove(directory);
+            return new DeadNamespaceCleanup(dead, pins);
+        });
     }
 
     /// <summary>Closes this process's map descriptors; the pinned state stays.</summary>
