@@ -29,6 +29,15 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Recursive = true,
     };
 
+    private readonly Option<TimeSpan?> _wait = new("--wait")
+    {
+        Description = $"Wait at most this many seconds (0 to 3600, fractions allowed) for another TcpFreeze process that holds the pin root's lock; " +
+                      $"default {FreezerOptions.DefaultLockTimeout.TotalSeconds:0}. Past it the command fails naming that process.",
+        HelpName = "SECONDS",
+        Recursive = true,
+        CustomParser = ParseWait,
+    };
+
     public Command Build()
     {
         // A plain command named tcpfreeze rather than RootCommand, whose name is the
@@ -41,6 +50,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         };
         root.Options.Add(_pinRoot);
         root.Options.Add(_netns);
+        root.Options.Add(_wait);
         root.Subcommands.Add(AttachCommand());
         root.Subcommands.Add(DetachCommand());
         root.Subcommands.Add(FreezeCommand());
@@ -58,6 +68,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         {
             PinRoot = parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot,
             Namespace = netns is null ? NetworkNamespace.Current : NetworkNamespace.FromPath(netns),
+            LockTimeout = parse.GetValue(_wait) ?? FreezerOptions.DefaultLockTimeout,
         };
     }
 
@@ -315,6 +326,25 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             return lease;
         result.AddError($"--lease: '{text}' is not a positive number of seconds ({SettingSyntax.LeaseRule}).");
         return null;
+    }
+
+    /// <summary>The longest --wait: an hour is already far past any healthy holder.</summary>
+    private static readonly TimeSpan MaximumWait = TimeSpan.FromHours(1);
+
+    private static TimeSpan? ParseWait(ArgumentResult result)
+    {
+        string text = result.Tokens[0].Value;
+        if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds))
+        {
+            result.AddError($"--wait: '{text}' is not a number of seconds (0 to {MaximumWait.TotalSeconds:0}).");
+            return null;
+        }
+        if (seconds > MaximumWait.TotalSeconds)
+        {
+            result.AddError($"--wait: {text} s is too long; it must be at most {MaximumWait.TotalSeconds:0} s.");
+            return null;
+        }
+        return TimeSpan.FromSeconds(seconds);
     }
 
     private delegate bool TryParse<T>(string? text, out T value);

@@ -100,7 +100,7 @@ public sealed class TcpFreezer : IDisposable
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
     {
         string directory = GetPinDirectory(options);
-        using PinLock pinLock = PinLock.Acquire(options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(options.PinRoot, options.LockTimeout);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
@@ -203,7 +203,7 @@ public sealed class TcpFreezer : IDisposable
 
         return TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
             FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline);
@@ -249,7 +249,7 @@ public sealed class TcpFreezer : IDisposable
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
-            using (PinLock.Acquire(_options.PinRoot))
+            using (PinLock.Acquire(_options.PinRoot, _options.LockTimeout))
             {
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
@@ -302,7 +302,7 @@ public sealed class TcpFreezer : IDisposable
     /// <see cref="Detach(FreezerOptions?)"/>.
     /// </summary>
     private PinLock? AcquirePinLockForThaw()
-        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot);
+        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
 
     /// <summary>The frozen connections with their drop counts and leases.</summary>
     public IReadOnlyList<FrozenConnection> ListConnections() => TcpFreezeException.Guard(() =>
@@ -321,7 +321,7 @@ public sealed class TcpFreezer : IDisposable
     /// <summary>Deletes entries whose lease has ended (the kernel already ignores them). Returns how many.</summary>
     public int RemoveExpired() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ConnectionKey[] connections = ListConnections().Where(c => c.IsExpired).Select(c => c.Key).ToArray();
         EndpointKey[] endpoints = ListEndpoints().Where(e => e.IsExpired).Select(e => e.Key).ToArray();
         int removed = _maps.Connections.DeletePresent(connections) + _maps.Endpoints.DeletePresent(endpoints);
@@ -350,7 +350,7 @@ public sealed class TcpFreezer : IDisposable
         options ??= new FreezerOptions();
         return TcpFreezeException.Guard(() =>
         {
-            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot) : null;
+            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot, options.LockTimeout) : null;
             return DetachLocked(options);
         });
     }
@@ -363,7 +363,7 @@ public sealed class TcpFreezer : IDisposable
     /// </summary>
     public DetachResult? DetachIfIdle() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         bool active = _maps.Connections.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero)
                       || _maps.Endpoints.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero);
