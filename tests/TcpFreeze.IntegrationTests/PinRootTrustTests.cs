@@ -82,4 +82,77 @@ public sealed class PinRootTrustTests
         Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(fromHook).Dispose());
         Assert.InRange(watch.Elapsed, FreezerOptions.DefaultLockTimeout, FreezerOptions.DefaultLockTimeout + TimeSpan.FromSeconds(10));
     }
+    private static string TestPinRoot(string what) => $"/sys/fs/bpf/tcpfreeze-test-{what}-{Environment.ProcessId}";
+
+    [RootFact]
+    public void A_pin_root_another_user_created_is_refused_with_the_fix_and_left_unused()
+    {
+        using var network = TestNetwork.Create();
+        string squatted = TestPinRoot("squatted");
+        // /sys/fs/bpf mounted without a mode is drwxrwxrwt: nobody may create a folder there first.
+        Run.Checked("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "mkdir", "-m", "0777", squatted);
+        try
+        {
+            TcpFreezeCommand.Run("--pin-root", squatted, "--netns", $"/run/netns/{network.NameB}", "attach")
+                .FailsWith(1, $"{squatted} belongs to uid 65534, not root, so another user could lock it for ever or move its pins away");
+            Assert.Empty(Directory.GetFileSystemEntries(squatted));
+            Assert.DoesNotContain("xdp", Run.Checked("ip", "-n", network.NameB, "-d", "link", "show", "dev", TestNetwork.Interface));
+        }
+        finally
+        {
+            Directory.Delete(squatted);
+        }
+    }
+
+    [RootFact]
+    public void A_pin_root_writable_by_others_is_refused_even_when_it_is_roots()
+    {
+        using var network = TestNetwork.Create();
+        string open = TestPinRoot("world-writable");
+        Directory.CreateDirectory(open);
+        File.SetUnixFileMode(open, (UnixFileMode)0x1FF); // 0777
+        try
+        {
+            TcpFreezeCommand.Run("--pin-root", open, "--netns", $"/run/netns/{network.NameB}", "attach")
+                .FailsWith(1, $"{open} is writable by every user (mode 0777)");
+            Assert.Empty(Directory.GetFileSystemEntries(open));
+        }
+        finally
+        {
+            Directory.Delete(open);
+        }
+    }
+
+    [RootFact]
+    public void A_pin_root_that_links_out_of_bpffs_is_refused_and_never_mounts_a_second_bpffs()
+    {
+        using var network = TestNetwork.Create();
+        using var elsewhere = new TempDirectory();
+        string link = TestPinRoot("link");
+        File.CreateSymbolicLink(link, elsewhere.Path);
+        try
+        {
+            // In a private mount namespace, so that a mount (the bug) could not hide anyone's pins.
+            const string Script = """
+                before=$(grep -c ' /sys/fs/bpf ' /proc/self/mountinfo)
+                "$@"; code=$?
+                after=$(grep -c ' /sys/fs/bpf ' /proc/self/mountinfo)
+                echo "mounts $before $after" >&2
+                exit $code
+                """;
+            (int code, string output, string error) = Run.Capture("unshare",
+                ["--mount", "--propagation", "private", "--", "sh", "-c", Script, "sh",
+                 "dotnet", Path.Combine(AppContext.BaseDirectory, "TcpFreeze.Cli.dll"), "--pin-root", link, "--netns", $"/run/netns/{network.NameB}", "attach"],
+                null, TimeSpan.FromSeconds(60));
+            Assert.True(code == 1, $"exit {code}: {error} {output}");
+            Assert.Contains($"{link} (which resolves to {elsewhere.Path}) is not on a bpf filesystem", error);
+            Assert.Contains("mounts 1 1", error);
+            Assert.Empty(Directory.GetFileSystemEntries(elsewhere.Path));
+        }
+        finally
+        {
+            File.Delete(link);
+        }
+    }
 }
+
