@@ -140,12 +140,35 @@ public sealed class TcpFreezer : IDisposable
         string directory = GetPinDirectory(options);
         if (!HasMapPins(directory))
         {
+            // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
+            if (PinRootUnreadable(options.PinRoot) is { } denied)
+                throw new TcpFreezeException("open the frozen set", denied);
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
                 : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
             throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
         }
         return TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), []));
+    }
+
+    /// <summary>
+    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied),
+    /// or null when it can, or the pin root does not exist.
+    /// </summary>
+    public static string? PinRootUnreadable(string pinRoot)
+    {
+        try
+        {
+            if (!Directory.Exists(pinRoot))
+                return null;
+            _ = Directory.EnumerateFileSystemEntries(pinRoot).Any();
+            return null;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return $"permission denied on the pin root {pinRoot}, so whether anything is attached or frozen cannot be seen: " +
+                   "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
+        }
     }
 
     /// <summary>

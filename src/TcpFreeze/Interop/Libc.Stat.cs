@@ -2,13 +2,16 @@ using System.Runtime.InteropServices;
 
 namespace TcpFreeze.Interop;
 
-/// <summary>A non-blocking flock and statx of a descriptor: what the bounded pin lock needs.</summary>
+/// <summary>A non-blocking flock and statx of a descriptor (what the bounded pin lock needs), and the effective user.</summary>
 internal static unsafe partial class Libc
 {
     internal const int LOCK_NB = 4;
     internal const int EWOULDBLOCK = 11;
     private const int AT_EMPTY_PATH = 0x1000;
     private const uint STATX_INO = 0x100;
+
+    [LibraryImport(Library, EntryPoint = "geteuid")]
+    internal static partial uint geteuid();
 
     [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int statx(FileDescriptorHandle dirfd, string path, int flags, uint mask, byte* buffer);

@@ -141,7 +141,7 @@ public sealed class HookSettingsTests
     {
         string message = ParseError("", $"lease-seconds = {value}");
         Assert.StartsWith("/etc/tcpfreeze/criu-hook.conf:2:", message);
-        Assert.Contains("86400", message);
+        Assert.Contains(SettingSyntax.LeaseProblem(value)!, message);
         Assert.Contains($"'{value}'", message);
     }
 
