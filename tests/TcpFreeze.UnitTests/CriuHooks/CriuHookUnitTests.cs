@@ -252,7 +252,7 @@ public sealed class HookSettingsTests
     }
 
     [Theory]
-    [InlineData("TCPFREEZE_LEASE_SECONDS", "0", "86400")]
+    [InlineData("TCPFREEZE_LEASE_SECONDS", "0", "at least 0.001 s")]
     [InlineData("TCPFREEZE_LEASE_SECONDS", "soon", "86400")]
     [InlineData("TCPFREEZE_PIN_ROOT", "pins", "absolute path")]
     [InlineData("TCPFREEZE_LOG_FILE", "hook.log", "absolute path")]
