@@ -115,8 +115,9 @@ if mountpoint -q /sys/fs/bpf; then
   log "bpffs already mounted on /sys/fs/bpf"
 else
   is_root || die "bpffs is not mounted on /sys/fs/bpf and not root"
-  mount -t bpf bpf /sys/fs/bpf
-  log "mounted bpffs on /sys/fs/bpf"
+  # mode=0700, as TcpFreeze mounts it: without a mode bpffs is drwxrwxrwt and any user may create folders in it.
+  mount -t bpf -o mode=0700 bpf /sys/fs/bpf
+  log "mounted bpffs on /sys/fs/bpf (mode 0700)"
 fi
 phase_end bpffs
 

@@ -1,5 +1,11 @@
+using Interop;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Ebpf.Interop;
+using Microsoft.Win32.SafeHandles;
+using TcpFreeze.CriuHooks.Interop;
 
 namespace TcpFreeze.CriuHooks;
 
@@ -113,17 +119,50 @@ public sealed record FreezeManifest
     /// <summary>Writes the manifest into <paramref name="imageDirectory"/> atomically (temporary file, then rename).</summary>
     public void Write(string imageDirectory) => Write(imageDirectory, FileName);
 
-    /// <summary>Writes the manifest as <paramref name="fileName"/> in <paramref name="directory"/> atomically.</summary>
+    /// <summary>
+    /// Writes the manifest as <paramref name="fileName"/> in <paramref name="directory"/> atomically.
+    /// The images directory is not ours alone, so the temporary file has a fresh random name
+    /// and is created with O_CREAT|O_EXCL (<see cref="FileMode.CreateNew"/>): a file or a link
+    /// planted there is never reused or followed. rename(2) then replaces the manifest's name
+    /// itself, never what a link of that name points to.
+    /// </summary>
     public void Write(string directory, string fileName)
     {
-        string path = Path.Combine(directory, fileName), temporary = path + ".tmp";
+        string path = Path.Combine(directory, fileName);
+        string temporary = Path.Combine(directory, $".{fileName}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}.tmp");
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
-        using (FileStream stream = new(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        try
         {
-            stream.Write(json);
+            using (FileStream stream = new(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                stream.Write(json);
+            }
+            File.Move(temporary, path, overwrite: true);
         }
-        File.Move(temporary, path, overwrite: true);
+        catch
+        {
+            TryDelete(temporary);
+            throw;
+        }
     }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a leftover temporary file is never read.
+        }
+    }
+
+    /// <summary>
+    /// The largest manifest the reader accepts: a real one is about 60 bytes per connection
+    /// (1 MiB at 16,000), so this is far above any, and it bounds what a hostile file costs.
+    /// </summary>
+    public const long MaximumFileSize = 64L << 20;
 
     /// <summary>Reads and validates the manifest in <paramref name="imageDirectory"/>.</summary>
     /// <remarks>Fields this version does not know are ignored, so a newer writer can add some.</remarks>
@@ -131,22 +170,15 @@ public sealed record FreezeManifest
     public static FreezeManifest Read(string imageDirectory) => Read(imageDirectory, FileName);
 
     /// <summary>Reads and validates the manifest file <paramref name="fileName"/> in <paramref name="directory"/>.</summary>
+    /// <remarks>
+    /// The file name is ours, so it is opened without following a link (O_NOFOLLOW) and without
+    /// blocking (O_NONBLOCK: a FIFO would otherwise hang the restore), and read only when it is
+    /// a regular file of at most <see cref="MaximumFileSize"/> bytes (a link to /dev/zero would
+    /// otherwise grow the hook until it runs out of memory).
+    /// </remarks>
     public static FreezeManifest Read(string directory, string fileName)
     {
-        string path = Path.Combine(directory, fileName);
-        if (!File.Exists(path))
-            throw new InvalidDataException(
-                $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
-                "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook");
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidDataException($"cannot read {FileName} in the images directory ({e.Message})", e);
-        }
+        byte[] bytes = ReadRegularFile(Path.Combine(directory, fileName));
         if (bytes.AsSpan().Trim(" \t\r\n"u8).IsEmpty)
             throw new InvalidDataException($"{FileName} is empty (was the dump interrupted while writing it?); refusing to restore without knowing what to freeze");
         FreezeManifest? manifest;
@@ -176,6 +208,69 @@ public sealed record FreezeManifest
         }
         return manifest;
     }
+
+    private static byte[] ReadRegularFile(string path)
+    {
+        const string refusing = "refusing to restore without knowing what to freeze";
+        using FileDescriptorHandle descriptor = Libc.open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
+        if (descriptor.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno switch
+            {
+                Errnos.ENOENT => new InvalidDataException(
+                    $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
+                    "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook"),
+                Errnos.ELOOP => new InvalidDataException(
+                    $"{FileName} in the images directory is a symbolic link; the hook writes a regular file there and follows no link; {refusing}"),
+                _ => new InvalidDataException($"cannot open {FileName} in the images directory ({Errnos.Name(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}); {refusing}"),
+            };
+        }
+        // The descriptor stays owned by the FileDescriptorHandle above; this view only reads through it.
+        int fd = (int)descriptor.DangerousGetHandle();
+        using var handle = new SafeFileHandle(fd, ownsHandle: false);
+        if (!Libc.TryStatDescriptor(fd, out int type, out long size))
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new InvalidDataException($"cannot stat {FileName} in the images directory ({Errnos.Name(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}); {refusing}");
+        }
+        if (type != Libc.S_IFREG)
+            throw new InvalidDataException($"{FileName} in the images directory is {TypeName(type)}, not a regular file; the hook writes a regular file there; {refusing}");
+        if (size > MaximumFileSize)
+            throw new InvalidDataException($"{FileName} in the images directory is {size:N0} bytes, more than any manifest ({MaximumFileSize >> 20} MiB at most); {refusing}");
+        try
+        {
+            // Read to the end but never past the limit: the file may grow while it is read.
+            byte[] buffer = new byte[size + 1];
+            int length = 0;
+            while (length < buffer.Length)
+            {
+                int read = RandomAccess.Read(handle, buffer.AsSpan(length), length);
+                if (read == 0)
+                    break;
+                length += read;
+                if (length == buffer.Length && buffer.Length <= MaximumFileSize)
+                    Array.Resize(ref buffer, (int)Math.Min(MaximumFileSize + 1, (long)buffer.Length * 2));
+            }
+            if (length > MaximumFileSize)
+                throw new InvalidDataException($"{FileName} in the images directory grew past {MaximumFileSize >> 20} MiB while it was read; {refusing}");
+            return buffer[..length];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"cannot read {FileName} in the images directory ({e.Message}); {refusing}", e);
+        }
+    }
+
+    private static string TypeName(int type) => type switch
+    {
+        Libc.S_IFDIR => "a directory",
+        Libc.S_IFIFO => "a FIFO",
+        Libc.S_IFCHR => "a character device",
+        Libc.S_IFBLK => "a block device",
+        Libc.S_IFSOCK => "a socket",
+        _ => $"a file of type 0{type >> 12:o}",
+    };
 }
 
 [JsonSerializable(typeof(FreezeManifest))]

@@ -154,7 +154,7 @@ public sealed record HookSettings
     private static TimeSpan ParseLease(string text, string where)
         => SettingSyntax.TryParseLease(text, out TimeSpan lease)
             ? lease
-            : throw new FormatException($"{where}: the lease must be {SettingSyntax.LeaseRule}, not '{text}'.");
+            : throw new FormatException($"{where}: {SettingSyntax.LeaseProblem(text)}.");
 
     /// <summary>
     /// CRIU runs the hook from its own working directory, which the user does not

@@ -25,36 +25,87 @@ public static unsafe class BpfFs
     /// Makes sure <paramref name="directory"/> can hold pins: mounts bpffs on
     /// /sys/fs/bpf when the directory lies under it and nothing is mounted there yet,
     /// then creates the directory (mode 0700: pins are for root only).
+    /// The path is resolved first (a link to a folder elsewhere is judged where it leads, and
+    /// never makes this mount a second bpffs over one that is there), and the pin root and
+    /// every parent of it on bpffs must be trustworthy (<see cref="CheckTrusted"/>): whoever can
+    /// write there could take the pin root's lock for ever, or move pins away.
     /// </summary>
     /// <returns>True when this call created the directory (so a caller that fails later can remove it).</returns>
-    /// <exception cref="BpfException">bpffs is absent and cannot be mounted, or the directory is not on bpffs.</exception>
+    /// <exception cref="BpfException">bpffs is absent and cannot be mounted, the directory is not on bpffs, or it (or a parent on bpffs) is not safe to use.</exception>
     public static bool EnsureDirectory(string directory)
     {
         string full = Path.GetFullPath(directory);
         string? existing = full;
-        while (existing is not null && !Directory.Exists(existing))
+        while (existing is not null && !Path.Exists(existing))
             existing = Path.GetDirectoryName(existing);
         existing ??= "/";
+        string resolved = Libc.RealPath(existing) ?? existing;
+        // What is still to be created, below the resolved part.
+        string target = existing == full ? resolved : Path.Join(resolved, Path.GetRelativePath(existing, full));
 
-        if (!IsBpfFs(existing))
+        if (!IsBpfFs(resolved))
         {
-            bool underDefault = full == DefaultMountPoint || full.StartsWith(DefaultMountPoint + "/", StringComparison.Ordinal);
-            if (!underDefault)
+            bool underDefault = IsUnder(target, DefaultMountPoint);
+            string shown = resolved == existing ? existing : $"{existing} (which resolves to {resolved})";
+            if (!underDefault || IsBpfFs(DefaultMountPoint))
                 throw new BpfException($"use {full} for BPF pins", Errnos.ENOTSUPP,
-                    $"{existing} is not on a bpf filesystem; mount one with 'mount -t bpf bpf {existing}' or choose a directory under {DefaultMountPoint}");
+                    $"{shown} is not on a bpf filesystem; mount one with 'mount -t bpf -o mode=0700 bpf {resolved}' or choose a directory under {DefaultMountPoint}");
             Mount();
         }
 
-        if (Directory.Exists(full))
+        CheckTrusted(target);
+        if (Directory.Exists(target))
             return false;
         try
         {
-            Directory.CreateDirectory(full, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             return true;
         }
         catch (UnauthorizedAccessException e)
         {
             throw new BpfException($"create pin directory {full}", Errnos.EACCES, null, e);
+        }
+    }
+
+    private static bool IsUnder(string path, string directory)
+        => path == directory || path.StartsWith(directory + "/", StringComparison.Ordinal);
+
+    private const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_ISVTX = 0x200, S_IWGRP = 0x10, S_IWOTH = 0x2;
+
+    /// <summary>
+    /// Refuses a pin root that someone other than root (or this process's own user) could
+    /// change: the pin root itself, where it exists, and each existing parent on bpffs must be
+    /// a directory owned by root or by the caller. The pin root must not be writable by group
+    /// or others; a parent may be only when it is root's and sticky (as /sys/fs/bpf is when
+    /// mounted without a mode: others may add folders there, but not move or remove ours).
+    /// </summary>
+    /// <exception cref="BpfException">EPERM naming the directory, its owner and mode, and the commands that fix it.</exception>
+    public static void CheckTrusted(string pinRoot)
+    {
+        uint self = Libc.geteuid();
+        string? current = Path.GetFullPath(pinRoot);
+        bool isPinRoot = true;
+        while (current is not null && (isPinRoot || !Path.Exists(current) || IsBpfFs(current)))
+        {
+            if (Libc.TryGetOwnerAndMode(current, out uint uid, out uint mode))
+            {
+                string? problem = (mode & S_IFMT) != S_IFDIR ? "is not a directory"
+                    : uid != 0 && uid != self ? $"belongs to uid {uid}, not root"
+                    : (mode & (S_IWGRP | S_IWOTH)) == 0 ? null
+                    : !isPinRoot && uid == 0 && (mode & S_ISVTX) != 0 ? null
+                    : $"is writable by {((mode & S_IWOTH) != 0 ? "every user" : "its group")} (mode {Convert.ToString(mode & 0xFFF, 8).PadLeft(4, '0')})";
+                if (problem is not null)
+                {
+                    string which = isPinRoot ? "the pin root" : $"a parent of the pin root {pinRoot}";
+                    string fix = (mode & S_IFMT) != S_IFDIR ? $"remove it or choose another pin root"
+                        : isPinRoot ? $"if nobody else should use it: chown root:root {current} && chmod 0700 {current}; or remove it (rmdir) so that it is created afresh"
+                        : $"chown root:root {current} && chmod 0755 {current}, or mount bpffs with a safe mode ('mount -t bpf -o mode=0700 bpf {DefaultMountPoint}')";
+                    throw new BpfException($"use {current} as {which}", Errnos.EPERM,
+                        $"{current} {problem}, so another user could lock it for ever or move its pins away; {fix}");
+                }
+            }
+            isPinRoot = false;
+            current = Path.GetDirectoryName(current);
         }
     }
 

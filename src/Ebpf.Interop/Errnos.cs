@@ -1,3 +1,4 @@
+using Interop;
 namespace Ebpf.Interop;
 
 /// <summary>Linux errno values this library reports, with names and remedies.</summary>
@@ -26,9 +27,15 @@ public static class Errnos
     /// <summary>The symbolic name of an errno value.</summary>
     public static string Name(int errno) => Names.TryGetValue(errno, out string? name) ? name : $"errno {errno}";
 
+    /// <summary>Why root can still be refused: "run as root" would send it in circles.</summary>
+    internal const string RootRefused = "this process is root, yet the kernel refused: it may lack a capability (CAP_BPF, CAP_NET_ADMIN, " +
+        "CAP_SYS_ADMIN, or CAP_SYS_PTRACE for another process), act on a process or namespace of a user namespace it does not own, " +
+        "or be stopped by a security module (SELinux, AppArmor, lockdown)";
+
     /// <summary>A remedy for the errno values whose cause is usually the same.</summary>
     public static string? Hint(int errno) => errno switch
     {
+        EPERM or EACCES when Libc.geteuid() == 0 => RootRefused,
         EPERM or EACCES => "run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN",
         ENOSYS => "this kernel lacks the feature (the call or the program type is newer than the running kernel)",
         EMFILE or ENFILE => "the process is out of file descriptors; raise RLIMIT_NOFILE",

@@ -36,8 +36,11 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             output.WriteLine(removedDirectory ? $"nothing was attached in {options.Namespace}; removed the empty pin directory {directory}" : $"nothing was attached in {options.Namespace}");
         else
             output.WriteLine($"detached from {(result.Interfaces.Count == 0 ? "no interface" : string.Join(", ", result.Interfaces))}; removed {Count(result.PinsRemoved, "pin")}");
-        if (Directory.Exists(directory))
-            Cli.Warn(error, $"{directory} still holds files TcpFreeze did not create ({string.Join(", ", Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName))}); remove them by hand");
+        // A concurrent attach may create and fill the directory meanwhile: only name what is there, and only if something is.
+        string[] left = EntriesOf(directory);
+        if (left.Length > 0)
+            Cli.Warn(error, $"{directory} still holds files TcpFreeze did not create or another process added meanwhile ({string.Join(", ", left)}); " +
+                            "run 'tcpfreeze detach' again, or remove them by hand");
         return ExitCodes.Success;
     }
 
@@ -116,6 +119,8 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         AttachmentState state = TcpFreezer.Inspect(options);
         if (!state.HasFrozenSetSource)
         {
+            if (TcpFreezer.PinRootUnreadable(options.PinRoot) is { } denied)
+                throw new TcpFreezeException("thaw everything", denied);
             output.WriteLine(state.PinDirectoryExists
                 ? $"nothing is frozen in {options.Namespace}: {state.PinDirectory} holds no TcpFreeze pin and no TcpFreeze program is attached; 'tcpfreeze detach' removes the directory"
                 : $"nothing is attached in {options.Namespace}, so nothing is frozen");
@@ -266,6 +271,18 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             output.WriteLine($"not frozen: endpoint {endpoint}");
         foreach (ConnectionKey connection in result.NotFrozenConnections)
             output.WriteLine($"not frozen: connection {connection}");
+    }
+
+    private static string[] EntriesOf(string directory)
+    {
+        try
+        {
+            return [.. Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).OfType<string>()];
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return [];
+        }
     }
 
     private static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";

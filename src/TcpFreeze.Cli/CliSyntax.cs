@@ -29,6 +29,15 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Recursive = true,
     };
 
+    private readonly Option<TimeSpan?> _wait = new("--wait")
+    {
+        Description = $"Wait at most this many seconds (0 to 3600, fractions allowed) for another TcpFreeze process that holds the pin root's lock; " +
+                      $"default {FreezerOptions.DefaultLockTimeout.TotalSeconds:0}. Past it the command fails naming that process.",
+        HelpName = "SECONDS",
+        Recursive = true,
+        CustomParser = ParseWait,
+    };
+
     public Command Build()
     {
         // A plain command named tcpfreeze rather than RootCommand, whose name is the
@@ -41,6 +50,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         };
         root.Options.Add(_pinRoot);
         root.Options.Add(_netns);
+        root.Options.Add(_wait);
         root.Subcommands.Add(AttachCommand());
         root.Subcommands.Add(DetachCommand());
         root.Subcommands.Add(GcCommand());
@@ -59,6 +69,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         {
             PinRoot = parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot,
             Namespace = netns is null ? NetworkNamespace.Current : NetworkNamespace.FromPath(netns),
+            LockTimeout = parse.GetValue(_wait) ?? FreezerOptions.DefaultLockTimeout,
         };
     }
 
@@ -91,9 +102,24 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
                           "to keep another XDP program instead, use --ingress tc.",
         };
 
+        var capacity = new Option<uint?>("--capacity")
+        {
+            Description = $"How many connections the namespace's map holds (default {new FreezerOptions().MaxConnections:N0}); " +
+                          "it is fixed when the map is first created: to change it, detach and attach again with this option.",
+            HelpName = "N",
+            CustomParser = result =>
+            {
+                string text = result.Tokens[0].Value;
+                if (uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint value) && value is > 0 and <= MaximumCapacity)
+                    return value;
+                result.AddError($"--capacity: '{text}' is not a number of connections from 1 to {MaximumCapacity:N0}.");
+                return null;
+            },
+        };
+
         var command = new Command("attach", "Load the programs (once per namespace), pin them and attach them to the interfaces.")
         {
-            devices, ingress, mode, replace,
+            devices, ingress, mode, replace, capacity,
         };
         command.Validators.Add(result =>
         {
@@ -106,6 +132,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             IngressHook = parse.GetValue(ingress),
             XdpMode = parse.GetValue(mode),
             ReplaceForeignPrograms = parse.GetValue(replace),
+            MaxConnections = parse.GetValue(capacity) ?? new FreezerOptions().MaxConnections,
         })));
         return command;
     }
@@ -134,8 +161,9 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Option<IPEndPoint[]> endpoints = EndpointOption("Freeze a local endpoint (repeatable): every segment to or from it, new SYNs included; 0.0.0.0 or [::] means any address.");
         var lease = new Option<TimeSpan?>("--lease")
         {
-            Description = "Thaw by itself after this many seconds (0.001 to 86400, fractions allowed), even if nobody calls thaw.",
-            HelpName = "SECONDS",
+            Description = $"Thaw by itself after this many seconds (0.001 to 86400, fractions allowed), even if nobody calls thaw; " +
+                          $"default {HookSettings.DefaultLease.TotalSeconds:0}, as the CRIU hook. 'none': frozen until thaw, detach or reboot.",
+            HelpName = "SECONDS|none",
             CustomParser = ParseLease,
         };
 
@@ -147,7 +175,8 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         command.SetAction(parse => Cli.Guard(error, () =>
         {
             FreezerOptions options = Options(parse);
-            TimeSpan? leaseValue = parse.GetValue(lease);
+            // Nothing stays frozen for ever unless asked: no --lease is the hook's default lease.
+            TimeSpan? leaseValue = parse.GetValue(lease) is { } given ? (given == NoLease ? null : given) : HookSettings.DefaultLease;
             return parse.GetValue(pid) is int processId
                 ? operations.FreezeProcess(options, processId, leaseValue)
                 : operations.Freeze(options, Connection(parse, local, remote), Endpoints(parse, endpoints), leaseValue);
@@ -317,14 +346,41 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         return null;
     }
 
-    /// <summary>The one lease rule (<see cref="SettingSyntax.TryParseLease"/>), shared with the hook's settings.</summary>
+    /// <summary>What --lease none parses to: no lease at all.</summary>
+    private static readonly TimeSpan NoLease = Timeout.InfiniteTimeSpan;
+
+    /// <summary>The one lease rule (<see cref="SettingSyntax.TryParseLease"/>), shared with the hook's settings, or "none".</summary>
     private static TimeSpan? ParseLease(ArgumentResult result)
     {
         string text = result.Tokens[0].Value;
+        if (text == "none")
+            return NoLease;
         if (SettingSyntax.TryParseLease(text, out TimeSpan lease))
             return lease;
-        result.AddError($"--lease: '{text}' is not a positive number of seconds ({SettingSyntax.LeaseRule}).");
+        result.AddError($"--lease: {SettingSyntax.LeaseProblem(text)}, or 'none'.");
         return null;
+    }
+
+    /// <summary>The largest --capacity: 16 Mi entries (about 1 GiB of kernel memory), far past any host's connections.</summary>
+    private const uint MaximumCapacity = 1u << 24;
+
+    /// <summary>The longest --wait: an hour is already far past any healthy holder.</summary>
+    private static readonly TimeSpan MaximumWait = TimeSpan.FromHours(1);
+
+    private static TimeSpan? ParseWait(ArgumentResult result)
+    {
+        string text = result.Tokens[0].Value;
+        if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds))
+        {
+            result.AddError($"--wait: '{text}' is not a number of seconds (0 to {MaximumWait.TotalSeconds:0}).");
+            return null;
+        }
+        if (seconds > MaximumWait.TotalSeconds)
+        {
+            result.AddError($"--wait: {text} s is too long; it must be at most {MaximumWait.TotalSeconds:0} s.");
+            return null;
+        }
+        return TimeSpan.FromSeconds(seconds);
     }
 
     private delegate bool TryParse<T>(string? text, out T value);

@@ -28,6 +28,21 @@ public static class SettingSyntax
         return true;
     }
 
+    /// <summary>
+    /// What is wrong with a lease text that <see cref="TryParseLease"/> refuses, in words
+    /// ("'1e9' is too long: a lease must be at most 86,400 s (a day)"); null when it is a valid lease.
+    /// </summary>
+    public static string? LeaseProblem(string? text)
+    {
+        if (TryParseLease(text, out _))
+            return null;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || double.IsNaN(seconds))
+            return $"'{text}' is not a number of seconds; a lease is {LeaseRule}";
+        if (seconds > MaxLeaseSeconds)
+            return $"'{text}' is too long: a lease must be at most {MaxLeaseSeconds.ToString("N0", CultureInfo.InvariantCulture)} s (a day)";
+        return $"'{text}' is too short: a lease must be at least {MinLeaseSeconds.ToString(CultureInfo.InvariantCulture)} s";
+    }
+
     /// <summary>Parses an ingress hook: exactly "xdp" or "tc".</summary>
     public static bool TryParseIngressHook(string? text, out IngressHook hook)
     {

@@ -114,7 +114,7 @@ internal static unsafe class DescriptorScan
 
     private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
         => errno is Errnos.EACCES or Errnos.EPERM
-            ? new TcpFreezeException(operation, $"cannot read {fdDirectory} (permission denied); run as root or as the owner of process {pid}")
+            ? new TcpFreezeException(operation, ProcessSockets.PermissionDenied(fdDirectory, pid))
             : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new NativeCallException($"list the descriptors in {fdDirectory}", errno));
 
     /// <summary>Parses a descriptor link "socket:[12345]".</summary>

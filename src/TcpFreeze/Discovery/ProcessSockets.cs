@@ -1,3 +1,4 @@
+using Interop;
 using System.Net;
 using System.Net.Sockets;
 
@@ -15,6 +16,13 @@ namespace TcpFreeze;
 public static class ProcessSockets
 {
     internal const string DefaultProcRoot = "/proc";
+
+    /// <summary>Why <paramref name="path"/> of process <paramref name="pid"/> could not be read, and what helps (not "run as root" to root).</summary>
+    internal static string PermissionDenied(string path, int pid)
+        => Interop.Libc.geteuid() == 0
+            ? $"cannot read {path} (permission denied, although this process is root: process {pid} may belong to a user namespace " +
+              "this one does not own, or a security module refuses; run the command where that process's owner can)"
+            : $"cannot read {path} (permission denied); run as root or as the owner of process {pid}";
 
     /// <summary>
     /// The TCP connections and listening endpoints held by process <paramref name="pid"/>

@@ -125,7 +125,7 @@ internal static class SocketTable
         }
         catch (UnauthorizedAccessException e) when (pid is not null)
         {
-            throw new TcpFreezeException(operation, $"cannot read {path} (permission denied); run as root or as the owner of process {pid}", e);
+            throw new TcpFreezeException(operation, ProcessSockets.PermissionDenied(path, pid.Value), e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -49,6 +49,25 @@ public sealed record FreezerOptions
     /// <summary>Capacity of the endpoints map when it is first created.</summary>
     public uint MaxEndpoints { get; init; } = 4_096;
 
+    /// <summary>The default <see cref="LockTimeout"/>.</summary>
+    public static readonly TimeSpan DefaultLockTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a mutating call waits for the pin root's lock, which another process holds
+    /// while it attaches, freezes, thaws or detaches (normally milliseconds). Past it the call
+    /// fails naming the holder's PID, so that a hung holder never blocks a caller (a CRIU
+    /// step) for ever. <see cref="Timeout.InfiniteTimeSpan"/> is not accepted.
+    /// </summary>
+    public TimeSpan LockTimeout
+    {
+        get => _lockTimeout;
+        init => _lockTimeout = value >= TimeSpan.Zero
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(LockTimeout), value, "the lock timeout must be zero or more");
+    }
+
+    private readonly TimeSpan _lockTimeout = DefaultLockTimeout;
+
     /// <summary>Receives libbpf's log and TcpFreeze's own diagnostics.</summary>
     public ILogger? Logger { get; init; }
 }

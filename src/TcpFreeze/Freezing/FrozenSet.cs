@@ -1,3 +1,4 @@
+using Interop;
 using Ebpf.Interop;
 
 namespace TcpFreeze;

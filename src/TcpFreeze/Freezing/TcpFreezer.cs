@@ -100,7 +100,7 @@ public sealed class TcpFreezer : IDisposable
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
     {
         string directory = GetPinDirectory(options);
-        using PinLock pinLock = PinLock.Acquire(options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(options.PinRoot, options.LockTimeout);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
@@ -140,12 +140,35 @@ public sealed class TcpFreezer : IDisposable
         string directory = GetPinDirectory(options);
         if (!HasMapPins(directory))
         {
+            // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
+            if (PinRootUnreadable(options.PinRoot) is { } denied)
+                throw new TcpFreezeException("open the frozen set", denied);
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
                 : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
             throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
         }
         return TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), []));
+    }
+
+    /// <summary>
+    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied),
+    /// or null when it can, or the pin root does not exist.
+    /// </summary>
+    public static string? PinRootUnreadable(string pinRoot)
+    {
+        try
+        {
+            if (!Directory.Exists(pinRoot))
+                return null;
+            _ = Directory.EnumerateFileSystemEntries(pinRoot).Any();
+            return null;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return $"permission denied on the pin root {pinRoot}, so whether anything is attached or frozen cannot be seen: " +
+                   "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
+        }
     }
 
     /// <summary>
@@ -203,7 +226,7 @@ public sealed class TcpFreezer : IDisposable
 
         return TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
             // A freeze must hold on every interface, not only on those an earlier attach reached.
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
@@ -262,7 +285,7 @@ public sealed class TcpFreezer : IDisposable
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
-            using (PinLock.Acquire(_options.PinRoot))
+            using (PinLock.Acquire(_options.PinRoot, _options.LockTimeout))
             {
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
@@ -335,7 +358,7 @@ public sealed class TcpFreezer : IDisposable
     /// <see cref="Detach(FreezerOptions?)"/>.
     /// </summary>
     private PinLock? AcquirePinLockForThaw()
-        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot);
+        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
 
     /// <summary>The frozen connections with their drop counts and leases.</summary>
     public IReadOnlyList<FrozenConnection> ListConnections() => TcpFreezeException.Guard(() =>
@@ -359,7 +382,7 @@ public sealed class TcpFreezer : IDisposable
     /// <summary>Deletes entries whose lease has ended (the kernel already ignores them). Returns how many.</summary>
     public int RemoveExpired() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         int removed = _maps.Connections.RemoveExpired(now) + _maps.Endpoints.RemoveExpired(now);
         _maps.CloseEndpointGateIfEmpty();
@@ -387,7 +410,7 @@ public sealed class TcpFreezer : IDisposable
         options ??= new FreezerOptions();
         return TcpFreezeException.Guard(() =>
         {
-            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot) : null;
+            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot, options.LockTimeout) : null;
             return DetachLocked(options);
         });
     }
@@ -400,7 +423,7 @@ public sealed class TcpFreezer : IDisposable
     /// </summary>
     public DetachResult? DetachIfIdle() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot);
+        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         bool active = _maps.Connections.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero)
                       || _maps.Endpoints.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero);
@@ -444,7 +467,7 @@ public sealed class TcpFreezer : IDisposable
         {
             if (!Directory.Exists(root))
                 return new DeadNamespaceCleanup([], 0);
-            using PinLock pinLock = PinLock.Acquire(root);
+            using PinLock pinLock = PinLock.Acquire(root, FreezerOptions.DefaultLockTimeout);
             List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
             int pins = 0;
             foreach (string directory in dead)

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using Ebpf.Interop;
 using Interop;
 
@@ -8,6 +10,9 @@ namespace TcpFreeze;
 /// and thaw between processes, so two of them never interleave half-done changes.
 /// bpffs holds no regular files, but a directory descriptor can carry the lock, which
 /// closing the descriptor (disposing this) releases.
+/// The wait is bounded (<see cref="FreezerOptions.LockTimeout"/>): a process that holds the
+/// lock and hangs (or a user who may open the directory and flocks it on purpose) must not
+/// block every other command, and a CRIU step, for ever. A timeout names the holder.
 /// </summary>
 internal sealed class PinLock : IDisposable
 {
@@ -15,8 +20,8 @@ internal sealed class PinLock : IDisposable
 
     private PinLock(FileDescriptorHandle directory) => _directory = directory;
 
-    /// <exception cref="NativeCallException">The directory cannot be opened or locked.</exception>
-    public static PinLock Acquire(string directory)
+    /// <exception cref="NativeCallException">The directory cannot be opened or locked, or another process held the lock longer than <paramref name="timeout"/>.</exception>
+    public static PinLock Acquire(string directory, TimeSpan timeout)
     {
         FileDescriptorHandle fd = Libc.open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (fd.IsInvalid)
@@ -25,13 +30,98 @@ internal sealed class PinLock : IDisposable
             fd.Dispose();
             throw failure;
         }
-        if (Libc.flock(fd, Libc.LOCK_EX) != 0)
+        try
         {
-            var failure = NativeCallException.FromLastError($"lock pin directory {directory}");
+            WaitForLock(fd, directory, timeout);
+        }
+        catch
+        {
             fd.Dispose();
-            throw failure;
+            throw;
         }
         return new PinLock(fd);
+    }
+
+    private static void WaitForLock(FileDescriptorHandle fd, string directory, TimeSpan timeout)
+    {
+        var waited = Stopwatch.StartNew();
+        int pause = 1;
+        while (true)
+        {
+            if (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
+                return;
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR)
+                continue;
+            if (errno != Libc.EWOULDBLOCK)
+                throw new NativeCallException($"lock pin directory {directory}", errno);
+            if (waited.Elapsed >= timeout)
+                throw new NativeCallException($"lock pin directory {directory}", errno, TimeoutRemedy(fd, directory, timeout));
+            // Short at first (a freeze holds the lock for milliseconds), then every 50 ms.
+            Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(pause, Math.Max(1, (timeout - waited.Elapsed).TotalMilliseconds))));
+            pause = Math.Min(pause * 2, 50);
+        }
+    }
+
+    private static string TimeoutRemedy(FileDescriptorHandle fd, string directory, TimeSpan timeout)
+    {
+        string seconds = timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+        string holder = FindHolder(fd) is { } pid
+            ? $"process {pid}{CommandOf(pid)} has held the lock on {directory} for more than {seconds} s"
+            : $"another process has held the lock on {directory} for more than {seconds} s (its PID is not visible here)";
+        return $"{holder}; if it is hung, stop it; otherwise wait longer (tcpfreeze --wait SECONDS, FreezerOptions.LockTimeout)";
+    }
+
+    /// <summary>The PID that /proc/locks gives for a flock on the same file as <paramref name="fd"/>, or null.</summary>
+    internal static int? FindHolder(FileDescriptorHandle fd)
+    {
+        if (!Libc.TryGetFileId(fd, out uint major, out uint minor, out ulong inode))
+            return null;
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines("/proc/locks");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        return FindHolder(lines, major, minor, inode);
+    }
+
+    /// <summary>
+    /// Parses /proc/locks lines ("1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"; blocked
+    /// waiters are "1: -> FLOCK ..." and are skipped): the PID holding a flock on device
+    /// MAJOR:MINOR (hex), inode INODE (decimal).
+    /// </summary>
+    internal static int? FindHolder(IEnumerable<string> lines, uint major, uint minor, ulong inode)
+    {
+        foreach (string line in lines)
+        {
+            string[] fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 6 || fields[1] != "FLOCK")
+                continue;
+            string[] id = fields[5].Split(':');
+            if (id.Length == 3
+                && uint.TryParse(id[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint lineMajor) && lineMajor == major
+                && uint.TryParse(id[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint lineMinor) && lineMinor == minor
+                && ulong.TryParse(id[2], NumberStyles.None, CultureInfo.InvariantCulture, out ulong lineInode) && lineInode == inode
+                && int.TryParse(fields[4], NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid > 0)
+                return pid;
+        }
+        return null;
+    }
+
+    private static string CommandOf(int pid)
+    {
+        try
+        {
+            return $" ({File.ReadAllText($"/proc/{pid}/comm").Trim()})";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "";
+        }
     }
 
     public void Dispose() => _directory.Dispose();
