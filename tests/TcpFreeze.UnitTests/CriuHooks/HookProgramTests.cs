@@ -110,7 +110,7 @@ public sealed class HookProgramTests : IDisposable
         Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "pre-dump");
         Environment.SetEnvironmentVariable("TCPFREEZE_HOOK_CONFIG", path);
         Assert.Equal(1, HookProgram.Run([]));
-        Assert.StartsWith($"tcpfreeze-hook: {path}:2: the lease", Assert.Single(ErrorLines));
+        Assert.StartsWith($"tcpfreeze-hook: {path}:2: 'forever' is not a number of seconds", Assert.Single(ErrorLines));
     }
 
     [Fact]
