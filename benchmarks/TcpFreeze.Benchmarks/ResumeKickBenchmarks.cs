@@ -7,9 +7,10 @@ namespace TcpFreeze.Benchmarks;
 /// <summary>
 /// The resume kick's own cost for N released connections that each dropped data both ways
 /// (5 segments per direction, so 7 messages per direction: 14 per connection): building the
-/// messages and sending them with sendmmsg in batches of 1,024. The messages go to the
-/// benchmark's own namespace, where a dummy interface (no neighbours, no peers) owns
-/// 198.18.0.0/15 and discards what it is given, so only the sending is measured.
+/// messages and sending them with sendmmsg in batches of 1,024. The messages stay in the
+/// benchmark's own namespace: 198.18.0.0/15 is routed to one end of a veth pair with ARP off
+/// (no neighbour lookups), and the other end, which has no address, drops what arrives; so only
+/// the sending is measured.
 /// </summary>
 [Description("Resume kick")]
 public class ResumeKickBenchmarks
@@ -26,9 +27,24 @@ public class ResumeKickBenchmarks
     public void Setup()
     {
         _ns = new BenchNamespace("kick");
-        BenchNamespace.Ip("-n", _ns.Name, "link", "add", "dummy0", "type", "dummy");
-        BenchNamespace.Ip("-n", _ns.Name, "addr", "add", "198.18.255.254/15", "dev", "dummy0");
-        BenchNamespace.Ip("-n", _ns.Name, "link", "set", "dummy0", "up");
+        try
+        {
+            Prepare();
+        }
+        catch
+        {
+            _ns.Dispose();
+            throw;
+        }
+    }
+
+    private void Prepare()
+    {
+        BenchNamespace.Ip("-n", _ns.Name, "link", "add", "kick0", "type", "veth", "peer", "name", "kick1");
+        BenchNamespace.Ip("-n", _ns.Name, "link", "set", "kick0", "arp", "off");
+        BenchNamespace.Ip("-n", _ns.Name, "addr", "add", "198.18.255.254/15", "dev", "kick0");
+        BenchNamespace.Ip("-n", _ns.Name, "link", "set", "kick0", "up");
+        BenchNamespace.Ip("-n", _ns.Name, "link", "set", "kick1", "up");
         var entry = new FreezeEntry { RemoteSeq = 0x01020304, LocalSeq = 0x05060708, RemoteDataDrops = 5, LocalDataDrops = 5, Dropped = 10 };
         _released = BenchNamespace.Keys(Connections).Select(k => (k, entry)).ToList();
         KickResult check = Kick();
