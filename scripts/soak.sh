@@ -3,7 +3,7 @@
 # echo server whose clients stream numbered lines on every connection; zero loss, zero
 # leftovers after every cycle. Runs the soak test alone (so that machine-wide BPF counts
 # are checked too) and writes the per-cycle table to benchmarks/results/soak-latest.md.
-#   sudo bash scripts/soak.sh [CYCLES [CONNECTIONS]]     (default 20 cycles, 1,500 connections)
+#   bash scripts/soak.sh [CYCLES [CONNECTIONS]]     (default 20 cycles, 1,500 connections)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
