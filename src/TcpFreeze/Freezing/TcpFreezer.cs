@@ -345,7 +345,7 @@ public sealed class TcpFreezer : IDisposable
         {
             return Resume.ResumeKick.Send(_options.Namespace, plan);
         }
-        catch (TcpFreezeException e)
+        catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
         {
             // The thaw is done; a kick that cannot be sent must not make it look failed.
             return new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
