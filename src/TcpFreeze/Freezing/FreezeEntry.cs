@@ -32,6 +32,24 @@ internal struct FreezeEntry
     /// <summary>Data segments (or SYN/FIN) dropped on egress; 0 means <see cref="LocalSeq"/> is not set.</summary>
     public uint LocalDataDrops;
 
+    /// <summary>The peer's recorded sequence number in host byte order; null when no data segment of it was dropped.</summary>
+    public readonly uint? RemoteSequence => RemoteDataDrops == 0 ? null : NetworkToHost(RemoteSeq);
+
+    /// <summary>This host's socket's recorded sequence number in host byte order; null when none of its data segments was dropped.</summary>
+    public readonly uint? LocalSequence => LocalDataDrops == 0 ? null : NetworkToHost(LocalSeq);
+
+    /// <summary>The entry as if <paramref name="drops"/> data segments of the peer, the last at <paramref name="sequence"/> (host order), had been dropped.</summary>
+    public readonly FreezeEntry WithRemoteSequence(uint sequence, uint drops)
+    {
+        FreezeEntry entry = this;
+        entry.RemoteSeq = NetworkToHost(sequence);
+        entry.RemoteDataDrops = drops;
+        return entry;
+    }
+
+    /// <summary>Network to host byte order, and back (the same swap).</summary>
+    private static uint NetworkToHost(uint value) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value) : value;
+
     /// <summary>
     /// The value for a key frozen anew. A key frozen already keeps what the programs recorded
     /// (drop counts and the sequence numbers the resume kick needs) and gets the new lease.

@@ -327,9 +327,7 @@ public sealed class TcpFreezer : IDisposable
             (ConnectionKey key, FreezeEntry entry) = released[i];
             if (entry.RemoteDataDrops != 0 || !peerSequences.TryGetValue(key, out uint sequence))
                 continue;
-            entry.RemoteSeq = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(sequence);
-            entry.RemoteDataDrops = Resume.ResumeKick.MaxPacketsPerDirection;
-            released[i] = (key, entry);
+            released[i] = (key, entry.WithRemoteSequence(sequence, Resume.ResumeKick.MaxPacketsPerDirection));
         }
     }
 
@@ -368,7 +366,7 @@ public sealed class TcpFreezer : IDisposable
         {
             PeerDataSegmentsDropped = e.Value.RemoteDataDrops,
             LocalDataSegmentsDropped = e.Value.LocalDataDrops,
-            PeerSequence = e.Value.RemoteDataDrops == 0 ? null : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(e.Value.RemoteSeq),
+            PeerSequence = e.Value.RemoteSequence,
         }).ToList();
     });
 

@@ -43,9 +43,9 @@ internal static class ResumeKick
                 continue;
             plan.Connections++;
             // The peer's segment went remote -> local: the peer is its sender and gets the message.
-            plan.Add(destination: remote, quotedSource: remote, quotedDestination: local, ReverseBytes(entry.RemoteSeq), remoteBudget);
+            plan.Add(destination: remote, quotedSource: remote, quotedDestination: local, entry.RemoteSequence ?? 0, remoteBudget);
             // The local socket's segment went local -> remote; its own stack gets the message.
-            plan.Add(destination: local, quotedSource: local, quotedDestination: remote, ReverseBytes(entry.LocalSeq), localBudget);
+            plan.Add(destination: local, quotedSource: local, quotedDestination: remote, entry.LocalSequence ?? 0, localBudget);
         }
         return plan;
     }
@@ -168,8 +168,6 @@ internal static class ResumeKick
             MemoryMarshal.Write(sockaddr[24..], (uint)address.ScopeId);
         }
     }
-
-    private static uint ReverseBytes(uint networkOrder) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(networkOrder) : networkOrder;
 }
 
 /// <summary>One ICMP message of a kick: sent to <see cref="Destination"/>, quoting a segment.</summary>
