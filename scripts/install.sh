@@ -265,6 +265,8 @@ After=network-online.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+# Every interface that is up; to match 'interfaces = ...' or 'ingress = tc' in $SETTINGS, add --dev IFACE or
+# --ingress tc here (systemctl edit $UNIT_NAME).
 ExecStart=$bin/tcpfreeze attach
 # Stopping the unit removes the programs and pins: whatever is frozen flows again.
 ExecStop=$bin/tcpfreeze detach

@@ -9,6 +9,9 @@ namespace TcpFreeze.Tests.Install;
 /// installs native commands that run without .NET, the hook's settings, CRIU's configuration and a valid systemd
 /// unit, and --uninstall leaves the root exactly as it was, files of others included.
 /// </summary>
+/// <remarks>In the "criu" collection: the installer publishes the hook from this checkout, as the CRIU fixture does,
+/// and two publishes of one project must not run at once.</remarks>
+[Collection("criu")]
 public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixture<InstalledOnce>
 {
     private const string Bin = "usr/local/bin";
