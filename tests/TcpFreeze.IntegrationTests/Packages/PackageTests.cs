@@ -107,7 +107,7 @@ public sealed partial class PackageTests(PackedClone packed) : IClassFixture<Pac
         byte[] head = new byte[4];
         using (FileStream file = File.OpenRead(command))
             file.ReadExactly(head);
-        Assert.Equal("\x7fELF"u8.ToArray(), head);
+        Assert.Equal(new byte[] { 0x7F, (byte)'E', (byte)'L', (byte)'F' }, head);
         Assert.False(File.Exists(Path.Combine(Path.GetDirectoryName(new FileInfo(command).ResolveLinkTarget(true)!.FullName)!, "TcpFreeze.Cli.dll")),
             "the linux-x64 tool package holds TcpFreeze.Cli.dll: it is not the NativeAOT build");
         (code, output, error) = Run.Capture(command, ["--version"], NoDotnet, TimeSpan.FromSeconds(30));
