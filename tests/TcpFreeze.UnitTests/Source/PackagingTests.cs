@@ -20,7 +20,7 @@ public sealed class PackagingTests : IDisposable
         Assert.True(code == 0, error + output);
 
         // The version comes from git (MinVer), never a fixed 0.1.0 that every commit repeats.
-        string package = Assert.Single(Directory.GetFiles(_output, "TcpFreeze.[0-9]*.nupkg"));
+        string package = Assert.Single(Directory.GetFiles(_output, "TcpFreeze.*.nupkg"), path => char.IsAsciiDigit(Path.GetFileName(path)["TcpFreeze.".Length]));
         string version = Path.GetFileName(package)["TcpFreeze.".Length..^".nupkg".Length];
         Assert.NotEqual("0.1.0", version);
         Assert.True(File.Exists(Path.Combine(_output, $"TcpFreeze.{version}.snupkg")), "no symbol package");
