@@ -35,6 +35,9 @@ readonly PACKAGES=(
   # the container-engine tests (tests/TcpFreeze.IntegrationTests/Containers): runc, a static busybox for the image's rootfs,
   # then podman. Order matters (see install_packages): podman depends on "crun | runc", and runc recommends criu.
   runc busybox-static podman
+  # scripts/install.sh and its tests: NativeAOT links with `clang`, else `gcc` (above; Debian 12 has no plain `clang`),
+  # zlib comes with the SDK; systemd-analyze checks the installer's unit
+  binutils systemd
 )
 # Installed in a second apt-get run, after everything else (runc above all) is there.
 readonly LATE_PACKAGES=(podman)

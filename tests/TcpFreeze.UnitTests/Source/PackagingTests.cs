@@ -19,8 +19,11 @@ public sealed class PackagingTests : IDisposable
         (int code, string output, string error) = Run.Capture("dotnet", ["pack", project, "-c", "Release", "-o", _output, "-nologo"], null, TimeSpan.FromMinutes(5));
         Assert.True(code == 0, error + output);
 
-        string package = Path.Combine(_output, "TcpFreeze.0.1.0.nupkg");
-        Assert.True(File.Exists(Path.Combine(_output, "TcpFreeze.0.1.0.snupkg")), "no symbol package");
+        // The version comes from git (MinVer), never a fixed 0.1.0 that every commit repeats.
+        string package = Assert.Single(Directory.GetFiles(_output, "TcpFreeze.*.nupkg"), path => char.IsAsciiDigit(Path.GetFileName(path)["TcpFreeze.".Length]));
+        string version = Path.GetFileName(package)["TcpFreeze.".Length..^".nupkg".Length];
+        Assert.NotEqual("0.1.0", version);
+        Assert.True(File.Exists(Path.Combine(_output, $"TcpFreeze.{version}.snupkg")), "no symbol package");
         using ZipArchive zip = ZipFile.OpenRead(package);
         string[] entries = zip.Entries.Select(e => e.FullName).ToArray();
         Assert.Contains("lib/net10.0/TcpFreeze.dll", entries);
