@@ -84,6 +84,55 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Docker 20.10 (Debian's docker.io, experimental mode): `docker checkpoint create` stops the container,
+    /// `docker start --checkpoint` restores it. Docker has no --tcp-established of its own and passes none to
+    /// runc: CRIU takes it from runc.conf, where `criu-config --write` put it with the hook.
+    /// </summary>
+    [RootFact]
+    public async Task Docker_checkpoints_and_restores_a_host_network_container_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu, privateRun: true);
+        s.ConfigureTcpFreezeHook("runc");
+        Docker docker = s.StartDocker();
+        docker.Import(s.Rootfs, s.Work);
+        string id = docker.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort).Output.Trim();
+        s.StartLoad(Connections);
+
+        EngineResult checkpoint = docker.Run("checkpoint", "create", Name, "moving").Succeeds();
+        Assert.Equal("exited", docker.State(Name));
+        // The manifest is in the checkpoint Docker keeps, with CRIU's images.
+        Assert.True(File.Exists(Path.Combine(docker.ContainerDirectory(id), "checkpoints", "moving", TcpFreeze.CriuHooks.FreezeManifest.FileName)),
+            "no manifest in Docker's checkpoint folder");
+        Thread.Sleep(Gap);
+        EngineResult restore = docker.Run("start", "--checkpoint", "moving", Name).Succeeds();
+        Assert.Equal("running", docker.State(Name));
+
+        AssertEveryConnectionSurvives(s, "docker", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>The Docker run above with CRIU's lock switched off and a hook that only logs: connections are lost.</summary>
+    [RootFact]
+    public async Task Without_TcpFreeze_the_same_docker_run_loses_connections()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu, privateRun: true);
+        string steps = s.ConfigureLoggingHook();
+        Docker docker = s.StartDocker();
+        docker.Import(s.Rootfs, s.Work);
+        docker.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+
+        EngineResult checkpoint = docker.Run("checkpoint", "create", Name, "moving").Succeeds();
+        Thread.Sleep(Gap);
+        EngineResult restore = docker.Run("start", "--checkpoint", "moving", Name).Succeeds();
+
+        AssertConnectionsLost(s, "docker, no lock", checkpoint, restore);
+        Assert.Equal(["pre-dump", "post-dump", "pre-restore", "setup-namespaces", "post-setup-namespaces", "post-restore", "pre-resume", "post-resume"],
+            File.ReadAllLines(steps));
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>
     /// The same podman runs with CRIU's lock switched off and a hook that only logs: the
     /// clients' segments reach a namespace with no socket for them and are answered with
     /// resets. This is what proves the tests above can fail.
@@ -192,6 +241,16 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
             Assert.Contains($"pre-resume: thawed {Connections} connections and 1 listening endpoints", s.HookLog);
             KernelState.AssertNothingLeft(s.Network.B, s.ServerSide);
         }
+    }
+
+    private void AssertConnectionsLost(ContainerScenario s, string label, EngineResult checkpoint, EngineResult restore)
+    {
+        bool allFlowed = s.EveryConnectionFlows(5, TimeSpan.FromSeconds(15));
+        int kept = s.ConnectionsKept;
+        output.WriteLine($"{label}: checkpoint {checkpoint.Elapsed.TotalMilliseconds:F0} ms, restore {restore.Elapsed.TotalMilliseconds:F0} ms, " +
+                         $"{kept} of {Connections} connections kept; first failures: {string.Join("; ", s.Load!.Failures.Take(3))}");
+        Assert.False(allFlowed, "every connection survived without any lock: this scenario cannot tell a working lock from none");
+        Assert.True(kept < Connections);
     }
 
     private void WriteHookLog(ContainerScenario s)
