@@ -36,7 +36,7 @@ readonly PACKAGES=(
   # then podman. Order matters (see install_packages): podman depends on "crun | runc", and runc recommends criu.
   runc busybox-static podman
   # Docker (docker.io 20.10) and containerd 1.6 for the same tests, which start their own dockerd and containerd in
-  # a private mount namespace; installing them starts no service (policy-rc.d, see install_packages)
+  # a private mount namespace; installing them starts no service (policy-rc.d, below)
   docker.io containerd
 )
 # Installed in a second apt-get run, after everything else (runc above all) is there.

@@ -134,6 +134,28 @@ public sealed class Containerd
     }
 
     /// <summary>
+    /// The names of the files in the CRIU images of checkpoint image <paramref name="reference"/>: the index's
+    /// criu.tar blob, read from the content store.
+    /// </summary>
+    public IReadOnlyList<string> CheckpointFiles(string reference)
+    {
+        string? digest = Run("images", "ls").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .FirstOrDefault(fields => fields.Length >= 3 && fields[0] == reference)?[2];
+        if (digest is null)
+            throw new InvalidOperationException($"ctr lists no image {reference}");
+        JsonNode index = JsonNode.Parse(File.ReadAllText(Blob(digest)))!;
+        JsonNode criu = index["manifests"]!.AsArray().First(m => (string?)m!["mediaType"] == CriuImagesMediaType)!;
+        return Infrastructure.Run.Checked("tar", "-tf", Blob((string)criu["digest"]!)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>The media type of the CRIU images in a containerd checkpoint image.</summary>
+    public const string CriuImagesMediaType = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+
+    private string Blob(string digest)
+        => Path.Combine(_folder, "root", "io.containerd.content.v1.content", "blobs", "sha256", digest["sha256:".Length..]);
+
+    /// <summary>
     /// Kills and removes every task and container, removes every image, stops containerd (SIGTERM by its PID), and
     /// returns what was left: what ctr still listed, a daemon that had to be killed, processes still in the engine
     /// host's mount namespace (a shim, a container).
