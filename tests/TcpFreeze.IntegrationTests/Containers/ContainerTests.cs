@@ -111,6 +111,41 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
         await AssertNothingLeft(s);
     }
 
+    /// <summary>
+    /// Moving a container with Docker 20.10: `docker checkpoint create --checkpoint-dir DIR` (a folder that could
+    /// be copied to another host), `docker rm`, a new container made from the same image with the same settings.
+    /// `docker start --checkpoint-dir DIR` is refused by this dockerd ("custom checkpointdir is not supported"),
+    /// so the checkpoint folder goes into the new container's own checkpoints folder in dockerd's data root (the
+    /// usual way round it) and `docker start --checkpoint NAME` restores it.
+    /// </summary>
+    [RootFact]
+    public async Task Docker_checkpoints_into_a_folder_restores_into_a_new_container_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu, privateRun: true);
+        s.ConfigureTcpFreezeHook("runc");
+        Docker docker = s.StartDocker();
+        docker.Import(s.Rootfs, s.Work);
+        docker.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+        string folder = Directory.CreateDirectory(Path.Combine(s.Work, "docker-checkpoints")).FullName;
+
+        EngineResult checkpoint = docker.Run("checkpoint", "create", "--checkpoint-dir", folder, Name, "moving").Succeeds();
+        Assert.True(File.Exists(Path.Combine(folder, "moving", TcpFreeze.CriuHooks.FreezeManifest.FileName)), "no manifest in the checkpoint folder");
+        docker.Run("rm", Name).Succeeds();
+        Assert.Empty(docker.Run("ps", "--all", "--quiet").Output.Trim());
+        Thread.Sleep(Gap);
+        string moved = docker.CreateEchoServer(Name + "-moved", s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort).Output.Trim();
+        EngineResult refused = docker.Run("start", "--checkpoint-dir", folder, "--checkpoint", "moving", moved);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("custom checkpointdir is not supported", refused.Output);
+        Run.Checked("cp", "-a", Path.Combine(folder, "moving"), Path.Combine(docker.ContainerDirectory(moved), "checkpoints", "moving"));
+        EngineResult restore = docker.Run("start", "--checkpoint", "moving", moved).Succeeds();
+        Assert.Equal("running", docker.State(Name + "-moved"));
+
+        AssertEveryConnectionSurvives(s, "docker, --checkpoint-dir / rm / create / start", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
     /// <summary>The Docker run above with CRIU's lock switched off and a hook that only logs: connections are lost.</summary>
     [RootFact]
     public async Task Without_TcpFreeze_the_same_docker_run_loses_connections()

@@ -82,10 +82,17 @@ public sealed class Docker
     /// server folder as /srv. Its stdio are Docker's own pipes, as for any container.
     /// </summary>
     public EngineResult StartEchoServer(string name, string serverFolder, string address, int port)
-        => Run("run", "--detach", "--name", name, "--network", "host", "--cgroup-parent", Cgroup.Name,
+        => Run(["run", "--detach", .. EchoServer(name, serverFolder, address, port)]).Succeeds();
+
+    /// <summary>Creates container <paramref name="name"/> as <see cref="StartEchoServer"/> would, without starting it.</summary>
+    public EngineResult CreateEchoServer(string name, string serverFolder, string address, int port)
+        => Run(["create", .. EchoServer(name, serverFolder, address, port)]).Succeeds();
+
+    private string[] EchoServer(string name, string serverFolder, string address, int port)
+        => ["--name", name, "--network", "host", "--cgroup-parent", Cgroup.Name,
             "--ulimit", "nofile=20000:20000",
             "--volume", "/usr:/usr:ro", "--volume", $"{serverFolder}:/srv:ro",
-            Image, "/usr/bin/python3", "/srv/" + ContainerFiles.EchoServerFileName, address, port.ToString()).Succeeds();
+            Image, "/usr/bin/python3", "/srv/" + ContainerFiles.EchoServerFileName, address, port.ToString()];
 
     /// <summary>The container's state as `docker inspect` reports it (running, exited, ...).</summary>
     public string State(string name) => Run("inspect", "--format", "{{.State.Status}}", name).Output.Trim();
