@@ -48,6 +48,12 @@ public sealed class ContainerScenario : IAsyncDisposable
     public string ServerFolder { get; }
     public Podman Podman { get; }
     public Runc Runc { get; }
+
+    /// <summary>dockerd, once <see cref="StartDocker"/> started it (on a host with a private /run).</summary>
+    public Docker? Docker { get; private set; }
+
+    /// <summary>containerd, once <see cref="StartContainerd"/> started it (on a host with a private /run).</summary>
+    public Containerd? Containerd { get; private set; }
     public ClientLoad? Load { get; private set; }
     public string HookLogFile => Path.Combine(Work, "hook.log");
     public string HookLog => File.Exists(HookLogFile) ? File.ReadAllText(HookLogFile) : "";
@@ -60,8 +66,10 @@ public sealed class ContainerScenario : IAsyncDisposable
     /// Sets everything up. With <paramref name="engineInServerNamespace"/> the engine runs in
     /// namespace B, so a host-network container serves there; otherwise it runs in a
     /// namespace of its own and a container reaches B only by joining it (ns:/run/netns/B).
+    /// <paramref name="privateRun"/> gives the engine host a /run of its own (see <see cref="EngineHost"/>), which
+    /// dockerd and containerd need.
     /// </summary>
-    public static ContainerScenario Create(CriuFixture criu, bool engineInServerNamespace = true)
+    public static ContainerScenario Create(CriuFixture criu, bool engineInServerNamespace = true, bool privateRun = false)
     {
         HostState before = HostState.Read();
         string work = Directory.CreateTempSubdirectory("tcpfreeze-containers-").FullName;
@@ -71,7 +79,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         try
         {
             pins = new PinRoot();
-            host = EngineHost.Start(work, engineInServerNamespace ? network.NameB : null, CriuDirectory(criu));
+            host = EngineHost.Start(work, engineInServerNamespace ? network.NameB : null, CriuDirectory(criu), privateRun);
             return new ContainerScenario(criu, work, network, pins, host, new TestCgroup(), before);
         }
         catch
@@ -110,6 +118,22 @@ public sealed class ContainerScenario : IAsyncDisposable
         CliResult written = TcpFreezeCommand.Run(["criu-config", "--engine", engine, "--hook", _criu.Hook, "--write", "--config-dir", Host.CriuConfigDirectory]).Succeeds();
         Assert.Contains(CriuConfiguration.FileNameFor(CriuEngine.Runc), written.Output + written.Error);
         Assert.Equal(["runc.conf"], Directory.GetFiles(Host.CriuConfigDirectory).Select(Path.GetFileName));
+    }
+
+    /// <summary>Starts dockerd on the engine host (created with privateRun).</summary>
+    public Docker StartDocker()
+    {
+        Docker = new Docker(Host, Work, Cgroup);
+        Docker.Start();
+        return Docker;
+    }
+
+    /// <summary>Starts containerd on the engine host (created with privateRun).</summary>
+    public Containerd StartContainerd()
+    {
+        Containerd = new Containerd(Host, Work, Cgroup);
+        Containerd.Start();
+        return Containerd;
     }
 
     /// <summary>The negative control: CRIU's lock switched off and a hook that only logs the steps.</summary>
@@ -170,9 +194,11 @@ public sealed class ContainerScenario : IAsyncDisposable
     /// Stops the clients, removes containers, images, the engine host, cgroups, pins,
     /// namespaces and folders, and returns what was left behind by the engines or the hook
     /// (empty when nothing): containers, images, a cgroup still holding a process, a pin
-    /// directory or XDP/TC program in B, the namespace lock, a running dump watcher, or
-    /// any change to /etc/criu, /run/runc, /var/lib/containers, /run/libpod, /run/containers
-    /// or /dev/shm/libpod_lock.
+    /// directory or XDP/TC program in B, the namespace lock, a running dump watcher, a
+    /// dockerd or containerd that had to be killed or a process of theirs still running, or
+    /// any change to /etc/criu, /run/runc, /var/lib/containers, /run/libpod, /run/containers,
+    /// /dev/shm/libpod_lock, /run/docker, /var/lib/docker, /run/docker.sock, /run/containerd
+    /// or /var/lib/containerd.
     /// </summary>
     public async Task<IReadOnlyList<string>> TearDown()
     {
@@ -183,6 +209,8 @@ public sealed class ContainerScenario : IAsyncDisposable
             await Load.DisposeAsync();
         Try("podman", () => Podman.RemoveEverything());
         Try("runc", () => Runc.RemoveEverything());
+        Try("docker", () => Docker?.RemoveEverything() ?? "");
+        Try("containerd", () => Containerd?.RemoveEverything() ?? "");
         Try("dump watcher", DumpWatchers);
         Host.Dispose();
         Try("pins", () => Directory.Exists(TcpFreezer.GetPinDirectory(ServerSide)) ? $"{TcpFreezer.GetPinDirectory(ServerSide)} is still there" : "");

@@ -25,6 +25,9 @@ public sealed record EngineResult(string Command, int ExitCode, string Output, T
 /// <item>/etc and /var/lib are copy-on-write overlays on the test's folder (also what makes the
 /// two mount points exist on a machine without them): whatever an engine writes there (podman's
 /// blob-info cache in /var/lib/containers, a CNI file) lands in the test folder.</item>
+/// <item>with a private /run (<see cref="Start"/>'s privateRun), /run is a copy-on-write overlay too, with the
+/// machine's /run/netns bound back into it: for engines that write fixed paths there (containerd's shim sockets
+/// in /run/containerd/s, dockerd's /run/docker/plugins).</item>
 /// </list>
 /// A holder shell keeps the namespace alive; every engine command runs in it through
 /// nsenter, with a clean environment (PATH and what the command is given, like the
@@ -41,6 +44,11 @@ public sealed class EngineHost : IDisposable
         mkdir -p /etc/criu /etc/tcpfreeze
         mount --bind "$w/criu" /etc/criu
         mount --bind "$w/tcpfreeze" /etc/tcpfreeze
+        if [ "$2" = private-run ]; then
+          mount --rbind /run/netns "$w/run/netns"
+          mount -t overlay tcpfreeze-run -o "lowerdir=/run,upperdir=$w/run/upper,workdir=$w/run/work" /run
+          mount --rbind "$w/run/netns" /run/netns
+        fi
         echo ready
         read -r _ || true
         """;
@@ -78,10 +86,10 @@ public sealed class EngineHost : IDisposable
     /// namespace of its own (loopback only) when that is null. <paramref name="criuDirectory"/>
     /// holds the `criu` engines must run (CRIU 4.2.1): it goes first on PATH.
     /// </summary>
-    public static EngineHost Start(string workDirectory, string? namespaceName, string criuDirectory)
+    public static EngineHost Start(string workDirectory, string? namespaceName, string criuDirectory, bool privateRun = false)
     {
         string directory = Path.Combine(workDirectory, "engine-host");
-        foreach (string sub in new[] { "etc/upper", "etc/work", "varlib/upper", "varlib/work", "criu", "tcpfreeze" })
+        foreach (string sub in new[] { "etc/upper", "etc/work", "varlib/upper", "varlib/work", "run/upper", "run/work", "run/netns", "criu", "tcpfreeze" })
             System.IO.Directory.CreateDirectory(Path.Combine(directory, sub));
         string? own = null;
         if (namespaceName is null)
@@ -97,7 +105,7 @@ public sealed class EngineHost : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string argument in new[] { $"--net=/run/netns/{namespaceName}", "unshare", "--mount", "--propagation", "private", "sh", "-c", Setup, "sh", directory })
+        foreach (string argument in new[] { $"--net=/run/netns/{namespaceName}", "unshare", "--mount", "--propagation", "private", "sh", "-c", Setup, "sh", directory, privateRun ? "private-run" : "" })
             info.ArgumentList.Add(argument);
         Process holder;
         try
@@ -166,6 +174,73 @@ public sealed class EngineHost : IDisposable
         return new EngineResult(command, process.ExitCode, text, elapsed);
     }
 
+    /// <summary>
+    /// Starts a long-running <paramref name="program"/> (an engine daemon) on this host, its output appended to
+    /// <paramref name="logFile"/>. nsenter and the shell exec in place, so the returned process is the daemon.
+    /// </summary>
+    public EngineDaemon StartDaemon(string program, IEnumerable<string> arguments, string logFile, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var info = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = "/",
+        };
+        info.Environment.Clear();
+        info.Environment["PATH"] = _path;
+        if (environment is not null)
+            foreach ((string name, string value) in environment)
+                info.Environment[name] = value;
+        string[] argv = arguments.ToArray();
+        foreach (string argument in new[] { "-t", HolderPid.ToString(), "--mount", "--net", "--", "sh", "-c", "log=$1; shift; exec \"$@\" >> \"$log\" 2>&1 </dev/null", "sh", logFile, program }.Concat(argv))
+            info.ArgumentList.Add(argument);
+        Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
+        process.StandardInput.Close();
+        return new EngineDaemon(program, process, logFile);
+    }
+
+    /// <summary>The processes other than the holder that are in this host's mount namespace (an engine, a shim, a container), as "PID name".</summary>
+    public IReadOnlyList<string> ProcessesInside()
+    {
+        string ours = MountNamespace(HolderPid) ?? "";
+        var found = new List<string>();
+        foreach (string dir in System.IO.Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == HolderPid)
+                continue;
+            if (ours.Length > 0 && MountNamespace(pid) == ours)
+            {
+                string name = File.Exists(Path.Combine(dir, "comm")) ? ReadOrEmpty(Path.Combine(dir, "comm")).Trim() : "?";
+                found.Add($"{pid} {name}");
+            }
+        }
+        return found;
+    }
+
+    private static string? MountNamespace(int pid)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{pid}/ns/mnt").LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
     public void Dispose()
     {
         try
@@ -184,6 +259,48 @@ public sealed class EngineHost : IDisposable
         _holder.Dispose();
         if (_ownNamespace is not null)
             Run.Capture("ip", "netns", "del", _ownNamespace);
+    }
+}
+
+/// <summary>An engine daemon (dockerd, containerd) started by <see cref="EngineHost.StartDaemon"/>; <see cref="Stop"/> ends it by its PID.</summary>
+public sealed class EngineDaemon(string name, Process process, string logFile) : IDisposable
+{
+    public int Pid => process.Id;
+
+    public bool HasExited => process.HasExited;
+
+    public string LogFile => logFile;
+
+    /// <summary>The last lines of its log.</summary>
+    public string LogTail(int lines = 30)
+    {
+        try
+        {
+            return string.Join('\n', File.ReadLines(logFile).TakeLast(lines));
+        }
+        catch (IOException e)
+        {
+            return $"({logFile}: {e.Message})";
+        }
+    }
+
+    /// <summary>SIGTERM, then SIGKILL after <paramref name="grace"/>; returns a complaint when it had to be killed (empty when it ended by itself).</summary>
+    public string Stop(TimeSpan grace)
+    {
+        if (process.HasExited)
+            return "";
+        Run.Capture("kill", ["-TERM", Pid.ToString()]);
+        if (process.WaitForExit(grace))
+            return "";
+        process.Kill();
+        process.WaitForExit(5000);
+        return $"{name} (PID {Pid}) did not end within {grace} of SIGTERM and was killed";
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.FromSeconds(30));
+        process.Dispose();
     }
 }
 
@@ -234,7 +351,8 @@ public sealed class TestCgroup
 }
 
 /// <summary>A snapshot of what the engines could touch outside the test folders, to prove they did not.</summary>
-public sealed record HostState(string EtcCriu, bool RunRunc, bool VarLibContainers, bool RunLibpod, bool RunContainers, bool LibpodShmLock)
+public sealed record HostState(string EtcCriu, bool RunRunc, bool VarLibContainers, bool RunLibpod, bool RunContainers, bool LibpodShmLock,
+    bool RunDocker, bool VarLibDocker, bool DockerSocket, bool RunContainerd, bool VarLibContainerd)
 {
     public static HostState Read() => new(
         DescribeFolder("/etc/criu"),
@@ -242,7 +360,12 @@ public sealed record HostState(string EtcCriu, bool RunRunc, bool VarLibContaine
         Directory.Exists("/var/lib/containers"),
         Directory.Exists("/run/libpod"),
         Directory.Exists("/run/containers"),
-        File.Exists("/dev/shm/libpod_lock"));
+        File.Exists("/dev/shm/libpod_lock"),
+        Directory.Exists("/run/docker"),
+        Directory.Exists("/var/lib/docker"),
+        File.Exists("/run/docker.sock"),
+        Directory.Exists("/run/containerd"),
+        Directory.Exists("/var/lib/containerd"));
 
     /// <summary>Every file's name and content, or "missing".</summary>
     private static string DescribeFolder(string path)
