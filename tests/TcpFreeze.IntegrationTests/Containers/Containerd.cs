@@ -165,33 +165,44 @@ public sealed class Containerd
         if (_daemon is null)
             return "";
         var left = new List<string>();
-        if (!_daemon.HasExited)
+        try
         {
-            foreach (string id in Run("containers", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                Run("tasks", "kill", "--signal", "SIGKILL", id);
-                WaitUntilStopped(id);
-                Run("tasks", "rm", "--force", id);
-                Run("containers", "rm", id);
-            }
-            foreach (string image in Run("images", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                Run("images", "rm", "--sync", image);
-            string containers = Run("containers", "ls", "--quiet").Output.Trim();
-            string images = Run("images", "ls", "--quiet").Output.Trim();
-            if (containers.Length > 0)
-                left.Add($"containers: {containers}");
-            if (images.Length > 0)
-                left.Add($"images: {images}");
+            if (!_daemon.HasExited)
+                RemoveContainersAndImages(left);
         }
-        string stopped = _daemon.Stop(TimeSpan.FromSeconds(30));
-        if (stopped.Length > 0)
-            left.Add(stopped);
-        _daemon.Dispose();
-        IReadOnlyList<string> processes = EngineProcesses.WaitUntilGone(_host);
-        if (processes.Count > 0)
-            left.Add("still running in the engine host: " + string.Join(", ", processes));
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            left.Add($"removing containers and images: {e.Message}");
+        }
+        finally
+        {
+            EngineProcesses.Stop(_host, _daemon, left);
+        }
         return string.Join("; ", left);
     }
+
+    private void RemoveContainersAndImages(List<string> left)
+    {
+        TimeSpan bound = TimeSpan.FromSeconds(30);
+        foreach (string id in Run("containers", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Run(bound, "tasks", "kill", "--signal", "SIGKILL", id);
+            WaitUntilStopped(id);
+            Run(bound, "tasks", "rm", "--force", id);
+            Run(bound, "containers", "rm", id);
+        }
+        foreach (string image in Run("images", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Run(bound, "images", "rm", "--sync", image);
+        string containers = Run("containers", "ls", "--quiet").Output.Trim();
+        string images = Run("images", "ls", "--quiet").Output.Trim();
+        if (containers.Length > 0)
+            left.Add($"containers: {containers}");
+        if (images.Length > 0)
+            left.Add($"images: {images}");
+    }
+
+    private EngineResult Run(TimeSpan timeout, params string[] arguments)
+        => _host.Execute("ctr", ["--address", Socket, "--namespace", Namespace, .. arguments], timeout: timeout);
 
     private void WaitUntilStopped(string id)
     {
