@@ -15,6 +15,8 @@ public sealed class Containerd
 {
     public const string Image = "localhost/tcpfreeze-busybox:test";
     public const string Namespace = "tcpfreeze-test";
+    public const string Daemon = "/usr/bin/containerd";
+    public const string Client = "/usr/bin/ctr";
 
     private readonly EngineHost _host;
     private readonly string _folder;
@@ -59,7 +61,7 @@ public sealed class Containerd
               address = ""
 
             """);
-        _daemon = _host.StartDaemon("containerd", ["--config", config], Path.Combine(_folder, "containerd.log"));
+        _daemon = _host.StartDaemon(Daemon, ["--config", config], Path.Combine(_folder, "containerd.log"));
         var clock = Stopwatch.StartNew();
         while (true)
         {
@@ -73,7 +75,7 @@ public sealed class Containerd
     }
 
     /// <summary>Runs `ctr ARGS` on the engine host against this test's containerd, in <see cref="Namespace"/>.</summary>
-    public EngineResult Run(params string[] arguments) => _host.Execute("ctr", ["--address", Socket, "--namespace", Namespace, .. arguments]);
+    public EngineResult Run(params string[] arguments) => _host.Execute(Client, ["--address", Socket, "--namespace", Namespace, .. arguments]);
 
     /// <summary>
     /// Imports <paramref name="rootfs"/> as <see cref="Image"/>. ctr imports image archives only (no registry is
@@ -202,7 +204,7 @@ public sealed class Containerd
     }
 
     private EngineResult Run(TimeSpan timeout, params string[] arguments)
-        => _host.Execute("ctr", ["--address", Socket, "--namespace", Namespace, .. arguments], timeout: timeout);
+        => _host.Execute(Client, ["--address", Socket, "--namespace", Namespace, .. arguments], timeout: timeout);
 
     private void WaitUntilStopped(string id)
     {
