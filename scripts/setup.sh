@@ -38,7 +38,7 @@ readonly PACKAGES=(
   # scripts/install.sh and its tests: NativeAOT links with `clang`, else `gcc` (above; Debian 12 has no plain `clang`),
   # zlib comes with the SDK; systemd-analyze checks the installer's unit
   binutils systemd
-  # Docker (docker.io 20.10) and containerd 1.6 for the same tests, which start their own dockerd and containerd in
+  # Docker (docker.io 20.10) and containerd 1.6 for the container-engine tests, which start their own dockerd and containerd in
   # a private mount namespace; installing them starts no service (policy-rc.d, below)
   docker.io containerd
 )

@@ -15,6 +15,8 @@ public sealed class Containerd
 {
     public const string Image = "localhost/tcpfreeze-busybox:test";
     public const string Namespace = "tcpfreeze-test";
+    public const string Daemon = "/usr/bin/containerd";
+    public const string Client = "/usr/bin/ctr";
 
     private readonly EngineHost _host;
     private readonly string _folder;
@@ -59,7 +61,7 @@ public sealed class Containerd
               address = ""
 
             """);
-        _daemon = _host.StartDaemon("containerd", ["--config", config], Path.Combine(_folder, "containerd.log"));
+        _daemon = _host.StartDaemon(Daemon, ["--config", config], Path.Combine(_folder, "containerd.log"));
         var clock = Stopwatch.StartNew();
         while (true)
         {
@@ -73,7 +75,7 @@ public sealed class Containerd
     }
 
     /// <summary>Runs `ctr ARGS` on the engine host against this test's containerd, in <see cref="Namespace"/>.</summary>
-    public EngineResult Run(params string[] arguments) => _host.Execute("ctr", ["--address", Socket, "--namespace", Namespace, .. arguments]);
+    public EngineResult Run(params string[] arguments) => _host.Execute(Client, ["--address", Socket, "--namespace", Namespace, .. arguments]);
 
     /// <summary>
     /// Imports <paramref name="rootfs"/> as <see cref="Image"/>. ctr imports image archives only (no registry is
@@ -165,33 +167,44 @@ public sealed class Containerd
         if (_daemon is null)
             return "";
         var left = new List<string>();
-        if (!_daemon.HasExited)
+        try
         {
-            foreach (string id in Run("containers", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                Run("tasks", "kill", "--signal", "SIGKILL", id);
-                WaitUntilStopped(id);
-                Run("tasks", "rm", "--force", id);
-                Run("containers", "rm", id);
-            }
-            foreach (string image in Run("images", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                Run("images", "rm", "--sync", image);
-            string containers = Run("containers", "ls", "--quiet").Output.Trim();
-            string images = Run("images", "ls", "--quiet").Output.Trim();
-            if (containers.Length > 0)
-                left.Add($"containers: {containers}");
-            if (images.Length > 0)
-                left.Add($"images: {images}");
+            if (!_daemon.HasExited)
+                RemoveContainersAndImages(left);
         }
-        string stopped = _daemon.Stop(TimeSpan.FromSeconds(30));
-        if (stopped.Length > 0)
-            left.Add(stopped);
-        _daemon.Dispose();
-        IReadOnlyList<string> processes = EngineProcesses.WaitUntilGone(_host);
-        if (processes.Count > 0)
-            left.Add("still running in the engine host: " + string.Join(", ", processes));
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            left.Add($"removing containers and images: {e.Message}");
+        }
+        finally
+        {
+            EngineProcesses.Stop(_host, _daemon, left);
+        }
         return string.Join("; ", left);
     }
+
+    private void RemoveContainersAndImages(List<string> left)
+    {
+        TimeSpan bound = TimeSpan.FromSeconds(30);
+        foreach (string id in Run("containers", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Run(bound, "tasks", "kill", "--signal", "SIGKILL", id);
+            WaitUntilStopped(id);
+            Run(bound, "tasks", "rm", "--force", id);
+            Run(bound, "containers", "rm", id);
+        }
+        foreach (string image in Run("images", "ls", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Run(bound, "images", "rm", "--sync", image);
+        string containers = Run("containers", "ls", "--quiet").Output.Trim();
+        string images = Run("images", "ls", "--quiet").Output.Trim();
+        if (containers.Length > 0)
+            left.Add($"containers: {containers}");
+        if (images.Length > 0)
+            left.Add($"images: {images}");
+    }
+
+    private EngineResult Run(TimeSpan timeout, params string[] arguments)
+        => _host.Execute(Client, ["--address", Socket, "--namespace", Namespace, .. arguments], timeout: timeout);
 
     private void WaitUntilStopped(string id)
     {

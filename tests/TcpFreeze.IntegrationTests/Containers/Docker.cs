@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests.Containers;
 
@@ -107,43 +108,59 @@ public sealed class Docker
         if (_daemon is null)
             return "";
         var left = new List<string>();
-        if (!_daemon.HasExited)
+        try
         {
-            foreach (string id in Run("ps", "--all", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                Run("rm", "--force", id);
-            foreach (string id in Run("images", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct())
-                Run("rmi", "--force", id);
-            string containers = Run("ps", "--all", "--quiet").Output.Trim();
-            string images = Run("images", "--quiet").Output.Trim();
-            if (containers.Length > 0)
-                left.Add($"containers: {containers}");
-            if (images.Length > 0)
-                left.Add($"images: {images}");
+            if (!_daemon.HasExited)
+            {
+                foreach (string id in Run("ps", "--all", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    Run("rm", "--force", id);
+                foreach (string id in Run("images", "--quiet").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct())
+                    Run("rmi", "--force", id);
+                string containers = Run("ps", "--all", "--quiet").Output.Trim();
+                string images = Run("images", "--quiet").Output.Trim();
+                if (containers.Length > 0)
+                    left.Add($"containers: {containers}");
+                if (images.Length > 0)
+                    left.Add($"images: {images}");
+            }
         }
-        string stopped = _daemon.Stop(TimeSpan.FromSeconds(30));
-        if (stopped.Length > 0)
-            left.Add(stopped);
-        _daemon.Dispose();
-        IReadOnlyList<string> processes = EngineProcesses.WaitUntilGone(_host);
-        if (processes.Count > 0)
-            left.Add("still running in the engine host: " + string.Join(", ", processes));
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            left.Add($"removing containers and images: {e.Message}");
+        }
+        finally
+        {
+            EngineProcesses.Stop(_host, _daemon, left);
+        }
         return string.Join("; ", left);
     }
 }
 
-/// <summary>Waits for an engine's processes to end after its daemon stopped.</summary>
+/// <summary>Ends an engine: its daemon, then whatever of it is still running on the engine host.</summary>
 public static class EngineProcesses
 {
-    /// <summary>The processes still in <paramref name="host"/>'s mount namespace after up to ten seconds (empty when none).</summary>
-    public static IReadOnlyList<string> WaitUntilGone(EngineHost host)
+    /// <summary>
+    /// Stops <paramref name="daemon"/> (SIGTERM by its PID, SIGKILL after 30 seconds), waits up to ten seconds for
+    /// the processes in <paramref name="host"/>'s mount namespace (shims, containers) to end, and kills by PID
+    /// those that did not; adds to <paramref name="left"/> what had to be killed.
+    /// </summary>
+    public static void Stop(EngineHost host, EngineDaemon daemon, List<string> left)
     {
+        string stopped = daemon.Stop(TimeSpan.FromSeconds(30));
+        if (stopped.Length > 0)
+            left.Add(stopped);
+        daemon.Dispose();
         var clock = Stopwatch.StartNew();
-        while (true)
+        IReadOnlyList<string> processes = host.ProcessesInside();
+        while (processes.Count > 0 && clock.Elapsed < TimeSpan.FromSeconds(10))
         {
-            IReadOnlyList<string> processes = host.ProcessesInside();
-            if (processes.Count == 0 || clock.Elapsed > TimeSpan.FromSeconds(10))
-                return processes;
             Thread.Sleep(100);
+            processes = host.ProcessesInside();
         }
+        if (processes.Count == 0)
+            return;
+        left.Add("still running in the engine host (killed): " + string.Join(", ", processes));
+        foreach (string process in processes)
+            Run.Capture("kill", "-KILL", process.Split(' ')[0]);
     }
 }
