@@ -18,7 +18,7 @@ internal static class Report
         md.AppendLine();
         md.AppendLine(($"- Date: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC ({(finished - started).TotalMinutes:F0} min), {results.Count} runs."));
         md.AppendLine($"- Machine: {machine}.");
-        md.AppendLine($"- Command: `sudo dotnet run -c Release --project benchmarks/TcpFreeze.Migration --{(options.CommandLine.Length > 0 ? " " + options.CommandLine : "")}`");
+        md.AppendLine($"- Command: `dotnet run -c Release --project benchmarks/TcpFreeze.Migration --{(options.CommandLine.Length > 0 ? " " + options.CommandLine : "")}`");
         md.AppendLine("- Scenario, per method, connection count N and run, in a fresh pair of test namespaces: Debian's nginx (master + 1 worker, " +
                       "keep-alive) in namespace B; " + (ab
                           ? "`ab -k -r -s 900 -c N` from namespace A, started 3 s (+1 ms per connection) before the dump and stopped " +
