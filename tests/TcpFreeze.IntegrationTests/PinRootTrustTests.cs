@@ -63,6 +63,29 @@ public sealed class PinRootTrustTests
         Assert.Empty(Directory.GetDirectories(pins.Path));
     }
 
+    [RootTheory]
+    [InlineData("freeze", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaw", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaw", "--all")]
+    [InlineData("detach")]
+    public void Freeze_thaw_and_detach_give_up_on_a_held_lock_after_their_wait_and_name_the_holder(params string[] command)
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        TcpFreezer.Attach(options).Dispose();
+        try
+        {
+            using var holder = new LockHolder(pins.Path);
+            CliResult result = TcpFreezeCommand.Run(["--pin-root", pins.Path, "--netns", network.NameB, "--wait", "0.5", .. command]);
+            result.FailsWith(1, $"process {holder.Pid} (flock) has held the lock on {pins.Path} for more than 0.5 s");
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
     [RootFact]
     public void The_library_and_the_hook_wait_a_bounded_time_by_default()
     {
