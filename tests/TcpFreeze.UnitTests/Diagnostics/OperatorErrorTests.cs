@@ -64,4 +64,11 @@ public sealed class OperatorErrorTests
     [Fact]
     public void The_help_says_netns_takes_a_name()
         => Assert.Contains("a name of 'ip netns list'", TcpFreezeCommand.Run("--help").Output);
+
+    [Fact]
+    public void Every_error_line_reads_in_lower_case_also_a_message_of_the_parsers_own()
+    {
+        CliResult result = TcpFreezeCommand.Run("attach", "--dev");
+        result.FailsWith(2, "tcpfreeze: required argument missing for option: '--dev'");
+    }
 }
