@@ -97,6 +97,28 @@ public sealed class OperatorErrorTests
     }
 
     [RootFact]
+    public void A_second_freeze_says_lease_replaced_only_when_there_is_a_lease()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        string[] freeze = ["--pin-root", pins.Path, "--netns", network.NameB, "freeze", "--endpoint", "198.18.0.1:80"];
+        try
+        {
+            TcpFreezeCommand.Run("--pin-root", pins.Path, "--netns", network.NameB, "attach").Succeeds();
+            TcpFreezeCommand.Run([.. freeze, "--lease", "none"]).Succeeds();
+            CliResult again = TcpFreezeCommand.Run([.. freeze, "--lease", "none"]).Succeeds();
+            Assert.Contains("1 was already frozen and stays frozen until thawed", again.Output);
+            Assert.DoesNotContain("lease", again.Output);
+            CliResult leased = TcpFreezeCommand.Run([.. freeze, "--lease", "30"]).Succeeds();
+            Assert.Contains("for 30s; 1 was already frozen, now with this lease", leased.Output);
+        }
+        finally
+        {
+            TcpFreezer.Detach(pins.Options(network.B));
+        }
+    }
+
+    [RootFact]
     public void A_pin_root_off_bpffs_is_pointed_to_a_folder_under_bpffs_not_told_to_mount_over_it()
     {
         using var folder = new TempDirectory();

@@ -190,8 +190,9 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>
-    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied),
-    /// or null when it can, or the pin root does not exist.
+    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied on
+    /// it, or on the folder above it that hides it, such as bpffs mounted with mode 0700), or null
+    /// when it can see that nothing is there. A pin directory (PIN_ROOT/netns-COOKIE) may be given too.
     /// </summary>
     public static string? PinRootUnreadable(string pinRoot) => Unreadable(pinRoot);
 
