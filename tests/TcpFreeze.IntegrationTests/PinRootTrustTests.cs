@@ -112,8 +112,11 @@ public sealed class PinRootTrustTests
     {
         using var network = TestNetwork.Create();
         string squatted = TestPinRoot("squatted");
-        // /sys/fs/bpf mounted without a mode is drwxrwxrwt: nobody may create a folder there first.
-        Run.Checked("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "mkdir", "-m", "0777", squatted);
+        // /sys/fs/bpf mounted without a mode is drwxrwxrwt: nobody may create a folder there first. setup.sh mounts it
+        // with mode 0700, where nobody cannot, so the folder is made as nobody would have left it: theirs, mode 0777.
+        Directory.CreateDirectory(squatted);
+        File.SetUnixFileMode(squatted, (UnixFileMode)0x1FF); // 0777
+        Run.Checked("chown", "65534:65534", squatted);
         try
         {
             TcpFreezeCommand.Run("--pin-root", squatted, "--netns", $"/run/netns/{network.NameB}", "attach")
