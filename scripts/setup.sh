@@ -280,6 +280,32 @@ else
 fi
 phase_end criu-check
 
+# ---------------------------------------------------------------------------------------------------- promtool
+# `promtool check metrics` checks what `tcpfreeze stats --format prometheus` writes (PrometheusTests). Debian's
+# `prometheus` package (2.42) is the only source of promtool, and it is big (about 96 MB installed) and brings a
+# server whose service its postinst would enable: only its promtool binary is taken, from the downloaded .deb,
+# into $CACHE/prometheus, and linked into $CACHE/bin (the folder tests put on PATH through TCPFREEZE_BIN).
+phase_begin promtool
+readonly PROMTOOL=$CACHE/prometheus/promtool
+if [[ -x $PROMTOOL ]] && "$PROMTOOL" --version >/dev/null 2>&1; then
+  log "promtool present: $PROMTOOL"
+else
+  is_root || die "promtool is missing and not root"
+  deb_dir=$(mktemp -d)
+  chown _apt "$deb_dir" 2>/dev/null || chmod 0755 "$deb_dir"   # apt downloads as the _apt user
+  if ! (cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download prometheus </dev/null); then
+    apt-get "${APT_OPTS[@]}" update </dev/null
+    (cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download prometheus </dev/null)
+  fi
+  dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"
+  install -D -m 0755 "$deb_dir/root/usr/bin/promtool" "$PROMTOOL"
+  rm -rf "$deb_dir"
+  "$PROMTOOL" --version >/dev/null 2>&1 || die "$PROMTOOL does not run"
+  log "extracted promtool from Debian's prometheus package: $PROMTOOL"
+fi
+[[ $(readlink "$CACHE/bin/promtool" || true) == "$PROMTOOL" ]] || ln -sfn "$PROMTOOL" "$CACHE/bin/promtool"
+phase_end promtool
+
 total_ms=$(( ($(now_ns) - setup_started) / 1000000 ))
 log "timings:"
 for t in "${TIMINGS[@]}"; do log "  $t"; done

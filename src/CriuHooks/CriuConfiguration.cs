@@ -176,6 +176,12 @@ public sealed class CriuConfiguration
         if (target.Block is not { } block)
             return new CriuConfigurationChange(FilePath, CriuConfigurationOutcome.NothingToRemove, warnings);
         string content = string.Concat(target.Content.AsSpan(0, block.Start), target.Content.AsSpan(block.End));
+        // A file that held only the block (--write created it) goes with it, unless it is a link someone made.
+        if (content.Length == 0 && new FileInfo(FilePath).LinkTarget is null)
+        {
+            File.Delete(FilePath);
+            return new CriuConfigurationChange(FilePath, CriuConfigurationOutcome.Removed, warnings) { FileDeleted = true };
+        }
         WriteAtomically(FilePath, content, exists: true);
         return new CriuConfigurationChange(FilePath, CriuConfigurationOutcome.Removed, warnings);
     }

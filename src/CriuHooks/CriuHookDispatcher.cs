@@ -1,3 +1,4 @@
+using System.Diagnostics;
 
 namespace TcpFreeze.CriuHooks;
 
@@ -33,22 +34,46 @@ public sealed class CriuHookDispatcher
         ArgumentNullException.ThrowIfNull(context);
         if (!_handlers.TryGetValue(environment.Action, out List<CriuActionHandler>? handlers))
             return 0;
-        foreach (CriuActionHandler handler in handlers)
+        // One span and one duration per step; the library's own spans (attach, freeze, thaw) nest inside.
+        using Activity? activity = HookTelemetry.Source.StartActivity($"tcpfreeze.hook.{environment.ActionName}");
+        activity?.SetTag("criu.action", environment.ActionName);
+        long started = Stopwatch.GetTimestamp();
+        string? error = null;
+        try
         {
-            int code;
-            try
+            foreach (CriuActionHandler handler in handlers)
             {
-                code = handler(environment, context);
+                int code;
+                try
+                {
+                    code = handler(environment, context);
+                }
+                catch (Exception e) when (e is TcpFreezeException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+                {
+                    error = e.GetType().Name;
+                    activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+                    ReportFailure(environment, context, CommandRemedies.Describe(e));
+                    return 1;
+                }
+                if (code != 0)
+                {
+                    error = $"exit {code}";
+                    activity?.SetStatus(ActivityStatusCode.Error, error);
+                    return code;
+                }
             }
-            catch (Exception e) when (e is TcpFreezeException or HookException or InvalidDataException or FormatException or IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                ReportFailure(environment, context, CommandRemedies.Describe(e));
-                return 1;
-            }
-            if (code != 0)
-                return code;
+            return 0;
         }
-        return 0;
+        finally
+        {
+            var tags = new TagList { { "criu.action", environment.ActionName } };
+            if (error is not null)
+            {
+                tags.Add("error.type", error);
+                activity?.SetTag("error.type", error);
+            }
+            HookTelemetry.StepDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+        }
     }
 
     /// <summary>

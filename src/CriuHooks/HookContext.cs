@@ -1,19 +1,34 @@
 using Interop;
+using Microsoft.Extensions.Logging;
 
 namespace TcpFreeze.CriuHooks;
 
-/// <summary>What a hook handler works with: settings, a log that reaches CRIU's log, and CRIU's PID.</summary>
+/// <summary>What a hook handler works with: settings, logging that reaches CRIU's log, and CRIU's PID.</summary>
 public sealed class HookContext
 {
-    /// <summary>Creates a context.</summary>
+    /// <summary>Creates a context that logs to <paramref name="log"/>, one "tcpfreeze-hook: " line per message.</summary>
     /// <param name="settings">The hook settings.</param>
     /// <param name="log">Where messages go (stderr, which CRIU writes into its log).</param>
     /// <param name="criuPid">The CRIU process that runs the hook.</param>
     /// <param name="executablePath">The hook executable (started again as the dump watcher).</param>
     public HookContext(HookSettings settings, TextWriter log, int criuPid, string? executablePath)
+        : this(settings, new HookLoggerFactory(log), criuPid, executablePath)
     {
-        Settings = settings;
         Log = log;
+    }
+
+    /// <summary>Creates a context whose messages go to loggers of <paramref name="loggerFactory"/> (category <see cref="HookLoggerFactory.Category"/>).</summary>
+    /// <param name="settings">The hook settings.</param>
+    /// <param name="loggerFactory">Creates the hook's logger.</param>
+    /// <param name="criuPid">The CRIU process that runs the hook.</param>
+    /// <param name="executablePath">The hook executable (started again as the dump watcher).</param>
+    public HookContext(HookSettings settings, ILoggerFactory loggerFactory, int criuPid, string? executablePath)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        Settings = settings;
+        LoggerFactory = loggerFactory;
+        Logger = loggerFactory.CreateLogger(HookLoggerFactory.Category);
+        Log = new LoggerWriter(Logger);
         CriuPid = criuPid;
         ExecutablePath = executablePath;
     }
@@ -21,7 +36,16 @@ public sealed class HookContext
     /// <summary>The hook settings.</summary>
     public HookSettings Settings { get; }
 
-    /// <summary>Where messages go.</summary>
+    /// <summary>The factory of the hook's loggers.</summary>
+    public ILoggerFactory LoggerFactory { get; }
+
+    /// <summary>The hook's own logger (category <see cref="HookLoggerFactory.Category"/>); <see cref="Info"/> writes to it.</summary>
+    public ILogger Logger { get; }
+
+    /// <summary>
+    /// A writer for code that wants one (each line becomes a message of <see cref="Logger"/>, or
+    /// goes to the writer the context was created with); new code logs through <see cref="Info"/> or <see cref="Logger"/>.
+    /// </summary>
     public TextWriter Log { get; }
 
     /// <summary>The CRIU process running the hook.</summary>
@@ -30,8 +54,32 @@ public sealed class HookContext
     /// <summary>The hook executable, or null when embedded without one (no dump watcher then).</summary>
     public string? ExecutablePath { get; }
 
-    /// <summary>Writes one line, prefixed so it is easy to find in CRIU's log.</summary>
-    public void Info(string message) => Log.WriteLine($"tcpfreeze-hook: {message}");
+    /// <summary>Logs one message at Information (a "tcpfreeze-hook: " line in CRIU's log with the hook's own factory).</summary>
+    public void Info(string message) => Logger.LogLine(message);
+
+    /// <summary>Turns what is written into it, line by line, into messages of a logger.</summary>
+    private sealed class LoggerWriter(ILogger logger) : TextWriter
+    {
+        private readonly System.Text.StringBuilder _line = new();
+
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+
+        public override void Write(char value)
+        {
+            lock (_line)
+            {
+                if (value == '\n')
+                {
+                    logger.LogLine(_line.ToString().TrimEnd('\r'));
+                    _line.Clear();
+                }
+                else
+                {
+                    _line.Append(value);
+                }
+            }
+        }
+    }
 
     /// <summary>
     /// The CRIU process above the hook: CRIU may start scripts through a shell, so

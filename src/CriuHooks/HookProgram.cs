@@ -1,3 +1,6 @@
+using Ebpf.Interop;
+using Microsoft.Extensions.Logging;
+
 namespace TcpFreeze.CriuHooks;
 
 /// <summary>The entry point of the hook executable that CRIU runs as an action script.</summary>
@@ -18,6 +21,7 @@ internal static class HookProgram
             return args[0] is "-h" or "--help" ? 0 : 2;
         }
         TextWriter log = Console.Error;
+        var loggers = new HookLoggerFactory(log);
         string step = "the hook";
         try
         {
@@ -28,25 +32,31 @@ internal static class HookProgram
                 return 0; // a step TcpFreeze has nothing to do at: stay fast
             HookSettings settings = HookSettings.Load();
             if (settings.LogFile is not null)
-                log = TeeWriter.TryOpen(Console.Error, settings.LogFile);
-            var context = new HookContext(settings, log, HookContext.FindCriuPid(), Environment.ProcessPath);
+            {
+                log = TeeWriter.TryOpen(loggers, Console.Error, settings.LogFile);
+                loggers = new HookLoggerFactory(log);
+            }
+            // This process is the hook's alone: libbpf's messages (the TcpFreezers here have no logger of their own) go to its log too.
+            LibbpfLog.SetLogger(loggers.CreateLogger(LibbpfLog.Category));
+            var context = new HookContext(settings, loggers, HookContext.FindCriuPid(), Environment.ProcessPath);
             return dispatcher.Dispatch(environment, context);
         }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
         {
             // The environment or the settings file: nothing was done yet.
-            log.WriteLine($"tcpfreeze-hook: {e.Message}");
+            loggers.CreateLogger(HookLoggerFactory.Category).LogLine(e.Message);
             return 1;
         }
         catch (Exception e)
         {
             // A bug of ours. CRIU must still get a non-zero exit and one readable line,
             // not an abort with a stack trace.
-            log.WriteLine($"tcpfreeze-hook: {step} failed: unexpected {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            loggers.CreateLogger(HookLoggerFactory.Category).LogLine($"{step} failed: unexpected {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
         finally
         {
+            LibbpfLog.SetLogger(null);
             log.Flush();
             if (log is TeeWriter tee)
                 tee.Dispose();
@@ -62,7 +72,7 @@ internal static class HookProgram
         /// The tee, or just <paramref name="first"/> (with a line saying why) when the file
         /// cannot be opened: a missing log folder must not fail a migration.
         /// </summary>
-        public static TextWriter TryOpen(TextWriter first, string path)
+        public static TextWriter TryOpen(HookLoggerFactory loggers, TextWriter first, string path)
         {
             try
             {
@@ -70,7 +80,7 @@ internal static class HookProgram
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                first.WriteLine($"tcpfreeze-hook: cannot open the log file {path} ({e.Message}); logging to CRIU's log only");
+                loggers.CreateLogger(HookLoggerFactory.Category).LogLine($"cannot open the log file {path} ({e.Message}); logging to CRIU's log only");
                 return first;
             }
         }

@@ -48,8 +48,7 @@ public static unsafe class BpfFs
             bool underDefault = IsUnder(target, DefaultMountPoint);
             string shown = resolved == existing ? existing : $"{existing} (which resolves to {resolved})";
             if (!underDefault || IsBpfFs(DefaultMountPoint))
-                throw new BpfException($"use {full} for BPF pins", Errnos.ENOTSUPP,
-                    $"{shown} is not on a bpf filesystem; mount one with 'mount -t bpf -o mode=0700 bpf {resolved}' or choose a directory under {DefaultMountPoint}");
+                throw new BpfException($"use {full} for BPF pins", Errnos.ENOTSUPP, $"{shown} is not on a bpf filesystem; {ChooseFolderHint(full)}");
             Mount();
         }
 
@@ -155,7 +154,43 @@ public static unsafe class BpfFs
     {
         string? directory = Path.GetDirectoryName(path);
         if (directory is not null && Directory.Exists(directory) && !IsBpfFs(directory))
-            return $"{directory} is not on a bpf filesystem (mount -t bpf bpf {DefaultMountPoint})";
+            return $"{directory} is not on a bpf filesystem; {ChooseFolderHint(path)}";
         return null;
+    }
+
+    /// <summary>
+    /// What to do about a pin path that is not on bpffs: pick a folder under a bpffs mount that
+    /// exists (mounting bpffs over the folder given would hide what is in it, /tmp for instance).
+    /// </summary>
+    internal static string ChooseFolderHint(string path)
+    {
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(path)) is { Length: > 0 } n ? n : "NAME";
+        string? mount = MountPoints().FirstOrDefault(m => m == DefaultMountPoint) ?? MountPoints().FirstOrDefault();
+        return mount is null
+            ? $"bpffs is not mounted anywhere: mount it on {DefaultMountPoint} ('mount -t bpf -o mode=0700 bpf {DefaultMountPoint}') and choose a folder there, e.g. {DefaultMountPoint}/{name}"
+            : $"choose a folder under a bpffs mount, e.g. {Path.Join(mount, name)}";
+    }
+
+    /// <summary>Where bpffs is mounted in this process's mount namespace (/proc/self/mountinfo), or none when that cannot be read.</summary>
+    internal static IEnumerable<string> MountPoints()
+    {
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines("/proc/self/mountinfo");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            yield break;
+        }
+        // "36 35 0:32 / /sys/fs/bpf rw,nosuid - bpf bpf rw,mode=700": the type follows the " - " separator.
+        foreach (string line in lines)
+        {
+            int separator = line.IndexOf(" - ", StringComparison.Ordinal);
+            string[] fields = line.Split(' ');
+            if (separator < 0 || fields.Length < 5 || !line.AsSpan(separator + 3).StartsWith("bpf ", StringComparison.Ordinal))
+                continue;
+            yield return fields[4].Replace("\040", " ", StringComparison.Ordinal);
+        }
     }
 }

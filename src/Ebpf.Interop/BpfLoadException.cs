@@ -5,9 +5,20 @@ public sealed class BpfLoadException : BpfException
 {
     /// <summary>Creates the exception with the captured libbpf/verifier log.</summary>
     public BpfLoadException(string operation, int errno, string verifierLog)
-        : base(operation, errno, string.IsNullOrWhiteSpace(verifierLog) ? null : "the verifier log follows:" + Environment.NewLine + Tail(verifierLog))
+        : base(operation, errno, HintFor(errno, verifierLog))
     {
         VerifierLog = verifierLog;
+    }
+
+    /// <summary>
+    /// EPERM is a missing privilege, never the verifier (which says EACCES or EINVAL): the remedy
+    /// goes first, on the line a front end shows, and the log after it.
+    /// </summary>
+    private static string? HintFor(int errno, string log)
+    {
+        string? remedy = errno == Errnos.EPERM || string.IsNullOrWhiteSpace(log) ? Errnos.Hint(errno) : null;
+        string? details = string.IsNullOrWhiteSpace(log) ? null : "the verifier log follows:" + Environment.NewLine + Tail(log);
+        return remedy is null ? details : details is null ? remedy : $"{remedy}; {details}";
     }
 
     /// <summary>Everything libbpf logged during the load, including the verifier's log on rejection.</summary>

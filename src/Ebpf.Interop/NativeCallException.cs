@@ -39,7 +39,9 @@ public class NativeCallException : Exception
 
     private static string Format(string operation, int errno, string? hint)
     {
-        string text = $"{operation}: {Errnos.Name(errno)} ({Marshal.GetPInvokeErrorMessage(errno)})";
+        // ENOTSUPP (524) is the kernel's own, unknown to libc ("Unknown error 524").
+        string meaning = errno == Errnos.ENOTSUPP ? "Operation is not supported" : Marshal.GetPInvokeErrorMessage(errno);
+        string text = $"{operation}: {Errnos.Name(errno)} ({meaning})";
         hint ??= Errnos.Hint(errno);
         return hint is null ? text : $"{text}; {hint}";
     }

@@ -4,6 +4,14 @@ using TcpFreeze.CriuHooks;
 
 namespace TcpFreeze.Cli;
 
+/// <summary>How <c>stats</c> writes its report.</summary>
+internal enum StatsFormat
+{
+    Text,
+    Json,
+    Prometheus,
+}
+
 /// <summary>
 /// What each command does, over the TcpFreeze library. Every method returns the exit
 /// code and writes its report to the output; failures are exceptions that
@@ -119,7 +127,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         AttachmentState state = TcpFreezer.Inspect(options);
         if (!state.HasFrozenSetSource)
         {
-            if (TcpFreezer.PinRootUnreadable(options.PinRoot) is { } denied)
+            if (TcpFreezer.PinRootUnreadable(state.PinDirectory) is { } denied)
                 throw new TcpFreezeException("thaw everything", denied);
             output.WriteLine(state.PinDirectoryExists
                 ? $"nothing is frozen in {options.Namespace}: {state.PinDirectory} holds no TcpFreeze pin and no TcpFreeze program is attached; 'tcpfreeze detach' removes the directory"
@@ -178,11 +186,22 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    public int Stats(FreezerOptions options, bool json)
+    public int Stats(FreezerOptions options, StatsFormat format)
     {
+        if (format == StatsFormat.Prometheus && !TcpFreezer.IsAttached(options) && TcpFreezer.PinRootUnreadable(TcpFreezer.GetPinDirectory(options)) is null)
+        {
+            // A scrape must tell "nothing attached" from "the exporter broke": a sample, not an error.
+            output.Write(PrometheusText.Format(TcpFreezer.GetPinDirectory(options), null));
+            return ExitCodes.Success;
+        }
         using TcpFreezer freezer = TcpFreezer.Open(options);
         FreezerStatistics s = freezer.GetStatistics();
-        if (json)
+        if (format == StatsFormat.Prometheus)
+        {
+            output.Write(PrometheusText.Format(freezer.PinDirectory, s));
+            return ExitCodes.Success;
+        }
+        if (format == StatsFormat.Json)
         {
             var stats = new StatisticsJson(freezer.PinDirectory, s.TcpPacketsSeen, s.DroppedIngress, s.DroppedEgress, s.Passed,
                 s.FrozenConnections, s.FrozenEndpoints, s.ConnectionCapacity, s.ExpiredConnections, s.ExpiredEndpoints);
@@ -227,9 +246,9 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     public int RemoveCriuConfig(CriuConfiguration configuration)
     {
         CriuConfigurationChange change = configuration.Remove();
-        output.WriteLine(change.Outcome == CriuConfigurationOutcome.Removed
-            ? $"removed the tcpfreeze block from {change.FilePath}"
-            : $"no tcpfreeze block in {change.FilePath}; nothing changed");
+        output.WriteLine(change.Outcome != CriuConfigurationOutcome.Removed ? $"no tcpfreeze block in {change.FilePath}; nothing changed"
+            : change.FileDeleted ? $"removed {change.FilePath}, which held only the tcpfreeze block"
+            : $"removed the tcpfreeze block from {change.FilePath}");
         ReportWarnings(change);
         return ExitCodes.Success;
     }
@@ -251,7 +270,10 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
 
     private void ReportFreeze(FreezeResult result, TimeSpan? lease)
     {
-        string renewed = result.AlreadyFrozen == 0 ? "" : $"; {result.AlreadyFrozen} already frozen, lease replaced";
+        // A re-freeze gives what was frozen this call's lease (FreezeEntry.Renewed); without one, they stay frozen until thawed.
+        string renewed = result.AlreadyFrozen == 0 ? ""
+            : lease is null ? $"; {result.AlreadyFrozen} {(result.AlreadyFrozen == 1 ? "was" : "were")} already frozen and {(result.AlreadyFrozen == 1 ? "stays" : "stay")} frozen until thawed"
+            : $"; {result.AlreadyFrozen} {(result.AlreadyFrozen == 1 ? "was" : "were")} already frozen, now with this lease";
         string until = lease is { } l ? $" for {Lease(l)}" : " until thawed";
         if (result.InterfacesAttached.Count > 0)
             output.WriteLine($"attached to {string.Join(", ", result.InterfacesAttached)} (up without TcpFreeze's programs), so the freeze holds there too");

@@ -24,8 +24,8 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
 
     private readonly Option<string?> _netns = new("--netns")
     {
-        Description = "Network namespace file to work in (/run/netns/NAME or /proc/PID/ns/net); default: the current one.",
-        HelpName = "PATH",
+        Description = "Network namespace to work in: a name of 'ip netns list' (/run/netns/NAME), or a namespace file such as /proc/PID/ns/net; default: the current one.",
+        HelpName = "NAME|PATH",
         Recursive = true,
     };
 
@@ -68,10 +68,14 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         return new FreezerOptions
         {
             PinRoot = parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot,
-            Namespace = netns is null ? NetworkNamespace.Current : NetworkNamespace.FromPath(netns),
+            Namespace = netns is null ? NetworkNamespace.Current : NamespaceOf(netns),
             LockTimeout = parse.GetValue(_wait) ?? FreezerOptions.DefaultLockTimeout,
         };
     }
+
+    /// <summary>A bare name is one of /run/netns, as 'ip netns' and <see cref="NetworkNamespace.Named"/> take it; anything with a slash is a file.</summary>
+    internal static NetworkNamespace NamespaceOf(string netns)
+        => netns.Contains('/') || netns is "." or ".." ? NetworkNamespace.FromPath(netns) : NetworkNamespace.Named(netns);
 
     // ------------------------------------------------------------------ commands
 
@@ -230,8 +234,31 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
     private Command StatsCommand()
     {
         Option<bool> json = JsonOption();
-        var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen.") { json };
-        command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse), parse.GetValue(json))));
+        var format = new Option<StatsFormat?>("--format")
+        {
+            Description = "text (the default), json (as --json), or prometheus: the Prometheus text exposition format, for node_exporter's " +
+                          "textfile collector; with prometheus, nothing attached is tcpfreeze_attached 0 and exit 0.",
+            HelpName = "text|json|prometheus",
+            CustomParser = result => Choice<StatsFormat>(result, static (string? text, out StatsFormat value) =>
+            {
+                (bool ok, value) = text switch
+                {
+                    "text" => (true, StatsFormat.Text),
+                    "json" => (true, StatsFormat.Json),
+                    "prometheus" => (true, StatsFormat.Prometheus),
+                    _ => (false, StatsFormat.Text),
+                };
+                return ok;
+            }, "--format", "a format; use text, json or prometheus"),
+        };
+        var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen.") { json, format };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(json) && TryGetValue(result, format, out StatsFormat? f) && f is { } given && given != StatsFormat.Json)
+                result.AddError("stats: --json and --format " + given.ToString().ToLowerInvariant() + " contradict each other; use one.");
+        });
+        command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse),
+            parse.GetValue(format) ?? (parse.GetValue(json) ? StatsFormat.Json : StatsFormat.Text))));
         return command;
     }
 

@@ -67,8 +67,20 @@ internal static class Cli
 
     private static int Fail(TextWriter error, int code, string message)
     {
-        error.WriteLine($"tcpfreeze: {OneLine(message)}");
+        error.WriteLine($"tcpfreeze: {Lowercase(OneLine(message))}");
         return code;
+    }
+
+    /// <summary>
+    /// Every line reads "tcpfreeze: lower-case words", also when the text is the runtime's or
+    /// System.CommandLine's sentence ("Access to the path ... is denied."): its first word is
+    /// lower-cased. Names and acronyms (PID, CRTOOLS_INIT_PID, EPERM) keep their case.
+    /// </summary>
+    internal static string Lowercase(string message)
+    {
+        if (message.Length < 2 || !char.IsUpper(message[0]) || !char.IsLower(message[1]))
+            return message;
+        return char.ToLowerInvariant(message[0]) + message[1..];
     }
 
     /// <summary>

@@ -65,7 +65,29 @@ public class TcpFreezeException : Exception
         {
             throw new TcpFreezeException(e, "use the pin directory");
         }
+        catch (Exception e) when (LibbpfMissing(e) is { } missing)
+        {
+            throw new TcpFreezeException("load libbpf", LibbpfMissingReason(missing), e);
+        }
     }
+
+    /// <summary>
+    /// The <see cref="DllNotFoundException"/> behind <paramref name="e"/> when libbpf.so.1 could not be
+    /// loaded (directly, or through the binding's type initializer, which installs libbpf's log callback).
+    /// </summary>
+    internal static DllNotFoundException? LibbpfMissing(Exception e) => e switch
+    {
+        DllNotFoundException d when d.Message.Contains("libbpf", StringComparison.Ordinal) => d,
+        TypeInitializationException { InnerException: { } inner } => LibbpfMissing(inner),
+        _ => null,
+    };
+
+    /// <summary>What to do when libbpf.so.1 is missing.</summary>
+    internal static string LibbpfMissingReason(DllNotFoundException e)
+        => e.Message.Contains("libbpf.so.1", StringComparison.Ordinal) ? LibbpfMissingText : $"{LibbpfMissingText} ({e.Message.Split('\n')[0]})";
+
+    /// <summary>The sentence that says what is missing and how to get it.</summary>
+    internal const string LibbpfMissingText = "libbpf.so.1 cannot be loaded: install libbpf 1.1 or later (on Debian and Ubuntu, the package libbpf1)";
 
     /// <inheritdoc cref="Guard{T}(Func{T})"/>
     internal static void Guard(Action work) => Guard(() =>

@@ -177,14 +177,16 @@ public sealed class AttachTests
     }
 
     [RootFact]
-    public void A_pin_root_outside_bpffs_is_refused_with_the_mount_command()
+    public void A_pin_root_outside_bpffs_is_refused_with_a_folder_under_bpffs_to_use_instead()
     {
         string root = Directory.CreateTempSubdirectory("tcpfreeze-not-bpffs-").FullName;
         try
         {
             var e = Assert.Throws<TcpFreezeException>(() => TcpFreezer.Attach(new FreezerOptions { PinRoot = Path.Combine(root, "pins") }));
             Assert.Contains("not on a bpf filesystem", e.Message);
-            Assert.Contains("mount -t bpf", e.Message);
+            // Mounting bpffs over the folder given (or its parent, /tmp) would hide what is there.
+            Assert.Contains($"choose a folder under a bpffs mount, e.g. {BpfFs.DefaultMountPoint}/pins", e.Message);
+            Assert.DoesNotContain("mount -t bpf", e.Message);
             Assert.False(Directory.Exists(Path.Combine(root, "pins")));
         }
         finally

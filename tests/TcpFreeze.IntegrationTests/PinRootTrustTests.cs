@@ -63,6 +63,29 @@ public sealed class PinRootTrustTests
         Assert.Empty(Directory.GetDirectories(pins.Path));
     }
 
+    [RootTheory]
+    [InlineData("freeze", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaw", "--endpoint", "198.18.0.1:80")]
+    [InlineData("thaw", "--all")]
+    [InlineData("detach")]
+    public void Freeze_thaw_and_detach_give_up_on_a_held_lock_after_their_wait_and_name_the_holder(params string[] command)
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        TcpFreezer.Attach(options).Dispose();
+        try
+        {
+            using var holder = new LockHolder(pins.Path);
+            CliResult result = TcpFreezeCommand.Run(["--pin-root", pins.Path, "--netns", network.NameB, "--wait", "0.5", .. command]);
+            result.FailsWith(1, $"process {holder.Pid} (flock) has held the lock on {pins.Path} for more than 0.5 s");
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
     [RootFact]
     public void The_library_and_the_hook_wait_a_bounded_time_by_default()
     {
@@ -89,8 +112,11 @@ public sealed class PinRootTrustTests
     {
         using var network = TestNetwork.Create();
         string squatted = TestPinRoot("squatted");
-        // /sys/fs/bpf mounted without a mode is drwxrwxrwt: nobody may create a folder there first.
-        Run.Checked("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "mkdir", "-m", "0777", squatted);
+        // /sys/fs/bpf mounted without a mode is drwxrwxrwt: nobody may create a folder there first. setup.sh mounts it
+        // with mode 0700, where nobody cannot, so the folder is made as nobody would have left it: theirs, mode 0777.
+        Directory.CreateDirectory(squatted);
+        File.SetUnixFileMode(squatted, (UnixFileMode)0x1FF); // 0777
+        Run.Checked("chown", "65534:65534", squatted);
         try
         {
             TcpFreezeCommand.Run("--pin-root", squatted, "--netns", $"/run/netns/{network.NameB}", "attach")

@@ -49,7 +49,7 @@ internal sealed class FreezerMaps : IDisposable
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
     public FreezerStatistics ReadStatistics()
     {
-        ulong Sum(int index) => _counters.LookupPerCpu((uint)index).Aggregate(0UL, (a, b) => a + b);
+        ulong Sum(int index) => ReadCounter(index);
         ulong now = Interop.Libc.MonotonicNanoseconds();
         int connections = 0, expiredConnections = 0, endpoints = 0, expiredEndpoints = 0;
         foreach (var e in Connections.ReadAll())
@@ -62,6 +62,18 @@ internal sealed class FreezerMaps : IDisposable
             ExpiredConnections = expiredConnections,
             ExpiredEndpoints = expiredEndpoints,
         };
+    }
+
+    /// <summary>One of the kernel's per-CPU packet counters (<see cref="BpfNames"/>' Counter* indexes), summed over CPUs.</summary>
+    public ulong ReadCounter(int index) => _counters.LookupPerCpu((uint)index).Aggregate(0UL, (a, b) => a + b);
+
+    /// <summary>How many connections (or endpoints) are frozen now; entries whose lease ended do not count.</summary>
+    public int CountFrozen(bool endpoints)
+    {
+        ulong now = Interop.Libc.MonotonicNanoseconds();
+        return endpoints
+            ? Endpoints.ReadAll().Count(e => e.Value.Remaining(now) != TimeSpan.Zero)
+            : Connections.ReadAll().Count(e => e.Value.Remaining(now) != TimeSpan.Zero);
     }
 
     public void Dispose()

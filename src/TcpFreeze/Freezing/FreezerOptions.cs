@@ -68,6 +68,23 @@ public sealed record FreezerOptions
 
     private readonly TimeSpan _lockTimeout = DefaultLockTimeout;
 
-    /// <summary>Receives libbpf's log and TcpFreeze's own diagnostics.</summary>
+    /// <summary>
+    /// Creates the loggers TcpFreeze writes to, one per category: <see cref="LogCategory"/> for its own
+    /// diagnostics and <see cref="Ebpf.Interop.LibbpfLog.Category"/> for libbpf's messages. libbpf's
+    /// messages from this freezer's calls reach this freezer's logger, whatever other freezers the
+    /// process has (<see cref="Ebpf.Interop.LibbpfLog"/> says how). Takes precedence over <see cref="Logger"/>.
+    /// </summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// One logger for every category (the older way, kept for existing callers); used only when
+    /// <see cref="LoggerFactory"/> is null.
+    /// </summary>
     public ILogger? Logger { get; init; }
+
+    /// <summary>The category of TcpFreeze's own log messages.</summary>
+    public const string LogCategory = "TcpFreeze";
+
+    /// <summary>The logger of <paramref name="category"/>, or null when none is configured.</summary>
+    internal ILogger? CreateLogger(string category) => LoggerFactory?.CreateLogger(category) ?? Logger;
 }

@@ -43,7 +43,7 @@ internal static class InterfaceAttacher
             }
             catch (BpfException e)
             {
-                options.Logger?.LogIngressMoveFailure(e, result[n].Name);
+                options.CreateLogger(FreezerOptions.LogCategory)?.LogIngressMoveFailure(e, result[n].Name);
             }
         }
         return result;
@@ -245,7 +245,7 @@ internal static class InterfaceAttacher
         }
         catch (Exception e)
         {
-            options.Logger?.LogRollbackFailure(e);
+            options.CreateLogger(FreezerOptions.LogCategory)?.LogRollbackFailure(e);
         }
     }
 

@@ -36,7 +36,14 @@ public sealed class TcpFreezer : IDisposable
         PinDirectory = pinDirectory;
         AttachedInterfaces = interfaces;
         UnpinnedMaps = unpinned ?? [];
+        _libbpfLog = options.CreateLogger(LibbpfLog.Category);
+        Telemetry.Track(this);
     }
+
+    private readonly Microsoft.Extensions.Logging.ILogger? _libbpfLog;
+
+    /// <summary>The opened maps, for the telemetry's observable instruments.</summary>
+    internal FreezerMaps Maps => _maps;
 
     /// <summary>The directory holding this namespace's pins.</summary>
     public string PinDirectory { get; }
@@ -78,14 +85,15 @@ public sealed class TcpFreezer : IDisposable
     public static TcpFreezer Attach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        if (options.Logger is not null)
-            LibbpfLog.SetLogger(options.Logger);
-        return TcpFreezeException.Guard(() =>
+        return Record("attach", null, options, operation => TcpFreezeException.Guard(() =>
         {
             bool createdRoot = BpfFs.EnsureDirectory(options.PinRoot);
             try
             {
-                return AttachUnderLock(options);
+                TcpFreezer freezer = AttachUnderLock(options);
+                operation.PinDirectory = freezer.PinDirectory;
+                operation.Tag("tcpfreeze.interfaces", string.Join(",", freezer.AttachedInterfaces.Select(i => i.Name)));
+                return freezer;
             }
             catch when (createdRoot)
             {
@@ -94,7 +102,39 @@ public sealed class TcpFreezer : IDisposable
                 TryRemoveEmptyDirectory(options.PinRoot);
                 throw;
             }
-        });
+        }));
+    }
+
+    /// <summary>
+    /// Runs one operation with libbpf's messages routed to this freezer's logger, as a span
+    /// and a count and duration in the meter (<see cref="TcpFreezeTelemetry"/>).
+    /// </summary>
+    private static T Record<T>(string name, string? pinDirectory, FreezerOptions options, Func<Telemetry.Operation, T> work)
+    {
+        using LibbpfLog.RouteScope route = LibbpfLog.Route(options.CreateLogger(LibbpfLog.Category));
+        using Telemetry.Operation operation = Telemetry.Start(name, pinDirectory);
+        try
+        {
+            return work(operation);
+        }
+        catch (Exception e)
+        {
+            operation.Fail(e);
+            throw;
+        }
+    }
+
+    /// <summary>Runs work with libbpf's messages routed to the options' logger (no span: opening and reading change nothing).</summary>
+    private static T Routed<T>(FreezerOptions options, Func<T> work)
+    {
+        using LibbpfLog.RouteScope route = LibbpfLog.Route(options.CreateLogger(LibbpfLog.Category));
+        return work();
+    }
+
+    private T Routed<T>(Func<T> work)
+    {
+        using LibbpfLog.RouteScope route = LibbpfLog.Route(_libbpfLog);
+        return work();
     }
 
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
@@ -135,40 +175,51 @@ public sealed class TcpFreezer : IDisposable
     public static TcpFreezer Open(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        if (options.Logger is not null)
-            LibbpfLog.SetLogger(options.Logger);
         string directory = GetPinDirectory(options);
         if (!HasMapPins(directory))
         {
             // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
-            if (PinRootUnreadable(options.PinRoot) is { } denied)
+            if (Unreadable(directory) is { } denied)
                 throw new TcpFreezeException("open the frozen set", denied);
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
                 : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
             throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
         }
-        return TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), []));
+        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), [])));
     }
 
     /// <summary>
-    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied),
-    /// or null when it can, or the pin root does not exist.
+    /// Why this process cannot see what is under <paramref name="pinRoot"/> (permission denied on
+    /// it, or on the folder above it that hides it, such as bpffs mounted with mode 0700), or null
+    /// when it can see that nothing is there. A pin directory (PIN_ROOT/netns-COOKIE) may be given too.
     /// </summary>
-    public static string? PinRootUnreadable(string pinRoot)
+    public static string? PinRootUnreadable(string pinRoot) => Unreadable(pinRoot);
+
+    /// <summary>
+    /// Why this process cannot see what is in <paramref name="path"/> (a pin root or a pin
+    /// directory), or null. The deepest folder of the path that this process can see is
+    /// listed: a folder it may not list (bpffs mounted with mode 0700, the pin directories'
+    /// own 0700) hides everything below it, which is not the same as nothing being there.
+    /// </summary>
+    internal static string? Unreadable(string path)
     {
-        try
+        for (string? folder = Path.GetFullPath(path); folder is not null; folder = Path.GetDirectoryName(folder))
         {
-            if (!Directory.Exists(pinRoot))
+            if (!Directory.Exists(folder))
+                continue; // absent, or a parent hides it: look one level up
+            try
+            {
+                _ = Directory.EnumerateFileSystemEntries(folder).Any();
                 return null;
-            _ = Directory.EnumerateFileSystemEntries(pinRoot).Any();
-            return null;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                return $"permission denied on {folder}, so whether anything is attached or frozen cannot be seen: " +
+                       "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
+            }
         }
-        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-        {
-            return $"permission denied on the pin root {pinRoot}, so whether anything is attached or frozen cannot be seen: " +
-                   "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
-        }
+        return null;
     }
 
     /// <summary>
@@ -180,7 +231,7 @@ public sealed class TcpFreezer : IDisposable
     {
         options ??= new FreezerOptions();
         string directory = GetPinDirectory(options);
-        return TcpFreezeException.Guard(() => LeftoverStateInspector.Inspect(options, directory));
+        return Routed(options, () => TcpFreezeException.Guard(() => LeftoverStateInspector.Inspect(options, directory)));
     }
 
     /// <summary>
@@ -195,11 +246,9 @@ public sealed class TcpFreezer : IDisposable
     public static TcpFreezer OpenForRecovery(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        if (options.Logger is not null)
-            LibbpfLog.SetLogger(options.Logger);
         string directory = GetPinDirectory(options);
         var unpinned = new List<string>();
-        return TcpFreezeException.Guard(() => new TcpFreezer(options, directory, LeftoverStateInspector.OpenMaps(options, directory, unpinned), [], unpinned));
+        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, LeftoverStateInspector.OpenMaps(options, directory, unpinned), [], unpinned)));
     }
 
     /// <summary>
@@ -224,7 +273,7 @@ public sealed class TcpFreezer : IDisposable
             deadline = LeaseDeadline(now, l);
         }
 
-        return TcpFreezeException.Guard(() =>
+        return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
             using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
             // A freeze must hold on every interface, not only on those an earlier attach reached.
@@ -244,12 +293,16 @@ public sealed class TcpFreezer : IDisposable
                 endpointInsert.RollBack();
                 throw;
             }
-            return new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now))
+            var result = new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now))
             {
                 ExpiredRemoved = connectionInsert.Swept + endpointInsert.Swept,
                 InterfacesAttached = covered,
             };
-        });
+            operation.Tag("tcpfreeze.connections", connectionKeys.Length);
+            operation.Tag("tcpfreeze.endpoints", endpointKeys.Length);
+            operation.Tag("tcpfreeze.already_frozen", result.AlreadyFrozen);
+            return result;
+        }));
     }
 
     /// <summary>
@@ -279,7 +332,7 @@ public sealed class TcpFreezer : IDisposable
     {
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        return TcpFreezeException.Guard(() =>
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
             var missingConnections = new List<ConnectionKey>();
             var missingEndpoints = new List<EndpointKey>();
@@ -296,12 +349,23 @@ public sealed class TcpFreezer : IDisposable
             }
             if (peerSequences is not null)
                 WithPeerSequences(released, peerSequences);
-            return new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints) { Kick = Kick(released) };
-        });
+            operation.Tag("tcpfreeze.connections", connectionsThawed);
+            operation.Tag("tcpfreeze.endpoints", endpointsThawed);
+            return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released);
+        }));
+        // The kick is its own operation, after the thaw's span: it only sends.
+        return thawed with { Kick = Kick(released) };
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
-    public ThawResult ThawAll(bool kick = true) => TcpFreezeException.Guard(() =>
+    public ThawResult ThawAll(bool kick = true)
+    {
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) =
+            Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
+        return thawed with { Kick = Kick(released) };
+    }
+
+    private (ThawResult, List<(ConnectionKey, FreezeEntry)>) ThawAllLocked(bool kick, Telemetry.Operation operation)
     {
         var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
         int connections, endpoints;
@@ -312,8 +376,10 @@ public sealed class TcpFreezer : IDisposable
             endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
             _maps.CloseEndpointGateIfEmpty();
         }
-        return new ThawResult(connections, endpoints, [], []) { Kick = Kick(released) };
-    });
+        operation.Tag("tcpfreeze.connections", connections);
+        operation.Tag("tcpfreeze.endpoints", endpoints);
+        return (new ThawResult(connections, endpoints, [], []), released);
+    }
 
     /// <summary>
     /// Fills in the peer's sequence number from elsewhere for released entries whose peer this
@@ -339,13 +405,18 @@ public sealed class TcpFreezer : IDisposable
         Resume.KickPlan plan = Resume.ResumeKick.Plan(released);
         if (plan.Messages.Count == 0)
             return KickResult.None;
+        using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
         try
         {
-            return Resume.ResumeKick.Send(_options.Namespace, plan);
+            KickResult result = Resume.ResumeKick.Send(_options.Namespace, plan);
+            operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
+            Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
+            return result;
         }
         catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
         {
             // The thaw is done; a kick that cannot be sent must not make it look failed.
+            operation.Fail(e);
             return new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
         }
     }
@@ -388,7 +459,7 @@ public sealed class TcpFreezer : IDisposable
     });
 
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
-    public FreezerStatistics GetStatistics() => TcpFreezeException.Guard(_maps.ReadStatistics);
+    public FreezerStatistics GetStatistics() => Routed(() => TcpFreezeException.Guard(_maps.ReadStatistics));
 
     /// <summary>Detaches this namespace's programs and removes its pins (see the static <see cref="Detach(FreezerOptions?)"/>).</summary>
     public DetachResult Detach()
@@ -406,11 +477,15 @@ public sealed class TcpFreezer : IDisposable
     public static DetachResult Detach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        return TcpFreezeException.Guard(() =>
+        return Record("detach", null, options, operation => TcpFreezeException.Guard(() =>
         {
+            // The pins are root's: to anyone else they look absent, and "nothing was attached" would be wrong.
+            if (Unreadable(GetPinDirectory(options)) is { } denied)
+                throw new TcpFreezeException("detach", denied);
             using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot, options.LockTimeout) : null;
+            operation.PinDirectory = GetPinDirectory(options);
             return DetachLocked(options);
-        });
+        }));
     }
 
     /// <summary>
@@ -419,7 +494,7 @@ public sealed class TcpFreezer : IDisposable
     /// the detach happen under one lock, so a freeze by another process cannot slip in
     /// between. Returns null when something is still frozen and everything was kept.
     /// </summary>
-    public DetachResult? DetachIfIdle() => TcpFreezeException.Guard(() =>
+    public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
     {
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
@@ -428,8 +503,9 @@ public sealed class TcpFreezer : IDisposable
         if (active)
             return null;
         Dispose();
+        using Telemetry.Operation operation = Telemetry.Start("detach", PinDirectory);
         return DetachLocked(_options);
-    });
+    }));
 
     private static DetachResult DetachLocked(FreezerOptions options)
     {
@@ -475,7 +551,11 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>Closes this process's map descriptors; the pinned state stays.</summary>
-    public void Dispose() => _maps.Dispose();
+    public void Dispose()
+    {
+        Telemetry.Forget(this);
+        _maps.Dispose();
+    }
 
     private static T[] Distinct<T>(IEnumerable<T> keys, string parameter) where T : struct, IEquatable<T>
     {

@@ -128,7 +128,7 @@ public sealed class NetworkNamespace
     }
 
     /// <inheritdoc />
-    public override string ToString() => Path ?? "current network namespace";
+    public override string ToString() => Path ?? "the current network namespace";
 
     private static ulong ReadCookieGuarded() => TcpFreezeException.Guard(ReadCookie);
 

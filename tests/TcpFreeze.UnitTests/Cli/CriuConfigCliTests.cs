@@ -76,6 +76,16 @@ public sealed class CriuConfigCliTests : IDisposable
     }
 
     [Fact]
+    public void Remove_deletes_the_runc_conf_that_write_created()
+    {
+        Run("--engine", "runc", "--hook", _hook, "--write").Succeeds();
+        Assert.True(File.Exists(ConfigFile("runc.conf")));
+        CliResult removed = Run("--engine", "runc", "--remove").Succeeds();
+        Assert.Equal($"removed {ConfigFile("runc.conf")}, which held only the tcpfreeze block\n", removed.Output);
+        Assert.False(File.Exists(ConfigFile("runc.conf")), "an empty runc.conf was left behind");
+    }
+
+    [Fact]
     public void Write_creates_the_folder_and_the_file()
     {
         CliResult result = Run("--hook", _hook, "--write").Succeeds();

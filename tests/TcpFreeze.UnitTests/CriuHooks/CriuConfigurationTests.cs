@@ -223,11 +223,23 @@ public sealed class CriuConfigurationTests : IDisposable
     }
 
     [Fact]
-    public void Removing_the_only_block_leaves_an_empty_file()
+    public void Removing_the_only_block_removes_the_file_it_created()
     {
-        Configuration().Write();
-        Configuration().Remove();
-        Assert.Equal("", Read("default.conf"));
+        Assert.Equal(CriuConfigurationOutcome.Created, Configuration(CriuEngine.Runc).Write().Outcome);
+        CriuConfigurationChange change = Configuration(CriuEngine.Runc).Remove();
+        Assert.Equal(CriuConfigurationOutcome.Removed, change.Outcome);
+        Assert.True(change.FileDeleted);
+        Assert.False(File.Exists(ConfigFile("runc.conf")));
+    }
+
+    [Fact]
+    public void Removing_the_block_from_a_file_with_other_lines_keeps_the_file()
+    {
+        Put("runc.conf", "shell-job\n");
+        Configuration(CriuEngine.Runc).Write();
+        CriuConfigurationChange change = Configuration(CriuEngine.Runc).Remove();
+        Assert.False(change.FileDeleted);
+        Assert.Equal("shell-job\n", Read("runc.conf"));
     }
 
     [Fact]
