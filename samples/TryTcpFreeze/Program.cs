@@ -7,6 +7,8 @@ using System.Net.Sockets;
 using System.Text;
 using TcpFreeze;
 
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")] // TcpFreeze is Linux-only (CA1416)
+
 string name = args.Length > 0 ? args[0] : "tcpfreeze-try";
 var options = new FreezerOptions
 {
