@@ -37,6 +37,9 @@ public sealed class LazyPagesMigration(string criu, string? hook, BridgedHosts h
     /// <summary>The source's dump (null before <see cref="StartDump"/>).</summary>
     public int? DumpPid => _dump?.Process.Id;
 
+    /// <summary>When the source's dump exited (its page server handed over the last page, or failed); null while it runs.</summary>
+    public DateTime? DumpExitTime => _dump is { } d && d.Process.HasExited ? d.Process.ExitTime.ToUniversalTime() : null;
+
     /// <summary>The destination's lazy-pages daemon (null before <see cref="StartLazyPagesDaemon"/>).</summary>
     public int? DaemonPid => _daemon?.Process.Id;
 
