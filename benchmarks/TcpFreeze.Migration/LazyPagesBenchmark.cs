@@ -14,7 +14,7 @@ namespace TcpFreeze.Migration;
 /// copied to hostB over a TCP connection through the bridge, criu restore; (b) post-copy: criu dump
 /// --lazy-pages (memory served from hostA's page server), the rest of the images copied the same way,
 /// criu lazy-pages + criu restore --lazy-pages on hostB. The server is <see cref="MemoryEchoServer"/>
-/// (seeded random bytes, so no zero pages CRIU could skip) with N echo clients in the client namespace.
+/// (random bytes, so no zero pages CRIU could skip) with N echo clients in the client namespace.
 /// Modes take turns within each run; everything a run creates is removed before the next.
 /// </summary>
 internal sealed class LazyPagesBenchmark(BenchOptions options, string criu, string hook, CancellationToken cancel)
@@ -239,7 +239,7 @@ internal sealed class LazyPagesBenchmark(BenchOptions options, string criu, stri
         md.AppendLine();
         md.AppendLine($"- Date: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC, {results.Count} runs. Machine: {machine}.");
         md.AppendLine($"- Command: `flock /tmp/tcpfreeze-bench.lock dotnet run -c Release --project benchmarks/TcpFreeze.Migration -- {options.CommandLine}`");
-        md.AppendLine($"- Scenario: a python echo server holding {options.MemoryMiB} MiB of seeded random bytes it has touched, as PID 1 of a PID namespace of its own, " +
+        md.AppendLine($"- Scenario: a python echo server holding {options.MemoryMiB} MiB of random bytes it has touched, as PID 1 of a PID namespace of its own, " +
                       $"in namespace hostA of two namespace \"hosts\" bridged to a client namespace; {results.FirstOrDefault()?.Connections} echo connections from the " +
                       "client namespace, each sending a numbered line, checking the echo and pausing " +
                       $"{options.PauseFor(results.FirstOrDefault()?.Connections ?? 0).TotalMilliseconds:F0} ms. The TcpFreeze hook freezes the connections in both modes " +

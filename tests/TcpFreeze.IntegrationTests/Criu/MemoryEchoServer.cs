@@ -7,8 +7,8 @@ namespace TcpFreeze.Tests.Criu;
 
 /// <summary>
 /// The echo server of <see cref="EchoServer"/> holding a given amount of memory it has touched: MiB
-/// of seeded random bytes (not zero pages, which CRIU would skip), whose SHA-256 it prints at the
-/// start and sends to a connection whose first message is "hash\n" (sequence-numbered echo lines
+/// of random bytes (one random MiB, numbered, repeated: no zero page, which CRIU would skip, and quick
+/// to make even for a GiB), whose SHA-256 it prints at the start and sends to a connection whose first message is "hash\n" (sequence-numbered echo lines
 /// never are). After a migration the hash proves that every page arrived.
 /// <para>
 /// It runs as PID 1 of a PID namespace of its own (<c>unshare --pid --fork</c>; it makes itself a
@@ -21,13 +21,14 @@ namespace TcpFreeze.Tests.Criu;
 public sealed class MemoryEchoServer : IDisposable
 {
     private const string Script = """
-        import hashlib, os, random, selectors, socket, sys
+        import hashlib, os, selectors, socket, sys
         try:
             os.setsid()
         except OSError:
             pass
         host, port, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-        memory = random.Random(14).randbytes(mib << 20)
+        block = os.urandom(1 << 20)
+        memory = b''.join(i.to_bytes(8, 'little') + block[8:] for i in range(mib))
         digest = hashlib.sha256(memory).hexdigest()
         family = socket.AF_INET6 if ':' in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -98,7 +99,7 @@ public sealed class MemoryEchoServer : IDisposable
                 Thread.Sleep(20);
             string[] words = unshare.Log.Split('\n').FirstOrDefault(l => l.StartsWith("listening ", StringComparison.Ordinal))?.Split(' ') ?? [];
             if (words.Length != 2)
-                throw new InvalidOperationException($"the memory echo server did not start within {bound.TotalSeconds:F0} s: {unshare.Log}");
+                throw new InvalidOperationException($"the memory echo server did not start (bound {bound.TotalSeconds:F0} s): {unshare.Log}");
             int pid = ChildOf(unshare.Pid) ?? throw new InvalidOperationException("the memory echo server's process was not found under unshare");
             return new MemoryEchoServer(unshare, pid, words[1].Trim(), endpoint);
         }
