@@ -238,7 +238,7 @@ internal sealed class LazyPagesBenchmark(BenchOptions options, string criu, stri
         md.AppendLine($"# CRIU migration of a memory-heavy server: pre-copy (plain) and post-copy (lazy pages), {started:yyyy-MM-dd HH:mm} UTC");
         md.AppendLine();
         md.AppendLine($"- Date: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC, {results.Count} runs. Machine: {machine}.");
-        md.AppendLine($"- Command: `flock /tmp/tcpfreeze-bench.lock dotnet run -c Release --project benchmarks/TcpFreeze.Migration -- {options.CommandLine}`");
+        md.AppendLine($"- Command: `flock -o /tmp/tcpfreeze-bench.lock dotnet run -c Release --project benchmarks/TcpFreeze.Migration -- {options.CommandLine}`");
         md.AppendLine($"- Scenario: a python echo server holding {options.MemoryMiB} MiB of random bytes it has touched, as PID 1 of a PID namespace of its own, " +
                       $"in namespace hostA of two namespace \"hosts\" bridged to a client namespace; {results.FirstOrDefault()?.Connections} echo connections from the " +
                       "client namespace, each sending a numbered line, checking the echo and pausing " +
