@@ -24,6 +24,10 @@ internal sealed record BenchOptions
           --recovery-seconds 60            how long to wait for every connection to answer again
           --keep-logs                      keep CRIU's dump.log and restore.log of every run next to the results
           --ab                             load with ApacheBench (ab -k -c N) instead of the harness's clients
+          --lazy-pages                     instead: a memory-heavy echo server (--memory-mib) with the largest
+                                           --connections count, migrated across two namespace hosts with the hook,
+                                           plain (dump, copy, restore) and post-copy (criu dump/restore --lazy-pages)
+          --memory-mib 1024                the memory the --lazy-pages server has touched
         """;
 
     public IReadOnlyList<int> Connections { get; init; } = [0, 500, 1000, 1500];
@@ -37,6 +41,9 @@ internal sealed record BenchOptions
     public TimeSpan? Pause { get; init; }
     public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public bool ApacheBench { get; init; }
+    /// <summary>--lazy-pages: the pre-copy / post-copy comparison of <see cref="LazyPagesBenchmark"/> instead of the lock methods.</summary>
+    public bool LazyPages { get; init; }
+    public int MemoryMiB { get; init; } = 1024;
 
     /// <summary>Where to copy each run's CRIU logs (--keep-logs); null: they are deleted with the run.</summary>
     public string? LogDirectory { get; init; }
@@ -59,9 +66,14 @@ internal sealed record BenchOptions
             string name = args[i];
             if (name is "-h" or "--help")
                 return null;
-            if (name is "--ab" or "--keep-logs")
+            if (name is "--ab" or "--keep-logs" or "--lazy-pages")
             {
-                options = name == "--ab" ? options with { ApacheBench = true } : options with { KeepLogs = true };
+                options = name switch
+                {
+                    "--ab" => options with { ApacheBench = true },
+                    "--lazy-pages" => options with { LazyPages = true },
+                    _ => options with { KeepLogs = true },
+                };
                 continue;
             }
             if (i + 1 >= args.Length)
@@ -76,6 +88,7 @@ internal sealed record BenchOptions
                 "--out" => options with { Output = Path.GetFullPath(value) },
                 "--hook" => options with { Hook = Path.GetFullPath(value) },
                 "--pause-ms" => options with { Pause = TimeSpan.FromMilliseconds(Number(value, name, 1, 60_000)) },
+                "--memory-mib" => options with { MemoryMiB = Number(value, name, 1, 16_384) },
                 "--recovery-seconds" => options with { RecoveryTimeout = TimeSpan.FromSeconds(Number(value, name, 1, 3_600)) },
                 _ => throw new ArgumentException($"unknown argument '{name}'"),
             };

@@ -64,6 +64,9 @@ try
     Console.WriteLine($"machine: {machine}");
     Console.WriteLine($"criu: {criu}; hook: {hookBuild?.Hook ?? "(not needed)"}; results: {output}");
 
+    if (options.LazyPages)
+        return LazyPagesRun(options, machine, started, stamp);
+
     string csvPath = Path.Combine(output, $"migration-{stamp}.csv");
     using var csv = new StreamWriter(csvPath) { AutoFlush = true };
     csv.WriteLine(string.Join(',', RunResult.Columns));
@@ -112,6 +115,45 @@ try
 finally
 {
     hookBuild?.Dispose();
+}
+
+// --lazy-pages: plain and lazy-pages migrations of the memory-heavy server, taking turns in each run.
+int LazyPagesRun(BenchOptions options, MachineInfo machine, DateTime started, string stamp)
+{
+    var bench = new LazyPagesBenchmark(options, criu, hookBuild!.Hook, interrupt.Token);
+    var results = new List<LazyPagesBenchmark.Result>();
+    string csvPath = Path.Combine(output, $"lazy-pages-{stamp}.csv");
+    using (var csv = new StreamWriter(csvPath) { AutoFlush = true })
+    using (PipeSizeLimit.AtLeast(PipeSizeLimit.ForCriuLazyPages))
+    {
+        csv.WriteLine(string.Join(',', LazyPagesBenchmark.Result.Columns));
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            for (int run = 1; run <= options.Runs; run++)
+                foreach (string mode in new[] { LazyPagesBenchmark.Plain, LazyPagesBenchmark.Lazy })
+                {
+                    interrupt.Token.ThrowIfCancellationRequested();
+                    Console.Write($"[{results.Count + 1}/{options.Runs * 2}] {mode}, {options.MemoryMiB} MiB, {options.Connections.Max()} connections, run {run}: ");
+                    LazyPagesBenchmark.Result r = bench.Execute(mode, run);
+                    results.Add(r);
+                    csv.WriteLine(r.ToCsv());
+                    Console.WriteLine($"{r.Status}: dump {MigrationScenario.Seconds(r.DumpMs)}, copy {MigrationScenario.Seconds(r.CopyMs)} ({r.CopiedBytes / 1048576.0:F0} MiB), " +
+                                      $"restore {MigrationScenario.Seconds(r.RestoreMs)}, downtime {MigrationScenario.Seconds(r.DowntimeMs)}, " +
+                                      $"memory after restore {MigrationScenario.Seconds(r.TransferAfterRestoreMs)}, longest gap {MigrationScenario.Seconds(r.LongestGapMs)}, " +
+                                      $"all answered {MigrationScenario.Seconds(r.AllAnsweredMs)}, survived {r.Survived}/{r.Connections}, memory intact {r.MemoryIntact}" +
+                                      (r.Error is null ? "" : $"; {r.Error}") + $"  [{clock.Elapsed:hh\\:mm\\:ss}]");
+                }
+        }
+        catch (OperationCanceledException)
+        {
+            Console.WriteLine("\ninterrupted: the current run was cleaned up; writing what was measured so far.");
+        }
+    }
+    foreach (string name in new[] { $"lazy-pages-{stamp}", "lazy-pages-latest" })
+        File.WriteAllText(Path.Combine(output, name + ".md"), LazyPagesBenchmark.Markdown(results, options, machine, started, DateTime.UtcNow));
+    Console.WriteLine($"wrote {csvPath}, lazy-pages-{stamp}.md and lazy-pages-latest.md in {output}");
+    return interrupt.IsCancellationRequested ? 130 : 0;
 }
 
 void PosixSignalHandler(PosixSignal signal) => PosixSignalRegistration.Create(signal, context =>

@@ -15,6 +15,20 @@ namespace TcpFreeze.CriuHooks;
 /// (for a tree in a network namespace of its own: releases that namespace's lock), after
 /// taking the tree's sockets out of the TCP repair mode a killed CRIU leaves them in.
 /// It never outlives the lease: after that the kernel ignores the entries anyway.
+/// <para>
+/// A lazy-pages dump (<c>criu dump --lazy-pages</c>, post-copy) keeps the tasks alive and stopped after
+/// post-dump while its page server hands their memory to the destination's <c>criu lazy-pages</c>
+/// daemon, and kills them only once the transfer is done (criu/cr-dump.c, cr_lazy_mem_dump): the
+/// watcher sees the task die first, as in any migration, and never thaws while the page server runs.
+/// When the transfer fails (criu/page-xfer.c: the connection reset, a bad request), CRIU resumes the
+/// tasks on the source without its network unlock, so every dumped socket is still in repair mode: the
+/// watcher takes them out and thaws, as after a killed CRIU. That needs the freeze to have held until
+/// then: once the lease lapses while the page server waits, peers' segments reach the stopped tasks'
+/// sockets, and a task resumed after a failed transfer reads them before the watcher's turn, gets
+/// EPERM from its repair-mode socket and (most servers) closes it: seen here with a lease of 6 s and a
+/// transfer that broke 10 s into the dump, the echo server had closed all 100 connections by then. So
+/// the lease must cover the page server's wait as well (see README, "Post-copy").
+/// </para>
 /// </summary>
 internal static class DumpWatcher
 {

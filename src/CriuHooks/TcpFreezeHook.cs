@@ -36,6 +36,8 @@ public static class TcpFreezeHook
     /// <summary>The pre-dump handler.</summary>
     public static int PreDump(CriuEnvironment environment, HookContext context)
     {
+        if (IsPreDumpRound(context, "pre-dump"))
+            return 0;
         int pid = environment.InitPid ?? throw new HookException("CRTOOLS_INIT_PID is not set at pre-dump; cannot tell which process tree is being dumped");
         string images = environment.ImageDirectory ?? throw new HookException("CRTOOLS_IMAGE_DIR is not set at pre-dump; there is nowhere to write the manifest");
         var watch = Stopwatch.StartNew();
@@ -89,6 +91,8 @@ public static class TcpFreezeHook
     /// </summary>
     public static int PostDump(CriuEnvironment environment, HookContext context)
     {
+        if (IsPreDumpRound(context, "post-dump"))
+            return 0;
         FreezeManifest manifest = ReadManifest(environment, "post-dump");
         if (manifest.OwnNetworkNamespace)
             return 0;
@@ -290,6 +294,20 @@ public static class TcpFreezeHook
         NamespaceLock.Release(pid);
         context.Info($"network-unlock: released the lock of the network namespace of PID {pid} in {watch.Elapsed.TotalMilliseconds:F1} ms");
         return 0;
+    }
+
+    /// <summary>
+    /// Whether the CRIU that runs the hook runs <c>criu pre-dump</c>: a memory-only round of an
+    /// iterative migration, whose tasks keep running and whose sockets are not dumped. Freezing there
+    /// would stall every client for the round and protect nothing (see <see cref="CriuCommandLine"/>).
+    /// </summary>
+    private static bool IsPreDumpRound(HookContext context, string step)
+    {
+        if (CriuCommandLine.Read(context.CriuPid) is not { IsPreDumpRound: true })
+            return false;
+        context.Info($"{step}: CRIU (PID {context.CriuPid}) runs `criu pre-dump`, a memory-only round: the tasks keep running and no socket " +
+                     "is dumped, so nothing is frozen; the final `criu dump` freezes");
+        return true;
     }
 
     private static int RequireInitPid(CriuEnvironment environment)
