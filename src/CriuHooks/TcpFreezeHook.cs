@@ -17,7 +17,8 @@ namespace TcpFreeze.CriuHooks;
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
-/// <item>post-resume: a safety net, since CRIU resumes the tasks even when pre-resume
+/// <item>post-resume: detaches when nothing else is frozen (unless keep-attached), now that
+/// the tasks run; and a safety net, since CRIU resumes the tasks even when pre-resume
 /// fails: thaws whatever of the manifest is still frozen (for a tree in a namespace of
 /// its own: releases the whole-namespace lock if network-unlock did not).</item>
 /// </list>
@@ -197,11 +198,12 @@ public static class TcpFreezeHook
         phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
-        string detached = DetachIfIdle(freezer, context);
         phases.Mark("state");
+        // Detaching (when keep-attached is off) waits for post-resume: the tasks are running by
+        // then, so the netlink and bpffs work is no longer part of their downtime.
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints " +
                      $"{phases}" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
-                     KickReport(result.Kick) + detached);
+                     KickReport(result.Kick));
         return 0;
     }
 
@@ -228,7 +230,7 @@ public static class TcpFreezeHook
         }
         string state = HookStateStore.RestoreStatePath(context.CriuPid);
         if (!File.Exists(state))
-            return 0;
+            return DetachAfterResume(context);
         FreezeManifest manifest;
         try
         {
@@ -245,6 +247,24 @@ public static class TcpFreezeHook
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick);
         context.Info($"post-resume: pre-resume did not finish (killed or failed?), so {result.ConnectionsThawed} connections and " +
                      $"{result.EndpointsThawed} listening endpoints were still frozen; thawed them now" + KickReport(result.Kick) + DetachIfIdle(freezer, context));
+        return 0;
+    }
+
+    /// <summary>
+    /// The normal post-resume: pre-resume thawed, the tasks run; unless keep-attached is set, the
+    /// programs are detached and the pins removed when nothing else is frozen (another migration's
+    /// connections keep them). Says nothing when there is nothing attached.
+    /// </summary>
+    private static int DetachAfterResume(HookContext context)
+    {
+        FreezerOptions options = context.Settings.ToFreezerOptions();
+        if (context.Settings.KeepAttached || !TcpFreezer.IsAttached(options))
+            return 0;
+        var phases = new StepTimer();
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        string detached = DetachIfIdle(freezer, context);
+        phases.Mark("detach");
+        context.Info($"post-resume: the restored connections were thawed at pre-resume{detached} {phases}");
         return 0;
     }
 
