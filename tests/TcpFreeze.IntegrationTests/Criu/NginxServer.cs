@@ -18,8 +18,10 @@ public static class NginxServer
     public static DumpableServer Start(string ns, string workDirectory, IPEndPoint endpoint, int connections = 4000)
     {
         // A connection takes one of the worker's connection slots and one descriptor; the listener and
-        // the worker's own files need a few more of each.
-        int slots = Math.Max(4096, connections + 256);
+        // the worker's own files need a few more of each. nginx starts closing idle keep-alive
+        // connections once fewer than 1/16 of its slots are free ("worker_connections are not
+        // enough, reusing connections"): keep that much spare.
+        int slots = Math.Max(4096, connections * 17 / 15 + 256);
         string config = Path.Combine(workDirectory, "nginx.conf");
         string errorLog = Path.Combine(workDirectory, "nginx-error.log");
         File.WriteAllText(config, $$"""
