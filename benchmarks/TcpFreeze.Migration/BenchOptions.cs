@@ -11,7 +11,8 @@ internal sealed record BenchOptions
 
           --connections 0,500,1000,1500    connection counts
           --methods tcpfreeze,tcpfreeze-warm,skip,iptables,nftables
-                                           (also tcpfreeze-nokick: the hook with kick = false;
+                                           (also tcpfreeze-nokick: the hook with kick = false; skip-attached:
+                                           skip with the programs attached and nothing frozen;
                                            hook = tcpfreeze, hook-nokick = tcpfreeze-nokick)
           --copy-delay 0                   seconds between the dump's end and the restore's start (the image
                                            copy; the restore also waits for the old PID); a list loops like
@@ -20,9 +21,11 @@ internal sealed record BenchOptions
           --out benchmarks/results         where the CSV, Markdown and plots go
           --hook PATH                      the published hook (default: publish src/CriuHooks.Hook into a temp folder)
           --pause-ms MS                    pause between a connection's requests
-                                           (default: N / 3,000 req/s, kept within 250-500 ms)
+                                           (default: N / 3,000 req/s; up to 1,500 connections kept within 250-500 ms)
           --recovery-seconds 60            how long to wait for every connection to answer again
           --keep-logs                      keep CRIU's dump.log and restore.log of every run next to the results
+          --fit-iptables CSV[,CSV]         fit iptables' downtime (b·N + c·N²) to the iptables rows of earlier runs' CSVs and
+                                           show it, marked as a fit, where this run has no iptables measurement
           --ab                             load with ApacheBench (ab -k -c N) instead of the harness's clients
           --lazy-pages                     instead: a memory-heavy echo server (--memory-mib) with the largest
                                            --connections count, migrated across two namespace hosts with the hook,
@@ -45,6 +48,9 @@ internal sealed record BenchOptions
     public bool LazyPages { get; init; }
     public int MemoryMiB { get; init; } = 1024;
 
+    /// <summary>Earlier runs' CSVs whose iptables rows are fitted (--fit-iptables); empty: no fit.</summary>
+    public IReadOnlyList<string> IptablesFitSources { get; init; } = [];
+
     /// <summary>Where to copy each run's CRIU logs (--keep-logs); null: they are deleted with the run.</summary>
     public string? LogDirectory { get; init; }
     public bool KeepLogs { get; init; }
@@ -52,9 +58,13 @@ internal sealed record BenchOptions
     /// <summary>The arguments as given, for the report.</summary>
     public string CommandLine { get; init; } = "";
 
-    /// <summary>The pause between one connection's requests: total request rate about 3,000/s at most.</summary>
+    /// <summary>
+    /// The pause between one connection's requests: total request rate about 3,000/s at most, so that the
+    /// load itself does not swamp the 2-core machine (up to 1,500 connections: 250-500 ms, as before;
+    /// 5,000: 1.7 s; 10,000: 3.3 s).
+    /// </summary>
     public TimeSpan PauseFor(int connections)
-        => Pause ?? TimeSpan.FromMilliseconds(Math.Clamp(connections / 3.0, 250, 500));
+        => Pause ?? TimeSpan.FromMilliseconds(connections <= 1500 ? Math.Clamp(connections / 3.0, 250, 500) : connections / 3.0);
 
     /// <summary>Parses the arguments; null when --help was asked for.</summary>
     /// <exception cref="ArgumentException">An argument is unknown or malformed.</exception>
@@ -87,6 +97,7 @@ internal sealed record BenchOptions
                 "--runs" => options with { Runs = Number(value, name, 1, 100) },
                 "--out" => options with { Output = Path.GetFullPath(value) },
                 "--hook" => options with { Hook = Path.GetFullPath(value) },
+                "--fit-iptables" => options with { IptablesFitSources = List(value, name).Select(Path.GetFullPath).ToArray() },
                 "--pause-ms" => options with { Pause = TimeSpan.FromMilliseconds(Number(value, name, 1, 60_000)) },
                 "--memory-mib" => options with { MemoryMiB = Number(value, name, 1, 16_384) },
                 "--recovery-seconds" => options with { RecoveryTimeout = TimeSpan.FromSeconds(Number(value, name, 1, 3_600)) },

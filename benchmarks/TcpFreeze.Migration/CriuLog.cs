@@ -62,6 +62,41 @@ internal static partial class CriuLog
         return times;
     }
 
+    /// <summary>
+    /// CRIU's own dump time per TCP socket: from the first to the last "Dumping TCP connection"
+    /// line, divided by the sockets between them, and the mean of each socket's TCP part, from
+    /// "Turning repair on" to the next "Done" (repair mode, libsoccr's save, the tcp-stream image).
+    /// Null with fewer than two sockets.
+    /// </summary>
+    public static (int Sockets, double PerSocketUs, double RepairUs)? SocketDump(string log)
+    {
+        int sockets = 0, repaired = 0;
+        double first = 0, last = 0, repairTotal = 0;
+        double? repairStart = null;
+        foreach (string line in Lines(log))
+        {
+            Match stamp = Timestamp().Match(line);
+            if (!stamp.Success)
+                continue;
+            double seconds = double.Parse(stamp.Groups["s"].Value, CultureInfo.InvariantCulture);
+            if (line.EndsWith("tcp: Dumping TCP connection", StringComparison.Ordinal))
+            {
+                if (sockets++ == 0)
+                    first = seconds;
+                last = seconds;
+            }
+            else if (line.Contains("tcp: \tTurning repair on", StringComparison.Ordinal))
+                repairStart = seconds;
+            else if (repairStart is { } start && line.EndsWith("tcp: Done", StringComparison.Ordinal))
+            {
+                repairTotal += seconds - start;
+                repaired++;
+                repairStart = null;
+            }
+        }
+        return sockets < 2 ? null : (sockets, (last - first) * 1e6 / (sockets - 1), repaired == 0 ? 0 : repairTotal * 1e6 / repaired);
+    }
+
     /// <summary>The line that best says why CRIU failed: a libc abort, CRIU's first error, or the last line.</summary>
     public static string? ErrorLine(string log)
     {

@@ -5,7 +5,7 @@ namespace TcpFreeze.Migration;
 /// <summary>Median downtime against connections, one line per method (and copy delay, when a run has several), log scale (ScottPlot renders headless through SkiaSharp).</summary>
 internal static class DowntimePlot
 {
-    public static void Save(IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods, string basePath, string subtitle)
+    public static void Save(IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods, string basePath, string subtitle, IptablesFit? fit = null)
     {
         var plot = new Plot();
         double lowest = double.MaxValue, highest = double.MinValue;
@@ -28,6 +28,23 @@ internal static class DowntimePlot
             scatter.LegendText = failedCounts > 0 ? $"{name} (no successful run at {failedCounts} count(s))" : name;
             scatter.LineWidth = 2;
             scatter.MarkerSize = 7;
+        }
+
+        if (fit is not null && results.Select(r => r.Connections).Where(n => n > 0).DefaultIfEmpty(0).Max() is var maxN && maxN > 0)
+        {
+            // A fit, not a measurement: dashed, and its measured points drawn apart.
+            double[] xs = Enumerable.Range(1, 40).Select(i => maxN * i / 40.0).ToArray();
+            var line = plot.Add.Scatter(xs, xs.Select(x => Math.Log10(fit.DowntimeMs((int)x) / 1000)).ToArray());
+            line.LegendText = $"iptables: fit b·N + c·N² of runs at {string.Join(", ", fit.Points.Select(p => p.Connections.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)))} (not measured here)";
+            line.LinePattern = LinePattern.Dashed;
+            line.MarkerSize = 0;
+            line.LineWidth = 2;
+            var measured = plot.Add.Scatter(fit.Points.Select(p => (double)p.Connections).ToArray(), fit.Points.Select(p => Math.Log10(p.DowntimeMs / 1000)).ToArray());
+            measured.LegendText = "iptables, earlier runs (medians)";
+            measured.LineWidth = 0;
+            measured.MarkerSize = 8;
+            lowest = Math.Min(lowest, fit.Points.Min(p => p.DowntimeMs) / 1000);
+            highest = Math.Max(highest, fit.DowntimeMs(maxN) / 1000);
         }
 
         var ticks = new ScottPlot.TickGenerators.NumericAutomatic

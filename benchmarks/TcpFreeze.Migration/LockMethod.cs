@@ -26,6 +26,9 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
     public static readonly LockMethod Skip = new("skip", "skip", Hook: false, PreAttached: false,
         "--network-lock skip and nothing else: no lock at all, the unsafe floor");
 
+    public static readonly LockMethod SkipAttached = new("skip-attached", "skip", Hook: false, PreAttached: true,
+        "--network-lock skip with TcpFreeze's programs attached before the dump but nothing frozen and no hook: what the programs alone cost CRIU's dump");
+
     public static readonly LockMethod Iptables = new("iptables", "iptables", Hook: false, PreAttached: false,
         "CRIU's default: two `sh -c iptables ...` DROP rules per connection (Debian's default nft-backed iptables)");
 
@@ -33,7 +36,7 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
         "--network-lock nftables: one libnftables call per connection into an `inet CRIU-PID` table");
 
     /// <summary>Every method, in the order the results list them.</summary>
-    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, Iptables, Nftables];
+    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, SkipAttached, Iptables, Nftables];
 
     /// <summary>The methods of a run without --methods (the README's downtime table).</summary>
     public static IReadOnlyList<LockMethod> Default { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];

@@ -53,7 +53,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
                     result.PreAttachMs = attach.Elapsed.TotalMilliseconds;
             }
 
-            server = NginxServer.Start(network.NameB, work, endpoint);
+            server = NginxServer.Start(network.NameB, work, endpoint, connections);
             if (!server.IsRunning)
                 throw new InvalidOperationException($"nginx did not start: {NginxServer.ErrorLog(work)}");
             if (ab)
@@ -150,7 +150,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             Cleanup("stopping ab", () => bench?.Dispose());
             Cleanup("closing the clients", () => load?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(20)));
             Cleanup("killing nginx", () => server?.Dispose());
-            if (network is not null && pins is not null && method.Hook)
+            if (network is not null && pins is not null && (method.Hook || method.PreAttached))
                 Cleanup("detaching TcpFreeze", () => TcpFreezer.Detach(pins.Options(network.B)));
             Cleanup("removing the pin root", () => pins?.Dispose());
             Cleanup("deleting the namespaces", () => network?.Dispose());
@@ -228,6 +228,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
     {
         result.CriuExitCode = criuRun.ExitCode;
         result.HookTimes.AddRange(CriuLog.HookTimes(criuRun.Log));
+        if (CriuLog.SocketDump(criuRun.Log) is { } sockets)
+            (result.SocketDumpUs, result.SocketRepairUs) = (sockets.PerSocketUs, sockets.RepairUs);
         if (hook is not null)
             result.ScriptTimes.AddRange(CriuLog.ScriptTimes(criuRun.Log, hook));
         if (criuRun.ExitCode == 0)
@@ -279,7 +281,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             string? failure = netfilter.Remove(network.NameB);
             parts.Add($"{netfilter}{observed}; " + (failure is null ? "removed" : $"removal failed: {failure}"));
         }
-        if (method.Hook && TcpFreezer.IsAttached(freezer))
+        if ((method.Hook || method.PreAttached) && TcpFreezer.IsAttached(freezer))
         {
             using TcpFreezer attached = TcpFreezer.Open(freezer);
             int frozen = attached.ListConnections().Count;

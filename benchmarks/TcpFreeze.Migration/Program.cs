@@ -98,11 +98,12 @@ try
     }
 
     DateTime finished = DateTime.UtcNow;
+    IptablesFit? fit = options.IptablesFitSources.Count > 0 ? IptablesFit.FromCsv(options.IptablesFitSources) : null;
     string subtitle = $"{machine.Kernel}, {machine.Cores} cores, {started:yyyy-MM-dd}";
     foreach (string name in new[] { $"migration-{stamp}", "migration-latest" })
     {
-        File.WriteAllText(Path.Combine(output, name + ".md"), Report.Markdown(results, options, machine, started, finished, name));
-        DowntimePlot.Save(results, options.Methods, Path.Combine(output, name), subtitle);
+        File.WriteAllText(Path.Combine(output, name + ".md"), Report.Markdown(results, options, machine, started, finished, name, fit));
+        DowntimePlot.Save(results, options.Methods, Path.Combine(output, name), subtitle, fit);
     }
     bool lagPlot = ResumeLagPlot.Save(results, options.Methods, Path.Combine(output, $"resume-lag-{stamp}"), subtitle);
     if (lagPlot)

@@ -8,7 +8,7 @@ internal static class Report
 {
     private static readonly string[] HookActions = ["pre-dump", "post-dump", "pre-restore", "pre-resume"];
 
-    public static string Markdown(IReadOnlyList<RunResult> results, BenchOptions options, MachineInfo machine, DateTime started, DateTime finished, string plotBaseName)
+    public static string Markdown(IReadOnlyList<RunResult> results, BenchOptions options, MachineInfo machine, DateTime started, DateTime finished, string plotBaseName, IptablesFit? fit = null)
     {
         var md = new StringBuilder();
         IReadOnlyList<LockMethod> methods = options.Methods;
@@ -88,7 +88,9 @@ internal static class Report
         }
 
         AppendRatios(md, results);
+        AppendIptablesFit(md, results, fit);
         AppendHookSteps(md, results, methods);
+        AppendSocketDump(md, results, methods);
         AppendFailures(md, results);
 
         md.AppendLine("## Plot");
@@ -202,6 +204,56 @@ internal static class Report
     private static bool IsNone(string? leftovers) => leftovers is null || leftovers.StartsWith("none", StringComparison.Ordinal);
 
     /// <summary>The (connections, copy delay) cases of the results, in order.</summary>
+    /// <summary>Where this run has no iptables measurement, what the fit of earlier runs says, next to this run's hook and skip (medians).</summary>
+    private static void AppendIptablesFit(StringBuilder md, IReadOnlyList<RunResult> results, IptablesFit? fit)
+    {
+        if (fit is null)
+            return;
+        md.AppendLine("## iptables beyond the measured counts: a fit, not a measurement");
+        md.AppendLine();
+        md.AppendLine($"{fit.Formula}, least squares over the median downtimes of earlier runs: " +
+                      string.Join("; ", fit.Points.Select(p => $"{p.Connections:N0}: {p.DowntimeMs / 1000:F1} s (fit {fit.DowntimeMs(p.Connections) / 1000:F1} s, {p.Source})")) + ".");
+        md.AppendLine();
+        md.AppendLine("| connections | iptables, fitted | skip (measured) | tcpfreeze (measured) | tcpfreeze-warm (measured) | fitted iptables ÷ tcpfreeze |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|");
+        foreach (int n in results.Select(r => r.Connections).Where(n => n > 0).Distinct().Order())
+        {
+            if (results.Any(r => r.Connections == n && r.Method == LockMethod.Iptables.Name && r.Status == RunResult.StatusOk))
+                continue;
+            double? Downtime(string method) => Median(results.Where(r => r.Connections == n && r.Method == method && r.Status == RunResult.StatusOk).Select(r => r.DowntimeMs));
+            double fitted = fit.DowntimeMs(n);
+            double? hook = Downtime(LockMethod.TcpFreeze.Name);
+            md.AppendLine($"| {n:N0} | {fitted / 1000:F0} s | {Format(Downtime(LockMethod.Skip.Name) / 1000, "F2")} s | {Format(hook / 1000, "F2")} s | " +
+                          $"{Format(Downtime(LockMethod.TcpFreezeWarm.Name) / 1000, "F2")} s | {(hook is { } h ? $"{fitted / h:F0}x" : "-")} |");
+        }
+        md.AppendLine();
+    }
+
+    /// <summary>CRIU's own dump time per TCP socket, side by side (issue 14, section 4: a freeze made it slower).</summary>
+    private static void AppendSocketDump(StringBuilder md, IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods)
+    {
+        if (!results.Any(r => r.SocketDumpUs is not null))
+            return;
+        md.AppendLine("## CRIU's dump per TCP socket (median µs)");
+        md.AppendLine();
+        md.AppendLine("From CRIU's dump.log: first to last `Dumping TCP connection`, divided by the sockets between them (everything CRIU does per " +
+                      "descriptor), and of that the TCP part, `Turning repair on` to its `Done` (repair mode on, libsoccr reads the state and both " +
+                      "queues, the tcp-stream image is written). Successful and aborted dumps alike; (min-max) over the runs.");
+        md.AppendLine();
+        md.AppendLine("| method | connections | per socket | TCP part | rest |");
+        md.AppendLine("|---|---:|---:|---:|---:|");
+        foreach ((int n, int d) in Cases(results))
+            foreach (LockMethod m in methods)
+            {
+                List<RunResult> runs = Select(results, m, n, d).Where(r => r.SocketDumpUs is not null).ToList();
+                if (runs.Count == 0)
+                    continue;
+                md.AppendLine($"| {m.Name} | {n:N0} | {Spread(runs.Select(r => r.SocketDumpUs), "F0")} | {Spread(runs.Select(r => r.SocketRepairUs), "F0")} | " +
+                              $"{Spread(runs.Select(r => r.SocketDumpUs - r.SocketRepairUs), "F0")} |");
+            }
+        md.AppendLine();
+    }
+
     private static IEnumerable<(int Connections, int CopyDelay)> Cases(IReadOnlyList<RunResult> results)
         => results.Select(r => (r.Connections, r.CopyDelaySeconds)).Distinct().Order();
 

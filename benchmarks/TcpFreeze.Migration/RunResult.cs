@@ -55,6 +55,12 @@ internal sealed record RunResult
     /// <summary>Time to attach before the dump (tcpfreeze-warm only; outside the downtime).</summary>
     public double? PreAttachMs { get; set; }
 
+    /// <summary>CRIU's dump per TCP socket (µs): first to last "Dumping TCP connection" in its log, over the sockets between.</summary>
+    public double? SocketDumpUs { get; set; }
+
+    /// <summary>Of that, the TCP part per socket (µs): "Turning repair on" to its "Done" (repair mode on, state and queues read, image written).</summary>
+    public double? SocketRepairUs { get; set; }
+
     /// <summary>Connections that answered again after the restore and never failed (null under ab, which cannot tell).</summary>
     public int? Survived { get; set; }
     /// <summary>Connections that failed (reset, closed, wrong reply).</summary>
@@ -83,6 +89,7 @@ internal sealed record RunResult
         "ab_complete", "ab_failed", "ab_seconds", "ab_failures", "leftovers", "error",
         "copy_delay_s", "copy_gap_ms", "resume_inflight", "resume_unanswered", "resume_lag_p50_ms", "resume_lag_p99_ms", "resume_lag_max_ms",
         "resumed_before_end", "resume_held", "resume_held_p50_ms", "resume_held_p99_ms", "resume_held_max_ms",
+        "socket_dump_us", "socket_repair_us",
     ];
 
     public string ToCsv() => string.Join(',', new object?[]
@@ -92,6 +99,7 @@ internal sealed record RunResult
         Pairs(HookTimes), Pairs(ScriptTimes), AbCompleteRequests, AbFailedRequests, AbSeconds, AbFailureBreakdown, Leftovers, Error,
         CopyDelaySeconds, CopyGapMs, ResumeInFlight, ResumeUnanswered, ResumeLagP50Ms, ResumeLagP99Ms, ResumeLagMaxMs,
         ResumedBeforeEnd, ResumeHeld, ResumeHeldP50Ms, ResumeHeldP99Ms, ResumeHeldMaxMs,
+        SocketDumpUs, SocketRepairUs,
     }.Select(Field));
 
     private static string Pairs(List<(string Action, double Ms)> pairs)

@@ -39,8 +39,13 @@ internal static class DumpWatcher
     private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(3);
 
     internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest)
+        => TryStart(context, initPid, manifest, manifest.ToJson());
+
+    /// <summary>Saves the dump state and starts the watcher, with the manifest already serialized (<see cref="FreezeManifest.ToJson"/>).</summary>
+    internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest, byte[] json, StepTimer? phases = null)
     {
-        HookStateStore.SaveDumpState(context, initPid, manifest);
+        HookStateStore.SaveDumpState(context, initPid, json);
+        phases?.Mark("state");
         if (context.ExecutablePath is null)
             return "no dump watcher (no hook executable); the lease bounds the freeze";
         try
@@ -53,10 +58,17 @@ internal static class DumpWatcher
             foreach (string argument in new[] { Argument, Invariant(initPid), Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-" })
                 info.ArgumentList.Add(argument);
             using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
+            phases?.Mark("watcher start");
             // No handshake: if CRIU or the task is gone before the watcher opens its pidfds,
-            // the watcher sees that and decides the same way it would have.
-            process.StandardInput.Write(JsonSerializer.Serialize(manifest, ManifestJson.Default.FreezeManifest));
+            // the watcher sees that and decides the same way it would have. A manifest larger
+            // than the pipe (64 KiB: about 1,400 connections) would make this wait until the
+            // watcher has started and read it: the pipe is grown to hold it all instead.
+            Stream input = process.StandardInput.BaseStream;
+            if (json.Length >= DefaultPipeSize && PipeDescriptor(input) is int pipe)
+                _ = Libc.fcntl(pipe, Libc.F_SETPIPE_SZ, Math.Min(json.Length + 1, MaximumPipeSize));
+            input.Write(json);
             process.StandardInput.Close();
+            phases?.Mark("watcher input");
             return manifest.OwnNetworkNamespace
                 ? $"dump watcher PID {process.Id} releases the namespace lock should CRIU end while the tasks still run"
                 : $"dump watcher PID {process.Id} thaws at once if the tasks keep running";
@@ -67,6 +79,20 @@ internal static class DumpWatcher
         }
     }
 
+    /// <summary>The descriptor under the watcher's stdin stream (a pipe stream on Linux), while the stream is open.</summary>
+    private static int? PipeDescriptor(Stream input) => input switch
+    {
+        System.IO.Pipes.PipeStream pipe => (int)pipe.SafePipeHandle.DangerousGetHandle(),
+        FileStream file => (int)file.SafeFileHandle.DangerousGetHandle(),
+        _ => null,
+    };
+
+    /// <summary>A pipe's capacity unless grown (F_SETPIPE_SZ).</summary>
+    private const int DefaultPipeSize = 64 * 1024;
+
+    /// <summary>What an unprivileged process may grow a pipe to by default (/proc/sys/fs/pipe-max-size); root may go further, but a failed grow only means waiting.</summary>
+    private const int MaximumPipeSize = 1024 * 1024;
+
     /// <summary>The watcher process: <c>--watch-dump INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-</c>, manifest JSON on stdin.</summary>
     public static unsafe int Run(string[] args)
     {
@@ -75,7 +101,8 @@ internal static class DumpWatcher
             Console.Error.WriteLine($"usage: {Argument} INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-  (started by the hook itself)");
             return 2;
         }
-        FreezeManifest manifest = JsonSerializer.Deserialize(Console.In.ReadToEnd(), ManifestJson.Default.FreezeManifest)
+        using Stream input = Console.OpenStandardInput();
+        FreezeManifest manifest = JsonSerializer.Deserialize(input, ManifestJson.Default.FreezeManifest)
             ?? throw new InvalidDataException("the watcher got no manifest");
         using FileDescriptorHandle initFd = Libc.PidfdOpen(initPid);
         using FileDescriptorHandle criuFd = Libc.PidfdOpen(criuPid);

@@ -1,6 +1,5 @@
 using Interop;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Ebpf.Interop;
@@ -110,11 +109,37 @@ public sealed record FreezeManifest
         return BootId is not null && NetworkNamespaceCookie != 0 && BootId == CurrentBootId() && NetworkNamespaceCookie == ns.Cookie;
     }
 
-    /// <summary>The connections as keys.</summary>
-    public ConnectionKey[] ConnectionKeys() => Connections.Select(ConnectionKey.Parse).ToArray();
+    // Parsed once per list: a step reads the keys more than once (validation, freeze or thaw, a
+    // comparison), and at 10,000 connections parsing is milliseconds. Each cache remembers the list
+    // it came from, so a copy made with `with { Connections = ... }` never sees a stale one.
+    private (IReadOnlyList<string> Source, ConnectionKey[] Keys)? _connectionKeys;
+    private (IReadOnlyList<string> Source, EndpointKey[] Keys)? _endpointKeys;
 
-    /// <summary>The endpoints as keys.</summary>
-    public EndpointKey[] EndpointKeys() => Endpoints.Select(EndpointKey.Parse).ToArray();
+    /// <summary>The connections as keys (parsed once per list; do not modify the array).</summary>
+    public ConnectionKey[] ConnectionKeys()
+    {
+        if (_connectionKeys is { } cached && ReferenceEquals(cached.Source, Connections))
+            return cached.Keys;
+        IReadOnlyList<string> source = Connections;
+        var keys = new ConnectionKey[source.Count];
+        for (int i = 0; i < keys.Length; i++)
+            keys[i] = ConnectionKey.Parse(source[i]);
+        _connectionKeys = (source, keys);
+        return keys;
+    }
+
+    /// <summary>The endpoints as keys (parsed once per list; do not modify the array).</summary>
+    public EndpointKey[] EndpointKeys()
+    {
+        if (_endpointKeys is { } cached && ReferenceEquals(cached.Source, Endpoints))
+            return cached.Keys;
+        IReadOnlyList<string> source = Endpoints;
+        var keys = new EndpointKey[source.Count];
+        for (int i = 0; i < keys.Length; i++)
+            keys[i] = EndpointKey.Parse(source[i]);
+        _endpointKeys = (source, keys);
+        return keys;
+    }
 
     /// <summary>Writes the manifest into <paramref name="imageDirectory"/> atomically (temporary file, then rename).</summary>
     public void Write(string imageDirectory) => Write(imageDirectory, FileName);
@@ -126,11 +151,19 @@ public sealed record FreezeManifest
     /// planted there is never reused or followed. rename(2) then replaces the manifest's name
     /// itself, never what a link of that name points to.
     /// </summary>
-    public void Write(string directory, string fileName)
+    public void Write(string directory, string fileName) => WriteJson(directory, fileName, ToJson());
+
+    /// <summary>The manifest as UTF-8 JSON, as <see cref="Write(string)"/> writes it: serialize once when it goes to several places.</summary>
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
+
+    /// <summary>Writes <paramref name="json"/> (from <see cref="ToJson"/>) as <paramref name="fileName"/> in <paramref name="directory"/>, atomically as <see cref="Write(string, string)"/>.</summary>
+    internal static void WriteJson(string directory, string fileName, byte[] json)
     {
         string path = Path.Combine(directory, fileName);
-        string temporary = Path.Combine(directory, $".{fileName}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}.tmp");
-        byte[] json = JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
+        // Guid.NewGuid draws from the kernel's random source; RandomNumberGenerator would load and
+        // initialise OpenSSL first (a few ms at every step). The name only has to be unguessable:
+        // O_EXCL below is what makes a planted file harmless.
+        string temporary = Path.Combine(directory, $".{fileName}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (FileStream stream = new(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -274,6 +307,8 @@ public sealed record FreezeManifest
 }
 
 [JsonSerializable(typeof(FreezeManifest))]
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+// Not indented: the file is for programs (jq formats it for people), and at 10,000 connections
+// indentation is a fifth of its size.
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
 internal sealed partial class ManifestJson : JsonSerializerContext;

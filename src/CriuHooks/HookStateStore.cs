@@ -25,16 +25,24 @@ internal static class HookStateStore
     /// while CRIU runs. Best effort: without it the watcher thaws what pre-dump froze.
     /// </summary>
     public static void SaveDumpState(HookContext context, int initPid, FreezeManifest manifest)
-        => TrySave(context, DumpStatePath(context.CriuPid, initPid), manifest, "the watcher will thaw what pre-dump froze");
+        => SaveDumpState(context, initPid, manifest.ToJson());
+
+    /// <summary>The same with the manifest already serialized (<see cref="FreezeManifest.ToJson"/>).</summary>
+    public static void SaveDumpState(HookContext context, int initPid, byte[] json)
+        => TrySave(context, DumpStatePath(context.CriuPid, initPid), json, "the watcher will thaw what pre-dump froze");
 
     /// <summary>Saves a manifest under <see cref="RuntimeDirectory"/> (root-only), first removing the states of CRIU runs that are gone.</summary>
     public static void TrySave(HookContext context, string path, FreezeManifest manifest, string otherwise)
+        => TrySave(context, path, manifest.ToJson(), otherwise);
+
+    /// <summary>The same with the manifest already serialized (<see cref="FreezeManifest.ToJson"/>).</summary>
+    public static void TrySave(HookContext context, string path, byte[] json, string otherwise)
     {
         try
         {
             Directory.CreateDirectory(RuntimeDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             RemoveStaleStates();
-            manifest.Write(RuntimeDirectory, Path.GetFileName(path));
+            FreezeManifest.WriteJson(RuntimeDirectory, Path.GetFileName(path), json);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -43,10 +51,10 @@ internal static class HookStateStore
     }
 
     /// <summary>Updates the saved state of a dump whose watcher runs (post-dump found more connections).</summary>
-    public static void UpdateDumpState(HookContext context, int initPid, FreezeManifest manifest)
+    public static void UpdateDumpState(HookContext context, int initPid, byte[] json)
     {
         if (File.Exists(DumpStatePath(context.CriuPid, initPid)))
-            SaveDumpState(context, initPid, manifest);
+            SaveDumpState(context, initPid, json);
     }
 
     /// <summary>Removes a saved state; false when there was none.</summary>

@@ -17,7 +17,8 @@ namespace TcpFreeze.CriuHooks;
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
-/// <item>post-resume: a safety net, since CRIU resumes the tasks even when pre-resume
+/// <item>post-resume: detaches when nothing else is frozen (unless keep-attached), now that
+/// the tasks run; and a safety net, since CRIU resumes the tasks even when pre-resume
 /// fails: thaws whatever of the manifest is still frozen (for a tree in a namespace of
 /// its own: releases the whole-namespace lock if network-unlock did not).</item>
 /// </list>
@@ -40,20 +41,20 @@ public static class TcpFreezeHook
             return 0;
         int pid = environment.InitPid ?? throw new HookException("CRTOOLS_INIT_PID is not set at pre-dump; cannot tell which process tree is being dumped");
         string images = environment.ImageDirectory ?? throw new HookException("CRTOOLS_IMAGE_DIR is not set at pre-dump; there is nowhere to write the manifest");
-        var watch = Stopwatch.StartNew();
+        var phases = new StepTimer();
         HookSettings settings = context.Settings;
 
         if (!SharesNetworkNamespace(pid))
         {
             FreezeManifest own = FreezeManifest.Create(pid, settings.Lease, [], []) with { OwnNetworkNamespace = true };
-            own.Write(images);
-            string ownWatcher = DumpWatcher.TryStart(context, pid, own);
+            byte[] ownJson = own.ToJson();
+            FreezeManifest.WriteJson(images, FreezeManifest.FileName, ownJson);
+            string ownWatcher = DumpWatcher.TryStart(context, pid, own, ownJson);
             context.Info($"pre-dump: PID {pid} has a network namespace of its own, which the hook locks as a whole at network-lock; " +
                          $"nothing to freeze per connection; {ownWatcher}");
             return 0;
         }
 
-        var phases = new PhaseTimer();
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
         phases.Mark("attach");
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
@@ -65,9 +66,11 @@ public static class TcpFreezeHook
         phases.Mark("freeze");
 
         FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
+        // Serialized once: the same bytes go into the images, the watcher's state file and the watcher.
+        byte[] json = manifest.ToJson();
         try
         {
-            manifest.Write(images);
+            FreezeManifest.WriteJson(images, FreezeManifest.FileName, json);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -76,10 +79,9 @@ public static class TcpFreezeHook
         }
 
         phases.Mark("manifest");
-        string watcher = DumpWatcher.TryStart(context, pid, manifest);
-        phases.Mark("watcher");
+        string watcher = DumpWatcher.TryStart(context, pid, manifest, json, phases);
         context.Info($"pre-dump: froze {sockets.Connections.Count} connections and {sockets.Listeners.Count} listening endpoints " +
-                     $"of PID {pid} ({sockets.Pids.Count} processes) in {watch.Elapsed.TotalMilliseconds:F1} ms ({phases}), lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
+                     $"of PID {pid} ({sockets.Pids.Count} processes) {phases}, lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
         return 0;
     }
 
@@ -93,12 +95,14 @@ public static class TcpFreezeHook
     {
         if (IsPreDumpRound(context, "post-dump"))
             return 0;
+        var phases = new StepTimer();
         FreezeManifest manifest = ReadManifest(environment, "post-dump");
         if (manifest.OwnNetworkNamespace)
             return 0;
         int pid = environment.InitPid ?? manifest.InitPid;
-        var watch = Stopwatch.StartNew();
+        phases.Mark("read");
         DiscoveredSockets now = ProcessSockets.Discover(pid);
+        phases.Mark("discover");
         HashSet<ConnectionKey> known = [.. manifest.ConnectionKeys()];
         HashSet<EndpointKey> knownEndpoints = [.. manifest.EndpointKeys()];
         ConnectionKey[] added = now.Connections.Where(c => !known.Contains(c)).ToArray();
@@ -106,24 +110,29 @@ public static class TcpFreezeHook
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         if (added.Length > 0 || addedEndpoints.Length > 0)
             freezer.Freeze(added, addedEndpoints, context.Settings.Lease);
+        phases.Mark("freeze");
         // The tasks are frozen and their sockets dumped: what the programs recorded of the peers
         // so far travels with the images, for a resume kick on another host (see FreezeManifest.PeerSequences).
         Dictionary<string, uint> peerSequences = freezer.ListConnections()
             .Where(c => c.PeerSequence is not null && known.Contains(c.Key))
             .ToDictionary(c => c.Key.ToString(), c => c.PeerSequence!.Value);
+        phases.Mark("peers");
         FreezeManifest updated = manifest with
         {
-            Connections = [.. manifest.Connections, .. added.Select(c => c.ToString())],
-            Endpoints = [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
+            Connections = added.Length == 0 ? manifest.Connections : [.. manifest.Connections, .. added.Select(c => c.ToString())],
+            Endpoints = addedEndpoints.Length == 0 ? manifest.Endpoints : [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
             PeerSequences = peerSequences,
         };
-        updated.Write(environment.ImageDirectory!);
-        HookStateStore.UpdateDumpState(context, pid, updated);
+        byte[] json = updated.ToJson();
+        FreezeManifest.WriteJson(environment.ImageDirectory!, FreezeManifest.FileName, json);
+        phases.Mark("manifest");
+        HookStateStore.UpdateDumpState(context, pid, json);
+        phases.Mark("state");
         context.Info(added.Length == 0 && addedEndpoints.Length == 0
             ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers " +
-              $"({watch.Elapsed.TotalMilliseconds:F1} ms); the freeze holds until the restore"
+              $"{phases}; the freeze holds until the restore"
             : $"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump, " +
-              $"recorded {peerSequences.Count} peer sequence numbers in {watch.Elapsed.TotalMilliseconds:F1} ms");
+              $"recorded {peerSequences.Count} peer sequence numbers {phases}");
         return 0;
     }
 
@@ -138,16 +147,18 @@ public static class TcpFreezeHook
     /// </summary>
     public static int PreRestore(CriuEnvironment environment, HookContext context)
     {
+        var phases = new StepTimer();
         FreezeManifest manifest = ReadManifest(environment, "pre-restore");
         if (manifest.OwnNetworkNamespace)
         {
             context.Info("pre-restore: the dumped tree had a network namespace of its own, which the hook locks as a whole at setup-namespaces; nothing to freeze per connection");
             return 0;
         }
-        var watch = Stopwatch.StartNew();
         ConnectionKey[] connections = manifest.ConnectionKeys();
         EndpointKey[] endpoints = manifest.EndpointKeys();
+        phases.Mark("read");
         IReadOnlyList<LiveSocket> taken = ProcessSockets.FindLiveSockets(connections, endpoints);
+        phases.Mark("check");
         if (taken.Count > 0)
             throw new HookException(
                 $"the manifest names connections or endpoints that {taken.Count} live sockets of this network namespace use, e.g. " +
@@ -159,9 +170,13 @@ public static class TcpFreezeHook
         bool sameNamespace = manifest.WasDumpedIn(options.Namespace);
         bool pinsBefore = TcpFreezer.IsAttached(options);
         using TcpFreezer freezer = TcpFreezer.Attach(options);
+        phases.Mark("attach");
         FreezeResult result = freezer.Freeze(connections, endpoints, context.Settings.Lease);
+        phases.Mark("freeze");
+        HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
+        phases.Mark("state");
         context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
-                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) in {watch.Elapsed.TotalMilliseconds:F1} ms");
+                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) {phases}");
         int lapsed = connections.Length + endpoints.Length - result.AlreadyFrozen;
         if (sameNamespace && lapsed > 0)
             context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +
@@ -171,24 +186,28 @@ public static class TcpFreezeHook
                                "They are frozen again and the restore goes on, but those connections are lost; use a lease that covers the whole migration"
                              : $"the dump's pins under {freezer.PinDirectory} are gone (bpffs unmounted or the pins deleted after the dump; its programs, still attached, were replaced). " +
                                "Peers that sent data meanwhile may have had those connections reset; they are frozen again and the restore goes on"));
-        HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         return 0;
     }
 
     /// <summary>The pre-resume handler: thaws exactly what the manifest lists.</summary>
     public static int PreResume(CriuEnvironment environment, HookContext context)
     {
+        var phases = new StepTimer();
         FreezeManifest manifest = ReadManifest(environment, "pre-resume");
         if (manifest.OwnNetworkNamespace)
             return 0;
-        var watch = Stopwatch.StartNew();
+        phases.Mark("read");
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, manifest.PeerSequenceKeys());
+        phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
-        context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints in " +
-                     $"{watch.Elapsed.TotalMilliseconds:F1} ms" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
-                     KickReport(result.Kick) + DetachIfIdle(freezer, context));
+        phases.Mark("state");
+        // Detaching (when keep-attached is off) waits for post-resume: the tasks are running by
+        // then, so the netlink and bpffs work is no longer part of their downtime.
+        context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints " +
+                     $"{phases}" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
+                     KickReport(result.Kick));
         return 0;
     }
 
@@ -215,7 +234,7 @@ public static class TcpFreezeHook
         }
         string state = HookStateStore.RestoreStatePath(context.CriuPid);
         if (!File.Exists(state))
-            return 0;
+            return DetachAfterResume(context);
         FreezeManifest manifest;
         try
         {
@@ -232,6 +251,24 @@ public static class TcpFreezeHook
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick);
         context.Info($"post-resume: pre-resume did not finish (killed or failed?), so {result.ConnectionsThawed} connections and " +
                      $"{result.EndpointsThawed} listening endpoints were still frozen; thawed them now" + KickReport(result.Kick) + DetachIfIdle(freezer, context));
+        return 0;
+    }
+
+    /// <summary>
+    /// The normal post-resume: pre-resume thawed, the tasks run; unless keep-attached is set, the
+    /// programs are detached and the pins removed when nothing else is frozen (another migration's
+    /// connections keep them). Says nothing when there is nothing attached.
+    /// </summary>
+    private static int DetachAfterResume(HookContext context)
+    {
+        FreezerOptions options = context.Settings.ToFreezerOptions();
+        if (context.Settings.KeepAttached || !TcpFreezer.IsAttached(options))
+            return 0;
+        var phases = new StepTimer();
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        string detached = DetachIfIdle(freezer, context);
+        phases.Mark("detach");
+        context.Info($"post-resume: the restored connections were thawed at pre-resume{detached} {phases}");
         return 0;
     }
 
@@ -330,23 +367,6 @@ public static class TcpFreezeHook
         {
             throw new HookException(e.Message);
         }
-    }
-
-    /// <summary>Time spent per phase of a step, for the log line ("attach 3.1 ms, ...").</summary>
-    private sealed class PhaseTimer
-    {
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly List<string> _phases = [];
-        private TimeSpan _last;
-
-        public void Mark(string phase)
-        {
-            TimeSpan now = _clock.Elapsed;
-            _phases.Add($"{phase} {(now - _last).TotalMilliseconds:F1} ms");
-            _last = now;
-        }
-
-        public override string ToString() => string.Join(", ", _phases);
     }
 
     /// <summary>Whether process <paramref name="pid"/> is in this process's network namespace.</summary>

@@ -64,6 +64,8 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<Conn
     public static ConnectionKey Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (TryParseIPv4(text, out ConnectionKey fast))
+            return fast;
         string[] parts = text.Replace("->", " ", StringComparison.Ordinal).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length != 2)
             throw new FormatException($"'{text}' is not a connection; write LOCAL REMOTE, e.g. '198.18.0.1:8080 198.18.0.2:40000'.");
@@ -105,7 +107,42 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<Conn
 
     /// <summary>"LOCAL -> REMOTE", e.g. "198.18.0.1:8080 -> 198.18.0.2:40000".</summary>
     public override string ToString()
-        => _family == 0 ? "(empty)" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)}";
+    {
+        if (_family != AddressFamilies.KernelIPv4)
+            return _family == 0 ? "(empty)" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)}";
+        Span<char> text = stackalloc char[2 * IPv4Text.MaxEndpointLength + 4];
+        int n = IPv4Text.FormatEndpoint(_localAddress, FromNetwork(_localPort), text);
+        " -> ".CopyTo(text[n..]);
+        n += 4;
+        n += IPv4Text.FormatEndpoint(_remoteAddress, FromNetwork(_remotePort), text[n..]);
+        return new string(text[..n]);
+    }
+
+    /// <summary>"A.B.C.D:P -> A.B.C.D:P" as <see cref="ToString()"/> writes it, read without allocating; false for any other form.</summary>
+    private static bool TryParseIPv4(string text, out ConnectionKey key)
+    {
+        key = default;
+        ReadOnlySpan<char> span = text.AsSpan().Trim();
+        int arrow = span.IndexOf(" -> ", StringComparison.Ordinal);
+        if (arrow < 0)
+            return false;
+        var local = new AddressBytes();
+        var remote = new AddressBytes();
+        if (!IPv4Text.TryParseEndpoint(span[..arrow], local, out int localPort)
+            || !IPv4Text.TryParseEndpoint(span[(arrow + 4)..], remote, out int remotePort))
+            return false;
+        key = new ConnectionKey(AddressFamilies.KernelIPv4, ToNetwork(localPort), ToNetwork(remotePort), local, remote);
+        return true;
+    }
+
+    private ConnectionKey(byte family, ushort localPort, ushort remotePort, AddressBytes localAddress, AddressBytes remoteAddress)
+    {
+        _family = family;
+        _localPort = localPort;
+        _remotePort = remotePort;
+        _localAddress = localAddress;
+        _remoteAddress = remoteAddress;
+    }
 
     /// <inheritdoc cref="Parse(string)"/>
     public static ConnectionKey Parse(string s, IFormatProvider? provider) => Parse(s);

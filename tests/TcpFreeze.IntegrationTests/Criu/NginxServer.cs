@@ -11,8 +11,17 @@ namespace TcpFreeze.Tests.Criu;
 public static class NginxServer
 {
     /// <summary>Writes the configuration, starts nginx in <paramref name="ns"/> and waits until it has written its PID file.</summary>
-    public static DumpableServer Start(string ns, string workDirectory, IPEndPoint endpoint)
+    /// <param name="ns">The network namespace.</param>
+    /// <param name="workDirectory">Where its configuration, logs and temporary folders go.</param>
+    /// <param name="endpoint">What it listens on.</param>
+    /// <param name="connections">How many client connections it must hold at once (the worker's connection and descriptor limits follow).</param>
+    public static DumpableServer Start(string ns, string workDirectory, IPEndPoint endpoint, int connections = 4000)
     {
+        // A connection takes one of the worker's connection slots and one descriptor; the listener and
+        // the worker's own files need a few more of each. nginx starts closing idle keep-alive
+        // connections once fewer than 1/16 of its slots are free ("worker_connections are not
+        // enough, reusing connections"): keep that much spare.
+        int slots = Math.Max(4096, connections * 17 / 15 + 256);
         string config = Path.Combine(workDirectory, "nginx.conf");
         string errorLog = Path.Combine(workDirectory, "nginx-error.log");
         File.WriteAllText(config, $$"""
@@ -22,7 +31,8 @@ public static class NginxServer
             user root;
             pid {{workDirectory}}/nginx.pid;
             error_log {{errorLog}} info;
-            events { worker_connections 4096; }
+            worker_rlimit_nofile {{slots}};
+            events { worker_connections {{slots}}; }
             http {
                 access_log off;
                 keepalive_timeout 600s;

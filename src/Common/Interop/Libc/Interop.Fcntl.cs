@@ -6,6 +6,7 @@ namespace Interop;
 internal static partial class Libc
 {
     internal const int F_DUPFD_CLOEXEC = 1030;
+    internal const int F_SETPIPE_SZ = 1031;
 
     [LibraryImport(Libraries.Libc, EntryPoint = "fcntl", SetLastError = true)]
     internal static partial int fcntl(int fd, int cmd, int arg);
