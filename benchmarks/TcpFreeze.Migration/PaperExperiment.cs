@@ -13,7 +13,7 @@ namespace TcpFreeze.Migration;
 /// worker_connections = 1,536 simultaneous connections, a static page, an access log) in namespace B; ApacheBench
 /// without keep-alive (<c>ab -r -s 900 -c N -n 500000</c>, a new connection per request) from namespace A, started 3 s
 /// (+1 ms per client) before the checkpoint; <c>criu dump</c> (the tasks are killed), wait until their PIDs are free,
-/// <c>criu restore -d</c> from the images (both with --file-locks and --skip-in-flight), each CRIU command under <c>perf record</c> (<see cref="PerfBreakdown"/>);
+/// <c>criu restore -d</c> from the images (with --skip-in-flight), each CRIU command under <c>perf record</c> (<see cref="PerfBreakdown"/>);
 /// ab stopped 5 s after the restore. Concurrency 0 runs no ab at all. Everything it creates is removed before it
 /// returns, also when it fails.
 /// </summary>
@@ -68,11 +68,10 @@ internal sealed class PaperExperiment(BenchOptions options, string criu, string?
             if (method.LegacyIptables)
                 runner.Environment["PATH"] = LegacyIptables.PathFor(work);
             runner.Environment["TCPFREEZE_LEASE_SECONDS"] = "600";
-            // nginx's workers hold file locks (--file-locks, needed at dump and restore); under ab some connections are still
-            // in the listen queue, which CRIU refuses to dump unless told to leave them (--skip-in-flight; they are reset).
-            // A configuration file reaches both commands without changing the shared runner.
+            // Under ab some connections are still in the listen queue, which CRIU refuses to dump unless told to leave them
+            // (--skip-in-flight; they are reset). A configuration file reaches dump and restore without changing the shared runner.
             string criuConfig = Path.Combine(work, "criu.conf");
-            File.WriteAllText(criuConfig, "file-locks\nskip-in-flight\n");
+            File.WriteAllText(criuConfig, "skip-in-flight\n");
             runner.Environment["CRIU_CONFIG_FILE"] = criuConfig;
 
             List<int> tree = DescendantsAndSelf(server.Pid);

@@ -56,7 +56,7 @@ internal sealed record PaperRun
 
     private static readonly string[] Scalars =
     [
-        "started_utc", "method", "concurrency", "run", "status", "checkpoint_wall_ms", "restore_wall_ms", "checkpoint_criu_ms", "restore_criu_ms",
+        "started_utc", "method", "concurrency", "run", "status", "checkpoint_wall_ms", "restore_wall_ms", "checkpoint_span_ms", "restore_span_ms",
         "wait_pid_ms", "dumped_connections", "restored_connections",
     ];
 
@@ -69,8 +69,8 @@ internal sealed record PaperRun
     public static string[] Columns { get; } =
     [
         .. Scalars,
-        .. PerfBreakdown.Categories.Select(c => $"checkpoint_{c}_ms"),
-        .. PerfBreakdown.Categories.Select(c => $"restore_{c}_ms"),
+        .. PerfBreakdown.Categories.Select(c => $"checkpoint_cpu_{c}_ms"),
+        .. PerfBreakdown.Categories.Select(c => $"restore_cpu_{c}_ms"),
         .. Tail,
     ];
 
@@ -107,7 +107,7 @@ internal sealed record PaperRun
                 StartedUtc = DateTime.Parse(Get("started_utc") ?? "2000-01-01", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal),
                 Status = Get("status") ?? RunResult.StatusError,
                 CheckpointWallMs = D("checkpoint_wall_ms"), RestoreWallMs = D("restore_wall_ms"),
-                CheckpointCriuMs = D("checkpoint_criu_ms"), RestoreCriuMs = D("restore_criu_ms"), WaitForPidMs = D("wait_pid_ms"),
+                CheckpointCriuMs = D("checkpoint_span_ms"), RestoreCriuMs = D("restore_span_ms"), WaitForPidMs = D("wait_pid_ms"),
                 DumpedConnections = (int?)L("dumped_connections"), RestoredConnections = (int?)L("restored_connections"),
                 CheckpointOther = Get("checkpoint_other"), RestoreOther = Get("restore_other"), PerfError = Get("perf_error"),
                 AbComplete = L("ab_complete"), AbFailed = L("ab_failed"), AbConnectFailures = L("ab_connect"), AbReceiveFailures = L("ab_receive"),
@@ -117,9 +117,9 @@ internal sealed record PaperRun
             };
             foreach (string c in PerfBreakdown.Categories)
             {
-                if (D($"checkpoint_{c}_ms") is { } cp)
+                if (D($"checkpoint_cpu_{c}_ms") is { } cp)
                     run.CheckpointCpu[c] = cp;
-                if (D($"restore_{c}_ms") is { } rs)
+                if (D($"restore_cpu_{c}_ms") is { } rs)
                     run.RestoreCpu[c] = rs;
             }
             yield return run;
