@@ -21,14 +21,17 @@ internal static class DowntimePlot
                 .Count(g => g.All(r => r.Status != RunResult.StatusOk));
             series.Add(new Series(failedCounts > 0 ? $"{name} (no successful run at {failedCounts} count(s))" : name, points));
         }
-        Save(series, basePath, subtitle, "CRIU migration of nginx: criu dump start to criu restore end (median)", "downtime (s, log scale)", "connections");
+        int maxN = results.Select(r => r.Connections).Where(n => n > 0).DefaultIfEmpty(0).Max();
+        Save(series, basePath, subtitle, "CRIU migration of nginx: criu dump start to criu restore end (median)", "downtime (s, log scale)", "connections",
+            fit, maxN);
     }
 
     /// <summary>One line of a plot: its legend and its points (x, seconds); Dashed for a reference line (e.g. a paper's figures).</summary>
     public sealed record Series(string Name, (double X, double Seconds)[] Points, bool Dashed = false);
 
-    /// <summary>Seconds against x, one line per series, log scale.</summary>
-    public static void Save(IReadOnlyList<Series> series, string basePath, string subtitle, string title, string yLabel, string xLabel)
+    /// <summary>Seconds against x, one line per series, log scale; with <paramref name="fit"/>, its curve up to <paramref name="maxN"/> connections.</summary>
+    public static void Save(IReadOnlyList<Series> series, string basePath, string subtitle, string title, string yLabel, string xLabel,
+        IptablesFit? fit = null, int maxN = 0)
     {
         var plot = new Plot();
         double lowest = double.MaxValue, highest = double.MinValue;
@@ -50,7 +53,7 @@ internal static class DowntimePlot
             }
         }
 
-        if (fit is not null && results.Select(r => r.Connections).Where(n => n > 0).DefaultIfEmpty(0).Max() is var maxN && maxN > 0)
+        if (fit is not null && maxN > 0)
         {
             // A fit, not a measurement: dashed, and its measured points drawn apart.
             double[] xs = Enumerable.Range(1, 40).Select(i => maxN * i / 40.0).ToArray();
