@@ -31,6 +31,15 @@ internal sealed record BenchOptions
                                            --connections count, migrated across two namespace hosts with the hook,
                                            plain (dump, copy, restore) and post-copy (criu dump/restore --lazy-pages)
           --memory-mib 1024                the memory the --lazy-pages server has touched
+
+        The paper's experiment (ApacheBench without keep-alive, Table 2's per-process breakdown, Figure 2):
+          --paper                          ab -c N (a new connection per request) against nginx configured like the
+                                           paper's (2 workers x 768 connections), criu dump + restore under
+                                           perf record; defaults: --methods iptables,iptables-legacy,tcpfreeze,
+                                           tcpfreeze-warm --runs 5 --out benchmarks/results/paper; the report and
+                                           plot are rebuilt from every paper-*.csv in --out after each invocation
+          --requests 500000                ab -n (the paper's count; ab is stopped 5 s after the restore anyway)
+          --paper-report                   only rebuild the report and plot from the CSVs in --out
         """;
 
     public IReadOnlyList<int> Connections { get; init; } = [0, 500, 1000, 1500];
@@ -50,6 +59,11 @@ internal sealed record BenchOptions
 
     /// <summary>Earlier runs' CSVs whose iptables rows are fitted (--fit-iptables); empty: no fit.</summary>
     public IReadOnlyList<string> IptablesFitSources { get; init; } = [];
+
+    /// <summary>--paper: the paper's experiment (<see cref="PaperExperiment"/>); --paper-report: only its report.</summary>
+    public bool Paper { get; init; }
+    public bool PaperReportOnly { get; init; }
+    public int Requests { get; init; } = 500_000;
 
     /// <summary>Where to copy each run's CRIU logs (--keep-logs); null: they are deleted with the run.</summary>
     public string? LogDirectory { get; init; }
@@ -71,21 +85,26 @@ internal sealed record BenchOptions
     public static BenchOptions? Parse(string[] args)
     {
         var options = new BenchOptions { CommandLine = string.Join(' ', args) };
+        bool methodsGiven = false, runsGiven = false;
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
             if (name is "-h" or "--help")
                 return null;
-            if (name is "--ab" or "--keep-logs" or "--lazy-pages")
+            if (name is "--ab" or "--keep-logs" or "--lazy-pages" or "--paper" or "--paper-report")
             {
                 options = name switch
                 {
                     "--ab" => options with { ApacheBench = true },
                     "--lazy-pages" => options with { LazyPages = true },
-                    _ => options with { KeepLogs = true },
+                    "--keep-logs" => options with { KeepLogs = true },
+                    "--paper" => options with { Paper = true },
+                    _ => options with { Paper = true, PaperReportOnly = true },
                 };
                 continue;
             }
+            methodsGiven |= name == "--methods";
+            runsGiven |= name == "--runs";
             if (i + 1 >= args.Length)
                 throw new ArgumentException($"{name} needs a value");
             string value = args[++i];
@@ -101,7 +120,18 @@ internal sealed record BenchOptions
                 "--pause-ms" => options with { Pause = TimeSpan.FromMilliseconds(Number(value, name, 1, 60_000)) },
                 "--memory-mib" => options with { MemoryMiB = Number(value, name, 1, 16_384) },
                 "--recovery-seconds" => options with { RecoveryTimeout = TimeSpan.FromSeconds(Number(value, name, 1, 3_600)) },
+                "--requests" => options with { Requests = Number(value, name, 1, 20_000_000) },
                 _ => throw new ArgumentException($"unknown argument '{name}'"),
+            };
+        }
+        if (options.Paper)
+        {
+            if (options.ApacheBench)
+                throw new ArgumentException("--paper runs ab itself (without keep-alive); leave out --ab");
+            options = options with
+            {
+                Methods = methodsGiven ? options.Methods : LockMethod.Paper,
+                Runs = runsGiven ? options.Runs : 5,
             };
         }
         return options;

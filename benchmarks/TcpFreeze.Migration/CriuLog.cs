@@ -96,6 +96,14 @@ internal static partial class CriuLog
         }
         return sockets < 2 ? null : (sockets, (last - first) * 1e6 / (sockets - 1), repaired == 0 ? 0 : repairTotal * 1e6 / repaired);
     }
+    /// <summary>CRIU's own span: the last timestamp of its log (seconds since it started), in ms; null without one.</summary>
+    public static double? SpanMs(string log)
+        => Lines(log).Select(l => Timestamp().Match(l)).LastOrDefault(m => m.Success) is { } last
+            ? double.Parse(last.Groups["s"].Value, CultureInfo.InvariantCulture) * 1000
+            : null;
+
+    /// <summary>How many of CRIU's lines contain <paramref name="text"/> (e.g. "Dumping TCP connection").</summary>
+    public static int Count(string log, string text) => Lines(log).Count(l => l.Contains(text, StringComparison.Ordinal));
 
     /// <summary>The line that best says why CRIU failed: a libc abort, CRIU's first error, or the last line.</summary>
     public static string? ErrorLine(string log)

@@ -11,7 +11,9 @@ namespace TcpFreeze.Migration;
 /// <param name="PreAttached">Whether the namespace is attached before the dump and stays attached (keep-attached = true).</param>
 /// <param name="Description">One line for the report.</param>
 /// <param name="Kick">The hook's resume kick at pre-resume (kick = true, its default); false: kick = false.</param>
-internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description, bool Kick = true)
+/// <param name="LegacyIptables">CRIU's `sh -c "iptables ..."` finds iptables-legacy under the name `iptables` (first on its PATH).</param>
+internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description, bool Kick = true,
+    bool LegacyIptables = false)
 {
     public static readonly LockMethod TcpFreeze = new("tcpfreeze", "skip", Hook: true, PreAttached: false,
         "--network-lock skip + the TcpFreeze hook, default settings: attaches at pre-dump and pre-restore, detaches after the thaw");
@@ -32,11 +34,18 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
     public static readonly LockMethod Iptables = new("iptables", "iptables", Hook: false, PreAttached: false,
         "CRIU's default: two `sh -c iptables ...` DROP rules per connection (Debian's default nft-backed iptables)");
 
+    public static readonly LockMethod IptablesLegacy = new("iptables-legacy", "iptables", Hook: false, PreAttached: false,
+        "CRIU's default lock with iptables-legacy (x_tables, as the paper's Ubuntu 20.04 had) found first on CRIU's PATH as `iptables`",
+        LegacyIptables: true);
+
     public static readonly LockMethod Nftables = new("nftables", "nftables", Hook: false, PreAttached: false,
         "--network-lock nftables: one libnftables call per connection into an `inet CRIU-PID` table");
 
     /// <summary>Every method, in the order the results list them.</summary>
-    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, SkipAttached, Iptables, Nftables];
+    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, SkipAttached, Iptables, IptablesLegacy, Nftables];
+
+    /// <summary>The methods of the paper's experiment (--paper without --methods).</summary>
+    public static IReadOnlyList<LockMethod> Paper { get; } = [Iptables, IptablesLegacy, TcpFreeze, TcpFreezeWarm];
 
     /// <summary>The methods of a run without --methods (the README's downtime table).</summary>
     public static IReadOnlyList<LockMethod> Default { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];

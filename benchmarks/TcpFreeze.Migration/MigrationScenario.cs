@@ -78,6 +78,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             };
             if (method.Hook)
                 runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method);
+            if (method.LegacyIptables)
+                runner.Environment["PATH"] = LegacyIptables.PathFor(work);
             // The freeze must outlast dump + copy + restore: the runner's lease (60 s) plus the copy delay.
             runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (60 + copyDelaySeconds).ToString(CultureInfo.InvariantCulture);
             // glibc's fatal messages (nftables mode's "bit out of range 0 - FD_SETSIZE") go to stderr, where the runner reads them, not to a tty.
@@ -168,7 +170,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
                 File.Copy(path, Path.Combine(options.LogDirectory, $"{method.Name}-{connections}-copy{copyDelaySeconds}s-run{run}-{log}"), overwrite: true);
     }
 
-    private static string WriteHookConfig(string work, LockMethod method)
+    internal static string WriteHookConfig(string work, LockMethod method)
     {
         string path = Path.Combine(work, "criu-hook.conf");
         File.WriteAllText(path, $"keep-attached = {(method.PreAttached ? "true" : "false")}\nkick = {(method.Kick ? "true" : "false")}\n");
@@ -267,7 +269,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
     private string Leftovers(TestNetwork network, LockMethod method, FreezerOptions freezer, ClientLoad? load, bool observeStaleLock)
     {
         var parts = new List<string>();
-        NetfilterLeftovers netfilter = NetfilterLeftovers.Inspect(network.NameB);
+        NetfilterLeftovers netfilter = NetfilterLeftovers.Inspect(network.NameB, method.LegacyIptables);
         if (!netfilter.IsEmpty)
         {
             string observed = "";

@@ -33,9 +33,11 @@ PosixSignalHandler(PosixSignal.SIGINT);
 PosixSignalHandler(PosixSignal.SIGTERM);
 PosixSignalHandler(PosixSignal.SIGHUP);
 
+string criu = CriuFixture.FindCriu();
+if (options.PaperReportOnly)
+    return PaperMode.Run(options, criu, null, interrupt.Token);
 string output = options.Output ?? Path.Combine(CriuFixture.RepositoryRoot, "benchmarks", "results");
 Directory.CreateDirectory(output);
-string criu = CriuFixture.FindCriu();
 CriuFixture? hookBuild = null;
 if (options.Methods.Any(m => m.Hook))
 {
@@ -58,6 +60,8 @@ if (options.Methods.Any(m => m.Hook))
 
 try
 {
+    if (options.Paper)
+        return PaperMode.Run(options, criu, hookBuild?.Hook, interrupt.Token);
     DateTime started = DateTime.UtcNow;
     string stamp = started.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
     var machine = MachineInfo.Read(criu);

@@ -68,6 +68,40 @@ public class DiscoveryTests
 
     [RootFact]
     [Trait("Privileges", "root")]
+    public void A_connection_its_owner_closed_does_not_count_as_live_but_a_half_closed_held_one_does()
+    {
+        using TestNetwork network = TestNetwork.Create();
+        IPAddress b4 = network.AddressB(AddressFamily.InterNetwork);
+        using var closed = TcpPair.Open(network.A, network.B, new IPEndPoint(b4, 9110));
+        using var halfClosed = TcpPair.Open(network.A, network.B, new IPEndPoint(b4, 9111));
+        ConnectionKey closedView = closed.ServerView;
+        // The server closes first and the peer does not (an HTTP/1.0 server; a frozen peer): FIN_WAIT2, held by no descriptor.
+        closed.Listener.Close();
+        closed.Server.Close();
+        // The same state, but the socket is still held by its owner, who only shut down its sending side.
+        halfClosed.Listener.Close();
+        halfClosed.Server.Shutdown(SocketShutdown.Send);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string states = "";
+        while (clock.Elapsed < Wait && !(states.Contains(":9110 ", StringComparison.Ordinal) && states.Contains(":9111 ", StringComparison.Ordinal)))
+        {
+            states = Run.Checked("nsenter", $"--net=/run/netns/{network.NameB}", "ss", "-Htn", "state", "fin-wait-2");
+            Thread.Sleep(20);
+        }
+        Assert.Contains(":9110 ", states);
+        Assert.Contains(":9111 ", states);
+
+        Assert.Empty(network.B.Run(() => ProcessSockets.FindLiveSockets([], [EndpointKey.Parse($"{b4}:9110")])));
+        LiveSocket held = Assert.Single(network.B.Run(() => ProcessSockets.FindLiveSockets([], [EndpointKey.Parse($"{b4}:9111")])));
+        Assert.Equal("FinWait2", held.State);
+        // Nor by its exact 4-tuple: a manifest lists connections found at pre-dump that the server closed before CRIU
+        // dumped them; CRIU did not dump them (no descriptor), so the restore cannot collide with what is left of them.
+        Assert.Empty(network.B.Run(() => ProcessSockets.FindLiveSockets([closedView], [])));
+        Assert.Single(network.B.Run(() => ProcessSockets.FindLiveSockets([halfClosed.ServerView], [])));
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
     public void Finds_every_connection_and_listener_of_a_process_tree()
     {
         using TestNetwork network = TestNetwork.Create();

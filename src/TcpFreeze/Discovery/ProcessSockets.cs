@@ -109,7 +109,8 @@ public static class ProcessSockets
     /// (listening or connected) whose local address and port a listed endpoint covers
     /// (the same port, and the same address or either one the any-address; a dual-stack
     /// [::] socket also counts as 0.0.0.0). TIME_WAIT sockets carry no traffic worth
-    /// keeping and are not reported. Before a restore, none of the restored sockets exist
+    /// keeping and are not reported, nor are sockets no descriptor holds (closed
+    /// connections still closing, not yet accepted ones): no process uses them. Before a restore, none of the restored sockets exist
     /// yet, so anything found here belongs to someone else.
     /// </summary>
     /// <exception cref="TcpFreezeException">The socket table cannot be read.</exception>
@@ -136,6 +137,12 @@ public static class ProcessSockets
         foreach (ProcNetTcpEntry entry in table)
         {
             if (entry.State is TcpSocketState.TimeWait or TcpSocketState.Close || entry.Local.Port == 0)
+                continue;
+            // A socket no descriptor holds (inode 0) is no one's: what is left of a connection its owner closed (FIN_WAIT,
+            // LAST_ACK, CLOSING; a server that closes first, like nginx answering HTTP/1.0, leaves many, and a frozen peer
+            // cannot finish closing them) or one no process had accepted. No process can use it, it ends on its own, and
+            // CRIU never restores it (it dumps sockets through the tasks' descriptors), so a restore cannot collide with it.
+            if (entry.Inode == 0)
                 continue;
             IPEndPoint? remote = entry.Remote.Port == 0 ? null : entry.Remote;
             if (remote is not null && wantedConnections.Contains(new ConnectionKey(entry.Local, remote)))
