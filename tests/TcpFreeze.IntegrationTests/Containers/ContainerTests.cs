@@ -157,9 +157,20 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
         docker.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
         s.StartLoad(Connections);
 
-        EngineResult checkpoint = docker.Run("checkpoint", "create", Name, "moving").Succeeds();
+        // Once in a CI run (not reproduced in many since), CRIU failed this lock-less dump 0.35 s in ("criu failed:
+        // type NOTIFY errno 0"). This control is about what happens to the connections, not about CRIU's dump without
+        // a lock, so a failed dump is written out with its CRIU log and tried once more; the container still runs.
+        string checkpointName = "moving";
+        EngineResult checkpoint = docker.Run("checkpoint", "create", Name, checkpointName);
+        if (checkpoint.ExitCode != 0)
+        {
+            output.WriteLine($"the first lock-less checkpoint failed; trying once more:\n{checkpoint.Output}{checkpoint.CriuLogTail()}");
+            Assert.Equal("running", docker.State(Name));
+            checkpointName = "moving-again";
+            checkpoint = docker.Run("checkpoint", "create", Name, checkpointName).Succeeds();
+        }
         Thread.Sleep(Gap);
-        EngineResult restore = docker.Run("start", "--checkpoint", "moving", Name).Succeeds();
+        EngineResult restore = docker.Run("start", "--checkpoint", checkpointName, Name).Succeeds();
 
         AssertConnectionsLost(s, "docker, no lock", checkpoint, restore);
         Assert.Equal(["pre-dump", "post-dump", "pre-restore", "setup-namespaces", "post-setup-namespaces", "post-restore", "pre-resume", "post-resume"],

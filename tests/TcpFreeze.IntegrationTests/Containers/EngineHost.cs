@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.RegularExpressions;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests.Containers;
@@ -9,8 +10,21 @@ public sealed record EngineResult(string Command, int ExitCode, string Output, T
 {
     public EngineResult Succeeds()
     {
-        Assert.True(ExitCode == 0, $"{Command} exited {ExitCode} after {Elapsed.TotalMilliseconds:F0} ms:\n{Output}");
+        Assert.True(ExitCode == 0, $"{Command} exited {ExitCode} after {Elapsed.TotalMilliseconds:F0} ms:\n{Output}{CriuLogTail()}");
         return this;
+    }
+
+    /// <summary>
+    /// The end of the CRIU log an engine's error names ("... path= /.../criu-dump.log"), which runc's own
+    /// message does not include and which the test's folder takes away with it.
+    /// </summary>
+    public string CriuLogTail(int lines = 40)
+    {
+        Match named = Regex.Match(Output, @"path=\s*(\S+\.log)");
+        if (!named.Success || !File.Exists(named.Groups[1].Value))
+            return "";
+        string[] log = File.ReadAllLines(named.Groups[1].Value);
+        return $"\n--- the last {Math.Min(lines, log.Length)} lines of {named.Groups[1].Value}:\n" + string.Join('\n', log.TakeLast(lines));
     }
 }
 
