@@ -14,6 +14,6 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 hook_dir=artifacts/hook
 if [[ ! -x $hook_dir/tcpfreeze-criu-hook || -n $(find src -newer "$hook_dir/tcpfreeze-criu-hook" -name '*.cs' -print -quit) ]]; then
   echo "[demo] publishing the CRIU hook (NativeAOT)..."
-  dotnet publish src/CriuHooks.Hook -c Release -r linux-x64 -o "$hook_dir" -nologo -v quiet >/dev/null
+  dotnet publish src/CriuHooks.Hook -c Release -o "$hook_dir" -nologo -v quiet >/dev/null
 fi
 exec dotnet run --project demo/TcpFreeze.Demo -c Release -- "$@" --hook "$PWD/$hook_dir/tcpfreeze-criu-hook"
