@@ -190,11 +190,7 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
     public async Task Containerd_checkpoints_a_host_network_container_that_keeps_running_and_every_connection_survives()
     {
         await using ContainerScenario s = ContainerScenario.Create(criu, privateRun: true);
-        s.ConfigureTcpFreezeHook("runc");
-        Containerd containerd = s.StartContainerd();
-        containerd.Import(s.Rootfs, s.Work);
-        containerd.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
-        s.StartLoad(Connections);
+        Containerd containerd = StartContainerdEchoServerUnderLoad(s);
 
         EngineResult checkpoint = containerd.Run("containers", "checkpoint", "--task", "--image", "--rw", Name, CheckpointReference).Succeeds();
         Assert.Equal("RUNNING", containerd.TaskStatus(Name));
@@ -224,11 +220,7 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
     public async Task Containerd_1_6_cannot_restore_the_checkpoint_that_stops_a_container()
     {
         await using ContainerScenario s = ContainerScenario.Create(criu, privateRun: true);
-        s.ConfigureTcpFreezeHook("runc");
-        Containerd containerd = s.StartContainerd();
-        containerd.Import(s.Rootfs, s.Work);
-        containerd.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
-        s.StartLoad(Connections);
+        Containerd containerd = StartContainerdEchoServerUnderLoad(s);
 
         EngineResult checkpoint = containerd.Run("tasks", "checkpoint", "--exit", Name).Succeeds();
         string reference = checkpoint.Output.Trim();
@@ -343,6 +335,17 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
         output.WriteLine($"runc, private network namespace: checkpoint {checkpoint.Elapsed.TotalMilliseconds:F0} ms, restore {restore.Elapsed.TotalMilliseconds:F0} ms");
         WriteHookLog(s);
         await AssertNothingLeft(s);
+    }
+
+    /// <summary>The containerd tests' start: the hook configured for runc, containerd, the echo server container, the clients.</summary>
+    private static Containerd StartContainerdEchoServerUnderLoad(ContainerScenario s)
+    {
+        s.ConfigureTcpFreezeHook("runc");
+        Containerd containerd = s.StartContainerd();
+        containerd.Import(s.Rootfs, s.Work);
+        containerd.StartEchoServer(Name, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.StartLoad(Connections);
+        return containerd;
     }
 
     private void AssertEveryConnectionSurvives(ContainerScenario s, string label, EngineResult checkpoint, EngineResult restore, bool perConnection = true)

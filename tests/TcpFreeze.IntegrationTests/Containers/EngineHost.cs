@@ -154,21 +154,7 @@ public sealed class EngineHost : IDisposable
     public EngineResult Execute(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
         string[] argv = arguments.ToArray();
-        var info = new ProcessStartInfo("nsenter")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = "/",
-        };
-        info.Environment.Clear();
-        info.Environment["PATH"] = _path;
-        if (environment is not null)
-            foreach ((string name, string value) in environment)
-                info.Environment[name] = value;
-        foreach (string argument in new[] { "-t", HolderPid.ToString(), "--mount", "--net", "--", program }.Concat(argv))
-            info.ArgumentList.Add(argument);
+        ProcessStartInfo info = Inside([program, .. argv], environment, redirectOutput: true);
         string command = $"{program} {string.Join(' ', argv)}";
         var clock = Stopwatch.StartNew();
         using Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {command}");
@@ -194,9 +180,25 @@ public sealed class EngineHost : IDisposable
     /// </summary>
     public EngineDaemon StartDaemon(string program, IEnumerable<string> arguments, string logFile, IReadOnlyDictionary<string, string>? environment = null)
     {
+        ProcessStartInfo info = Inside(
+            ["sh", "-c", "log=$1; shift; exec \"$@\" >> \"$log\" 2>&1 </dev/null", "sh", logFile, program, .. arguments],
+            environment, redirectOutput: false);
+        Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
+        process.StandardInput.Close();
+        return new EngineDaemon(program, process, logFile);
+    }
+
+    /// <summary>
+    /// nsenter into this host's mount and network namespaces running <paramref name="command"/>, with a clean
+    /// environment: PATH and <paramref name="environment"/> only.
+    /// </summary>
+    private ProcessStartInfo Inside(IEnumerable<string> command, IReadOnlyDictionary<string, string>? environment, bool redirectOutput)
+    {
         var info = new ProcessStartInfo("nsenter")
         {
             RedirectStandardInput = true,
+            RedirectStandardOutput = redirectOutput,
+            RedirectStandardError = redirectOutput,
             UseShellExecute = false,
             WorkingDirectory = "/",
         };
@@ -205,12 +207,9 @@ public sealed class EngineHost : IDisposable
         if (environment is not null)
             foreach ((string name, string value) in environment)
                 info.Environment[name] = value;
-        string[] argv = arguments.ToArray();
-        foreach (string argument in new[] { "-t", HolderPid.ToString(), "--mount", "--net", "--", "sh", "-c", "log=$1; shift; exec \"$@\" >> \"$log\" 2>&1 </dev/null", "sh", logFile, program }.Concat(argv))
+        foreach (string argument in new[] { "-t", HolderPid.ToString(), "--mount", "--net", "--" }.Concat(command))
             info.ArgumentList.Add(argument);
-        Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
-        process.StandardInput.Close();
-        return new EngineDaemon(program, process, logFile);
+        return info;
     }
 
     /// <summary>The processes other than the holder that are in this host's mount namespace (an engine, a shim, a container), as "PID name".</summary>
