@@ -28,6 +28,7 @@
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -208,6 +209,94 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 	return 0;
 }
 
+/*
+ * The one field of the kernel's struct tcp_sock the just-in-time rule reads. CO-RE:
+ * libbpf finds the bit in the running kernel's BTF when it loads the object, so the
+ * offset below is never used as such.
+ */
+struct tcp_sock___tf {
+	__u8 repair:1;
+} __attribute__((preserve_access_index));
+
+#define TF_TCP_LISTEN 10
+
+/*
+ * Whether a found socket is away from its peer for the just-in-time rule (see
+ * TF_ENTRY_JUST_IN_TIME): in TCP repair mode, or, for a connection entry, a listener
+ * standing where the connection's own socket is gone.
+ */
+static __always_inline int found_socket_is_away(struct bpf_sock *sk, int endpoint_entry)
+{
+	if (sk->state == TF_TCP_LISTEN)
+		return !endpoint_entry;
+	struct tcp_sock___tf *tp = (struct tcp_sock___tf *)bpf_skc_to_tcp_sock(sk);
+
+	if (!tp)
+		return 0;
+	return BPF_CORE_READ_BITFIELD(tp, repair) != 0;
+}
+
+/*
+ * Looks up this host's socket for the segment's connection (in the namespace of the
+ * interface) and says whether it is away (see TF_ENTRY_JUST_IN_TIME). No socket at all
+ * (TIME_WAIT and request sockets are not returned either) counts as away.
+ */
+static __always_inline int looked_up_socket_is_away(void *ctx, struct tf_segment *seg, int ingress, int endpoint_entry)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	/* The tuple as the segment would arrive: source is the peer. */
+	__u8 *remote = ingress ? seg->saddr : seg->daddr;
+	__u8 *local = ingress ? seg->daddr : seg->saddr;
+	__be16 remote_port = ingress ? seg->sport : seg->dport;
+	__be16 local_port = ingress ? seg->dport : seg->sport;
+
+	if (seg->family == TF_FAMILY_IPV4) {
+		__builtin_memcpy(&tuple.ipv4.saddr, remote, 4);
+		__builtin_memcpy(&tuple.ipv4.daddr, local, 4);
+		tuple.ipv4.sport = remote_port;
+		tuple.ipv4.dport = local_port;
+		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(tuple.ipv6.saddr, remote, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, local, 16);
+		tuple.ipv6.sport = remote_port;
+		tuple.ipv6.dport = local_port;
+		sk = bpf_sk_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return 1;
+	int away = found_socket_is_away(sk, endpoint_entry);
+
+	bpf_sk_release(sk);
+	return away;
+}
+
+/*
+ * Whether a just-in-time entry drops this segment: its local socket is away. On egress
+ * the sending socket is at hand (skb->sk) when the segment comes from the connection's
+ * own socket; a reset the kernel sends for a socket that is gone comes from a per-namespace
+ * control socket (no peer) and is looked up like ingress. A socket that closes while
+ * not in repair mode (a connection still waiting in a dumped listener's accept queue, which
+ * CRIU does not dump) sends its reset from itself, after leaving the hash tables: it passes,
+ * and the peer learns at once that the connection is gone, as with CRIU's iptables lock.
+ */
+static __always_inline int just_in_time_drops(void *ctx, struct bpf_sock *sender, struct tf_segment *seg, int ingress, int endpoint_entry)
+{
+	if (!ingress && sender) {
+		struct bpf_sock *full = bpf_sk_fullsock(sender);
+
+		/*
+		 * The peer's port identifies the connection's own socket: a control socket has
+		 * none, and a closing socket keeps it while its local port is already released
+		 * (0) by the time it sends its reset.
+		 */
+		if (full && full->protocol == IPPROTO_TCP && full->dst_port == seg->dport)
+			return found_socket_is_away(full, endpoint_entry);
+	}
+	return looked_up_socket_is_away(ctx, seg, ingress, endpoint_entry);
+}
+
 /* True while an entry's lease (if any) has not ended at now. */
 static __always_inline int entry_active(struct tf_entry *entry, __u64 now)
 {
@@ -235,10 +324,23 @@ static __always_inline void record_drop(struct tf_entry *entry, struct tf_segmen
 }
 
 /*
- * Looks the segment up from the host's point of view: for ingress the local
- * side is the destination, for egress the source. Returns 1 to drop.
+ * Whether an active entry drops the segment: always, unless it is a just-in-time entry
+ * whose socket is still with its peer.
  */
-static __always_inline int should_drop(struct tf_segment *seg, int ingress)
+static __always_inline int entry_drops(void *ctx, struct bpf_sock *sender, struct tf_entry *entry, struct tf_segment *seg, int ingress, int endpoint_entry)
+{
+	if (!(entry->flags & TF_ENTRY_JUST_IN_TIME))
+		return 1;
+	return just_in_time_drops(ctx, sender, seg, ingress, endpoint_entry);
+}
+
+/*
+ * Looks the segment up from the host's point of view: for ingress the local
+ * side is the destination, for egress the source. Returns 1 to drop. ctx is the
+ * program's context (for the socket lookup), sender the egress skb's socket (NULL on
+ * ingress).
+ */
+static __always_inline int should_drop(void *ctx, struct bpf_sock *sender, struct tf_segment *seg, int ingress)
 {
 	struct tf_conn_key conn = {};
 	struct tf_endpoint_key endpoint = {};
@@ -260,7 +362,7 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 	__u64 now = bpf_ktime_get_ns();
 
 	entry = bpf_map_lookup_elem(&tf_connections, &conn);
-	if (entry && entry_active(entry, now)) {
+	if (entry && entry_active(entry, now) && entry_drops(ctx, sender, entry, seg, ingress, 0)) {
 		record_drop(entry, seg, ingress, now);
 		return 1;
 	}
@@ -279,7 +381,7 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
 		__builtin_memset(endpoint.addr, 0, 16);
 		entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
 	}
-	if (entry && entry_active(entry, now)) {
+	if (entry && entry_active(entry, now) && entry_drops(ctx, sender, entry, seg, ingress, 1)) {
 		record_drop(entry, seg, ingress, now);
 		return 1;
 	}
@@ -291,14 +393,14 @@ static __always_inline int should_drop(struct tf_segment *seg, int ingress)
  * counted as a drop in its direction; 0 to pass (not TCP, unparseable, or not
  * frozen: fail open). ingress says which side of the segment is this host.
  */
-static __always_inline int frame_is_frozen(void *data, void *data_end, int ingress)
+static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, void *data, void *data_end, int ingress)
 {
 	struct tf_segment seg = {};
 
 	if (parse_tcp(data, data_end, &seg) != 0)
 		return 0;
 	count(TF_COUNTER_SEEN);
-	if (!should_drop(&seg, ingress))
+	if (!should_drop(ctx, sender, &seg, ingress))
 		return 0;
 	count(ingress ? TF_COUNTER_DROPPED_INGRESS : TF_COUNTER_DROPPED_EGRESS);
 	return 1;
@@ -322,27 +424,32 @@ static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress)
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
-	return frame_is_frozen(data, data_end, ingress);
+	return frame_is_frozen(skb, ingress ? 0 : skb->sk, data, data_end, ingress);
 }
 
 SEC("xdp")
 int tf_xdp_ingress(struct xdp_md *ctx)
 {
-	if (frame_is_frozen((void *)(long)ctx->data, (void *)(long)ctx->data_end, 1))
+	if (frame_is_frozen(ctx, 0, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 1))
 		return XDP_DROP;
 	count(TF_COUNTER_PASSED);
 	return XDP_PASS;
 }
 
 /*
- * Ingress as a TC filter, for interfaces where another tool owns the XDP hook:
- * it sees what that program passes, and decides exactly like tf_xdp_ingress
- * (no mark check: XDP has no mark, and CRIU marks only what its sockets send).
+ * Ingress as a TC filter, for interfaces where another tool owns the XDP hook, and
+ * always on loopback: it sees what an XDP program passes, and decides like
+ * tf_xdp_ingress, except that it lets CRIU's own packets through. To restore a socket
+ * that had received a FIN, CRIU injects a fake FIN from a raw socket carrying its
+ * repair mark, which reaches the restored socket (in repair mode, so frozen) through
+ * loopback with the mark kept; XDP cannot see a mark, which is why loopback always gets
+ * this program. Packets from another host never carry a mark (it is cleared when a
+ * packet crosses into another namespace).
  */
 SEC("tc")
 int tf_tc_ingress(struct __sk_buff *skb)
 {
-	if (skb_is_frozen(skb, 1))
+	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 1))
 		return TC_ACT_SHOT;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;

@@ -62,7 +62,25 @@ struct tf_entry {
 	__be32 local_seq;	/* last data segment dropped on egress (this host's) */
 	__u32 remote_data_drops;
 	__u32 local_data_drops;
+	__u32 flags;		/* TF_ENTRY_* */
+	__u32 reserved;		/* zero */
 };
+
+/*
+ * tf_entry.flags. Without TF_ENTRY_JUST_IN_TIME an entry drops every segment of its
+ * key while its lease runs (a plain freeze: both ends silent at once). With it, the
+ * entry drops a segment only once the connection's socket on this host has left the
+ * peer's reach: the socket is in TCP repair mode (CRIU is dumping or restoring it),
+ * or it does not exist (dumped and killed, not restored yet). Until then the socket
+ * is served as if nothing were frozen, and it is served again the moment CRIU takes
+ * it out of repair mode. That is CRIU's own per-connection lock, taken just in time
+ * by the kernel instead of by a command per connection: a client is stalled only
+ * while its own socket is away, never another process's socket on the same port.
+ * For an endpoint entry, a listening socket found for a segment counts as present
+ * (a SYN to a live listener is that listener's to answer); for a connection entry it
+ * does not (the connection's own socket is gone, and the listener would reset it).
+ */
+#define TF_ENTRY_JUST_IN_TIME 1
 
 /*
  * Index 0 of the one-element tf_config array: non-zero while the endpoints map may

@@ -55,7 +55,8 @@ internal static class DumpWatcher
                 RedirectStandardInput = true,
                 UseShellExecute = false,
             };
-            foreach (string argument in new[] { Argument, Invariant(initPid), Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-" })
+            foreach (string argument in new[] { Argument, Invariant(initPid), Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-",
+                         context.Settings.KeepAttached ? "keep-attached" : "detach-when-idle" })
                 info.ArgumentList.Add(argument);
             using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
             phases?.Mark("watcher start");
@@ -93,12 +94,13 @@ internal static class DumpWatcher
     /// <summary>What an unprivileged process may grow a pipe to by default (/proc/sys/fs/pipe-max-size); root may go further, but a failed grow only means waiting.</summary>
     private const int MaximumPipeSize = 1024 * 1024;
 
-    /// <summary>The watcher process: <c>--watch-dump INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-</c>, manifest JSON on stdin.</summary>
+    /// <summary>The watcher process: <c>--watch-dump INIT_PID CRIU_PID PIN_ROOT LOG_FILE|- keep-attached|detach-when-idle</c>, manifest JSON on stdin.</summary>
     public static unsafe int Run(string[] args)
     {
-        if (args.Length != 5 || !int.TryParse(args[1], out int initPid) || !int.TryParse(args[2], out int criuPid))
+        if (args.Length != 6 || !int.TryParse(args[1], out int initPid) || !int.TryParse(args[2], out int criuPid)
+            || args[5] is not ("keep-attached" or "detach-when-idle"))
         {
-            Console.Error.WriteLine($"usage: {Argument} INIT_PID CRIU_PID PIN_ROOT LOG_FILE|-  (started by the hook itself)");
+            Console.Error.WriteLine($"usage: {Argument} INIT_PID CRIU_PID PIN_ROOT LOG_FILE|- keep-attached|detach-when-idle  (started by the hook itself)");
             return 2;
         }
         using Stream input = Console.OpenStandardInput();
@@ -112,7 +114,7 @@ internal static class DumpWatcher
         string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
         {
-            return Watch(initPid, PollNumber(initFd), PollNumber(criuFd), args[3], manifest, state);
+            return Watch(initPid, PollNumber(initFd), PollNumber(criuFd), args[3], manifest, state, args[5] == "keep-attached");
         }
         finally
         {
@@ -120,28 +122,43 @@ internal static class DumpWatcher
         }
     }
 
-    private static int Watch(int initPid, int initFd, int criuFd, string pinRoot, FreezeManifest manifest, string state)
+    private static int Watch(int initPid, int initFd, int criuFd, string pinRoot, FreezeManifest manifest, string state, bool keepAttached)
     {
         if (initFd < 0)
             return 0; // the task is gone already: nothing to watch
         TimeSpan lease = TimeSpan.FromSeconds(manifest.LeaseSeconds);
-        var clock = Stopwatch.StartNew();
+        // While CRIU dumps, the freeze must not lapse however long the dump takes (a lapse lets
+        // peers' segments reach sockets whose queues CRIU has already read): renewed three times
+        // per lease. After CRIU has gone, the lease bounds the copy to the restore.
+        TimeSpan renewEvery = TimeSpan.FromMilliseconds(Math.Max(100, lease.TotalMilliseconds / 3));
+        var sinceRenewal = Stopwatch.StartNew();
         bool criuEnded = criuFd < 0;
         while (!criuEnded)
         {
-            int left = (int)Math.Max(0, (lease - clock.Elapsed).TotalMilliseconds);
-            if (left == 0)
-                return 0;
-            int which = WaitForExit(initFd, criuFd, left);
+            int left = (int)Math.Max(0, (renewEvery - sinceRenewal.Elapsed).TotalMilliseconds);
+            int which = left == 0 ? -1 : WaitForExit(initFd, criuFd, left);
             if (which == initFd)
                 return 0; // CRIU killed the task after the dump: a migration
             criuEnded = which == criuFd;
+            if (!criuEnded && sinceRenewal.Elapsed >= renewEvery)
+            {
+                if (!manifest.OwnNetworkNamespace)
+                    RenewWhileDumping(initPid, pinRoot, ReadLatest(manifest, state), lease);
+                sinceRenewal.Restart();
+            }
         }
         if (WaitForExit(initFd, -1, (int)KillGrace.TotalMilliseconds) == initFd)
             return 0;
 
-        if (File.Exists(state))
-            manifest = FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state));
+        // Another CRIU may be dumping the same tree (a second `criu dump` of it that failed, this one,
+        // while the first goes on): its sockets are in repair mode for that CRIU, and the freeze is its.
+        if (DumpedTree.FindOtherTracer(initPid, criuPid: -1) is { } other)
+        {
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs, but {other}: " +
+                                  "left its sockets in repair mode and its freeze in place for that dump");
+            return 0;
+        }
+        manifest = ReadLatest(manifest, state);
         // A CRIU killed part-way leaves the sockets it had reached in TCP repair mode, where the
         // running tasks can neither read nor write them: take them out before any packet flows.
         RepairRecoveryResult repair = TcpRepairRecovery.TakeOutOfRepair(initPid);
@@ -155,11 +172,42 @@ internal static class DumpWatcher
             Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs: released the lock of its network namespace");
             return 0;
         }
-        using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = pinRoot });
+        var options = new FreezerOptions { PinRoot = pinRoot };
+        using TcpFreezer freezer = TcpFreezer.Open(options);
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
+        string detached = keepAttached ? "" : freezer.DetachIfIdle() is { } d
+            ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
+            : "; other connections are still frozen (or another process uses the programs), so they stay attached";
         Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs (--leave-running, pre-dump or a failed dump): " +
-                              $"thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints");
+                              $"thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints{detached}");
         return 0;
+    }
+
+    /// <summary>The manifest as post-dump last wrote it to the state file, else the one pre-dump handed over.</summary>
+    private static FreezeManifest ReadLatest(FreezeManifest manifest, string state)
+    {
+        try
+        {
+            return File.Exists(state) ? FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state)) : manifest;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return manifest;
+        }
+    }
+
+    private static void RenewWhileDumping(int initPid, string pinRoot, FreezeManifest manifest, TimeSpan lease)
+    {
+        try
+        {
+            using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = pinRoot });
+            int renewed = freezer.RenewLease(manifest.ConnectionKeys(), manifest.EndpointKeys(), lease);
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still dumps PID {initPid}: renewed the lease of {renewed} entries by {lease.TotalSeconds:F0} s");
+        }
+        catch (TcpFreezeException e)
+        {
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still dumps PID {initPid}, but renewing its lease failed ({e.Message}); the lease may end during the dump, which post-dump then reports");
+        }
     }
 
     /// <summary>Waits until one of the pidfds is readable (its process exited); returns it, or -1 on timeout.</summary>

@@ -55,6 +55,12 @@ public static class TcpFreezeHook
             return 0;
         }
 
+        // A tree that another process holds through ptrace is being dumped by another CRIU (or
+        // debugged): this dump cannot seize it, and its freeze and dump watcher must not touch what
+        // that dump holds. Refused before anything is frozen.
+        if (DumpedTree.FindOtherTracer(pid, context.CriuPid) is { } tracer)
+            throw new HookException($"pre-dump: {tracer}; this dump could not seize it, so nothing was frozen. " +
+                                    "Wait for the other dump to end (or detach the debugger), then dump again");
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
         phases.Mark("attach");
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
@@ -62,7 +68,7 @@ public static class TcpFreezeHook
         // One batch: the listeners go in first, so no new connection completes after this
         // (and a frozen listener's endpoint also covers every connection to it). Outgoing
         // connections the tasks open before CRIU freezes them are caught at post-dump.
-        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease);
+        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease, FreezeTiming.JustInTime);
         phases.Mark("freeze");
 
         FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
@@ -108,12 +114,26 @@ public static class TcpFreezeHook
         ConnectionKey[] added = now.Connections.Where(c => !known.Contains(c)).ToArray();
         EndpointKey[] addedEndpoints = now.Listeners.Where(e => !knownEndpoints.Contains(e)).ToArray();
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
+        IReadOnlyList<FrozenConnection> frozen = freezer.ListConnections();
+        // The freeze must have held through the whole dump: an entry that lapsed (its lease ended
+        // with no dump watcher to renew it, or someone thawed it) let peers' segments through while
+        // CRIU held the socket in repair mode, after it had read its queues; such a connection cannot
+        // come back intact. Failing here makes CRIU give the tasks their sockets back and run on.
+        HashSet<ConnectionKey> held = [.. frozen.Where(c => !c.IsExpired).Select(c => c.Key)];
+        ConnectionKey[] lapsed = manifest.ConnectionKeys().Where(k => !held.Contains(k)).ToArray();
+        if (lapsed.Length > 0)
+            throw new HookException(
+                $"post-dump: {lapsed.Length} of the {known.Count} connections pre-dump froze were no longer frozen (e.g. {lapsed[0]}): the lease of " +
+                $"{manifest.LeaseSeconds:0.###} s ended during the dump without a dump watcher to renew it, or something thawed them. Peers' segments " +
+                "may have reached those sockets after CRIU had read their queues, so they could not be restored intact; failing the dump, so that " +
+                "CRIU leaves the tasks running with their connections. Dump again (with a longer lease if the watcher could not start)");
+        phases.Mark("check");
         if (added.Length > 0 || addedEndpoints.Length > 0)
-            freezer.Freeze(added, addedEndpoints, context.Settings.Lease);
+            freezer.Freeze(added, addedEndpoints, context.Settings.Lease, FreezeTiming.JustInTime);
         phases.Mark("freeze");
         // The tasks are frozen and their sockets dumped: what the programs recorded of the peers
         // so far travels with the images, for a resume kick on another host (see FreezeManifest.PeerSequences).
-        Dictionary<string, uint> peerSequences = freezer.ListConnections()
+        Dictionary<string, uint> peerSequences = frozen
             .Where(c => c.PeerSequence is not null && known.Contains(c.Key))
             .ToDictionary(c => c.Key.ToString(), c => c.PeerSequence!.Value);
         phases.Mark("peers");
@@ -137,13 +157,13 @@ public static class TcpFreezeHook
     }
 
     /// <summary>
-    /// The pre-restore handler. The manifest decides what is frozen, so it is held to a
-    /// rule that keeps a wrong or hostile manifest from cutting off unrelated traffic:
-    /// none of the restored sockets exists yet, so a live socket in this namespace that a
-    /// listed connection or endpoint covers belongs to someone else (and would make the
-    /// restore collide with it anyway). Then nothing is frozen and the restore fails,
-    /// naming the socket. Everything else a manifest can name freezes only the exact
-    /// connection or endpoint it lists, until pre-resume thaws it or the lease ends.
+    /// The pre-restore handler: freezes, just in time, exactly the connections and endpoints the
+    /// manifest lists, before any socket is restored. A just-in-time entry drops only the packets
+    /// of a socket that is in repair mode or absent, so no manifest, wrong or hostile, can hold a
+    /// live socket of another process: a listener of someone else on a listed endpoint (a
+    /// SO_REUSEPORT sibling, an IPv4 server beside the dumped IPv6-only one) keeps serving. Only
+    /// a live socket with the very 4-tuple of a listed connection is refused, naming the process
+    /// that holds it: the restore would collide with it.
     /// </summary>
     public static int PreRestore(CriuEnvironment environment, HookContext context)
     {
@@ -157,21 +177,21 @@ public static class TcpFreezeHook
         ConnectionKey[] connections = manifest.ConnectionKeys();
         EndpointKey[] endpoints = manifest.EndpointKeys();
         phases.Mark("read");
-        IReadOnlyList<LiveSocket> taken = ProcessSockets.FindLiveSockets(connections, endpoints);
+        IReadOnlyList<LiveSocket> taken = ProcessSockets.FindLiveSockets(connections, []);
         phases.Mark("check");
         if (taken.Count > 0)
             throw new HookException(
-                $"the manifest names connections or endpoints that {taken.Count} live sockets of this network namespace use, e.g. " +
-                string.Join("; ", taken.Take(3).Select(t => $"{t.Listed} covers {t}")) +
-                ". They are not the restore's (its sockets do not exist yet), so freezing them would cut off unrelated traffic and the restore " +
-                "would collide with them; froze nothing. Restore where those addresses and ports are free, or stop what holds them");
+                $"the manifest names connections that {taken.Count} live sockets of this network namespace already are, e.g. " +
+                string.Join("; ", taken.Take(3).Select(t => $"{t}{SocketHolders.Describe(t.Inode)}")) +
+                ". They are not the restore's (its sockets do not exist yet), and the restore would collide with them; froze nothing. " +
+                "Stop what holds them (a restore retried after a killed one: the process named above is what that restore left), then restore again");
 
         FreezerOptions options = context.Settings.ToFreezerOptions();
         bool sameNamespace = manifest.WasDumpedIn(options.Namespace);
         bool pinsBefore = TcpFreezer.IsAttached(options);
         using TcpFreezer freezer = TcpFreezer.Attach(options);
         phases.Mark("attach");
-        FreezeResult result = freezer.Freeze(connections, endpoints, context.Settings.Lease);
+        FreezeResult result = freezer.Freeze(connections, endpoints, context.Settings.Lease, FreezeTiming.JustInTime);
         phases.Mark("freeze");
         HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         phases.Mark("state");
@@ -181,9 +201,11 @@ public static class TcpFreezeHook
         if (sameNamespace && lapsed > 0)
             context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +
                          (pinsBefore
-                             ? "their lease ended, or someone thawed them, since the dump. Those connections were reset: once not frozen, the first " +
-                               "segment from a peer found no socket and the kernel answered it with a reset (measured: 50 of 50 connections). " +
-                               "They are frozen again and the restore goes on, but those connections are lost; use a lease that covers the whole migration"
+                             ? $"their lease ended, or someone thawed them, since the dump. While not frozen, a segment a peer sent to one of them found " +
+                               "no socket and the kernel answered it with a reset: a connection whose peer sent nothing in that gap (idle, or backing off) " +
+                               "is intact, one whose peer did is reset and its peer has closed it (its client sees ECONNRESET; `tcpfreeze list` after the " +
+                               "restore shows no drops for it). They are frozen again and the restore goes on; use a lease that covers the whole copy " +
+                               "(lease = SECONDS in the settings file)"
                              : $"the dump's pins under {freezer.PinDirectory} are gone (bpffs unmounted or the pins deleted after the dump; its programs, still attached, were replaced). " +
                                "Peers that sent data meanwhile may have had those connections reset; they are frozen again and the restore goes on"));
         return 0;

@@ -34,7 +34,7 @@ internal static class TcpRepairRecovery
 {
     public static RepairRecoveryResult TakeOutOfRepair(int rootPid, string procRoot = "/proc")
     {
-        List<int> tree = Tree(procRoot, rootPid);
+        List<int> tree = DumpedTree.Members(procRoot, rootPid);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var failures = new List<string>();
         int tcp = 0, released = 0;
@@ -104,37 +104,6 @@ internal static class TcpRepairRecovery
         {
             return null;
         }
-    }
-
-    /// <summary>The root and its descendants, from the parent PIDs in /proc/*/stat (the dumped tree, whose members CRIU may have moved nowhere).</summary>
-    private static List<int> Tree(string procRoot, int rootPid)
-    {
-        var children = new Dictionary<int, List<int>>();
-        foreach (string directory in Directory.EnumerateDirectories(procRoot))
-        {
-            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-                continue;
-            try
-            {
-                string stat = File.ReadAllText(Path.Combine(directory, "stat"));
-                string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                int parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
-                if (!children.TryGetValue(parent, out List<int>? list))
-                    children[parent] = list = [];
-                list.Add(pid);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException)
-            {
-                // exited during the scan
-            }
-        }
-        var tree = new List<int> { rootPid };
-        var visited = new HashSet<int> { rootPid };
-        for (int i = 0; i < tree.Count; i++)
-            foreach (int child in children.GetValueOrDefault(tree[i]) ?? [])
-                if (visited.Add(child))
-                    tree.Add(child);
-        return tree;
     }
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);

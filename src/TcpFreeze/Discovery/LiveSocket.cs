@@ -9,6 +9,9 @@ namespace TcpFreeze;
 /// <param name="State">The socket's TCP state, e.g. Established or Listen.</param>
 public sealed record LiveSocket(string Listed, IPEndPoint Local, IPEndPoint? Remote, string State)
 {
+    /// <summary>The socket's inode (what /proc/PID/fd/N links to as "socket:[INODE]"), to find the process that holds it.</summary>
+    public ulong Inode { get; init; }
+
     /// <summary>"LOCAL -> REMOTE (State)" or "LOCAL (Listen)".</summary>
     public override string ToString()
         => Remote is null ? $"{TcpEndpointText.Format(Local)} ({State})" : $"{TcpEndpointText.Format(Local)} -> {TcpEndpointText.Format(Remote)} ({State})";

@@ -147,7 +147,7 @@ public static class ProcessSockets
             IPEndPoint? remote = entry.Remote.Port == 0 ? null : entry.Remote;
             if (remote is not null && wantedConnections.Contains(new ConnectionKey(entry.Local, remote)))
             {
-                found.Add(new LiveSocket(new ConnectionKey(entry.Local, remote).ToString(), entry.Local, remote, entry.State.ToString()));
+                found.Add(new LiveSocket(new ConnectionKey(entry.Local, remote).ToString(), entry.Local, remote, entry.State.ToString()) { Inode = entry.Inode });
                 continue;
             }
             var local = new EndpointKey(entry.Local);
@@ -155,7 +155,7 @@ public static class ProcessSockets
             if (covering is null && entry.Local.Address.Equals(IPAddress.IPv6Any))
                 covering = Covering(new EndpointKey(new IPEndPoint(IPAddress.Any, entry.Local.Port)));
             if (covering is { } c)
-                found.Add(new LiveSocket(c.ToString(), entry.Local, remote, entry.State.ToString()));
+                found.Add(new LiveSocket(c.ToString(), entry.Local, remote, entry.State.ToString()) { Inode = entry.Inode });
         }
         return found;
 

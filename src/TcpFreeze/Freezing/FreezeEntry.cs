@@ -32,6 +32,18 @@ internal struct FreezeEntry
     /// <summary>Data segments (or SYN/FIN) dropped on egress; 0 means <see cref="LocalSeq"/> is not set.</summary>
     public uint LocalDataDrops;
 
+    /// <summary><c>TF_ENTRY_*</c> flags: <see cref="JustInTimeFlag"/>.</summary>
+    public uint Flags;
+
+    /// <summary>Zero: keeps the layout a multiple of 8 bytes, as the C struct is.</summary>
+    public uint Reserved;
+
+    /// <summary><c>TF_ENTRY_JUST_IN_TIME</c>: drop only while the key's local socket is in repair mode or absent (<see cref="FreezeTiming.JustInTime"/>).</summary>
+    public const uint JustInTimeFlag = 1;
+
+    /// <summary>How this entry holds its key.</summary>
+    public readonly FreezeTiming Timing => (Flags & JustInTimeFlag) != 0 ? FreezeTiming.JustInTime : FreezeTiming.Now;
+
     /// <summary>The peer's recorded sequence number in host byte order; null when no data segment of it was dropped.</summary>
     public readonly uint? RemoteSequence => RemoteDataDrops == 0 ? null : NetworkToHost(RemoteSeq);
 
@@ -53,11 +65,16 @@ internal struct FreezeEntry
     /// <summary>
     /// The value for a key frozen anew. A key frozen already keeps what the programs recorded
     /// (drop counts and the sequence numbers the resume kick needs) and gets the new lease.
+    /// The stricter timing wins: a key someone froze <see cref="FreezeTiming.Now"/> (an operator's
+    /// freeze) stays frozen now when a checkpoint freezes it just in time as well, and the other
+    /// way round a checkpoint's key becomes a plain freeze.
     /// </summary>
-    public static FreezeEntry Renewed(FreezeEntry? old, ulong deadlineNs)
+    public static FreezeEntry Renewed(FreezeEntry? old, ulong deadlineNs, FreezeTiming timing = FreezeTiming.Now)
     {
         FreezeEntry entry = old ?? default;
         entry.DeadlineNs = deadlineNs;
+        bool justInTime = timing == FreezeTiming.JustInTime && (old is null || old.Value.Timing == FreezeTiming.JustInTime);
+        entry.Flags = justInTime ? entry.Flags | JustInTimeFlag : entry.Flags & ~JustInTimeFlag;
         return entry;
     }
 

@@ -53,8 +53,9 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// <param name="keys">The keys to freeze, distinct.</param>
     /// <param name="deadline">Their lease's CLOCK_MONOTONIC deadline; 0 for none.</param>
     /// <param name="now">CLOCK_MONOTONIC now, in nanoseconds: what "expired" is measured against.</param>
+    /// <param name="timing">How the keys are held (see <see cref="FreezeEntry.Renewed"/> for a key frozen already).</param>
     /// <exception cref="TcpFreezeException">The batch does not fit or failed; nothing of it is left.</exception>
-    public Insertion Insert(TKey[] keys, ulong deadline, ulong now)
+    public Insertion Insert(TKey[] keys, ulong deadline, ulong now, FreezeTiming timing = FreezeTiming.Now)
     {
         var insertion = new Insertion(this);
         if (keys.Length == 0)
@@ -73,12 +74,12 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
         {
             if (existing is not null && existing.TryGetValue(keys[i], out FreezeEntry old))
             {
-                values[i] = FreezeEntry.Renewed(old, deadline);
+                values[i] = FreezeEntry.Renewed(old, deadline, timing);
                 insertion.Replaced.Add((keys[i], old));
             }
             else
             {
-                values[i] = FreezeEntry.Renewed(null, deadline);
+                values[i] = FreezeEntry.Renewed(null, deadline, timing);
                 insertion.Created.Add(keys[i]);
             }
         }
@@ -111,6 +112,35 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
         foreach (TKey key in expired)
             entries.Remove(key);
         return deleted;
+    }
+
+    /// <summary>
+    /// Gives the keys of <paramref name="keys"/> that are present and still frozen the deadline
+    /// <paramref name="deadline"/>; returns how many. A key that is absent, or whose lease has
+    /// ended, is left as it is: renewing never freezes anything again. Each key is read and then
+    /// rewritten only if still present (BPF_EXIST), so a thaw that deletes it meanwhile wins; a drop
+    /// the programs count between the read and the write may be lost from the counters (a later
+    /// drop records the same sequence number again). Only under the pin lock.
+    /// </summary>
+    public int Renew(TKey[] keys, ulong deadline, ulong now)
+    {
+        int renewed = 0;
+        foreach (TKey key in keys)
+        {
+            if (!_map.TryLookup(key, out FreezeEntry entry) || entry.Remaining(now) == TimeSpan.Zero || entry.DeadlineNs == 0)
+                continue;
+            entry.DeadlineNs = deadline;
+            try
+            {
+                _map.Update(key, entry, MapUpdate.Exist);
+                renewed++;
+            }
+            catch (BpfException e) when (e.Errno == Errnos.ENOENT)
+            {
+                // thawed meanwhile
+            }
+        }
+        return renewed;
     }
 
     /// <summary>Deletes every entry whose lease has ended; returns how many (see <see cref="Insert"/>). Only under the pin lock.</summary>

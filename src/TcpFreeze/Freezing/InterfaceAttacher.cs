@@ -28,16 +28,15 @@ internal static class InterfaceAttacher
         var result = new List<AttachedInterface>();
         BpfProgram xdp = objects.Program(KernelObjects.XdpIngress), tc = objects.Program(KernelObjects.TcEgress), tcIngress = objects.Program(KernelObjects.TcIngress);
         ProgramOwnership owners = ProgramOwnership.Of(directory).WithProgram(xdp.Info.Id).WithProgram(tc.Info.Id).WithProgram(tcIngress.Info.Id);
-        bool useTc = options.IngressHook == IngressHook.Tc;
         foreach (NetworkInterfaceInfo nic in targets)
-            result.Add(AttachOne(nic, xdp, tc, tcIngress, options.IngressHook, options, owners, xdpDone, tcDone));
+            result.Add(AttachOne(nic, xdp, tc, tcIngress, IngressHookFor(nic, options.IngressHook), options, owners, xdpDone, tcDone));
 
         // Every interface is attached: only now retire the other ingress hook (see the type's remarks).
         for (int n = 0; n < result.Count; n++)
         {
             try
             {
-                bool moved = useTc ? DetachXdp(result[n].Index, owners) : DetachTcIngress(result[n].Index, owners);
+                bool moved = result[n].IngressHook == IngressHook.Tc ? DetachXdp(result[n].Index, owners) : DetachTcIngress(result[n].Index, owners);
                 if (moved)
                     result[n] = result[n] with { Created = true };
             }
@@ -48,6 +47,16 @@ internal static class InterfaceAttacher
         }
         return result;
     }
+
+    /// <summary>
+    /// The ingress hook an interface gets when <paramref name="asked"/> is asked for. Loopback always
+    /// gets the TC ingress program: only there can the program see a packet's mark, and CRIU's own
+    /// packets, which must pass, travel over loopback with its repair mark (the fake FIN with which
+    /// CRIU restores a socket that had received a FIN; see tf_tc_ingress in bpf/tcpfreeze.bpf.c).
+    /// Generic XDP on loopback saved nothing worth that.
+    /// </summary>
+    internal static IngressHook IngressHookFor(NetworkInterfaceInfo nic, IngressHook asked)
+        => nic.HardwareType == NetworkInterfaceInfo.Loopback ? IngressHook.Tc : asked;
 
     /// <summary>Attaches the ingress program (at <paramref name="hook"/>) and the egress program to one interface.</summary>
     private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, BpfProgram xdp, BpfProgram tc, BpfProgram tcIngress, IngressHook hook,
@@ -130,7 +139,8 @@ internal static class InterfaceAttacher
             bool xdp = ProgramOwnership.UsesMap(Xdp.Query(nic.Index).ProgramId, connectionsMapId);
             bool tcIngress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
             bool egress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
-            tcIngressUsed |= tcIngress && !xdp;
+            if (nic.HardwareType != NetworkInterfaceInfo.Loopback) // loopback's hook is fixed (IngressHookFor)
+                tcIngressUsed |= tcIngress && !xdp;
             if (!(xdp || tcIngress) || !egress)
                 uncovered.Add(nic);
         }
@@ -158,7 +168,7 @@ internal static class InterfaceAttacher
             {
                 try
                 {
-                    AttachOne(nic, xdp, tc, tcIngress, tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp, attachOptions, owners, xdpDone, tcDone);
+                    AttachOne(nic, xdp, tc, tcIngress, IngressHookFor(nic, tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp), attachOptions, owners, xdpDone, tcDone);
                     attached.Add(nic.Name);
                 }
                 catch (Exception e) when (e is TcpFreezeException or BpfException)

@@ -29,9 +29,11 @@ public sealed class TcpFreezer : IDisposable
     private readonly FreezerMaps _maps;
     private readonly FreezerOptions _options;
 
-    private TcpFreezer(FreezerOptions options, string pinDirectory, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null)
+    private TcpFreezer(FreezerOptions options, string pinDirectory, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null,
+        PinDirectoryUse? use = null)
     {
         _options = options;
+        _use = use ?? PinDirectoryUse.TryTake(pinDirectory, options.LockTimeout);
         _maps = maps;
         PinDirectory = pinDirectory;
         AttachedInterfaces = interfaces;
@@ -41,6 +43,9 @@ public sealed class TcpFreezer : IDisposable
     }
 
     private readonly Microsoft.Extensions.Logging.ILogger? _libbpfLog;
+
+    /// <summary>This freezer's shared hold on its pin directory (see <see cref="PinDirectoryUse"/>); null if it could not be taken.</summary>
+    private PinDirectoryUse? _use;
 
     /// <summary>The opened maps, for the telemetry's observable instruments.</summary>
     internal FreezerMaps Maps => _maps;
@@ -156,7 +161,8 @@ public sealed class TcpFreezer : IDisposable
             objects = PinnedObjects.OpenOrLoad(directory, options, createdPins);
             IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, directory, xdpDone, tcDone);
             objects.DisposePrograms();
-            return new TcpFreezer(options, directory, objects.TakeMaps(), interfaces);
+            // In use from before the pin lock is released: no idle detach can slip in before the freeze.
+            return new TcpFreezer(options, directory, objects.TakeMaps(), interfaces, use: PinDirectoryUse.TryTake(directory, options.LockTimeout));
         }
         catch
         {
@@ -176,8 +182,12 @@ public sealed class TcpFreezer : IDisposable
     {
         options ??= new FreezerOptions();
         string directory = GetPinDirectory(options);
+        // In use before the pins are checked: an idle detach either finished before (no pins: the
+        // error below) or sees this process and keeps everything.
+        PinDirectoryUse? use = PinDirectoryUse.TryTake(directory, options.LockTimeout);
         if (!HasMapPins(directory))
         {
+            use?.Dispose();
             // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
             if (Unreadable(directory) is { } denied)
                 throw new TcpFreezeException("open the frozen set", denied);
@@ -186,7 +196,15 @@ public sealed class TcpFreezer : IDisposable
                 : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
             throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
         }
-        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), [])));
+        try
+        {
+            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), [], use: use)));
+        }
+        catch
+        {
+            use?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -261,8 +279,16 @@ public sealed class TcpFreezer : IDisposable
     /// <param name="connections">Connections, from this host's point of view.</param>
     /// <param name="endpoints">Local endpoints (listeners) to freeze.</param>
     /// <param name="lease">How long the freeze lasts at most; null: until thawed.</param>
-    public FreezeResult Freeze(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, TimeSpan? lease = null)
+    /// <param name="timing">
+    /// <see cref="FreezeTiming.Now"/> (the default) drops at once; <see cref="FreezeTiming.JustInTime"/>
+    /// only while each key's local socket is in TCP repair mode or gone (a checkpoint's freeze).
+    /// A key frozen already both ways stays frozen now.
+    /// </param>
+    public FreezeResult Freeze(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, TimeSpan? lease = null,
+        FreezeTiming timing = FreezeTiming.Now)
     {
+        if (!Enum.IsDefined(timing))
+            throw new ArgumentOutOfRangeException(nameof(timing), timing, "Not a FreezeTiming value.");
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         ulong deadline = 0, now = Libc.MonotonicNanoseconds();
@@ -282,11 +308,11 @@ public sealed class TcpFreezer : IDisposable
                 : InterfaceAttacher.EnsureCovered(_options, PinDirectory, _maps.Connections.Map.Info.Id);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
-            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now);
+            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
             FrozenSet<ConnectionKey>.Insertion connectionInsert;
             try
             {
-                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now);
+                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now, timing);
             }
             catch
             {
@@ -302,6 +328,33 @@ public sealed class TcpFreezer : IDisposable
             operation.Tag("tcpfreeze.endpoints", endpointKeys.Length);
             operation.Tag("tcpfreeze.already_frozen", result.AlreadyFrozen);
             return result;
+        }));
+    }
+
+    /// <summary>
+    /// Extends the lease of keys that are frozen: each one present whose lease has not ended
+    /// gets a lease of <paramref name="lease"/> from now (a key frozen without a lease keeps
+    /// none). Keys that are not frozen, or whose lease has ended, stay as they are: a renewal
+    /// never freezes again what was released. Used by whoever must keep a freeze from lapsing
+    /// while something that takes an unknown time runs (the CRIU hook's dump watcher, while
+    /// CRIU dumps).
+    /// </summary>
+    /// <returns>How many connections and endpoints were renewed.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="lease"/> is not positive.</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused a map operation.</exception>
+    public int RenewLease(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, TimeSpan lease)
+    {
+        if (lease <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(lease), lease, "A lease must be positive.");
+        ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
+        EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
+        return Record("renew", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        {
+            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+            ulong now = Libc.MonotonicNanoseconds(), deadline = LeaseDeadline(now, lease);
+            int renewed = _maps.Endpoints.Renew(endpointKeys, deadline, now) + _maps.Connections.Renew(connectionKeys, deadline, now);
+            operation.Tag("tcpfreeze.renewed", renewed);
+            return renewed;
         }));
     }
 
@@ -492,7 +545,8 @@ public sealed class TcpFreezer : IDisposable
     /// Detaches like <see cref="Detach(FreezerOptions?)"/>, but only when nothing is frozen
     /// any more (entries whose lease ended do not count and are removed); the check and
     /// the detach happen under one lock, so a freeze by another process cannot slip in
-    /// between. Returns null when something is still frozen and everything was kept.
+    /// between. Returns null when something is still frozen, or another process has this frozen set open
+    /// (<see cref="PinDirectoryUse"/>: it may be about to freeze), and everything was kept.
     /// </summary>
     public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
     {
@@ -503,6 +557,11 @@ public sealed class TcpFreezer : IDisposable
         if (active)
             return null;
         Dispose();
+        // Another process's freezer is open on this set (a migration that attached and is about to
+        // freeze): keep everything for it; the last user's idle detach removes it.
+        if (PinDirectoryUse.IsUsedByOthers(PinDirectory, out PinDirectoryUse? exclusive))
+            return null;
+        using PinDirectoryUse? held = exclusive;
         using Telemetry.Operation operation = Telemetry.Start("detach", PinDirectory);
         return DetachLocked(_options);
     }));
@@ -555,6 +614,8 @@ public sealed class TcpFreezer : IDisposable
     {
         Telemetry.Forget(this);
         _maps.Dispose();
+        _use?.Dispose();
+        _use = null;
     }
 
     private static T[] Distinct<T>(IEnumerable<T> keys, string parameter) where T : struct, IEquatable<T>
