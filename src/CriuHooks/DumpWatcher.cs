@@ -14,7 +14,9 @@ namespace TcpFreeze.CriuHooks;
 /// dump), nothing will restore it, so the watcher thaws what pre-dump froze at once
 /// (for a tree in a network namespace of its own: releases that namespace's lock), after
 /// taking the tree's sockets out of the TCP repair mode a killed CRIU leaves them in.
-/// It never outlives the lease: after that the kernel ignores the entries anyway.
+/// While CRIU holds the tasks it renews the lease, so a dump longer than the lease never lapses
+/// its own freeze; otherwise it never outlives the lease: after that the kernel ignores the entries
+/// anyway. When another CRIU holds the tree (a second dump of it that failed), it touches nothing.
 /// <para>
 /// A lazy-pages dump (<c>criu dump --lazy-pages</c>, post-copy) keeps the tasks alive and stopped after
 /// post-dump while its page server hands their memory to the destination's <c>criu lazy-pages</c>
@@ -114,7 +116,7 @@ internal static class DumpWatcher
         string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
         {
-            return Watch(initPid, PollNumber(initFd), PollNumber(criuFd), args[3], manifest, state, args[5] == "keep-attached");
+            return Watch(initPid, criuPid, PollNumber(initFd), PollNumber(criuFd), args[3], manifest, state, args[5] == "keep-attached");
         }
         finally
         {
@@ -122,28 +124,37 @@ internal static class DumpWatcher
         }
     }
 
-    private static int Watch(int initPid, int initFd, int criuFd, string pinRoot, FreezeManifest manifest, string state, bool keepAttached)
+    private static int Watch(int initPid, int criuPid, int initFd, int criuFd, string pinRoot, FreezeManifest manifest, string state, bool keepAttached)
     {
         if (initFd < 0)
             return 0; // the task is gone already: nothing to watch
         TimeSpan lease = TimeSpan.FromSeconds(manifest.LeaseSeconds);
-        // While CRIU dumps, the freeze must not lapse however long the dump takes (a lapse lets
-        // peers' segments reach sockets whose queues CRIU has already read): renewed three times
-        // per lease. After CRIU has gone, the lease bounds the copy to the restore.
+        // While CRIU holds the tasks (it seizes them with ptrace right after pre-dump and keeps them
+        // until it kills or releases them, a lazy-pages page server's wait included), the freeze must
+        // not lapse however long that takes: a lapse lets peers' segments reach sockets whose queues
+        // CRIU has already read. So the lease is renewed three times per lease while the root task's
+        // tracer is this CRIU. Once it is not (killed after the dump: a migration), the lease bounds
+        // the copy to the restore, and the watcher ends with it.
         TimeSpan renewEvery = TimeSpan.FromMilliseconds(Math.Max(100, lease.TotalMilliseconds / 3));
         var sinceRenewal = Stopwatch.StartNew();
+        var leaseClock = Stopwatch.StartNew();
         bool criuEnded = criuFd < 0;
         while (!criuEnded)
         {
-            int left = (int)Math.Max(0, (renewEvery - sinceRenewal.Elapsed).TotalMilliseconds);
-            int which = left == 0 ? -1 : WaitForExit(initFd, criuFd, left);
+            TimeSpan leaseLeft = lease - leaseClock.Elapsed;
+            if (leaseLeft <= TimeSpan.Zero)
+                return 0;
+            TimeSpan untilRenewal = renewEvery - sinceRenewal.Elapsed;
+            int wait = (int)Math.Max(0, (leaseLeft < untilRenewal ? leaseLeft : untilRenewal).TotalMilliseconds);
+            int which = wait == 0 ? -1 : WaitForExit(initFd, criuFd, wait);
             if (which == initFd)
                 return 0; // CRIU killed the task after the dump: a migration
             criuEnded = which == criuFd;
             if (!criuEnded && sinceRenewal.Elapsed >= renewEvery)
             {
-                if (!manifest.OwnNetworkNamespace)
-                    RenewWhileDumping(initPid, pinRoot, ReadLatest(manifest, state), lease);
+                if (!manifest.OwnNetworkNamespace && DumpedTree.TracerOf("/proc", initPid) == criuPid
+                    && RenewWhileDumping(initPid, pinRoot, ReadLatest(manifest, state), lease))
+                    leaseClock.Restart();
                 sinceRenewal.Restart();
             }
         }
@@ -196,17 +207,20 @@ internal static class DumpWatcher
         }
     }
 
-    private static void RenewWhileDumping(int initPid, string pinRoot, FreezeManifest manifest, TimeSpan lease)
+    /// <summary>Renews the lease of what the manifest froze; false (and a log line) when that failed.</summary>
+    private static bool RenewWhileDumping(int initPid, string pinRoot, FreezeManifest manifest, TimeSpan lease)
     {
         try
         {
             using TcpFreezer freezer = TcpFreezer.Open(new FreezerOptions { PinRoot = pinRoot });
             int renewed = freezer.RenewLease(manifest.ConnectionKeys(), manifest.EndpointKeys(), lease);
-            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still dumps PID {initPid}: renewed the lease of {renewed} entries by {lease.TotalSeconds:F0} s");
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still holds PID {initPid}: renewed the lease of {renewed} entries to {lease.TotalSeconds:0.###} s from now");
+            return true;
         }
         catch (TcpFreezeException e)
         {
-            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still dumps PID {initPid}, but renewing its lease failed ({e.Message}); the lease may end during the dump, which post-dump then reports");
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU still holds PID {initPid}, but renewing its lease failed ({e.Message}); the lease may end during the dump, which post-dump then reports");
+            return false;
         }
     }
 

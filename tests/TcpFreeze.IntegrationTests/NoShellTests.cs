@@ -189,14 +189,14 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         }, launcher);
 
     /// <summary>
-    /// The watcher is the hook itself with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT -;
+    /// The watcher is the hook itself with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle;
     /// nft is /usr/sbin/nft (or wherever PATH has it) with exactly -f - (the ruleset goes on stdin).
     /// </summary>
     private static void AssertOnlyWatcherAndNft(TracedRun run, string hook, string pinRoot, int initPid, bool expectWatcher, bool expectNft)
     {
-        bool IsWatcher(ExecCall c) => c.Path == hook && c.Arguments.Count == 6 && c.Arguments[0] == hook && c.Arguments[1] == DumpWatcher.Argument
+        bool IsWatcher(ExecCall c) => c.Path == hook && c.Arguments.Count == 7 && c.Arguments[0] == hook && c.Arguments[1] == DumpWatcher.Argument
                                        && c.Arguments[2] == initPid.ToString() && int.TryParse(c.Arguments[3], out _) && c.Arguments[4] == pinRoot
-                                       && c.Arguments[5] == "-";
+                                       && c.Arguments[5] == "-" && c.Arguments[6] == "detach-when-idle";
         bool IsNft(ExecCall c) => Path.GetFileName(c.Path) == "nft" && c.Arguments.SequenceEqual([c.Path, "-f", "-"]);
         NoShell.AssertNoStackTrace(run);
         Assert.Equal(hook, Path.GetFullPath(new FileInfo(run.Started.Path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? run.Started.Path));
