@@ -167,6 +167,10 @@ public sealed record HookSettings
         {
             return null;
         }
+        catch (FileRefusedException e) when (e.Reason is FileRefusal.ReadFailed or FileRefusal.OpenFailed or FileRefusal.StatFailed)
+        {
+            throw new IOException(e.Message, e);
+        }
         catch (FileRefusedException e)
         {
             throw new IOException($"refused, the hook did nothing: {e.Message}", e);

@@ -93,7 +93,7 @@ internal static class TrustedFile
                 $"{what} {path} {problem}, so another user could change what the hook (running as root) does; " +
                 $"make it root's and not writable by others: chown root {path} && chmod go-w {path}");
         if (size > maximumSize)
-            throw new FileRefusedException(FileRefusal.TooLarge, path, $"{what} {path} is {size:N0} bytes, more than the {maximumSize:N0} it may be", size: size);
+            throw new FileRefusedException(FileRefusal.TooLarge, path, $"{what} {path} is {size} bytes, more than the {maximumSize} it may be", size: size);
         try
         {
             // Read to the end but never past the limit: the file may grow while it is read.
@@ -109,7 +109,7 @@ internal static class TrustedFile
                     Array.Resize(ref buffer, (int)Math.Min(maximumSize + 1, (long)buffer.Length * 2));
             }
             if (length > maximumSize)
-                throw new FileRefusedException(FileRefusal.GrewTooLarge, path, $"{what} {path} grew past {maximumSize:N0} bytes while it was read");
+                throw new FileRefusedException(FileRefusal.GrewTooLarge, path, $"{what} {path} grew past {maximumSize} bytes while it was read");
             return buffer[..length];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not FileRefusedException)
