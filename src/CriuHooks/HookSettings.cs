@@ -97,6 +97,19 @@ public sealed record HookSettings
         return settings;
     }
 
+    /// <summary>
+    /// Reads the settings file at <paramref name="path"/> alone (no environment), as the hook reads it and
+    /// under the same rules: the defaults when there is none. For the boot-time unit and the command line,
+    /// which must use the pins the hook uses.
+    /// </summary>
+    /// <exception cref="FormatException">A setting is malformed; the message names the file and the line.</exception>
+    /// <exception cref="IOException">The file is refused or unreadable; the message names it, what is wrong and what to do.</exception>
+    public static HookSettings LoadFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return ReadTrusted(path) is { } lines ? Parse(lines, path) : new HookSettings();
+    }
+
     /// <summary>Parses configuration lines ("key = value", '#' starts a comment).</summary>
     public static HookSettings Parse(IEnumerable<string> lines, string source)
     {
