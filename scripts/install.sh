@@ -266,10 +266,11 @@ After=network-online.target
 Type=oneshot
 RemainAfterExit=yes
 # Every interface that is up; to match 'interfaces = ...' or 'ingress = tc' in $SETTINGS, add --dev IFACE or
-# --ingress tc here (systemctl edit $UNIT_NAME).
-ExecStart=$bin/tcpfreeze attach
-# Stopping the unit removes the programs and pins: whatever is frozen flows again.
-ExecStop=$bin/tcpfreeze detach
+# --ingress tc here (systemctl edit $UNIT_NAME). --hook-settings: the pins are where the hook's pin-root says.
+ExecStart=$bin/tcpfreeze --hook-settings $SETTINGS attach
+# Stopping the unit removes the programs and pins only when nothing is frozen: a stop or a shutdown during a
+# migration leaves the dump's freeze in place (its lease bounds it) and says so; 'tcpfreeze detach' thaws anyway.
+ExecStop=$bin/tcpfreeze --hook-settings $SETTINGS detach --if-idle
 
 [Install]
 WantedBy=multi-user.target

@@ -246,11 +246,16 @@ internal static class DumpWatcher
     /// </summary>
     private static FileDescriptorHandle? s_devNull, s_log;
 
-    /// <summary>Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or /dev/null.</summary>
+    /// <summary>
+    /// Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or
+    /// /dev/null. The log file is opened by the hook's rule (<see cref="TrustedFile.OpenForAppend"/>): never
+    /// through a link, only in a folder no other user can change; when refused, the watcher writes nowhere
+    /// (the hook that started it has said why in CRIU's log already).
+    /// </summary>
     private static void Detach(string logFile)
     {
         s_devNull = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC);
-        s_log = logFile == "-" ? null : Libc.open(logFile, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x180 /* 0600 */);
+        s_log = logFile == "-" ? null : OpenLog(logFile);
         FileDescriptorHandle output = s_log is { IsInvalid: false } ? s_log : s_devNull;
         Libc.dup2(s_devNull, 0);
         Libc.dup2(output, 1);
@@ -261,6 +266,18 @@ internal static class DumpWatcher
         TextWriter old = Console.Out;
         Console.SetOut(new StreamWriter(new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1)) { AutoFlush = true });
         old.Dispose();
+    }
+
+    private static FileDescriptorHandle? OpenLog(string logFile)
+    {
+        try
+        {
+            return TrustedFile.OpenForAppend(logFile, "the log file");
+        }
+        catch (FileRefusedException)
+        {
+            return null;
+        }
     }
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -242,68 +242,37 @@ public sealed record FreezeManifest
         return manifest;
     }
 
+    /// <summary>Reads the manifest file through <see cref="TrustedFile.ReadRegular"/>, in the manifest's own words.</summary>
     private static byte[] ReadRegularFile(string path)
     {
         const string refusing = "refusing to restore without knowing what to freeze";
-        using FileDescriptorHandle descriptor = Libc.open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
-        if (descriptor.IsInvalid)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw errno switch
-            {
-                Errnos.ENOENT => new InvalidDataException(
-                    $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
-                    "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook"),
-                Errnos.ELOOP => new InvalidDataException(
-                    $"{FileName} in the images directory is a symbolic link; the hook writes a regular file there and follows no link; {refusing}"),
-                _ => new InvalidDataException($"cannot open {FileName} in the images directory ({Errnos.Name(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}); {refusing}"),
-            };
-        }
-        // The descriptor stays owned by the FileDescriptorHandle above; this view only reads through it.
-        int fd = (int)descriptor.DangerousGetHandle();
-        using var handle = new SafeFileHandle(fd, ownsHandle: false);
-        if (!Libc.TryStatDescriptor(fd, out int type, out long size))
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new InvalidDataException($"cannot stat {FileName} in the images directory ({Errnos.Name(errno)}: {Marshal.GetPInvokeErrorMessage(errno)}); {refusing}");
-        }
-        if (type != Libc.S_IFREG)
-            throw new InvalidDataException($"{FileName} in the images directory is {TypeName(type)}, not a regular file; the hook writes a regular file there; {refusing}");
-        if (size > MaximumFileSize)
-            throw new InvalidDataException($"{FileName} in the images directory is {size:N0} bytes, more than any manifest ({MaximumFileSize >> 20} MiB at most); {refusing}");
         try
         {
-            // Read to the end but never past the limit: the file may grow while it is read.
-            byte[] buffer = new byte[size + 1];
-            int length = 0;
-            while (length < buffer.Length)
-            {
-                int read = RandomAccess.Read(handle, buffer.AsSpan(length), length);
-                if (read == 0)
-                    break;
-                length += read;
-                if (length == buffer.Length && buffer.Length <= MaximumFileSize)
-                    Array.Resize(ref buffer, (int)Math.Min(MaximumFileSize + 1, (long)buffer.Length * 2));
-            }
-            if (length > MaximumFileSize)
-                throw new InvalidDataException($"{FileName} in the images directory grew past {MaximumFileSize >> 20} MiB while it was read; {refusing}");
-            return buffer[..length];
+            return TrustedFile.ReadRegular(path, MaximumFileSize, "the manifest");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (FileRefusedException e)
         {
-            throw new InvalidDataException($"cannot read {FileName} in the images directory ({e.Message}); {refusing}", e);
+            throw e.Reason switch
+            {
+                FileRefusal.Missing => new InvalidDataException(
+                    $"there is no {FileName} in the images directory: these images were not dumped with the TcpFreeze hook, " +
+                    "so their connections were never frozen; restoring them without a lock would reset them. Dump again with the hook", e),
+                FileRefusal.Link => new InvalidDataException(
+                    $"{FileName} in the images directory is a symbolic link; the hook writes a regular file there and follows no link; {refusing}", e),
+                FileRefusal.OpenFailed => new InvalidDataException(
+                    $"cannot open {FileName} in the images directory ({Errnos.Name(e.Errno)}: {Marshal.GetPInvokeErrorMessage(e.Errno)}); {refusing}", e),
+                FileRefusal.StatFailed => new InvalidDataException(
+                    $"cannot stat {FileName} in the images directory ({Errnos.Name(e.Errno)}: {Marshal.GetPInvokeErrorMessage(e.Errno)}); {refusing}", e),
+                FileRefusal.NotRegular => new InvalidDataException(
+                    $"{FileName} in the images directory is {TrustedFile.TypeName(e.Type)}, not a regular file; the hook writes a regular file there; {refusing}", e),
+                FileRefusal.TooLarge => new InvalidDataException(
+                    $"{FileName} in the images directory is {e.Size:N0} bytes, more than any manifest ({MaximumFileSize >> 20} MiB at most); {refusing}", e),
+                FileRefusal.GrewTooLarge => new InvalidDataException(
+                    $"{FileName} in the images directory grew past {MaximumFileSize >> 20} MiB while it was read; {refusing}", e),
+                _ => new InvalidDataException($"cannot read {FileName} in the images directory ({e.InnerException?.Message ?? e.Message}); {refusing}", e),
+            };
         }
     }
-
-    private static string TypeName(int type) => type switch
-    {
-        Libc.S_IFDIR => "a directory",
-        Libc.S_IFIFO => "a FIFO",
-        Libc.S_IFCHR => "a character device",
-        Libc.S_IFBLK => "a block device",
-        Libc.S_IFSOCK => "a socket",
-        _ => $"a file of type 0{type >> 12:o}",
-    };
 }
 
 [JsonSerializable(typeof(FreezeManifest))]

@@ -1,4 +1,6 @@
 using Ebpf.Interop;
+using Interop;
+using Microsoft.Win32.SafeHandles;
 using Microsoft.Extensions.Logging;
 
 namespace TcpFreeze.CriuHooks;
@@ -69,20 +71,33 @@ internal static class HookProgram
         private readonly StreamWriter _file = file;
 
         /// <summary>
-        /// The tee, or just <paramref name="first"/> (with a line saying why) when the file
-        /// cannot be opened: a missing log folder must not fail a migration.
+        /// The tee, or just <paramref name="first"/> (with a line saying why) when the file cannot be
+        /// opened: a missing log folder must not fail a migration. A log file someone else could have
+        /// chosen or planted (<see cref="TrustedFile.OpenForAppend"/>: a folder on its path that another
+        /// user can change, a link, a FIFO) is refused instead: the hook runs as root and would append
+        /// to whatever that user points it at.
         /// </summary>
+        /// <exception cref="IOException">The log file was refused; the message names it, what is wrong and what to do.</exception>
         public static TextWriter TryOpen(HookLoggerFactory loggers, TextWriter first, string path)
         {
+            FileDescriptorHandle descriptor;
             try
             {
-                return new TeeWriter(first, new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)));
+                descriptor = TrustedFile.OpenForAppend(path, "the log file");
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (FileRefusedException e) when (e.Reason is FileRefusal.Missing or FileRefusal.OpenFailed)
             {
-                loggers.CreateLogger(HookLoggerFactory.Category).LogLine($"cannot open the log file {path} ({e.Message}); logging to CRIU's log only");
+                loggers.CreateLogger(HookLoggerFactory.Category).LogLine($"{e.Message}; logging to CRIU's log only");
                 return first;
             }
+            catch (FileRefusedException e)
+            {
+                throw new IOException($"refused, the hook did nothing: {e.Message}", e);
+            }
+            // The FileStream takes the descriptor over; the handle that opened it lets go without closing it.
+            var file = new SafeFileHandle(descriptor.DangerousGetHandle(), ownsHandle: true);
+            descriptor.SetHandleAsInvalid();
+            return new TeeWriter(first, new StreamWriter(new FileStream(file, FileAccess.Write, 1)));
         }
 
         public override System.Text.Encoding Encoding => first.Encoding;

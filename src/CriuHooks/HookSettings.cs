@@ -77,8 +77,8 @@ public sealed record HookSettings
         string? explicitPath = environment("TCPFREEZE_HOOK_CONFIG");
         string path = string.IsNullOrEmpty(explicitPath) ? DefaultConfigPath : explicitPath;
         var settings = new HookSettings();
-        if (File.Exists(path))
-            settings = Parse(ReadLines(path), path);
+        if (ReadTrusted(path) is { } lines)
+            settings = Parse(lines, path);
         else if (!string.IsNullOrEmpty(explicitPath))
             throw new FormatException($"TCPFREEZE_HOOK_CONFIG names {path}, which does not exist.");
 
@@ -95,6 +95,19 @@ public sealed record HookSettings
         if (environment("TCPFREEZE_KICK") is { Length: > 0 } kick)
             settings = settings with { Kick = ParseBool(kick, "TCPFREEZE_KICK") };
         return settings;
+    }
+
+    /// <summary>
+    /// Reads the settings file at <paramref name="path"/> alone (no environment), as the hook reads it and
+    /// under the same rules: the defaults when there is none. For the boot-time unit and the command line,
+    /// which must use the pins the hook uses.
+    /// </summary>
+    /// <exception cref="FormatException">A setting is malformed; the message names the file and the line.</exception>
+    /// <exception cref="IOException">The file is refused or unreadable; the message names it, what is wrong and what to do.</exception>
+    public static HookSettings LoadFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return ReadTrusted(path) is { } lines ? Parse(lines, path) : new HookSettings();
     }
 
     /// <summary>Parses configuration lines ("key = value", '#' starts a comment).</summary>
@@ -139,16 +152,52 @@ public sealed record HookSettings
             ? hook
             : throw new FormatException($"{what} must be xdp or tc (tc coexists with another XDP program), not '{text}'.");
 
-    private static string[] ReadLines(string path)
+    /// <summary>The largest settings file the hook reads: a real one is a few hundred bytes.</summary>
+    public const long MaximumFileSize = 64 * 1024;
+
+    /// <summary>
+    /// The lines of the settings file, or null when there is none. The hook runs as root and the file
+    /// says where it writes (log-file) and which pins it uses (pin-root), so it is read only when no
+    /// user other than root could have written it: the file and every folder on its path must be owned
+    /// by root (or by the hook's own user) and not writable by group or others (a folder may be when it
+    /// is root's and sticky, as /tmp is), the rule of sshd's StrictModes. And, as the manifest, it is
+    /// opened without following a link and without blocking, and read only when it is a regular file of
+    /// at most <see cref="MaximumFileSize"/> bytes: a FIFO or a link to /dev/zero there would otherwise
+    /// hang the hook, and CRIU with it.
+    /// </summary>
+    /// <exception cref="IOException">The file is refused or unreadable; the message names it, what is wrong and what to do.</exception>
+    private static string[]? ReadTrusted(string path)
     {
+        byte[] bytes;
         try
         {
-            return File.ReadAllLines(path);
+            bytes = TrustedFile.ReadRegular(path, MaximumFileSize, "the hook settings file", requireTrustedOwner: true);
+            // Checked after the file was opened: a missing file (the default path) needs no trusted folders.
+            string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/";
+            TrustedFile.CheckFolders(global::Interop.Libc.RealPath(folder) ?? folder, path, "the hook settings file");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (FileRefusedException e) when (e.Reason == FileRefusal.Missing)
         {
-            throw new IOException($"cannot read the hook settings file {path} ({e.Message})", e);
+            return null;
         }
+        catch (FileRefusedException e) when (e.Reason is FileRefusal.ReadFailed or FileRefusal.OpenFailed or FileRefusal.StatFailed)
+        {
+            throw new IOException(e.Message, e);
+        }
+        catch (FileRefusedException e)
+        {
+            throw new IOException($"refused, the hook did nothing: {e.Message}", e);
+        }
+        string text;
+        try
+        {
+            text = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new FormatException($"the hook settings file {path} is not UTF-8 text ({e.Message})", e);
+        }
+        return text.TrimStart('\uFEFF').ReplaceLineEndings("\n").Split('\n');
     }
 
     private static TimeSpan ParseLease(string text, string where)

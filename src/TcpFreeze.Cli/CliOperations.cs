@@ -52,6 +52,41 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
+    /// <summary>
+    /// Detaches as <see cref="Detach"/>, but only when nothing is frozen: a service stop (or a shutdown) in the
+    /// middle of a CRIU migration must not thaw what the dump froze, or the dumped connections' peers get
+    /// resets. The check and the detach happen under the pin root's lock (<see cref="TcpFreezer.DetachIfIdle"/>).
+    /// What stays frozen is named with its lease, after which the programs drop nothing any more.
+    /// </summary>
+    public int DetachIfIdle(FreezerOptions options)
+    {
+        AttachmentState state = TcpFreezer.Inspect(options);
+        if (!state.HasFrozenSetSource)
+            return Detach(options); // no map to hold a freeze: only leftovers to remove
+        DetachResult? result;
+        IReadOnlyList<FrozenConnection> connections;
+        IReadOnlyList<FrozenEndpoint> endpoints;
+        using (TcpFreezer freezer = TcpFreezer.Open(options))
+        {
+            result = freezer.DetachIfIdle();
+            if (result is not null)
+            {
+                output.WriteLine($"nothing was frozen; detached from {(result.Interfaces.Count == 0 ? "no interface" : string.Join(", ", result.Interfaces))}; removed {Count(result.PinsRemoved, "pin")}");
+                return ExitCodes.Success;
+            }
+            connections = freezer.ListConnections().Where(c => !c.IsExpired).ToList();
+            endpoints = freezer.ListEndpoints().Where(e => !e.IsExpired).ToList();
+        }
+        IEnumerable<TimeSpan?> leases = connections.Select(c => c.LeaseRemaining).Concat(endpoints.Select(e => e.LeaseRemaining));
+        string until = leases.Any(l => l is null)
+            ? "some without a lease, until 'tcpfreeze thaw --all' or 'tcpfreeze detach'"
+            : $"until their leases end, at most {Lease(leases.Max())} from now";
+        output.WriteLine($"kept everything attached: {Count(connections.Count, "connection")} and {Count(endpoints.Count, "listening endpoint")} are frozen " +
+                         $"in {options.Namespace} (a CRIU migration in progress?), {until}; nothing was detached. " +
+                         "Run 'tcpfreeze detach' to thaw and detach anyway");
+        return ExitCodes.Success;
+    }
+
     /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces"/>).</summary>
     public int CollectGarbage(string pinRoot)
     {

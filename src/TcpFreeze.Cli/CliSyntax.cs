@@ -22,6 +22,14 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         DefaultValueFactory = _ => FreezerOptions.DefaultPinRoot,
     };
 
+    private readonly Option<string?> _hookSettings = new("--hook-settings")
+    {
+        Description = $"Use the pin root of the CRIU hook's settings file (its pin-root; e.g. {HookSettings.DefaultConfigPath}), so that this command " +
+                      "works on the pins the hook uses; --pin-root, when given too, wins. A missing file means the default pin root, as for the hook.",
+        HelpName = "FILE",
+        Recursive = true,
+    };
+
     private readonly Option<string?> _netns = new("--netns")
     {
         Description = "Network namespace to work in: a name of 'ip netns list' (/run/netns/NAME), or a namespace file such as /proc/PID/ns/net; default: the current one.",
@@ -49,6 +57,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             new VersionOption(),
         };
         root.Options.Add(_pinRoot);
+        root.Options.Add(_hookSettings);
         root.Options.Add(_netns);
         root.Options.Add(_wait);
         root.Subcommands.Add(AttachCommand());
@@ -67,10 +76,18 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         string? netns = parse.GetValue(_netns);
         return new FreezerOptions
         {
-            PinRoot = parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot,
+            PinRoot = PinRoot(parse),
             Namespace = netns is null ? NetworkNamespace.Current : NamespaceOf(netns),
             LockTimeout = parse.GetValue(_wait) ?? FreezerOptions.DefaultLockTimeout,
         };
+    }
+
+    /// <summary>--pin-root when given, else the hook settings file's pin-root when --hook-settings names one, else the default.</summary>
+    private string PinRoot(ParseResult parse)
+    {
+        if (parse.GetResult(_pinRoot) is { Implicit: false })
+            return parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot;
+        return parse.GetValue(_hookSettings) is { Length: > 0 } file ? HookSettings.LoadFile(file).PinRoot : FreezerOptions.DefaultPinRoot;
     }
 
     /// <summary>A bare name is one of /run/netns, as 'ip netns' and <see cref="NetworkNamespace.Named"/> take it; anything with a slash is a file.</summary>
@@ -143,8 +160,17 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
 
     private Command DetachCommand()
     {
-        var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins, whatever is left of them; everything frozen flows again. Nothing attached is not an error (exit 0).");
-        command.SetAction(parse => Cli.Guard(error, () => operations.Detach(Options(parse))));
+        var ifIdle = new Option<bool>("--if-idle")
+        {
+            Description = "Detach only when nothing is frozen (entries whose lease ended do not count); otherwise keep everything, say what stays " +
+                          "frozen and for how long, and exit 0. For a service stop or shutdown during a CRIU migration, which must not thaw it.",
+        };
+        var command = new Command("detach", "Detach the programs from every interface of the namespace and remove the pins, whatever is left of them; everything frozen flows again " +
+                                            "(with --if-idle: only when nothing is frozen). Nothing attached is not an error (exit 0).")
+        {
+            ifIdle,
+        };
+        command.SetAction(parse => Cli.Guard(error, () => parse.GetValue(ifIdle) ? operations.DetachIfIdle(Options(parse)) : operations.Detach(Options(parse))));
         return command;
     }
 
@@ -162,7 +188,8 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Argument<IPEndPoint?> local = EndpointArgument("LOCAL", "This host's end of the connection, e.g. 198.18.0.1:8080 or [2001:db8::1]:8080.");
         Argument<IPEndPoint?> remote = EndpointArgument("REMOTE", "The peer's end of the connection.");
         Option<int?> pid = PidOption("Freeze every connection and listener of process PID and its descendants, in its network namespace.");
-        Option<IPEndPoint[]> endpoints = EndpointOption("Freeze a local endpoint (repeatable): every segment to or from it, new SYNs included; 0.0.0.0 or [::] means any address.");
+        Option<IPEndPoint[]> endpoints = EndpointOption("Freeze a local endpoint (repeatable): every segment to or from it, new SYNs included. 0.0.0.0:PORT means any IPv4 address; " +
+                                                       "[::]:PORT means any address of either family, as a dual-stack listener on [::] accepts both (it freezes 0.0.0.0:PORT too).");
         var lease = new Option<TimeSpan?>("--lease")
         {
             Description = $"Thaw by itself after this many seconds (0.001 to 86400, fractions allowed), even if nobody calls thaw; " +
@@ -193,7 +220,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Argument<IPEndPoint?> local = EndpointArgument("LOCAL", "This host's end of the connection.");
         Argument<IPEndPoint?> remote = EndpointArgument("REMOTE", "The peer's end of the connection.");
         Option<int?> pid = PidOption("Thaw every connection and listener process PID and its descendants hold now.");
-        Option<IPEndPoint[]> endpoints = EndpointOption("Thaw a frozen local endpoint (repeatable).");
+        Option<IPEndPoint[]> endpoints = EndpointOption("Thaw a frozen local endpoint (repeatable); [::]:PORT thaws 0.0.0.0:PORT too, as freeze froze both.");
         var all = new Option<bool>("--all")
         {
             Description = "Thaw everything frozen in the namespace, from whatever TcpFreeze left there (pins, or attached programs whose pins are gone); " +
@@ -498,6 +525,18 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
     private static ConnectionKey? Connection(ParseResult parse, Argument<IPEndPoint?> local, Argument<IPEndPoint?> remote)
         => parse.GetValue(local) is { } l && parse.GetValue(remote) is { } r ? new ConnectionKey(l, r) : null;
 
+    /// <summary>
+    /// The endpoints given, with [::]:PORT standing for both families: a listener on [::] (dual-stack, Linux's default)
+    /// accepts IPv4 clients too, whose packets are IPv4 (to 0.0.0.0:PORT in the programs' terms), so freezing only the
+    /// IPv6 wildcard let IPv4 clients through while the help said "any address".
+    /// </summary>
+    internal static EndpointKey[] ExpandAnyAddress(IEnumerable<IPEndPoint> endpoints)
+        => endpoints.SelectMany(e => e.Address.Equals(IPAddress.IPv6Any)
+                ? new[] { new EndpointKey(e), new EndpointKey(new IPEndPoint(IPAddress.Any, e.Port)) }
+                : [new EndpointKey(e)])
+            .Distinct()
+            .ToArray();
+
     private static EndpointKey[] Endpoints(ParseResult parse, Option<IPEndPoint[]> endpoints)
-        => (parse.GetValue(endpoints) ?? []).Select(e => new EndpointKey(e)).ToArray();
+        => ExpandAnyAddress(parse.GetValue(endpoints) ?? []);
 }

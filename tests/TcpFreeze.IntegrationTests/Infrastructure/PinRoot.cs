@@ -7,9 +7,10 @@ public sealed class PinRoot : IDisposable
 {
     private static int s_counter;
 
-    public PinRoot()
+    /// <summary>A pin root named <paramref name="tag"/>, the process id and a counter.</summary>
+    public PinRoot(string tag = "tcpfreeze-test-")
     {
-        Path = $"/sys/fs/bpf/tcpfreeze-test-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
+        Path = $"/sys/fs/bpf/{tag}{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
         BpfFs.EnsureDirectory(Path);
     }
 

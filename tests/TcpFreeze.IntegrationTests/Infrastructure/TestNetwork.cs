@@ -32,11 +32,12 @@ public sealed class TestNetwork : IDisposable
     public IPAddress AddressB(AddressFamily family) => family == AddressFamily.InterNetwork
         ? IPAddress.Parse($"198.18.{Subnet}.2") : IPAddress.Parse($"2001:db8:{Subnet:x}::2");
 
-    public static TestNetwork Create()
+    /// <summary>A pair of namespaces named <paramref name="tag"/>, the process id and a counter (tests of one change may use their own tag).</summary>
+    public static TestNetwork Create(string tag = "tfz")
     {
         int n = Interlocked.Increment(ref s_counter);
         int subnet = (Environment.ProcessId + n) % 250 + 1;
-        string prefix = $"tfz{Environment.ProcessId}x{n}";
+        string prefix = $"{tag}{Environment.ProcessId}x{n}";
         var network = new TestNetwork(prefix + "a", prefix + "b", subnet);
         try
         {

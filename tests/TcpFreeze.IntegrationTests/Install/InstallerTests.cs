@@ -70,10 +70,11 @@ public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixt
         Assert.Equal("log-file /var/log/criu-own.log", runc[0]);
         Assert.Contains("network-lock skip", runc);
         Assert.Contains("action-script /usr/local/bin/tcpfreeze-criu-hook", runc);
-        // The unit attaches at boot with the installed command and is valid for systemd.
+        // The unit attaches at boot with the installed command, on the hook's pin root, and is valid for systemd; its stop
+        // detaches only when nothing is frozen (a stop during a migration must not thaw the dump's freeze).
         string unit = File.ReadAllText(Path.Combine(root, UnitPath));
-        Assert.Contains("ExecStart=/usr/local/bin/tcpfreeze attach\n", unit, StringComparison.Ordinal);
-        Assert.Contains("ExecStop=/usr/local/bin/tcpfreeze detach\n", unit, StringComparison.Ordinal);
+        Assert.Contains("ExecStart=/usr/local/bin/tcpfreeze --hook-settings /etc/tcpfreeze/criu-hook.conf attach\n", unit, StringComparison.Ordinal);
+        Assert.Contains("ExecStop=/usr/local/bin/tcpfreeze --hook-settings /etc/tcpfreeze/criu-hook.conf detach --if-idle\n", unit, StringComparison.Ordinal);
         VerifyUnit(unit, root);
         Assert.True(File.Exists(Path.Combine(root, ManifestPath)));
 

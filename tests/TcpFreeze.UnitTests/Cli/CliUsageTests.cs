@@ -61,6 +61,33 @@ public class CliUsageTests
     }
 
     [Fact]
+    public void Freeze_help_says_the_ipv6_any_address_endpoint_stands_for_both_families()
+    {
+        // The behaviour: CliServiceStopTests.Freezing_the_any_address_endpoint_of_a_dual_stack_listener_holds_ipv4_and_ipv6_clients_alike.
+        string help = System.Text.RegularExpressions.Regex.Replace(TcpFreezeCommand.Run("freeze", "--help").Succeeds().Output, @"\s+", " ");
+        Assert.Contains("[::]:PORT means any address of either family, as a dual-stack listener on [::] accepts both (it freezes 0.0.0.0:PORT too)", help);
+        Assert.DoesNotContain("0.0.0.0 or [::] means any address", help);
+    }
+
+    [Fact]
+    public void Detach_help_offers_if_idle_and_the_hook_settings_pin_root()
+    {
+        string help = System.Text.RegularExpressions.Regex.Replace(TcpFreezeCommand.Run("detach", "--help").Succeeds().Output, @"\s+", " ");
+        Assert.Contains("--if-idle", help);
+        Assert.Contains("Detach only when nothing is frozen", help);
+        Assert.Contains("--hook-settings <FILE>", help);
+    }
+
+    [Fact]
+    public void A_hook_settings_file_others_can_write_is_refused_before_the_kernel_is_touched()
+    {
+        using var folder = new TempDirectory();
+        string path = folder.Write("criu-hook.conf", "pin-root = /sys/fs/bpf/tfin-unused\n");
+        File.SetUnixFileMode(path, (UnixFileMode)0b110_110_110);
+        TcpFreezeCommand.Run("--hook-settings", path, "detach", "--if-idle").FailsWith(1, $"the hook settings file {path} is writable by every user");
+    }
+
+    [Fact]
     public void Nonexistent_pid_is_an_operational_failure()
     {
         TcpFreezeCommand.Run("freeze", "--pid", int.MaxValue.ToString()).FailsWith(1, $"no process has PID {int.MaxValue}");

@@ -157,6 +157,35 @@ public sealed class HookProgramTests : IDisposable
     }
 
     [Fact]
+    public void A_settings_file_every_user_can_write_exits_1_and_its_log_file_is_never_written()
+    {
+        string victim = _folder.File("victim");
+        string path = _folder.Write("hook.conf", $"log-file = {victim}\n");
+        File.SetUnixFileMode(path, (UnixFileMode)0b110_110_110);
+        Environment.SetEnvironmentVariable("TCPFREEZE_HOOK_CONFIG", path);
+        OwnNamespacePreRestore();
+        Assert.Equal(1, HookProgram.Run([]));
+        string line = Assert.Single(ErrorLines);
+        Assert.StartsWith($"tcpfreeze-hook: refused, the hook did nothing: the hook settings file {path} is writable by every user (mode 0666)", line);
+        Assert.Contains($"chown root {path} && chmod go-w {path}", line);
+        Assert.False(File.Exists(victim));
+    }
+
+    [Fact]
+    public void A_log_file_in_a_folder_every_user_can_write_exits_1_before_the_step_and_is_never_created()
+    {
+        string folder = Directory.CreateDirectory(_folder.File("shared")).FullName;
+        File.SetUnixFileMode(folder, (UnixFileMode)0b1_111_111_111);
+        string log = Path.Combine(folder, "hook.log");
+        Environment.SetEnvironmentVariable("TCPFREEZE_LOG_FILE", log);
+        OwnNamespacePreRestore();
+        Assert.Equal(1, HookProgram.Run([]));
+        string line = Assert.Single(ErrorLines);
+        Assert.StartsWith($"tcpfreeze-hook: refused, the hook did nothing: the log file {log} is in the folder {folder}, which is writable by every user (mode 1777)", line);
+        Assert.False(File.Exists(log));
+    }
+
+    [Fact]
     public void Pre_dump_without_an_init_pid_exits_1_through_the_entry_point()
     {
         Environment.SetEnvironmentVariable("CRTOOLS_SCRIPT_ACTION", "pre-dump");

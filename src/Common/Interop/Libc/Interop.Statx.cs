@@ -34,15 +34,26 @@ internal static unsafe partial class Libc
 
     /// <summary>The file type (S_IF* bits) and size of an open descriptor; false with errno set when the call fails.</summary>
     internal static bool TryStatDescriptor(int fd, out int type, out long size)
+        => TryStatDescriptor(fd, out type, out size, out _, out _);
+
+    /// <summary>
+    /// The file type (S_IF* bits), size, owner and permission bits (the low 12 bits of the mode) of an
+    /// open descriptor; false with errno set when the call fails. Judging the descriptor, not the path,
+    /// means the file judged is the file read, whatever is renamed meanwhile.
+    /// </summary>
+    internal static bool TryStatDescriptor(int fd, out int type, out long size, out uint uid, out uint permissions)
     {
         byte* buffer = stackalloc byte[256];
         new Span<byte>(buffer, 256).Clear();
-        if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, buffer) != 0)
+        if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE, buffer) != 0)
         {
-            (type, size) = (0, 0);
+            (type, size, uid, permissions) = (0, 0, 0, 0);
             return false;
         }
-        type = *(ushort*)(buffer + 28) & S_IFMT;
+        ushort mode = *(ushort*)(buffer + 28);
+        type = mode & S_IFMT;
+        permissions = (uint)mode & 0xFFF;
+        uid = *(uint*)(buffer + 20);
         size = *(long*)(buffer + 40);
         return true;
     }
