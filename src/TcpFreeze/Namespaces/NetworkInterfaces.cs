@@ -8,7 +8,7 @@ namespace TcpFreeze;
 /// <param name="Name">Its name.</param>
 /// <param name="Index">Its index.</param>
 /// <param name="IsUp">Whether it is administratively up.</param>
-/// <param name="HardwareType">Its ARPHRD_* type (1 Ethernet, 772 loopback).</param>
+/// <param name="HardwareType">Its ARPHRD_* type (1 Ethernet, 772 loopback, 65534 tun and WireGuard, 768 ipip, ...).</param>
 public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int HardwareType)
 {
     /// <summary>ARPHRD_ETHER.</summary>
@@ -16,8 +16,32 @@ public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int
     /// <summary>ARPHRD_LOOPBACK.</summary>
     public const int Loopback = 772;
 
-    /// <summary>Whether the TcpFreeze programs can parse its frames (they expect an Ethernet header).</summary>
-    public bool IsSupported => HardwareType is Ethernet or Loopback;
+    /// <summary>
+    /// The ARPHRD_* types of point-to-point (L3) devices, whose frames start at the IP header:
+    /// NONE (tun, WireGuard, xfrm), PPP, RAWIP (cellular modems), TUNNEL (ipip, vti), TUNNEL6
+    /// (ip6tnl), SIT, IPGRE and IP6GRE. Ethernet-framed tunnels (gretap, vxlan) are
+    /// <see cref="Ethernet"/>.
+    /// </summary>
+    private static readonly int[] Layer3Types = [0xFFFE, 512, 519, 768, 769, 776, 778, 823];
+
+    /// <summary>Whether the TcpFreeze programs can parse its frames: Ethernet, loopback, or an L3 device (<see cref="IsLayer3"/>).</summary>
+    public bool IsSupported => HardwareType is Ethernet or Loopback || IsLayer3;
+
+    /// <summary>
+    /// Whether it is a point-to-point (L3) device whose frames start at the IP header (tun,
+    /// WireGuard, PPP, ipip/sit/gre tunnels): TcpFreeze's L3 programs run there, as TC filters.
+    /// </summary>
+    public bool IsLayer3 => Array.IndexOf(Layer3Types, HardwareType) >= 0;
+
+    /// <summary>
+    /// The ARPHRD_* types of devices that never carry IP: CAN (280), MCTP (290), 802.11 monitor
+    /// (803), 802.15.4 and its monitor (804, 805; IPv6 goes over a 6LoWPAN device on top),
+    /// Phonet (820, 821), CAIF (822), nlmon (824), vsockmon (826).
+    /// </summary>
+    private static readonly int[] NonIpTypes = [280, 290, 803, 804, 805, 820, 821, 822, 824, 826];
+
+    /// <summary>Whether it is a device that never carries IP (CAN, nlmon, ...), which no freeze needs to cover.</summary>
+    public bool NeverCarriesIp => Array.IndexOf(NonIpTypes, HardwareType) >= 0;
 
     /// <summary>
     /// Lists the interfaces of the calling thread's network namespace (getifaddrs
