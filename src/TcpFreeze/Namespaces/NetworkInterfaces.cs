@@ -60,18 +60,53 @@ public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int
         try
         {
             var byIndex = new SortedDictionary<int, NetworkInterfaceInfo>();
+            var withoutAddress = new Dictionary<string, uint>();
             for (Libc.IfAddrs* entry = head; entry != null; entry = entry->Next)
             {
-                if (entry->Address == null || entry->Address->Family != Libc.AF_PACKET)
-                    continue;
                 string name = Marshal.PtrToStringUTF8(entry->Name) ?? string.Empty;
+                if (entry->Address == null)
+                {
+                    // glibc gives a link without a hardware address (tun, WireGuard, ipip, PPP:
+                    // exactly the L3 devices) no AF_PACKET address, so neither index nor type.
+                    withoutAddress.TryAdd(name, entry->Flags);
+                    continue;
+                }
+                if (entry->Address->Family != Libc.AF_PACKET)
+                    continue;
                 byIndex[entry->Address->IfIndex] = new NetworkInterfaceInfo(name, entry->Address->IfIndex, (entry->Flags & Libc.IFF_UP) != 0, entry->Address->HaType);
             }
+            foreach ((string name, uint flags) in withoutAddress)
+                if (!byIndex.Values.Any(i => i.Name == name) && AskKernel(name) is var (index, type))
+                    byIndex[index] = new NetworkInterfaceInfo(name, index, (flags & Libc.IFF_UP) != 0, type);
             return byIndex.Values.ToList();
         }
         finally
         {
             Libc.freeifaddrs(head);
         }
+    }
+
+    /// <summary>
+    /// The index and ARPHRD_* type of interface <paramref name="name"/> of the calling thread's
+    /// namespace (the socket's), from the SIOCGIFINDEX and SIOCGIFHWADDR requests; null when it
+    /// has gone meanwhile.
+    /// </summary>
+    private static unsafe (int Index, int Type)? AskKernel(string name)
+    {
+        using FileDescriptorHandle socket = Libc.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
+        if (socket.IsInvalid)
+            throw NativeCallException.FromLastError($"open a socket to ask for interface {name}");
+        Libc.IfReq request = default;
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(name);
+        if (bytes.Length > 15)
+            return null;
+        for (int i = 0; i < bytes.Length; i++)
+            request.Name[i] = bytes[i];
+        if (Libc.ioctl(socket, Libc.SIOCGIFINDEX, &request) != 0)
+            return Marshal.GetLastPInvokeError() == Errnos.ENODEV ? null : throw NativeCallException.FromLastError($"get the index of interface {name}");
+        int index = request.IfIndex;
+        if (Libc.ioctl(socket, Libc.SIOCGIFHWADDR, &request) != 0)
+            return Marshal.GetLastPInvokeError() == Errnos.ENODEV ? null : throw NativeCallException.FromLastError($"get the hardware type of interface {name}");
+        return (index, request.HardwareFamily);
     }
 }
