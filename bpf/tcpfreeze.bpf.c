@@ -3,9 +3,10 @@
  * TcpFreeze kernel programs: an ingress program (XDP, or a TC clsact ingress
  * filter that coexists with another tool's XDP program) and a TC (clsact)
  * egress program that drop the TCP segments of frozen connections and of
- * frozen local endpoints, and let every other packet through untouched. All
- * three share one parser and one lookup, so both ingress hooks give the same
- * verdict on the same frame.
+ * frozen local endpoints, and let every other packet through untouched, plus a
+ * TC ingress and egress pair for L3 devices, whose frames start at the IP
+ * header. All share one parser and one lookup, so every hook gives the same
+ * verdict on the same segment.
  *
  * Dropping in both directions keeps both ends silent: the peer's segments never
  * reach the socket (so no RST is sent for a socket that is being checkpointed)
@@ -98,34 +99,17 @@ static __always_inline void count(__u32 index)
 }
 
 /*
- * Parses Ethernet (with up to two VLAN tags), IPv4 (any header length, first
- * fragments only) or IPv6 (walking the common extension headers) and the TCP
- * ports. Returns 0 when seg holds a TCP segment, -1 for anything else, which
- * the callers pass.
+ * Parses an IP packet of protocol proto (an ETH_P_* value, network order) that
+ * starts at cursor inside the frame [data, data_end): IPv4 (any header length,
+ * first fragments only) or IPv6 (walking the common extension headers), and the
+ * TCP ports. Returns 0 when seg holds a TCP segment, -1 for anything else, which
+ * the callers pass. Ethernet frames come through parse_tcp; frames of L3
+ * devices, which start at the IP header, come here directly.
  */
-static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segment *seg)
+static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end, __be16 proto, struct tf_segment *seg)
 {
-	struct ethhdr *eth = data;
-	void *cursor = data + sizeof(*eth);
-	__be16 proto;
 	__u8 l4proto;
 	__u32 ip_end;	/* offset from data of the end of the IP packet */
-
-	if (cursor > data_end)
-		return -1;
-	proto = eth->h_proto;
-
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		struct vlan_hdr_compat *vlan = cursor;
-
-		if ((void *)(vlan + 1) > data_end)
-			return -1;
-		proto = vlan->encapsulated_proto;
-		cursor = vlan + 1;
-	}
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cursor;
@@ -207,6 +191,34 @@ static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segme
 
 	seg->consumes_seq = tcp->syn || tcp->fin || ip_end > tcp_end;
 	return 0;
+}
+
+/*
+ * Parses an Ethernet frame (with up to two VLAN tags) down to the TCP ports, as
+ * parse_ip_tcp says.
+ */
+static __always_inline int parse_tcp(void *data, void *data_end, struct tf_segment *seg)
+{
+	struct ethhdr *eth = data;
+	void *cursor = data + sizeof(*eth);
+	__be16 proto;
+
+	if (cursor > data_end)
+		return -1;
+	proto = eth->h_proto;
+
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr_compat *vlan = cursor;
+
+		if ((void *)(vlan + 1) > data_end)
+			return -1;
+		proto = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+	return parse_ip_tcp(data, cursor, data_end, proto, seg);
 }
 
 /*
@@ -392,12 +404,15 @@ static __always_inline int should_drop(void *ctx, struct bpf_sock *sender, struc
  * The verdict on one frame whose headers lie in [data, data_end): 1 to drop,
  * counted as a drop in its direction; 0 to pass (not TCP, unparseable, or not
  * frozen: fail open). ingress says which side of the segment is this host.
+ * l3_proto is 0 for an Ethernet frame; for a frame of an L3 device, which
+ * starts at the IP header, it is the frame's protocol (skb->protocol).
  */
-static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, void *data, void *data_end, int ingress)
+static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, void *data, void *data_end, int ingress, __be16 l3_proto)
 {
 	struct tf_segment seg = {};
+	int parsed = l3_proto ? parse_ip_tcp(data, data, data_end, l3_proto, &seg) : parse_tcp(data, data_end, &seg);
 
-	if (parse_tcp(data, data_end, &seg) != 0)
+	if (parsed != 0)
 		return 0;
 	count(TF_COUNTER_SEEN);
 	if (!should_drop(ctx, sender, &seg, ingress))
@@ -410,9 +425,10 @@ static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, v
  * The same verdict for an skb at either clsact hook. Headers may sit beyond the
  * linear part (GSO/GRO, paged buffers), so the first bytes are made linear first.
  * At ingress the kernel has pushed the Ethernet header back, so data starts at
- * it as in XDP.
+ * it as in XDP. On an L3 device (l3 set) there is no link-layer header: data
+ * starts at the IP header and skb->protocol says which IP it is.
  */
-static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress)
+static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress, int l3)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -424,13 +440,13 @@ static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress)
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
-	return frame_is_frozen(skb, ingress ? 0 : skb->sk, data, data_end, ingress);
+	return frame_is_frozen(skb, ingress ? 0 : skb->sk, data, data_end, ingress, l3 ? (__be16)skb->protocol : 0);
 }
 
 SEC("xdp")
 int tf_xdp_ingress(struct xdp_md *ctx)
 {
-	if (frame_is_frozen(ctx, 0, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 1))
+	if (frame_is_frozen(ctx, 0, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, 0))
 		return XDP_DROP;
 	count(TF_COUNTER_PASSED);
 	return XDP_PASS;
@@ -449,7 +465,7 @@ int tf_xdp_ingress(struct xdp_md *ctx)
 SEC("tc")
 int tf_tc_ingress(struct __sk_buff *skb)
 {
-	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 1))
+	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 1, 0))
 		return TC_ACT_SHOT;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;
@@ -463,7 +479,36 @@ int tf_tc_egress(struct __sk_buff *skb)
 	 * frozen. STOLEN, not SHOT: the stack must see the segment as sent (see the
 	 * top of this file).
 	 */
-	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 0))
+	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 0, 0))
+		return TC_ACT_STOLEN;
+	count(TF_COUNTER_PASSED);
+	return TC_ACT_OK;
+}
+
+/*
+ * Ingress and egress for point-to-point (L3) devices: tun (ARPHRD_NONE),
+ * WireGuard, PPP, ipip/sit/gre tunnels. Their frames have no link-layer header,
+ * so these parse from the IP header, and decide exactly like the programs above
+ * (egress with the same CRIU mark exemption and TC_ACT_STOLEN). Both run as TC
+ * clsact filters whatever ingress hook the Ethernet interfaces use: XDP is not
+ * used on L3 devices because XDP gives no skb->protocol to tell IPv4 from IPv6
+ * in a frame without a link-layer header, and most of these drivers have no
+ * native XDP, so it would run in generic mode, after the skb is built, where a
+ * TC filter costs the same.
+ */
+SEC("tc")
+int tf_l3_ingress(struct __sk_buff *skb)
+{
+	if (skb_is_frozen(skb, 1, 1))
+		return TC_ACT_SHOT;
+	count(TF_COUNTER_PASSED);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tf_l3_egress(struct __sk_buff *skb)
+{
+	if (skb->mark != TF_CRIU_REPAIR_MARK && skb_is_frozen(skb, 0, 1))
 		return TC_ACT_STOLEN;
 	count(TF_COUNTER_PASSED);
 	return TC_ACT_OK;

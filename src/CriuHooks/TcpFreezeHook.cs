@@ -196,7 +196,8 @@ public static class TcpFreezeHook
         HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         phases.Mark("state");
         context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
-                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) {phases}");
+                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) {phases}" +
+                     InterfaceReport(freezer, result, sameNamespace && pinsBefore));
         int lapsed = connections.Length + endpoints.Length - result.AlreadyFrozen;
         if (sameNamespace && lapsed > 0)
             context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +
@@ -292,6 +293,25 @@ public static class TcpFreezeHook
         phases.Mark("detach");
         context.Info($"post-resume: the restored connections were thawed at pre-resume{detached} {phases}");
         return 0;
+    }
+
+    /// <summary>
+    /// Which interfaces pre-restore attached to. Where the dump froze (same namespace, its pins
+    /// still there) every interface it attached to now is one the dump did not cover: it
+    /// appeared (or came up) during the copy, and traffic of the frozen connections on it went
+    /// unguarded until now, so it is named. Elsewhere (another host or namespace) every
+    /// interface is new, and the list says where the freeze holds.
+    /// </summary>
+    private static string InterfaceReport(TcpFreezer freezer, FreezeResult result, bool whereTheDumpFroze)
+    {
+        List<string> attached = [.. freezer.AttachedInterfaces.Where(i => i.Created).Select(i => i.Name).Union(result.InterfacesAttached)];
+        if (attached.Count == 0)
+            return "";
+        if (!whereTheDumpFroze)
+            return $"; attached to {string.Join(", ", attached)}";
+        return attached.Count == 1
+            ? $"; attached to new interface {attached[0]} that appeared since the dump"
+            : $"; attached to new interfaces {string.Join(", ", attached)} that appeared since the dump";
     }
 
     private static string KickReport(KickResult kick) => kick switch

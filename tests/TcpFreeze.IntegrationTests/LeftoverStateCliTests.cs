@@ -93,7 +93,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Map_pins_without_program_pins_or_programs_thaw_and_detach_removes_them()
     {
         TcpPair pair = AttachAndFreezeAConnection(8104);
-        RemovePins([BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin]);
+        RemovePins([BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         ThawAllWarns("not attached");
@@ -112,7 +112,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         ThawAllWarns("the pins of the connections, endpoints, counters, config maps were missing");
         AssertFlowsAgain(pair);
 
-        DetachLeavesNothing("detached from lo, veth0; removed 3 pins");
+        DetachLeavesNothing("detached from lo, veth0; removed 5 pins");
     }
 
     [RootFact]
@@ -125,14 +125,14 @@ public sealed class LeftoverStateCliTests : IDisposable
         // The pinned programs keep their maps alive, entries included: the thaw empties them.
         ThawAllWarns("through the pinned TcpFreeze programs");
 
-        DetachLeavesNothing("detached from no interface; removed 3 pins");
+        DetachLeavesNothing("detached from no interface; removed 5 pins");
     }
 
     [RootFact]
     public void A_lone_map_pin_is_a_one_line_error_for_thaw_and_detach_removes_it()
     {
         AttachAndFreezeAConnection(8107);
-        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin]);
+        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");

@@ -136,5 +136,34 @@ public sealed class PacketPathTests : IDisposable
         Assert.Equal(TcShot, _programs.TcIngress.TestRun(Packets.Tcp(Remote4, Local4), context: Packets.SkbContextWithMark(0x1234)).ReturnValue);
     }
 
+    // BPF_PROG_TEST_RUN builds a TC program's skb as if its data began with an Ethernet header
+    // (eth_type_trans): skb->protocol comes from bytes 12-13, which in an IPv6 header are bytes 4-5 of
+    // the source address. Addresses in 2001:db8:86dd::/48 put ETH_P_IPV6 there, so the run hands the L3
+    // programs a frame that starts at the IP header with the skb->protocol an L3 device gives it. IPv4
+    // cannot be run this way within the test ranges (198.18/15 puts 0xC612 there); L3FreezeTests covers
+    // it over a real TUN device.
+    private static readonly IPEndPoint L3Local6 = IPEndPoint.Parse("[2001:db8:86dd::1]:8080"), L3Remote6 = IPEndPoint.Parse("[2001:db8:86dd::2]:40000");
+
+    /// <summary>The frame of an L3 device: the IP packet without its Ethernet header.</summary>
+    private static byte[] IpOnly(byte[] ethernetFrame) => ethernetFrame[14..];
+
+    [RootFact]
+    public void L3_frames_that_start_at_the_ip_header_drop_both_ways_and_count_while_other_connections_pass()
+    {
+        FreezeConnection(L3Local6, L3Remote6);
+        Assert.Equal(TcShot, _programs.L3Ingress.TestRun(IpOnly(Packets.Tcp(L3Remote6, L3Local6))).ReturnValue);
+        Assert.Equal(TcStolen, _programs.L3Egress.TestRun(IpOnly(Packets.Tcp(L3Local6, L3Remote6))).ReturnValue);
+        Assert.Equal(TcShot, _programs.L3Ingress.TestRun(IpOnly(Packets.Tcp(L3Remote6, L3Local6, ipv6Extensions: Packets.HopByHopThenTcp))).ReturnValue);
+        Assert.True(_programs.Connections.TryLookup(new ConnectionKey(L3Local6, L3Remote6), out FreezeEntry entry));
+        Assert.Equal(3UL, entry.Dropped);
+
+        var otherPort = new IPEndPoint(L3Remote6.Address, 40001);
+        Assert.Equal(TcOk, _programs.L3Ingress.TestRun(IpOnly(Packets.Tcp(otherPort, L3Local6))).ReturnValue);
+        Assert.Equal(TcOk, _programs.L3Egress.TestRun(IpOnly(Packets.Tcp(L3Local6, otherPort))).ReturnValue);
+        Assert.Equal(TcOk, _programs.L3Ingress.TestRun(IpOnly(Packets.Tcp(L3Remote6, L3Local6, protocol: 17))).ReturnValue); // UDP, same ports
+        // The same exemption for CRIU's repair-mode sockets as on Ethernet egress.
+        Assert.Equal(TcOk, _programs.L3Egress.TestRun(IpOnly(Packets.Tcp(L3Local6, L3Remote6)), context: Packets.SkbContextWithMark(0xC114)).ReturnValue);
+    }
+
     public void Dispose() => _programs.Dispose();
 }

@@ -9,4 +9,11 @@ public sealed record AttachedInterface(string Name, int Index, XdpAttachMode Xdp
 {
     /// <summary>Where the ingress program runs on this interface.</summary>
     public IngressHook IngressHook { get; init; } = IngressHook.Xdp;
+
+    /// <summary>
+    /// Whether it is a point-to-point (L3) device (<see cref="NetworkInterfaceInfo.IsLayer3"/>): it runs
+    /// TcpFreeze's L3 programs as TC filters on both hooks (<see cref="IngressHook"/> is then
+    /// <see cref="TcpFreeze.IngressHook.Tc"/>, whichever hook the options ask for).
+    /// </summary>
+    public bool Layer3 { get; init; }
 }

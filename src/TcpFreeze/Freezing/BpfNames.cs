@@ -14,6 +14,8 @@ internal static class BpfNames
     public const string XdpProgram = "tf_xdp_ingress";
     public const string TcProgram = "tf_tc_egress";
     public const string TcIngressProgram = "tf_tc_ingress";
+    public const string L3IngressProgram = "tf_l3_ingress";
+    public const string L3EgressProgram = "tf_l3_egress";
 
     public const string ConnectionsPin = "connections";
     public const string EndpointsPin = "endpoints";
@@ -22,12 +24,15 @@ internal static class BpfNames
     public const string XdpPin = "xdp_ingress";
     public const string TcPin = "tc_egress";
     public const string TcIngressPin = "tc_ingress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin];
+    public const string L3IngressPin = "l3_ingress";
+    public const string L3EgressPin = "l3_egress";
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin, L3IngressPin, L3EgressPin];
 
     /// <summary>
     /// TC filter identity of the egress program, and of the ingress program when it runs
-    /// as a TC filter (the two hooks are separate, so they share it): a handle of our own
-    /// and an early priority.
+    /// as a TC filter (the two hooks are separate, so they share it), and of the L3
+    /// programs on L3 devices (which never run the other two): a handle of our own and
+    /// an early priority.
     /// </summary>
     public const uint TcHandle = 0x7F5A;
     public const uint TcPriority = 2;

@@ -15,6 +15,12 @@ namespace TcpFreeze;
 /// moment when both run is harmless. This is the one place that explains the move;
 /// other comments point here.
 /// </para>
+/// <para>
+/// <b>L3 devices.</b> A point-to-point device (tun, WireGuard, PPP, ipip/sit/gre: no
+/// Ethernet header, <see cref="NetworkInterfaceInfo.IsLayer3"/>) gets the L3 programs as TC
+/// ingress and egress filters at TcpFreeze's handle, whatever ingress hook the options ask
+/// for; there is nothing to move on it.
+/// </para>
 /// </summary>
 internal static class InterfaceAttacher
 {
@@ -26,14 +32,17 @@ internal static class InterfaceAttacher
     {
         List<NetworkInterfaceInfo> targets = SelectTargets(options);
         var result = new List<AttachedInterface>();
-        BpfProgram xdp = objects.Program(KernelObjects.XdpIngress), tc = objects.Program(KernelObjects.TcEgress), tcIngress = objects.Program(KernelObjects.TcIngress);
-        ProgramOwnership owners = ProgramOwnership.Of(directory).WithProgram(xdp.Info.Id).WithProgram(tc.Info.Id).WithProgram(tcIngress.Info.Id);
+        ProgramOwnership owners = ProgramOwnership.Of(directory);
+        foreach (ProgramDefinition definition in KernelObjects.Programs)
+            owners.WithProgram(objects.Program(definition).Info.Id);
         foreach (NetworkInterfaceInfo nic in targets)
-            result.Add(AttachOne(nic, xdp, tc, tcIngress, IngressHookFor(nic, options.IngressHook), options, owners, xdpDone, tcDone));
+            result.Add(AttachOne(nic, objects.Program, IngressHookFor(nic, options.IngressHook), options, owners, xdpDone, tcDone));
 
         // Every interface is attached: only now retire the other ingress hook (see the type's remarks).
         for (int n = 0; n < result.Count; n++)
         {
+            if (result[n].Layer3)
+                continue;
             try
             {
                 bool moved = result[n].IngressHook == IngressHook.Tc ? DetachXdp(result[n].Index, owners) : DetachTcIngress(result[n].Index, owners);
@@ -53,25 +62,31 @@ internal static class InterfaceAttacher
     /// gets the TC ingress program: only there can the program see a packet's mark, and CRIU's own
     /// packets, which must pass, travel over loopback with its repair mark (the fake FIN with which
     /// CRIU restores a socket that had received a FIN; see tf_tc_ingress in bpf/tcpfreeze.bpf.c).
-    /// Generic XDP on loopback saved nothing worth that.
+    /// Generic XDP on loopback saved nothing worth that. (L3 devices get their own TC pair whatever
+    /// the hook: <see cref="KernelObjects.ProgramsFor"/>.)
     /// </summary>
     internal static IngressHook IngressHookFor(NetworkInterfaceInfo nic, IngressHook asked)
         => nic.HardwareType == NetworkInterfaceInfo.Loopback ? IngressHook.Tc : asked;
 
-    /// <summary>Attaches the ingress program (at <paramref name="hook"/>) and the egress program to one interface.</summary>
-    private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, BpfProgram xdp, BpfProgram tc, BpfProgram tcIngress, IngressHook hook,
+    /// <summary>
+    /// Attaches the ingress program (at <paramref name="hook"/>) and the egress program to one
+    /// interface; an L3 device gets the L3 pair as TC filters (<see cref="KernelObjects.ProgramsFor"/>).
+    /// </summary>
+    private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, Func<ProgramDefinition, BpfProgram> programs, IngressHook hook,
         FreezerOptions options, ProgramOwnership owners, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
+        (ProgramDefinition ingress, ProgramDefinition egress) = KernelObjects.ProgramsFor(nic, hook);
         XdpAttachMode mode = XdpAttachMode.Auto;
         bool ingressCreated;
-        if (hook == IngressHook.Tc)
+        if (ingress != KernelObjects.XdpIngress)
         {
-            TcAttachment i = AttachTc(tcIngress, nic, TcDirection.Ingress, KernelObjects.TcIngress, options, owners);
+            TcAttachment i = AttachTc(programs(ingress), nic, TcDirection.Ingress, ingress, options, owners);
             tcDone.Add(i);
             ingressCreated = i.Created;
         }
         else
         {
+            BpfProgram xdp = programs(ingress);
             uint current = Xdp.Query(nic.Index).ProgramId;
             bool replace = MayReplace(current, xdp.Info.Id, KernelObjects.XdpIngress, nic, "XDP", options, owners);
             XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode.ToInterop(), replace);
@@ -80,9 +95,13 @@ internal static class InterfaceAttacher
             ingressCreated = x.Created;
         }
 
-        TcAttachment t = AttachTc(tc, nic, TcDirection.Egress, KernelObjects.TcEgress, options, owners);
+        TcAttachment t = AttachTc(programs(egress), nic, TcDirection.Egress, egress, options, owners);
         tcDone.Add(t);
-        return new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created) { IngressHook = hook };
+        return new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created)
+        {
+            IngressHook = nic.IsLayer3 ? IngressHook.Tc : hook,
+            Layer3 = nic.IsLayer3,
+        };
     }
 
     /// <summary>
@@ -136,11 +155,12 @@ internal static class InterfaceAttacher
         bool tcIngressUsed = false;
         foreach (NetworkInterfaceInfo nic in targets)
         {
-            bool xdp = ProgramOwnership.UsesMap(Xdp.Query(nic.Index).ProgramId, connectionsMapId);
+            bool xdp = !nic.IsLayer3 && ProgramOwnership.UsesMap(Xdp.Query(nic.Index).ProgramId, connectionsMapId);
             bool tcIngress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
             bool egress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
-            if (nic.HardwareType != NetworkInterfaceInfo.Loopback) // loopback's hook is fixed (IngressHookFor)
-                tcIngressUsed |= tcIngress && !xdp;
+            // Loopback's hook is fixed (IngressHookFor) and L3 devices always use TC ingress: only the
+            // other interfaces tell which hook the rest use.
+            tcIngressUsed |= tcIngress && !xdp && !nic.IsLayer3 && nic.HardwareType != NetworkInterfaceInfo.Loopback;
             if (!(xdp || tcIngress) || !egress)
                 uncovered.Add(nic);
         }
@@ -149,26 +169,28 @@ internal static class InterfaceAttacher
 
         string names = string.Join(", ", uncovered.Select(n => n.Name));
         string operation = $"freeze in {options.Namespace}";
-        BpfProgram?[] programs = KernelObjects.Programs.Select(d => TryOpenPinnedProgram(directory, d)).ToArray();
+        IngressHook hook = tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp;
+        // Only the programs these interfaces need: a pin directory of an older version, without the L3 programs, still covers Ethernet.
+        ProgramDefinition[] needed = uncovered.SelectMany(n => { var (i, e) = KernelObjects.ProgramsFor(n, hook); return new[] { i, e }; }).Distinct().ToArray();
+        var programs = new Dictionary<ProgramDefinition, BpfProgram?>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
         var attached = new List<string>();
         try
         {
-            if (programs.Any(p => p is null || !p.GetMapIds().Contains(connectionsMapId)))
+            foreach (ProgramDefinition definition in needed)
+                programs[definition] = TryOpenPinnedProgram(directory, definition);
+            if (programs.Values.Any(p => p is null || !p.GetMapIds().Contains(connectionsMapId)))
                 throw new TcpFreezeException(operation,
                     $"TcpFreeze's programs are not attached to {names}, so the freeze would not hold there, and the programs pinned in {directory} " +
                     "are missing or belong to other maps; nothing was frozen", remedy: TcpFreezeRemedy.Attach);
-            BpfProgram xdp = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.XdpIngress)]!;
-            BpfProgram tc = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.TcEgress)]!;
-            BpfProgram tcIngress = programs[Array.IndexOf(KernelObjects.Programs, KernelObjects.TcIngress)]!;
             ProgramOwnership owners = ProgramOwnership.Of(directory).WithMap(connectionsMapId);
             FreezerOptions attachOptions = options with { ReplaceForeignPrograms = false };
             foreach (NetworkInterfaceInfo nic in uncovered)
             {
                 try
                 {
-                    AttachOne(nic, xdp, tc, tcIngress, IngressHookFor(nic, tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp), attachOptions, owners, xdpDone, tcDone);
+                    AttachOne(nic, d => programs[d]!, IngressHookFor(nic, hook), attachOptions, owners, xdpDone, tcDone);
                     attached.Add(nic.Name);
                 }
                 catch (Exception e) when (e is TcpFreezeException or BpfException)
@@ -189,7 +211,7 @@ internal static class InterfaceAttacher
         }
         finally
         {
-            foreach (BpfProgram? program in programs)
+            foreach (BpfProgram? program in programs.Values)
                 program?.Dispose();
         }
         return attached;
@@ -213,9 +235,14 @@ internal static class InterfaceAttacher
         IReadOnlyList<NetworkInterfaceInfo> all = NetworkInterfaceInfo.ListHere();
         if (options.Interfaces is not { Count: > 0 } names)
         {
-            List<NetworkInterfaceInfo> up = all.Where(i => i.IsUp && i.IsSupported).ToList();
+            List<NetworkInterfaceInfo> up = all.Where(i => i.IsUp && !i.NeverCarriesIp).ToList();
+            // An interface that is up may carry the frozen connections; one whose frames the programs cannot parse would let them through, so the freeze is refused.
+            if (up.FirstOrDefault(i => !i.IsSupported) is { } unknown)
+                throw new TcpFreezeException($"attach to interface '{unknown.Name}'",
+                    $"it is up in {options.Namespace}, so it may carry frozen connections, but it is neither Ethernet, loopback nor a known L3 device " +
+                    $"(hardware type {unknown.HardwareType}), so TcpFreeze's programs cannot parse its frames; take it down, or name the interfaces to cover explicitly");
             if (up.Count == 0)
-                throw new TcpFreezeException("attach", $"no Ethernet or loopback interface is up in {options.Namespace}; bring one up or name interfaces explicitly");
+                throw new TcpFreezeException("attach", $"no interface is up in {options.Namespace}; bring one up or name interfaces explicitly");
             return up;
         }
         var targets = new List<NetworkInterfaceInfo>();
@@ -226,7 +253,7 @@ internal static class InterfaceAttacher
                     $"there is no interface '{name}' in {options.Namespace}; 'ip link' lists the interfaces ({string.Join(", ", all.Select(i => i.Name))})");
             if (!nic.IsSupported)
                 throw new TcpFreezeException($"attach to interface '{name}'",
-                    $"it is not an Ethernet or loopback interface (hardware type {nic.HardwareType}); TcpFreeze's programs parse Ethernet frames");
+                    $"it is neither Ethernet, loopback nor a known L3 device (hardware type {nic.HardwareType}); TcpFreeze's programs cannot parse its frames");
             targets.Add(nic);
         }
         return targets;
@@ -274,8 +301,8 @@ internal static class InterfaceAttacher
             foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
             {
                 bool any = DetachXdp(nic.Index, owners);
-                any |= DetachTc(nic.Index, TcDirection.Egress, KernelObjects.TcEgress, owners);
-                any |= DetachTcIngress(nic.Index, owners);
+                any |= DetachTc(nic.Index, TcDirection.Egress, KernelObjects.TcEgressPrograms, owners);
+                any |= DetachTc(nic.Index, TcDirection.Ingress, KernelObjects.TcIngressPrograms, owners);
                 if (any)
                     names.Add(nic.Name);
             }
@@ -296,10 +323,10 @@ internal static class InterfaceAttacher
                 if (IsOursOrOrphan(xdp, KernelObjects.XdpIngress, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.XdpIngress, xdp));
                 uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
-                if (IsOursOrOrphan(tc, KernelObjects.TcEgress, owners))
+                if (IsOursOrOrphan(tc, KernelObjects.TcEgressPrograms, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcEgress, tc));
                 uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
-                if (IsOursOrOrphan(ingress, KernelObjects.TcIngress, owners))
+                if (IsOursOrOrphan(ingress, KernelObjects.TcIngressPrograms, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcIngress, ingress));
             }
             return found;
@@ -309,6 +336,10 @@ internal static class InterfaceAttacher
     private static bool IsOursOrOrphan(uint id, ProgramDefinition definition, ProgramOwnership owners)
         => owners.Classify(id, definition) is ProgramOwner.Ours or ProgramOwner.Orphan;
 
+    /// <summary>Whether <paramref name="id"/> is ours or an orphan as any of <paramref name="definitions"/> (the programs that share one TC hook).</summary>
+    private static bool IsOursOrOrphan(uint id, ProgramDefinition[] definitions, ProgramOwnership owners)
+        => Array.Exists(definitions, d => IsOursOrOrphan(id, d, owners));
+
     /// <summary>Detaches a TcpFreeze XDP program (ours or an orphan) from an interface; a foreign one, or another pin root's, stays.</summary>
     private static bool DetachXdp(int ifIndex, ProgramOwnership owners)
     {
@@ -317,11 +348,11 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>Detaches a TcpFreeze TC ingress filter (ours or an orphan) at TcpFreeze's handle; a foreign one, or another pin root's, stays.</summary>
-    private static bool DetachTcIngress(int ifIndex, ProgramOwnership owners) => DetachTc(ifIndex, TcDirection.Ingress, KernelObjects.TcIngress, owners);
+    private static bool DetachTcIngress(int ifIndex, ProgramOwnership owners) => DetachTc(ifIndex, TcDirection.Ingress, [KernelObjects.TcIngress], owners);
 
-    private static bool DetachTc(int ifIndex, TcDirection direction, ProgramDefinition definition, ProgramOwnership owners)
+    private static bool DetachTc(int ifIndex, TcDirection direction, ProgramDefinition[] definitions, ProgramOwnership owners)
     {
         uint id = Tc.Query(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority);
-        return IsOursOrOrphan(id, definition, owners) && Tc.Detach(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, id);
+        return IsOursOrOrphan(id, definitions, owners) && Tc.Detach(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, id);
     }
 }

@@ -43,9 +43,29 @@ internal static class KernelObjects
     public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, BpfNames.XdpPin);
     public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, BpfNames.TcPin);
     public static readonly ProgramDefinition TcIngress = new(BpfNames.TcIngressProgram, BpfNames.TcIngressPin);
+    public static readonly ProgramDefinition L3Ingress = new(BpfNames.L3IngressProgram, BpfNames.L3IngressPin);
+    public static readonly ProgramDefinition L3Egress = new(BpfNames.L3EgressProgram, BpfNames.L3EgressPin);
 
-    /// <summary>Every program. Both ingress programs are loaded and pinned whichever hook is used, so switching hooks never reloads.</summary>
-    public static readonly ProgramDefinition[] Programs = [XdpIngress, TcEgress, TcIngress];
+    /// <summary>
+    /// Every program. Both ingress programs, and the L3 pair, are loaded and pinned whichever
+    /// hook is used and whether or not an L3 device exists yet, so switching hooks or covering
+    /// a tun device that appears later never reloads.
+    /// </summary>
+    public static readonly ProgramDefinition[] Programs = [XdpIngress, TcEgress, TcIngress, L3Ingress, L3Egress];
+
+    /// <summary>The programs that go to TC ingress on some interface (Ethernet or L3).</summary>
+    public static readonly ProgramDefinition[] TcIngressPrograms = [TcIngress, L3Ingress];
+
+    /// <summary>The programs that go to TC egress on some interface (Ethernet or L3).</summary>
+    public static readonly ProgramDefinition[] TcEgressPrograms = [TcEgress, L3Egress];
+
+    /// <summary>
+    /// The ingress and egress programs <paramref name="nic"/> runs: the L3 pair on an L3 device,
+    /// whatever <paramref name="hook"/> says (see bpf/tcpfreeze.bpf.c: no XDP there); otherwise
+    /// the ingress program of <paramref name="hook"/> and the TC egress program.
+    /// </summary>
+    public static (ProgramDefinition Ingress, ProgramDefinition Egress) ProgramsFor(NetworkInterfaceInfo nic, IngressHook hook)
+        => nic.IsLayer3 ? (L3Ingress, L3Egress) : (hook == IngressHook.Tc ? TcIngress : XdpIngress, TcEgress);
 
     /// <summary>Whether <paramref name="name"/> is the kernel name of one of TcpFreeze's programs.</summary>
     public static bool IsProgramName(string name) => Array.Exists(Programs, p => p.ProgramName == name);

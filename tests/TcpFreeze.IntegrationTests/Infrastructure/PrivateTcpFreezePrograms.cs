@@ -20,6 +20,8 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
             Xdp = _object.GetProgram(BpfNames.XdpProgram);
             Tc = _object.GetProgram(BpfNames.TcProgram);
             TcIngress = _object.GetProgram(BpfNames.TcIngressProgram);
+            L3Ingress = _object.GetProgram(BpfNames.L3IngressProgram);
+            L3Egress = _object.GetProgram(BpfNames.L3EgressProgram);
             Connections = _object.GetMap(BpfNames.ConnectionsMap);
             Endpoints = _object.GetMap(BpfNames.EndpointsMap);
             Config = _object.GetMap(BpfNames.ConfigMap);
@@ -34,6 +36,8 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
     public BpfProgram Xdp { get; } = null!;
     public BpfProgram Tc { get; } = null!;
     public BpfProgram TcIngress { get; } = null!;
+    public BpfProgram L3Ingress { get; } = null!;
+    public BpfProgram L3Egress { get; } = null!;
     public BpfMap Connections { get; } = null!;
     public BpfMap Endpoints { get; } = null!;
     public BpfMap Config { get; } = null!;
@@ -60,6 +64,8 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
         Xdp?.Dispose();
         Tc?.Dispose();
         TcIngress?.Dispose();
+        L3Ingress?.Dispose();
+        L3Egress?.Dispose();
         Connections?.Dispose();
         Endpoints?.Dispose();
         Config?.Dispose();
