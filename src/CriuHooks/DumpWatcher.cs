@@ -37,7 +37,7 @@ internal static class DumpWatcher
     /// <summary>The argument that starts the hook executable as a watcher.</summary>
     public const string Argument = "--watch-dump";
 
-    /// <summary>How long the task may take to die after CRIU exits before it counts as left running.</summary>
+    /// <summary>How long a task CRIU killed may take to die after CRIU exits before it counts as left running.</summary>
     private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(3);
 
     internal static string TryStart(HookContext context, int initPid, FreezeManifest manifest)
@@ -158,7 +158,10 @@ internal static class DumpWatcher
                 sinceRenewal.Restart();
             }
         }
-        if (WaitForExit(initFd, -1, (int)KillGrace.TotalMilliseconds) == initFd)
+        // CRIU kills the tasks of a migration before it exits. A task that is still there now is
+        // either dying (SIGKILL pending, or a zombie) or left running (--leave-running, a failed dump):
+        // only the first is worth waiting for, so the second is released at once.
+        if (DumpedTree.IsDying(initPid) && WaitForExit(initFd, -1, (int)KillGrace.TotalMilliseconds) == initFd)
             return 0;
 
         // Another CRIU may be dumping the same tree (a second `criu dump` of it that failed, this one,

@@ -53,6 +53,33 @@ internal static class DumpedTree
         return null;
     }
 
+    /// <summary>
+    /// Whether process <paramref name="pid"/> is gone or on its way out: exited (no /proc entry,
+    /// zombie or dead) or with a SIGKILL pending, which is how CRIU ends the tasks it dumped.
+    /// </summary>
+    public static bool IsDying(int pid, string procRoot = "/proc")
+    {
+        try
+        {
+            foreach (string line in File.ReadLines(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "status")))
+            {
+                if (line.StartsWith("State:", StringComparison.Ordinal) && line.AsSpan(6).Trim() is [('Z' or 'X'), ..])
+                    return true;
+                if ((line.StartsWith("SigPnd:", StringComparison.Ordinal) || line.StartsWith("ShdPnd:", StringComparison.Ordinal))
+                    && ulong.TryParse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong pending)
+                    && (pending & (1UL << (SigKill - 1))) != 0)
+                    return true;
+            }
+            return false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
+    private const int SigKill = 9;
+
     /// <summary>The TracerPid line of /proc/PID/status; null when the process is gone.</summary>
     internal static int? TracerOf(string procRoot, int pid)
     {

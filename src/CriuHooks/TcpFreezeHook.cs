@@ -65,10 +65,11 @@ public static class TcpFreezeHook
         phases.Mark("attach");
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
         phases.Mark("discover");
+        FreezeTiming timing = PreDumpTiming(context);
         // One batch: the listeners go in first, so no new connection completes after this
         // (and a frozen listener's endpoint also covers every connection to it). Outgoing
         // connections the tasks open before CRIU freezes them are caught at post-dump.
-        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease, FreezeTiming.JustInTime);
+        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease, timing);
         phases.Mark("freeze");
 
         FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
@@ -87,6 +88,7 @@ public static class TcpFreezeHook
         phases.Mark("manifest");
         string watcher = DumpWatcher.TryStart(context, pid, manifest, json, phases);
         context.Info($"pre-dump: froze {sockets.Connections.Count} connections and {sockets.Listeners.Count} listening endpoints " +
+                     (timing == FreezeTiming.JustInTime ? "(just in time) " : "(now: a lazy-pages dump) ") +
                      $"of PID {pid} ({sockets.Pids.Count} processes) {phases}, lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
         return 0;
     }
@@ -177,15 +179,23 @@ public static class TcpFreezeHook
         ConnectionKey[] connections = manifest.ConnectionKeys();
         EndpointKey[] endpoints = manifest.EndpointKeys();
         phases.Mark("read");
-        IReadOnlyList<LiveSocket> taken = ProcessSockets.FindLiveSockets(connections, []);
+        HashSet<ConnectionKey> listed = [.. connections];
+        IReadOnlyList<LiveSocket> live = ProcessSockets.FindLiveSockets(connections, endpoints);
+        LiveSocket[] taken = live.Where(t => t.Remote is not null && listed.Contains(new ConnectionKey(t.Local, t.Remote))).ToArray();
+        LiveSocket[] squatters = live.Where(t => t.Remote is null && t.State == "Listen").ToArray();
         phases.Mark("check");
-        if (taken.Count > 0)
+        if (taken.Length > 0)
             throw new HookException(
-                $"the manifest names connections that {taken.Count} live sockets of this network namespace already are, e.g. " +
+                $"the manifest names connections that {taken.Length} live sockets of this network namespace already are, e.g. " +
                 string.Join("; ", taken.Take(3).Select(t => $"{t}{SocketHolders.Describe(t.Inode)}")) +
                 ". They are not the restore's (its sockets do not exist yet), and the restore would collide with them; froze nothing. " +
                 "Stop what holds them (a restore retried after a killed one: the process named above is what that restore left), then restore again");
 
+        // Someone else listening where the restore brings a listener back is not held (the freeze is just
+        // in time), but CRIU's restore of that listener fails unless both use SO_REUSEPORT: say who it is.
+        foreach (LiveSocket squatter in squatters.Take(3))
+            context.Info($"pre-restore: note: {squatter}{SocketHolders.Describe(squatter.Inode)} listens where the restore brings back the listener {squatter.Listed}; " +
+                         "its clients are not held, and CRIU's restore of that listener fails (address in use) unless both sockets use SO_REUSEPORT");
         FreezerOptions options = context.Settings.ToFreezerOptions();
         bool sameNamespace = manifest.WasDumpedIn(options.Namespace);
         bool pinsBefore = TcpFreezer.IsAttached(options);
@@ -196,8 +206,10 @@ public static class TcpFreezeHook
         HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         phases.Mark("state");
         context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
-                     $"from the manifest ({result.AlreadyFrozen} were still frozen from the dump) {phases}" +
-                     InterfaceReport(freezer, result, sameNamespace && pinsBefore));
+                     $"from the manifest, just in time ({result.AlreadyFrozen} were still frozen from the dump) {phases}" +
+                     InterfaceReport(freezer, result, sameNamespace && pinsBefore) +
+                     $"; should this restore fail, they stay frozen (only packets of sockets that do not exist) until their lease ends in " +
+                     $"{context.Settings.Lease.TotalSeconds:0.###} s or a retried restore thaws them (`tcpfreeze thaw --all` releases them at once)");
         int lapsed = connections.Length + endpoints.Length - result.AlreadyFrozen;
         if (sameNamespace && lapsed > 0)
             context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +
@@ -221,7 +233,9 @@ public static class TcpFreezeHook
             return 0;
         phases.Mark("read");
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, manifest.PeerSequenceKeys());
+        Dictionary<ConnectionKey, uint>? peers = context.Settings.Kick ? RestoredOnly(manifest.PeerSequenceKeys()) : null;
+        phases.Mark("peers");
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers);
         phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
@@ -314,6 +328,22 @@ public static class TcpFreezeHook
             : $"; attached to new interfaces {string.Join(", ", attached)} that appeared since the dump";
     }
 
+    /// <summary>
+    /// The peer sequence numbers of the manifest (what the dump host recorded) for connections that
+    /// exist as sockets now, i.e. that CRIU restored. The images are CRIU's trusted input, but the
+    /// kick sends packets: a key planted in the manifest must not make it send any to an address that
+    /// is not an end of a restored connection. (A connection whose drops this host saw itself is
+    /// kicked from its own record: its peer did send to it.)
+    /// </summary>
+    private static Dictionary<ConnectionKey, uint>? RestoredOnly(Dictionary<ConnectionKey, uint> recorded)
+    {
+        if (recorded.Count == 0)
+            return null;
+        HashSet<ConnectionKey> live = [.. ProcessSockets.FindLiveSockets(recorded.Keys, [])
+            .Where(s => s.Remote is not null).Select(s => new ConnectionKey(s.Local, s.Remote!))];
+        return recorded.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value);
+    }
+
     private static string KickReport(KickResult kick) => kick switch
     {
         { Error: { } error } => $"; the resume kick was not sent ({error})",
@@ -388,6 +418,18 @@ public static class TcpFreezeHook
                      "is dumped, so nothing is frozen; the final `criu dump` freezes");
         return true;
     }
+
+    /// <summary>
+    /// How pre-dump freezes. Just in time (a connection is held only while CRIU has its socket in
+    /// repair mode, or it is gone) for a normal dump, whose failure CRIU itself undoes: it takes the
+    /// sockets out of repair mode before the tasks run again. A lazy-pages dump that fails in its
+    /// transfer resumes the tasks with their sockets still in repair mode (criu/cr-dump.c), and a task
+    /// that finds data queued on such a socket reads EPERM and closes it before anyone can take it out;
+    /// data queues there between CRIU's seizing the tasks and its dumping each socket unless the freeze
+    /// holds from pre-dump on. So a lazy-pages dump freezes now, as before the just-in-time rule.
+    /// </summary>
+    private static FreezeTiming PreDumpTiming(HookContext context)
+        => CriuCommandLine.Read(context.CriuPid) is { LazyPages: true } ? FreezeTiming.Now : FreezeTiming.JustInTime;
 
     private static int RequireInitPid(CriuEnvironment environment)
         => environment.InitPid ?? throw new HookException(

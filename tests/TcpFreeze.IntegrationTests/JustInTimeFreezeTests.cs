@@ -190,3 +190,40 @@ public sealed class JustInTimeFreezeTests
         }
     }
 }
+
+/// <summary>Issue 19, item 9: one migration's clean-up must never pull the programs from under another.</summary>
+public sealed class IdleDetachTests
+{
+    [RootFact]
+    public void An_idle_detach_keeps_the_programs_while_another_freezer_is_open_and_that_freezer_then_freezes()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7306));
+        FreezerOptions options = pins.Options(network.B);
+        try
+        {
+            // Another tree's pre-dump has attached and is about to freeze ...
+            using TcpFreezer about = TcpFreezer.Attach(options);
+            // ... when this tree's post-resume finds nothing frozen and detaches if idle.
+            using (TcpFreezer finishing = TcpFreezer.Open(options))
+                Assert.Null(finishing.DetachIfIdle());
+            Assert.True(TcpFreezer.IsAttached(options), "the idle detach removed the pins of a set another freezer had open");
+            about.Freeze([pair.ServerView], [], TimeSpan.FromMinutes(1));
+            pair.Client.Send(Encoding.ASCII.GetBytes("x"));
+            Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromSeconds(1)), "the freeze did not hold: the programs were detached");
+            about.Thaw([pair.ServerView]);
+            Assert.Equal("x", Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 1, TimeSpan.FromSeconds(10))));
+            about.Dispose();
+
+            // The last user's idle detach removes everything.
+            using (TcpFreezer last = TcpFreezer.Open(options))
+                Assert.NotNull(last.DetachIfIdle());
+            KernelState.AssertNothingLeft(network.B, options);
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+}

@@ -143,6 +143,18 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         {
             foreach (string step in new[] { "pre-dump", "post-dump", "pre-restore", "pre-resume" })
             {
+                if (step == "post-dump")
+                {
+                    // The watcher renews the lease only while a CRIU holds the tasks; strace holds none, and its
+                    // 2 s wait for the watcher outlasts the lease: freeze again what pre-dump froze, or post-dump
+                    // (rightly) fails the dump for a freeze that lapsed.
+                    FreezeManifest dumped = FreezeManifest.Read(imagesA);
+                    network.A.Run(() =>
+                    {
+                        using TcpFreezer freezer = TcpFreezer.Open(pins.Options(network.A));
+                        return freezer.Freeze(dumped.ConnectionKeys(), dumped.EndpointKeys(), TimeSpan.FromMinutes(1), FreezeTiming.JustInTime);
+                    });
+                }
                 TracedRun run = Hook(step, inA.Pid.ToString(), imagesA, pins.Path, step is "pre-restore" or "pre-resume" ? inNamespaceB : inNamespaceA);
                 Assert.True(run.ExitCode == 0, run.ToString());
                 AssertOnlyWatcherAndNft(run, hook, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false);

@@ -118,7 +118,7 @@ public sealed class TelemetryTests
         using var pinsB = new PinRoot();
         using var logsA = new RecordingLoggerFactory();
         using var logsB = new RecordingLoggerFactory();
-        // Loopback has no native XDP: attaching in auto mode probes native first, and the kernel says why it refused.
+        // A fresh attach to loopback (TC ingress and egress) first finds no clsact qdisc there, and the kernel says so.
         FreezerOptions a = pinsA.Options(network.A, "lo") with { LoggerFactory = logsA };
         FreezerOptions b = pinsB.Options(network.B, "lo") with { LoggerFactory = logsB };
         try
@@ -134,12 +134,13 @@ public sealed class TelemetryTests
             Assert.Equal(fromB, logsB.Records.Count);
 
             // The second attach of A probed again, and its message went to A.
-            Assert.Contains(logsA.Records.Skip(fromA), r => r.Message.Contains("does not support XDP in native mode"));
-            LogRecord probe = logsA.Records.First(r => r.Message.Contains("does not support XDP in native mode"));
+            const string Probe = "Parent Qdisc doesn't exist";
+            Assert.Contains(logsA.Records.Skip(fromA), r => r.Message.Contains(Probe));
+            LogRecord probe = logsA.Records.First(r => r.Message.Contains(Probe));
             Assert.Equal(LogLevel.Debug, probe.Level);
             Assert.Equal(LibbpfLog.Category, probe.Category);
             Assert.StartsWith("libbpf: ", probe.Message);
-            Assert.Contains(logsB.Records, r => r.Message.Contains("does not support XDP in native mode") && r.Level == LogLevel.Debug);
+            Assert.Contains(logsB.Records, r => r.Message.Contains(Probe) && r.Level == LogLevel.Debug);
             foreach (LogRecord record in logsA.Records.Concat(logsB.Records))
             {
                 Assert.DoesNotContain("libbpf: libbpf:", record.Message);

@@ -37,6 +37,7 @@ internal static class Telemetry
                      ("detach", "Detaches (removing the programs and pins of a namespace)."),
                      ("freeze", "Freeze calls (each one batch of connections and endpoints)."),
                      ("thaw", "Thaw calls (each one batch of connections and endpoints)."),
+                     ("renew", "Lease renewals of frozen keys (the CRIU hook's dump watcher renews while CRIU holds the tasks)."),
                      ("kick", "Resume kicks sent after a thaw (one per thaw that released connections with dropped data)."),
                  })
         {

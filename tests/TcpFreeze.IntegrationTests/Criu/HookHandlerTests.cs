@@ -34,15 +34,57 @@ public sealed class HookHandlerTests : IDisposable
         {
             int code = network.B.Run(() =>
             {
-                TcpFreezer.Attach(options).Dispose();
+                using (TcpFreezer attached = TcpFreezer.Attach(options))
+                    attached.Freeze([earlyKey], [new EndpointKey(endpoint)], TimeSpan.FromSeconds(30), FreezeTiming.JustInTime); // what pre-dump froze
                 return CriuHookDispatcher.CreateTcpFreeze().Dispatch(environment, new HookContext(settings, log, Environment.ProcessId, null));
             });
             Assert.True(code == 0, log.ToString());
             Assert.Contains("post-dump: froze 1 connections and 0 listening endpoints that appeared since pre-dump", log.ToString());
             using TcpFreezer freezer = TcpFreezer.Open(options);
-            Assert.Equal(lateKey, Assert.Single(freezer.ListConnections()).Key);
+            Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), freezer.ListConnections().Select(c => c.Key.ToString()).Order());
             FreezeManifest updated = FreezeManifest.Read(_work);
             Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), updated.Connections.Order());
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    [RootFact]
+    public void Post_dump_fails_the_dump_when_what_pre_dump_froze_is_no_longer_frozen()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
+        using DumpableServer server = EchoServer.Start(network.NameB, _work, endpoint);
+        using Socket early = TcpPair.NewClient(network.A, AddressFamily.InterNetwork), late = TcpPair.NewClient(network.A, AddressFamily.InterNetwork);
+        early.Connect(endpoint);
+        late.Connect(endpoint);
+        ConnectionKey earlyKey = new ConnectionKey((IPEndPoint)early.LocalEndPoint!, endpoint).Reversed();
+        ConnectionKey lateKey = new ConnectionKey((IPEndPoint)late.LocalEndPoint!, endpoint).Reversed();
+        // What pre-dump saw (and froze, but that entry is gone now): the listener and the early connection.
+        FreezeManifest.Create(server.Pid, TimeSpan.FromSeconds(30), [earlyKey], [new EndpointKey(endpoint)]).Write(_work);
+
+        FreezerOptions options = pins.Options(network.B);
+        var log = new StringWriter();
+        var settings = new HookSettings { PinRoot = pins.Path, Lease = TimeSpan.FromSeconds(30) };
+        var environment = new CriuEnvironment(CriuAction.PostDump, "post-dump", _work, server.Pid);
+        try
+        {
+            int code = network.B.Run(() =>
+            {
+                TcpFreezer.Attach(options).Dispose();
+                return CriuHookDispatcher.CreateTcpFreeze().Dispatch(environment, new HookContext(settings, log, Environment.ProcessId, null));
+            });
+            // pre-dump's entry is gone (its lease ended with no watcher to renew it): CRIU must not go on
+            // and kill the tasks, since peers' segments may have reached sockets it had already read.
+            Assert.NotEqual(0, code);
+            Assert.Contains($"post-dump: 1 of the 1 connections pre-dump froze were no longer frozen (e.g. {earlyKey})", log.ToString());
+            Assert.Contains("failing the dump, so that CRIU leaves the tasks running", log.ToString());
+            using TcpFreezer freezer = TcpFreezer.Open(options);
+            Assert.Empty(freezer.ListConnections()); // and nothing new was frozen
+            Assert.Equal([earlyKey.ToString()], FreezeManifest.Read(_work).Connections);
         }
         finally
         {
@@ -133,6 +175,51 @@ public sealed class HookHandlerTests : IDisposable
         {
             File.Delete(stale);
             File.Delete(mine);
+        }
+    }
+
+    /// <summary>
+    /// Issue 19, item 10: the resume kick goes only where a restored connection's peer is. A manifest
+    /// edited in the images with a planted key and a recorded peer sequence number makes pre-resume send
+    /// nothing to that key's address; a listed connection that exists (restored) is kicked.
+    /// </summary>
+    [RootFact]
+    public void Pre_resume_kicks_only_connections_that_were_restored_never_a_key_planted_in_the_manifest()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7400));
+        var planted = ConnectionKey.Parse($"{network.AddressB(AddressFamily.InterNetwork)}:7401 -> 198.18.254.9:40000");
+        FreezerOptions options = pins.Options(network.B);
+        var settings = new HookSettings { PinRoot = pins.Path, Lease = TimeSpan.FromSeconds(30) };
+        try
+        {
+            foreach ((ConnectionKey[] keys, bool kicked) in new[] { (new[] { planted }, false), (new[] { pair.ServerView }, true) })
+            {
+                var log = new StringWriter();
+                var context = new HookContext(settings, log, Environment.ProcessId, null);
+                (FreezeManifest.Create(4242, TimeSpan.FromSeconds(30), keys, []) with
+                {
+                    PeerSequences = keys.ToDictionary(k => k.ToString(), _ => 12345u),
+                }).Write(_work);
+                int code = network.B.Run(() =>
+                {
+                    // What pre-restore froze (its live-socket check would refuse the real pair, which exists here already).
+                    using (TcpFreezer freezer = TcpFreezer.Attach(options))
+                        freezer.Freeze(keys, [], TimeSpan.FromSeconds(30), FreezeTiming.JustInTime);
+                    return CriuHookDispatcher.CreateTcpFreeze().Dispatch(new CriuEnvironment(CriuAction.PreResume, "pre-resume", _work, 4242), context);
+                });
+                Assert.True(code == 0, log.ToString());
+                if (kicked)
+                    Assert.Contains("resume kick:", log.ToString());
+                else
+                    Assert.DoesNotContain("resume kick", log.ToString());
+            }
+        }
+        finally
+        {
+            HookStateStore.TryRemove(HookStateStore.RestoreStatePath(Environment.ProcessId));
+            TcpFreezer.Detach(options);
         }
     }
 
