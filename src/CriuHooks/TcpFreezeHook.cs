@@ -65,11 +65,29 @@ public static class TcpFreezeHook
         phases.Mark("attach");
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
         phases.Mark("discover");
-        FreezeTiming timing = PreDumpTiming(context);
+
         // One batch: the listeners go in first, so no new connection completes after this
         // (and a frozen listener's endpoint also covers every connection to it). Outgoing
         // connections the tasks open before CRIU freezes them are caught at post-dump.
-        freezer.Freeze(sockets.Connections, sockets.Listeners, settings.Lease, timing);
+        // The tree's own connections are frozen now: nothing reaches them between here and CRIU's
+        // dump of each, so a task that CRIU leaves running with its sockets still in repair mode (CRIU
+        // killed mid-dump, a failed lazy-pages transfer) finds no data queued that it would read as
+        // EPERM and drop the connection for before the dump watcher releases them. The listening
+        // endpoints are frozen just in time: a live listener, the tree's own until CRIU kills it or
+        // another process's on the same port (a SO_REUSEPORT sibling, an IPv4 server beside an
+        // IPv6-only one), is never held, nor are that other process's connections on the port, and a
+        // connection left in a dumped listener's accept queue gets its reset out to the client; once
+        // the listener is gone, SYNs to it wait (dropped) for the restore instead of being refused.
+        freezer.Freeze([], sockets.Listeners, settings.Lease, FreezeTiming.JustInTime);
+        try
+        {
+            freezer.Freeze(sockets.Connections, [], settings.Lease, FreezeTiming.Now);
+        }
+        catch
+        {
+            freezer.Thaw([], sockets.Listeners, kick: false);
+            throw;
+        }
         phases.Mark("freeze");
 
         FreezeManifest manifest = FreezeManifest.Create(pid, settings.Lease, sockets.Connections, sockets.Listeners);
@@ -88,7 +106,7 @@ public static class TcpFreezeHook
         phases.Mark("manifest");
         string watcher = DumpWatcher.TryStart(context, pid, manifest, json, phases);
         context.Info($"pre-dump: froze {sockets.Connections.Count} connections and {sockets.Listeners.Count} listening endpoints " +
-                     (timing == FreezeTiming.JustInTime ? "(just in time) " : "(now: a lazy-pages dump) ") +
+                     "(the endpoints just in time) " +
                      $"of PID {pid} ({sockets.Pids.Count} processes) {phases}, lease {settings.Lease.TotalSeconds:F0} s; {watcher}");
         return 0;
     }
@@ -130,8 +148,10 @@ public static class TcpFreezeHook
                 "may have reached those sockets after CRIU had read their queues, so they could not be restored intact; failing the dump, so that " +
                 "CRIU leaves the tasks running with their connections. Dump again (with a longer lease if the watcher could not start)");
         phases.Mark("check");
-        if (added.Length > 0 || addedEndpoints.Length > 0)
-            freezer.Freeze(added, addedEndpoints, context.Settings.Lease, FreezeTiming.JustInTime);
+        if (addedEndpoints.Length > 0)
+            freezer.Freeze([], addedEndpoints, context.Settings.Lease, FreezeTiming.JustInTime);
+        if (added.Length > 0)
+            freezer.Freeze(added, [], context.Settings.Lease, FreezeTiming.Now);
         phases.Mark("freeze");
         // The tasks are frozen and their sockets dumped: what the programs recorded of the peers
         // so far travels with the images, for a resume kick on another host (see FreezeManifest.PeerSequences).
@@ -418,18 +438,6 @@ public static class TcpFreezeHook
                      "is dumped, so nothing is frozen; the final `criu dump` freezes");
         return true;
     }
-
-    /// <summary>
-    /// How pre-dump freezes. Just in time (a connection is held only while CRIU has its socket in
-    /// repair mode, or it is gone) for a normal dump, whose failure CRIU itself undoes: it takes the
-    /// sockets out of repair mode before the tasks run again. A lazy-pages dump that fails in its
-    /// transfer resumes the tasks with their sockets still in repair mode (criu/cr-dump.c), and a task
-    /// that finds data queued on such a socket reads EPERM and closes it before anyone can take it out;
-    /// data queues there between CRIU's seizing the tasks and its dumping each socket unless the freeze
-    /// holds from pre-dump on. So a lazy-pages dump freezes now, as before the just-in-time rule.
-    /// </summary>
-    private static FreezeTiming PreDumpTiming(HookContext context)
-        => CriuCommandLine.Read(context.CriuPid) is { LazyPages: true } ? FreezeTiming.Now : FreezeTiming.JustInTime;
 
     private static int RequireInitPid(CriuEnvironment environment)
         => environment.InitPid ?? throw new HookException(

@@ -185,6 +185,8 @@ public sealed class LeftoverStateCliTests : IDisposable
             Run.Checked("ip", "-n", Network.NameA, "link", "set", "dev", device, "xdp", "off");
             Run.Checked("tc", "-n", Network.NameA, "filter", "del", "dev", device, "egress");
         }
+        // Loopback's ingress program is a TC filter (it must see CRIU's mark), not XDP.
+        Run.Checked("tc", "-n", Network.NameA, "filter", "del", "dev", "lo", "ingress");
         Assert.False(TcpFreezer.Inspect(OptionsA).ProgramsAttached, "ip and tc left a TcpFreeze program attached");
     }
 

@@ -64,17 +64,14 @@ internal struct FreezeEntry
 
     /// <summary>
     /// The value for a key frozen anew. A key frozen already keeps what the programs recorded
-    /// (drop counts and the sequence numbers the resume kick needs) and gets the new lease.
-    /// The stricter timing wins: a key someone froze <see cref="FreezeTiming.Now"/> (an operator's
-    /// freeze) stays frozen now when a checkpoint freezes it just in time as well, and the other
-    /// way round a checkpoint's key becomes a plain freeze.
+    /// (drop counts and the sequence numbers the resume kick needs) and gets the new lease and the
+    /// new timing: the latest freeze of a key says how it is held, as it says for how long.
     /// </summary>
     public static FreezeEntry Renewed(FreezeEntry? old, ulong deadlineNs, FreezeTiming timing = FreezeTiming.Now)
     {
         FreezeEntry entry = old ?? default;
         entry.DeadlineNs = deadlineNs;
-        bool justInTime = timing == FreezeTiming.JustInTime && (old is null || old.Value.Timing == FreezeTiming.JustInTime);
-        entry.Flags = justInTime ? entry.Flags | JustInTimeFlag : entry.Flags & ~JustInTimeFlag;
+        entry.Flags = timing == FreezeTiming.JustInTime ? entry.Flags | JustInTimeFlag : entry.Flags & ~JustInTimeFlag;
         return entry;
     }
 

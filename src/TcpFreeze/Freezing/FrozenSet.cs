@@ -53,7 +53,7 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// <param name="keys">The keys to freeze, distinct.</param>
     /// <param name="deadline">Their lease's CLOCK_MONOTONIC deadline; 0 for none.</param>
     /// <param name="now">CLOCK_MONOTONIC now, in nanoseconds: what "expired" is measured against.</param>
-    /// <param name="timing">How the keys are held (see <see cref="FreezeEntry.Renewed"/> for a key frozen already).</param>
+    /// <param name="timing">How the keys are held, those frozen already included (<see cref="FreezeEntry.Renewed"/>).</param>
     /// <exception cref="TcpFreezeException">The batch does not fit or failed; nothing of it is left.</exception>
     public Insertion Insert(TKey[] keys, ulong deadline, ulong now, FreezeTiming timing = FreezeTiming.Now)
     {

@@ -282,7 +282,7 @@ public sealed class TcpFreezer : IDisposable
     /// <param name="timing">
     /// <see cref="FreezeTiming.Now"/> (the default) drops at once; <see cref="FreezeTiming.JustInTime"/>
     /// only while each key's local socket is in TCP repair mode or gone (a checkpoint's freeze).
-    /// A key frozen already both ways stays frozen now.
+    /// A key frozen already takes this call's timing, as it takes its lease.
     /// </param>
     public FreezeResult Freeze(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, TimeSpan? lease = null,
         FreezeTiming timing = FreezeTiming.Now)
