@@ -1,4 +1,5 @@
 using System.Globalization;
+using Interop;
 using TcpFreeze.CriuHooks.Interop;
 
 namespace TcpFreeze.CriuHooks;
@@ -40,14 +41,14 @@ internal static class TcpRepairRecovery
         int tcp = 0, released = 0;
         foreach (int pid in tree)
         {
-            using OwnedDescriptor pidfd = TcpRepairCalls.PidfdOpen(pid);
+            using FileDescriptorHandle pidfd = Libc.PidfdOpen(pid);
             if (pidfd.IsInvalid)
                 continue; // exited since the walk: its sockets are closed or shared with a process still listed
             foreach ((int fd, string target) in Sockets(procRoot, pid))
             {
                 if (!seen.Add(target))
                     continue; // the same socket through another descriptor or process
-                using OwnedDescriptor socket = TcpRepairCalls.PidfdGetfd(pidfd, fd);
+                using FileDescriptorHandle socket = Libc.PidfdGetfd(pidfd, fd);
                 if (socket.IsInvalid)
                 {
                     int errno = TcpRepairCalls.LastError;
