@@ -86,5 +86,5 @@ public sealed record FreezerOptions
     public const string LogCategory = "TcpFreeze";
 
     /// <summary>The logger of <paramref name="category"/>, or null when none is configured.</summary>
-    internal ILogger? CreateLogger(string category) => LoggerFactory?.CreateLogger(category) ?? Logger;
+    internal ILogger? CreateLogger(string category) => (LoggerFactory?.CreateLogger(category) ?? Logger) is { } logger ? new DeferringLogger(logger) : null;
 }
