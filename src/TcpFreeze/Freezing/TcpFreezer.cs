@@ -278,7 +278,10 @@ public sealed class TcpFreezer : IDisposable
     /// </summary>
     /// <param name="connections">Connections, from this host's point of view.</param>
     /// <param name="endpoints">Local endpoints (listeners) to freeze.</param>
-    /// <param name="lease">How long the freeze lasts at most; null: until thawed.</param>
+    /// <param name="lease">
+    /// How long the freeze lasts at most; null: the options' <see cref="FreezerOptions.DefaultLease"/>
+    /// (120 s unless changed); <see cref="Lease.Forever"/>: until thawed.
+    /// </param>
     /// <param name="timing">
     /// <see cref="FreezeTiming.Now"/> (the default) drops at once; <see cref="FreezeTiming.JustInTime"/>
     /// only while each key's local socket is in TCP repair mode or gone (a checkpoint's freeze).
@@ -292,12 +295,11 @@ public sealed class TcpFreezer : IDisposable
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         ulong deadline = 0, now = Libc.MonotonicNanoseconds();
-        if (lease is { } l)
-        {
-            if (l <= TimeSpan.Zero)
-                throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass null for a freeze without a lease.");
+        TimeSpan l = lease ?? _options.DefaultLease;
+        if (!Lease.IsValid(l))
+            throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass Lease.Forever for a freeze that lasts until thawed.");
+        if (l != Lease.Forever)
             deadline = LeaseDeadline(now, l);
-        }
 
         return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
