@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace TcpFreeze;
 
 /// <summary>Where and how a <see cref="TcpFreezer"/> works.</summary>
+/// <remarks>Thread safety: immutable (init-only); share one instance between threads and freezers freely.</remarks>
 public sealed record FreezerOptions
 {
     /// <summary>The default pin root.</summary>

@@ -5,6 +5,7 @@ namespace TcpFreeze;
 /// <see cref="Forever"/> by name: an embedder that crashes between freeze and thaw leaves
 /// nothing frozen for longer than its lease.
 /// </summary>
+/// <remarks>Thread safety: constants; safe on any thread.</remarks>
 public static class Lease
 {
     /// <summary>

@@ -24,7 +24,8 @@ namespace TcpFreeze;
 /// argument exceptions); a kernel failure is its inner exception.
 /// </para>
 /// </summary>
-public sealed class TcpFreezer : IDisposable
+/// <remarks>Thread safety: every member may be called from several threads at once; mutating calls take the pin root's lock (an exclusive flock), so they never interleave, with each other or with other processes. Dispose and the instance Detach end the instance: calls that race them may fail with <see cref="ObjectDisposedException"/>.</remarks>
+public sealed partial class TcpFreezer : IDisposable
 {
     private readonly FreezerMaps _maps;
     private readonly FreezerOptions _options;

@@ -13,6 +13,7 @@ namespace TcpFreeze;
 /// network byte order, two 16-byte addresses), so it is written to the kernel map as
 /// it is; a test checks this against the BTF of the compiled program.
 /// </summary>
+/// <remarks>Thread safety: an immutable value; safe on any thread. Parse and TryParse are pure.</remarks>
 [StructLayout(LayoutKind.Sequential, Size = 40)]
 public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<ConnectionKey>, ISpanFormattable
 {

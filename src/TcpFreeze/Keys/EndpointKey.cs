@@ -12,6 +12,7 @@ namespace TcpFreeze;
 /// family. Layout: <c>struct tf_endpoint_key</c> (20 bytes: family, padding,
 /// port in network byte order, 16-byte address).
 /// </summary>
+/// <remarks>Thread safety: an immutable value; safe on any thread. Parse and TryParse are pure.</remarks>
 [StructLayout(LayoutKind.Sequential, Size = 20)]
 public readonly struct EndpointKey : IEquatable<EndpointKey>, IParsable<EndpointKey>, ISpanFormattable
 {
