@@ -32,7 +32,7 @@ public class FreezeThawBenchmarks
         _freezer = TcpFreezer.Attach(_ns.Options);
         _map = BpfMap.OpenPinned(Path.Combine(_freezer.PinDirectory, "connections"));
         _keys = BenchNamespace.Keys(Connections);
-        Verify(nameof(Batch), () => _freezer.Freeze(_keys), () => _freezer.Thaw(_keys));
+        Verify(nameof(Batch), () => _freezer.Freeze(_keys, lease: Lease.Forever), () => _freezer.Thaw(_keys));
         Verify(nameof(OneByOneApi), LockOneByOneApi, UnlockOneByOneApi);
         Verify(nameof(OneByOneRawMap), LockOneByOneRawMap, UnlockOneByOneRawMap);
     }
@@ -58,7 +58,7 @@ public class FreezeThawBenchmarks
     [Benchmark(Baseline = true, Description = "API batch: Freeze(all) + Thaw(all)")]
     public void Batch()
     {
-        _freezer.Freeze(_keys);
+        _freezer.Freeze(_keys, lease: Lease.Forever);
         _freezer.Thaw(_keys);
     }
 
@@ -72,7 +72,7 @@ public class FreezeThawBenchmarks
     private void LockOneByOneApi()
     {
         foreach (ConnectionKey key in _keys)
-            _freezer.Freeze([key]);
+            _freezer.Freeze([key], lease: Lease.Forever);
     }
 
     private void UnlockOneByOneApi()

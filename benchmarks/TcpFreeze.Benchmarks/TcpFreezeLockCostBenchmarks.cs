@@ -34,7 +34,7 @@ public class TcpFreezeLockCostBenchmarks : LockCostBenchmarks
 
     protected override void Release() => _freezer?.Dispose();
 
-    protected override void LockAll() => Freezer.Freeze(Keys);
+    protected override void LockAll() => Freezer.Freeze(Keys, lease: Lease.Forever);
 
     protected override void UnlockAll() => Freezer.Thaw(Keys);
 

@@ -104,7 +104,7 @@ internal static partial class ThroughputComparison
     {
         // Attached and frozen until the network's Dispose detaches it (pins and programs).
         using TcpFreezer freezer = TcpFreezer.Attach(network.Server.Options);
-        freezer.Freeze(keys);
+        freezer.Freeze(keys, lease: Lease.Forever);
         int entries = freezer.ListConnections().Count;
         Require(entries == keys.Length, $"TcpFreeze: {entries} map entries, expected {keys.Length}");
         Require(freezer.AttachedInterfaces.Any(i => i.Name == BenchNetwork.Interface), $"TcpFreeze: not attached to {BenchNetwork.Interface}");

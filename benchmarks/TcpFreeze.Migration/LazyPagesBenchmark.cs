@@ -301,12 +301,12 @@ internal sealed class LazyPagesBenchmark(BenchOptions options, string criu, stri
         {
             Directory.CreateDirectory(to);
             var receiverEnd = new IPEndPoint(IPAddress.Parse($"198.18.{hosts.Subnet}.12"), 27100);
-            using Socket listener = NetworkNamespace.Named(hosts.HostB).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            using Socket listener = NetworkNamespace.Named(hosts.HostB).OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             listener.Bind(receiverEnd);
             listener.Listen(1);
             Task<long> receiving = Task.Run(() => Receive(listener, to));
             long sent = 0;
-            using (Socket sender = NetworkNamespace.Named(hosts.HostA).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)))
+            using (Socket sender = NetworkNamespace.Named(hosts.HostA).OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
             {
                 sender.Connect(receiverEnd);
                 using var stream = new NetworkStream(sender, ownsSocket: false);

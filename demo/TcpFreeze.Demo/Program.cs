@@ -34,17 +34,17 @@ try
     var v4 = new IPEndPoint(IPAddress.Parse("198.18.100.2"), 8080);
     var v6 = new IPEndPoint(IPAddress.Parse("2001:db8:100::2"), 8080);
     foreach (IPEndPoint endpoint in new[] { v4, v6 })
-        listeners.Add(NetworkNamespace.Named(server).Run(() =>
-        {
-            var l = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            l.Bind(endpoint);
-            l.Listen(connections);
-            return l;
-        }));
+    {
+        Socket l = NetworkNamespace.Named(server).OpenSocket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        l.Bind(endpoint);
+        l.Listen(connections);
+        listeners.Add(l);
+    }
     for (int i = 0; i < connections; i++)
     {
         IPEndPoint target = i % 2 == 0 ? v4 : v6;
-        Socket c = NetworkNamespace.Named(client).Run(() => new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
+        Socket c = NetworkNamespace.Named(client).OpenSocket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        c.NoDelay = true;
         c.Connect(target);
         pairs.Add((c, listeners[i % 2].Accept()));
     }

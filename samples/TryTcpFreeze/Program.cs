@@ -16,16 +16,13 @@ var options = new FreezerOptions
     PinRoot = $"/sys/fs/bpf/{name}",            // pins of its own, apart from any other TcpFreeze user
 };
 
-// A socket belongs to the namespace of the thread that creates it: make both ends in there.
-(Socket client, Socket server) = options.Namespace.Run(() =>
-{
-    using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-    listener.Listen();
-    var connecting = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    connecting.Connect(listener.LocalEndPoint!);
-    return (connecting, listener.Accept());
-});
+// A socket belongs to the namespace it was opened in, whichever thread uses it later: open both ends in there.
+using Socket listener = options.Namespace.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+listener.Listen();
+Socket client = options.Namespace.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+client.Connect(listener.LocalEndPoint!);
+Socket server = listener.Accept();
 
 using (client)
 using (server)

@@ -25,11 +25,8 @@ public sealed record HookSettings
     /// <summary>Where the hook looks for its configuration file.</summary>
     public const string DefaultConfigPath = "/etc/tcpfreeze/criu-hook.conf";
 
-    /// <summary>The default lease: long enough for a dump, a copy of the images and a restore.</summary>
-    public static readonly TimeSpan DefaultLease = TimeSpan.FromSeconds(120);
-
-    /// <summary>How long a freeze holds at most.</summary>
-    public TimeSpan Lease { get; init; } = DefaultLease;
+    /// <summary>How long a freeze holds at most (default: the library's <see cref="TcpFreeze.Lease.Default"/>, as every front end).</summary>
+    public TimeSpan Lease { get; init; } = TcpFreeze.Lease.Default;
 
     /// <summary>Interfaces to attach to; null: every interface that is up.</summary>
     public IReadOnlyList<string>? Interfaces { get; init; }

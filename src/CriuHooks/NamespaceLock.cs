@@ -72,19 +72,19 @@ internal static class NamespaceLock
             "(on PATH, /usr/sbin or /sbin); install nftables");
         if (!File.Exists($"/proc/{pid}/ns/net"))
             throw new HookException($"cannot reach the network namespace of PID {pid} (/proc/{pid}/ns/net): the process is gone");
-        // fork() copies the calling thread's namespaces: start nft from a thread inside the tree's namespace.
-        return NetworkNamespace.FromProcess(pid).Run(() =>
+        var info = new ProcessStartInfo(nft)
         {
-            var info = new ProcessStartInfo(nft)
-            {
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (string argument in arguments)
-                info.ArgumentList.Add(argument);
-            using Process process = Process.Start(info) ?? throw new HookException($"could not start {nft}");
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string argument in arguments)
+            info.ArgumentList.Add(argument);
+        // fork() copies the calling thread's namespaces: nft starts from a thread inside the tree's namespace,
+        // and everything else (the asynchronous reads, the waits) runs out here, so no thread-pool work is queued in there.
+        using Process process = NamespaceThread.StartProcess(pid, info) ?? throw new HookException($"could not start {nft}");
+        {
             Task<string> error = process.StandardError.ReadToEndAsync();
             Task<string> output = process.StandardOutput.ReadToEndAsync();
             if (stdin is not null)
@@ -98,7 +98,7 @@ internal static class NamespaceLock
             process.WaitForExit();
             _ = output.Result;
             return (process.ExitCode, error.Result);
-        });
+        }
     }
 
     private static string? FindNft()

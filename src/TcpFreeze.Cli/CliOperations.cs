@@ -108,7 +108,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    public int Freeze(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints, TimeSpan? lease)
+    public int Freeze(FreezerOptions options, ConnectionKey? connection, IReadOnlyList<EndpointKey> endpoints, TimeSpan lease)
     {
         using TcpFreezer freezer = TcpFreezer.Open(options);
         FreezeResult result = freezer.Freeze(connection is { } c ? [c] : [], endpoints, lease);
@@ -121,7 +121,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     /// its listeners go first (the library's order), so no new connection slips in
     /// while the existing ones freeze.
     /// </summary>
-    public int FreezeProcess(FreezerOptions options, int pid, TimeSpan? lease)
+    public int FreezeProcess(FreezerOptions options, int pid, TimeSpan lease)
     {
         DiscoveredSockets found = ProcessSockets.Discover(pid);
         using TcpFreezer freezer = TcpFreezer.Open(options with { Namespace = NetworkNamespace.FromProcess(pid) });
@@ -303,13 +303,13 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         output.WriteLine($"{tree} {Count(found.Connections.Count, "connection")} and {Count(found.Listeners.Count, "listening endpoint")}");
     }
 
-    private void ReportFreeze(FreezeResult result, TimeSpan? lease)
+    private void ReportFreeze(FreezeResult result, TimeSpan lease)
     {
         // A re-freeze gives what was frozen this call's lease (FreezeEntry.Renewed); without one, they stay frozen until thawed.
         string renewed = result.AlreadyFrozen == 0 ? ""
-            : lease is null ? $"; {result.AlreadyFrozen} {(result.AlreadyFrozen == 1 ? "was" : "were")} already frozen and {(result.AlreadyFrozen == 1 ? "stays" : "stay")} frozen until thawed"
+            : lease == TcpFreeze.Lease.Forever ? $"; {result.AlreadyFrozen} {(result.AlreadyFrozen == 1 ? "was" : "were")} already frozen and {(result.AlreadyFrozen == 1 ? "stays" : "stay")} frozen until thawed"
             : $"; {result.AlreadyFrozen} {(result.AlreadyFrozen == 1 ? "was" : "were")} already frozen, now with this lease";
-        string until = lease is { } l ? $" for {Lease(l)}" : " until thawed";
+        string until = lease != TcpFreeze.Lease.Forever ? $" for {Lease(lease)}" : " until thawed";
         if (result.InterfacesAttached.Count > 0)
             output.WriteLine($"attached to {string.Join(", ", result.InterfacesAttached)} (up without TcpFreeze's programs), so the freeze holds there too");
         output.WriteLine($"froze {Count(result.ConnectionsFrozen, "connection")} and {Count(result.EndpointsFrozen, "endpoint")}{until}{renewed}");

@@ -193,7 +193,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         var lease = new Option<TimeSpan?>("--lease")
         {
             Description = $"Thaw by itself after this many seconds (0.001 to 86400, fractions allowed), even if nobody calls thaw; " +
-                          $"default {HookSettings.DefaultLease.TotalSeconds:0}, as the CRIU hook. 'none': frozen until thaw, detach or reboot.",
+                          $"default {TcpFreeze.Lease.Default.TotalSeconds:0} (the library's default, as the CRIU hook). 'none': frozen until thaw, detach or reboot.",
             HelpName = "SECONDS|none",
             CustomParser = ParseLease,
         };
@@ -206,8 +206,8 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         command.SetAction(parse => Cli.Guard(error, () =>
         {
             FreezerOptions options = Options(parse);
-            // Nothing stays frozen for ever unless asked: no --lease is the hook's default lease.
-            TimeSpan? leaseValue = parse.GetValue(lease) is { } given ? (given == NoLease ? null : given) : HookSettings.DefaultLease;
+            // Nothing stays frozen for ever unless asked: no --lease is the library's default lease.
+            TimeSpan leaseValue = parse.GetValue(lease) ?? options.DefaultLease;
             return parse.GetValue(pid) is int processId
                 ? operations.FreezeProcess(options, processId, leaseValue)
                 : operations.Freeze(options, Connection(parse, local, remote), Endpoints(parse, endpoints), leaseValue);
@@ -400,15 +400,12 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         return null;
     }
 
-    /// <summary>What --lease none parses to: no lease at all.</summary>
-    private static readonly TimeSpan NoLease = Timeout.InfiniteTimeSpan;
-
     /// <summary>The one lease rule (<see cref="SettingSyntax.TryParseLease"/>), shared with the hook's settings, or "none".</summary>
     private static TimeSpan? ParseLease(ArgumentResult result)
     {
         string text = result.Tokens[0].Value;
         if (text == "none")
-            return NoLease;
+            return TcpFreeze.Lease.Forever;
         if (SettingSyntax.TryParseLease(text, out TimeSpan lease))
             return lease;
         result.AddError($"--lease: {SettingSyntax.LeaseProblem(text)}, or 'none'.");

@@ -6,6 +6,7 @@ namespace TcpFreeze;
 /// The text forms of TcpFreeze's settings, one rule each, shared by every front end
 /// (the command line and the CRIU hook's settings), which word the errors themselves.
 /// </summary>
+/// <remarks>Thread safety: stateless and pure; safe on any thread.</remarks>
 public static class SettingSyntax
 {
     /// <summary>The shortest lease: a smaller positive number (1e-9) rounds to a zero TimeSpan, a lease that ends before it starts.</summary>

@@ -11,6 +11,7 @@ namespace TcpFreeze;
 /// <see cref="Remedy"/> says which step gets the user out of the state that was found,
 /// for front ends (the CLI, the CRIU hook) to word in their own terms.
 /// </summary>
+/// <remarks>Thread safety: immutable once thrown, like other exceptions.</remarks>
 public class TcpFreezeException : Exception
 {
     /// <summary>Creates the exception: "OPERATION: REASON".</summary>

@@ -96,7 +96,7 @@ public sealed class AttachTests
         {
             using TcpFreezer freezer = TcpFreezer.Attach(options);
             Assert.Equal(16u, freezer.ConnectionCapacity);
-            freezer.Freeze(Enumerable.Range(0, 10).Select(Key));
+            freezer.Freeze(Enumerable.Range(0, 10).Select(Key), lease: Lease.Forever);
 
             // Key 0 is frozen already (without a lease); keys 10..19 would overflow the map.
             ConnectionKey[] overflow = [Key(0), .. Enumerable.Range(10, 10).Select(Key)];

@@ -32,11 +32,11 @@ public sealed class CliDefaultsTests
         {
             Command(network, pins, "attach").Succeeds();
             string output = Command(network, pins, "freeze", "198.18.0.1:8080", "198.18.0.2:40000").Succeeds().Output;
-            Assert.Contains($"for {HookSettings.DefaultLease.TotalSeconds:0}s", output);
+            Assert.Contains($"for {Lease.Default.TotalSeconds:0}s", output);
             Command(network, pins, "freeze", "198.18.0.1:8081", "198.18.0.2:40000", "--lease", "none").Succeeds();
 
             JsonElement list = Command(network, pins, "list", "--json").Succeeds().Json();
-            Assert.InRange(LeaseOf(list, "198.18.0.1:8080")!.Value, HookSettings.DefaultLease.TotalSeconds - 30, HookSettings.DefaultLease.TotalSeconds);
+            Assert.InRange(LeaseOf(list, "198.18.0.1:8080")!.Value, Lease.Default.TotalSeconds - 30, Lease.Default.TotalSeconds);
             Assert.Null(LeaseOf(list, "198.18.0.1:8081"));
         }
         finally

@@ -84,7 +84,7 @@ public sealed class FreezeTests
     {
         TcpPair.AssertRoundTrip(frozen.Client, frozen.Server, "before the freeze");
 
-        FreezeResult result = freezer.Freeze([frozen.ServerView]);
+        FreezeResult result = freezer.Freeze([frozen.ServerView], lease: Lease.Forever);
         Assert.Equal(1, result.ConnectionsFrozen);
 
         string fromClient = Messages("client", 20), fromServer = Messages("server", 20);

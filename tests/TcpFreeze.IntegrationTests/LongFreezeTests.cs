@@ -50,7 +50,7 @@ public sealed class LongFreezeTests
                 s.Start();
             Thread.Sleep(300);
 
-            freezer.Freeze(pairs.Select(p => p.ServerView));
+            freezer.Freeze(pairs.Select(p => p.ServerView), lease: Lease.Forever); // longer than the default lease
             foreach (PatternStream s in held)
                 s.HoldReader();
             Thread.Sleep(freeze);

@@ -6,6 +6,7 @@ namespace TcpFreeze;
 /// <c>AddSource(TcpFreezeTelemetry.ActivitySourceName)</c>). The README's Observability section
 /// lists every instrument and span.
 /// </summary>
+/// <remarks>Thread safety: the names are constants; the instruments are safe for concurrent use, as System.Diagnostics' are.</remarks>
 public static class TcpFreezeTelemetry
 {
     /// <summary>

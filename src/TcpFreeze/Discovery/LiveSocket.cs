@@ -7,6 +7,7 @@ namespace TcpFreeze;
 /// <param name="Local">The socket's local endpoint.</param>
 /// <param name="Remote">The socket's peer; null for a listener.</param>
 /// <param name="State">The socket's TCP state, e.g. Established or Listen.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record LiveSocket(string Listed, IPEndPoint Local, IPEndPoint? Remote, string State)
 {
     /// <summary>The socket's inode (what /proc/PID/fd/N links to as "socket:[INODE]"), to find the process that holds it.</summary>

@@ -13,6 +13,7 @@ namespace TcpFreeze;
 /// <see cref="DescriptorScan"/> (their socket inodes) and <see cref="SocketTable"/> (the
 /// namespace's sockets, from sock_diag or the text tables).
 /// </summary>
+/// <remarks>Thread safety: stateless; calls may run concurrently (each reads /proc afresh).</remarks>
 public static class ProcessSockets
 {
     internal const string DefaultProcRoot = "/proc";

@@ -5,6 +5,7 @@ namespace TcpFreeze;
 /// <param name="Index">Interface index.</param>
 /// <param name="XdpMode">Native or generic (meaningless when <see cref="IngressHook"/> is <see cref="TcpFreeze.IngressHook.Tc"/>).</param>
 /// <param name="Created">False when it was attached already, in the same hook.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record AttachedInterface(string Name, int Index, XdpAttachMode XdpMode, bool Created)
 {
     /// <summary>Where the ingress program runs on this interface.</summary>

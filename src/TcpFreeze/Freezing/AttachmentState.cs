@@ -7,6 +7,7 @@ namespace TcpFreeze;
 /// <param name="MissingPins">TcpFreeze's pins missing from it (empty when the directory does not exist).</param>
 /// <param name="OtherEntries">Files in it that TcpFreeze did not create; detach leaves them, and the directory, in place.</param>
 /// <param name="Programs">TcpFreeze's programs attached to the namespace's interfaces.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record AttachmentState(string PinDirectory, bool PinDirectoryExists, IReadOnlyList<string> Pins, IReadOnlyList<string> MissingPins,
     IReadOnlyList<string> OtherEntries, IReadOnlyList<AttachedProgram> Programs)
 {

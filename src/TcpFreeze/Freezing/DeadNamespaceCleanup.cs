@@ -3,4 +3,5 @@ namespace TcpFreeze;
 /// <summary>What <see cref="TcpFreezer.RemoveDeadNamespaces"/> removed.</summary>
 /// <param name="Directories">The pin directories of namespaces that no longer exist (removed, unless they held files TcpFreeze did not create).</param>
 /// <param name="PinsRemoved">TcpFreeze's pins removed from them.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record DeadNamespaceCleanup(IReadOnlyList<string> Directories, int PinsRemoved);

@@ -4,6 +4,7 @@ namespace TcpFreeze;
 /// <param name="ConnectionsFrozen">Connections newly frozen.</param>
 /// <param name="EndpointsFrozen">Endpoints newly frozen.</param>
 /// <param name="AlreadyFrozen">Keys that were frozen before (an entry whose lease had ended does not count); their lease was replaced by this call's.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record FreezeResult(int ConnectionsFrozen, int EndpointsFrozen, int AlreadyFrozen)
 {
     /// <summary>Entries whose lease had ended that this call deleted before writing (they no longer froze anything).</summary>

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace TcpFreeze;
 
 /// <summary>Where and how a <see cref="TcpFreezer"/> works.</summary>
+/// <remarks>Thread safety: immutable (init-only); share one instance between threads and freezers freely.</remarks>
 public sealed record FreezerOptions
 {
     /// <summary>The default pin root.</summary>
@@ -49,6 +50,22 @@ public sealed record FreezerOptions
     /// <summary>Capacity of the endpoints map when it is first created.</summary>
     public uint MaxEndpoints { get; init; } = 4_096;
 
+    /// <summary>
+    /// The lease of a <see cref="TcpFreezer.Freeze"/> that names none (default <see cref="TcpFreeze.Lease.Default"/>,
+    /// 120 s). <see cref="TcpFreeze.Lease.Forever"/> makes such freezes last until thawed; ask for that only when
+    /// something else is sure to thaw.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is neither positive nor <see cref="TcpFreeze.Lease.Forever"/>.</exception>
+    public TimeSpan DefaultLease
+    {
+        get => _defaultLease;
+        init => _defaultLease = TcpFreeze.Lease.IsValid(value)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(DefaultLease), value, "a lease must be positive, or Lease.Forever");
+    }
+
+    private readonly TimeSpan _defaultLease = TcpFreeze.Lease.Default;
+
     /// <summary>The default <see cref="LockTimeout"/>.</summary>
     public static readonly TimeSpan DefaultLockTimeout = TimeSpan.FromSeconds(5);
 
@@ -86,5 +103,5 @@ public sealed record FreezerOptions
     public const string LogCategory = "TcpFreeze";
 
     /// <summary>The logger of <paramref name="category"/>, or null when none is configured.</summary>
-    internal ILogger? CreateLogger(string category) => LoggerFactory?.CreateLogger(category) ?? Logger;
+    internal ILogger? CreateLogger(string category) => (LoggerFactory?.CreateLogger(category) ?? Logger) is { } logger ? new DeferringLogger(logger) : null;
 }

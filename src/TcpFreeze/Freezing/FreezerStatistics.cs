@@ -8,6 +8,7 @@ namespace TcpFreeze;
 /// <param name="FrozenConnections">Connections frozen now (entries whose lease ended are counted in <see cref="ExpiredConnections"/> instead).</param>
 /// <param name="FrozenEndpoints">Endpoints frozen now (expired ones not included).</param>
 /// <param name="ConnectionCapacity">The connections map's capacity.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record FreezerStatistics(ulong TcpPacketsSeen, ulong DroppedIngress, ulong DroppedEgress, ulong Passed,
     int FrozenConnections, int FrozenEndpoints, uint ConnectionCapacity)
 {

@@ -4,6 +4,7 @@ namespace TcpFreeze;
 /// <param name="Key">The connection.</param>
 /// <param name="DroppedPackets">Packets dropped for it so far, both directions.</param>
 /// <param name="LeaseRemaining">Time left on its lease; null when it has none; zero once expired.</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record FrozenConnection(ConnectionKey Key, ulong DroppedPackets, TimeSpan? LeaseRemaining)
 {
     /// <summary>Whether the lease ended (the kernel no longer drops its packets).</summary>

@@ -20,11 +20,17 @@ namespace TcpFreeze;
 /// hold an exclusive lock on the pin root, so concurrent processes never interleave.
 /// </para>
 /// <para>
-/// Every failure leaves as a <see cref="TcpFreezeException"/> (argument errors as
-/// argument exceptions); a kernel failure is its inner exception.
+/// The error contract, one rule for the whole library: a failure of the system (the kernel, the pins, the
+/// namespace, privileges) leaves as a <see cref="TcpFreezeException"/>, with a kernel failure as its inner
+/// exception; a mistake of the caller leaves as the .NET exception for it: argument exceptions for bad
+/// arguments, <see cref="FormatException"/> from the Parse methods (TryParse never throws),
+/// <see cref="ObjectDisposedException"/> naming <see cref="TcpFreezer"/> for a call after <see cref="Dispose"/>
+/// or <see cref="Detach()"/>, and <see cref="OperationCanceledException"/> from the asynchronous calls.
+/// Nothing else, and no internal type, ever leaves.
 /// </para>
 /// </summary>
-public sealed class TcpFreezer : IDisposable
+/// <remarks>Thread safety: every member may be called from several threads at once; mutating calls take the pin root's lock (an exclusive flock), so they never interleave, with each other or with other processes. Dispose and the instance Detach end the instance: calls that race them may fail with <see cref="ObjectDisposedException"/>.</remarks>
+public sealed partial class TcpFreezer : IDisposable
 {
     private readonly FreezerMaps _maps;
     private readonly FreezerOptions _options;
@@ -64,9 +70,11 @@ public sealed class TcpFreezer : IDisposable
     public IReadOnlyList<string> UnpinnedMaps { get; }
 
     /// <summary>The connections map's capacity.</summary>
-    public uint ConnectionCapacity => _maps.Connections.Capacity;
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
+    public uint ConnectionCapacity => Live(() => _maps.Connections.Capacity);
 
     /// <summary>The pin directory of <paramref name="options"/>' namespace.</summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
     public static string GetPinDirectory(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
@@ -74,6 +82,7 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>Whether TcpFreeze's maps are pinned for <paramref name="options"/>' namespace.</summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
     public static bool IsAttached(FreezerOptions? options = null) => HasMapPins(GetPinDirectory(options));
 
     private static bool HasMapPins(string directory)
@@ -138,6 +147,7 @@ public sealed class TcpFreezer : IDisposable
 
     private T Routed<T>(Func<T> work)
     {
+        ThrowIfDisposed();
         using LibbpfLog.RouteScope route = LibbpfLog.Route(_libbpfLog);
         return work();
     }
@@ -245,6 +255,7 @@ public sealed class TcpFreezer : IDisposable
     /// pins exist and which of its programs are attached to which interfaces. Pins and
     /// attachments are read separately, because either can be gone without the other.
     /// </summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
     public static AttachmentState Inspect(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
@@ -278,26 +289,33 @@ public sealed class TcpFreezer : IDisposable
     /// </summary>
     /// <param name="connections">Connections, from this host's point of view.</param>
     /// <param name="endpoints">Local endpoints (listeners) to freeze.</param>
-    /// <param name="lease">How long the freeze lasts at most; null: until thawed.</param>
+    /// <param name="lease">
+    /// How long the freeze lasts at most; null: the options' <see cref="FreezerOptions.DefaultLease"/>
+    /// (120 s unless changed); <see cref="Lease.Forever"/>: until thawed.
+    /// </param>
     /// <param name="timing">
     /// <see cref="FreezeTiming.Now"/> (the default) drops at once; <see cref="FreezeTiming.JustInTime"/>
     /// only while each key's local socket is in TCP repair mode or gone (a checkpoint's freeze).
     /// A key frozen already takes this call's timing, as it takes its lease.
     /// </param>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key, or <paramref name="timing"/> is not a FreezeTiming value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="lease"/> is neither positive nor <see cref="Lease.Forever"/>.</exception>
     public FreezeResult Freeze(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, TimeSpan? lease = null,
         FreezeTiming timing = FreezeTiming.Now)
     {
+        ThrowIfDisposed();
         if (!Enum.IsDefined(timing))
             throw new ArgumentOutOfRangeException(nameof(timing), timing, "Not a FreezeTiming value.");
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         ulong deadline = 0, now = Libc.MonotonicNanoseconds();
-        if (lease is { } l)
-        {
-            if (l <= TimeSpan.Zero)
-                throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass null for a freeze without a lease.");
+        TimeSpan l = lease ?? _options.DefaultLease;
+        if (!Lease.IsValid(l))
+            throw new ArgumentOutOfRangeException(nameof(lease), l, "A lease must be positive; pass Lease.Forever for a freeze that lasts until thawed.");
+        if (l != Lease.Forever)
             deadline = LeaseDeadline(now, l);
-        }
 
         return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
@@ -342,8 +360,10 @@ public sealed class TcpFreezer : IDisposable
     /// <returns>How many connections and endpoints were renewed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="lease"/> is not positive.</exception>
     /// <exception cref="TcpFreezeException">The kernel refused a map operation.</exception>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     public int RenewLease(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, TimeSpan lease)
     {
+        ThrowIfDisposed();
         if (lease <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(lease), lease, "A lease must be positive.");
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
@@ -380,9 +400,13 @@ public sealed class TcpFreezer : IDisposable
     /// (<see cref="FrozenConnection.PeerSequence"/>): a released connection whose peer this host
     /// has not yet seen retransmit is kicked with it. Entries for other keys are ignored.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null)
     {
+        ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
@@ -411,8 +435,11 @@ public sealed class TcpFreezer : IDisposable
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public ThawResult ThawAll(bool kick = true)
     {
+        ThrowIfDisposed();
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) =
             Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
         return thawed with { Kick = Kick(released) };
@@ -483,7 +510,9 @@ public sealed class TcpFreezer : IDisposable
         => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
 
     /// <summary>The frozen connections with their drop counts and leases.</summary>
-    public IReadOnlyList<FrozenConnection> ListConnections() => TcpFreezeException.Guard(() =>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    public IReadOnlyList<FrozenConnection> ListConnections() => Live(() =>
     {
         ulong now = Libc.MonotonicNanoseconds();
         return _maps.Connections.ReadAll().Select(e => new FrozenConnection(e.Key, e.Value.Dropped, e.Value.Remaining(now))
@@ -495,14 +524,18 @@ public sealed class TcpFreezer : IDisposable
     });
 
     /// <summary>The frozen endpoints with their drop counts and leases.</summary>
-    public IReadOnlyList<FrozenEndpoint> ListEndpoints() => TcpFreezeException.Guard(() =>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    public IReadOnlyList<FrozenEndpoint> ListEndpoints() => Live(() =>
     {
         ulong now = Libc.MonotonicNanoseconds();
         return _maps.Endpoints.ReadAll().Select(e => new FrozenEndpoint(e.Key, e.Value.Dropped, e.Value.Remaining(now))).ToList();
     });
 
     /// <summary>Deletes entries whose lease has ended (the kernel already ignores them). Returns how many.</summary>
-    public int RemoveExpired() => TcpFreezeException.Guard(() =>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    public int RemoveExpired() => Live(() =>
     {
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
@@ -512,11 +545,16 @@ public sealed class TcpFreezer : IDisposable
     });
 
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public FreezerStatistics GetStatistics() => Routed(() => TcpFreezeException.Guard(_maps.ReadStatistics));
 
     /// <summary>Detaches this namespace's programs and removes its pins (see the static <see cref="Detach(FreezerOptions?)"/>).</summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public DetachResult Detach()
     {
+        ThrowIfDisposed();
         Dispose();
         return Detach(_options);
     }
@@ -527,6 +565,7 @@ public sealed class TcpFreezer : IDisposable
     /// pins are gone, and pins whose programs someone else detached. Frozen
     /// connections flow again. Programs of other tools are never touched.
     /// </summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
     public static DetachResult Detach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
@@ -548,6 +587,8 @@ public sealed class TcpFreezer : IDisposable
     /// between. Returns null when something is still frozen, or another process has this frozen set open
     /// (<see cref="PinDirectoryUse"/>: it may be about to freeze), and everything was kept.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
     {
         using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
@@ -592,6 +633,7 @@ public sealed class TcpFreezer : IDisposable
     /// DeadNamespacePins says how). Files TcpFreeze did not create stay, and with them
     /// their directory.
     /// </summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
     public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null)
     {
         pinRoot ??= FreezerOptions.DefaultPinRoot;
@@ -609,13 +651,31 @@ public sealed class TcpFreezer : IDisposable
         });
     }
 
-    /// <summary>Closes this process's map descriptors; the pinned state stays.</summary>
+    /// <summary>
+    /// Closes this process's map descriptors; the pinned state stays. Calling it again does nothing.
+    /// Afterwards every member throws <see cref="ObjectDisposedException"/> naming <see cref="TcpFreezer"/>, except
+    /// this one and the properties that only describe it (<see cref="PinDirectory"/>, <see cref="AttachedInterfaces"/>,
+    /// <see cref="UnpinnedMaps"/>), which keep their values.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         Telemetry.Forget(this);
         _maps.Dispose();
         _use?.Dispose();
         _use = null;
+    }
+
+    private int _disposed;
+
+    /// <summary>The one disposal check: the public exception names this type, never an internal descriptor type.</summary>
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    private T Live<T>(Func<T> work)
+    {
+        ThrowIfDisposed();
+        return TcpFreezeException.Guard(work);
     }
 
     private static T[] Distinct<T>(IEnumerable<T> keys, string parameter) where T : struct, IEquatable<T>

@@ -5,6 +5,7 @@ namespace TcpFreeze;
 /// <param name="EndpointsThawed">Endpoints that were frozen and now flow.</param>
 /// <param name="NotFrozenConnections">Connections asked for that were not frozen (not an error).</param>
 /// <param name="NotFrozenEndpoints">Endpoints asked for that were not frozen (not an error).</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record ThawResult(int ConnectionsThawed, int EndpointsThawed,
     IReadOnlyList<ConnectionKey> NotFrozenConnections, IReadOnlyList<EndpointKey> NotFrozenEndpoints)
 {

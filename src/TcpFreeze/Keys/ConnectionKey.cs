@@ -13,6 +13,7 @@ namespace TcpFreeze;
 /// network byte order, two 16-byte addresses), so it is written to the kernel map as
 /// it is; a test checks this against the BTF of the compiled program.
 /// </summary>
+/// <remarks>Thread safety: an immutable value; safe on any thread. Parse and TryParse are pure.</remarks>
 [StructLayout(LayoutKind.Sequential, Size = 40)]
 public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<ConnectionKey>, ISpanFormattable
 {
@@ -61,6 +62,8 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<Conn
     public ConnectionKey Reversed() => new(Remote, Local);
 
     /// <summary>Parses "LOCAL REMOTE" or "LOCAL -> REMOTE", each endpoint as in <see cref="TcpEndpointText"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    /// <exception cref="FormatException">The text is not two endpoints, an endpoint is malformed, a port is 0, or the families differ; the message says which.</exception>
     public static ConnectionKey Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

@@ -12,6 +12,7 @@ namespace TcpFreeze;
 /// family. Layout: <c>struct tf_endpoint_key</c> (20 bytes: family, padding,
 /// port in network byte order, 16-byte address).
 /// </summary>
+/// <remarks>Thread safety: an immutable value; safe on any thread. Parse and TryParse are pure.</remarks>
 [StructLayout(LayoutKind.Sequential, Size = 20)]
 public readonly struct EndpointKey : IEquatable<EndpointKey>, IParsable<EndpointKey>, ISpanFormattable
 {
@@ -46,8 +47,11 @@ public readonly struct EndpointKey : IEquatable<EndpointKey>, IParsable<Endpoint
     public bool IsAnyAddress => ((ReadOnlySpan<byte>)_address).IndexOfAnyExcept((byte)0) < 0;
 
     /// <summary>Parses "ADDRESS:PORT" (see <see cref="TcpEndpointText"/>).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    /// <exception cref="FormatException">The text is not an address and a port; the message says what is wrong.</exception>
     public static EndpointKey Parse(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         IPEndPoint endpoint = TcpEndpointText.Parse(text);
         return new EndpointKey(endpoint);
     }

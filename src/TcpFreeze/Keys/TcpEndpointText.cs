@@ -12,6 +12,7 @@ namespace TcpFreeze;
 /// such as <c>010.0.0.1</c> that other tools read as octal), because
 /// the kernel matches exact addresses.
 /// </summary>
+/// <remarks>Thread safety: stateless and pure; safe on any thread.</remarks>
 public static class TcpEndpointText
 {
     /// <summary>Parses <paramref name="text"/>; throws <see cref="FormatException"/> saying what is wrong.</summary>

@@ -9,6 +9,7 @@ namespace TcpFreeze;
 /// <param name="Index">Its index.</param>
 /// <param name="IsUp">Whether it is administratively up.</param>
 /// <param name="HardwareType">Its ARPHRD_* type (1 Ethernet, 772 loopback, 65534 tun and WireGuard, 768 ipip, ...).</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record NetworkInterfaceInfo(string Name, int Index, bool IsUp, int HardwareType)
 {
     /// <summary>ARPHRD_ETHER.</summary>

@@ -7,9 +7,26 @@ namespace TcpFreeze;
 
 /// <summary>
 /// A network namespace to work in. Interface lookups, XDP and TC attachment, and
-/// socket creation all act on the calling thread's namespace, so work for another
-/// namespace runs on a dedicated thread that enters it with setns(2) and ends with
-/// the work; the caller's threads never change namespace.
+/// socket creation all act on the calling thread's namespace, so TcpFreeze's work for
+/// another namespace runs on a dedicated thread that enters it with setns(2) and ends
+/// with the work; the caller's threads never change namespace.
+/// <para>
+/// <b>No arbitrary code runs inside.</b> A thread inherits the namespace of the thread
+/// that creates it, and .NET's thread pool creates its workers from whichever thread
+/// queues work: a user delegate run in the namespace that queued pool work (an async
+/// lambda, a <c>Task.Run(...).Result</c>) would leave pool threads in the target
+/// namespace for the rest of the process. So this type offers operations, not a
+/// "run my delegate there": <see cref="OpenSocket"/> makes a socket that belongs to the
+/// namespace (bind, connect, listen and accept on it from any thread), and
+/// <see cref="TcpFreezer"/> takes the namespace through <see cref="FreezerOptions.Namespace"/>.
+/// Log messages that TcpFreeze writes while inside are handed to the
+/// <see cref="FreezerOptions.LoggerFactory"/>'s loggers only after the dedicated thread
+/// has ended, on the calling thread, so user logging code never runs in the namespace either.
+/// </para>
+/// <para>
+/// Thread safety: instances are immutable after construction and safe to use from any
+/// number of threads at once.
+/// </para>
 /// <para>
 /// The namespace file is opened once, at first use, and the descriptor is kept: later
 /// uses enter that same namespace even if the path (a /proc/PID/ns/net of a PID that
@@ -57,9 +74,41 @@ public sealed class NetworkNamespace
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the kernel has no SO_NETNS_COOKIE.</exception>
     public ulong Cookie => Path is null ? ReadCookieGuarded() : TcpFreezeException.Guard(() => _cookie.Value);
 
-    /// <summary>Runs <paramref name="work"/> inside this namespace and returns its result.</summary>
+    /// <summary>
+    /// Opens a socket that belongs to this namespace: the socket(2) call alone runs inside
+    /// it, so binding, connecting, listening and accepting on the socket afterwards (from any
+    /// thread, synchronously or asynchronously) all happen in this namespace.
+    /// </summary>
+    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the socket cannot be made there.</exception>
+    public Socket OpenSocket(AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType)
+        => Run(() => TcpFreezeException.Guard(() =>
+        {
+            try
+            {
+                return new Socket(addressFamily, socketType, protocolType);
+            }
+            catch (SocketException e)
+            {
+                throw new TcpFreezeException($"open a {addressFamily} {socketType} socket in {this}", $"{e.SocketErrorCode}: {e.Message}");
+            }
+        }));
+
+    /// <summary>Log calls made on a namespace thread, to be replayed on the caller's thread (see the type's remarks).</summary>
+    [ThreadStatic] private static List<Action>? t_deferred;
+
+    /// <summary>
+    /// The queue of the namespace thread the caller runs on, or null outside one. Loggers that wrap
+    /// user code (<see cref="FreezerOptions.CreateLogger"/>) put their calls here instead of making them.
+    /// </summary>
+    internal static List<Action>? DeferredOnThisThread => t_deferred;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> inside this namespace and returns its result. Internal on
+    /// purpose (see the type's remarks): <paramref name="work"/> must never create threads or
+    /// queue thread-pool work, and must call no user code except through deferring loggers.
+    /// </summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered; exceptions of <paramref name="work"/> pass unchanged.</exception>
-    public T Run<T>(Func<T> work)
+    internal T Run<T>(Func<T> work)
     {
         ArgumentNullException.ThrowIfNull(work);
         if (Path is null)
@@ -70,8 +119,10 @@ public sealed class NetworkNamespace
 
         T? result = default;
         Exception? failure = null;
+        var deferred = new List<Action>();
         var thread = new Thread(() =>
         {
+            t_deferred = deferred;
             try
             {
                 Enter(descriptor, Path);
@@ -96,13 +147,15 @@ public sealed class NetworkNamespace
         };
         thread.Start();
         thread.Join();
+        foreach (Action call in deferred)
+            call();
         if (failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return result!;
     }
 
-    /// <summary>Runs <paramref name="work"/> inside this namespace.</summary>
-    public void Run(Action work) => Run(() =>
+    /// <summary>Runs <paramref name="work"/> inside this namespace (see <see cref="Run{T}(Func{T})"/>).</summary>
+    internal void Run(Action work) => Run(() =>
     {
         work();
         return 0;

@@ -42,12 +42,34 @@ internal sealed class PinLock : IDisposable
         return new PinLock(fd);
     }
 
+    /// <summary>
+    /// The token the lock waits of the calling thread observe: set by the asynchronous calls of
+    /// <see cref="TcpFreezer"/> around the synchronous one they run, so that every lock wait of
+    /// that call (whichever method takes the lock) can be cancelled without a token parameter on each.
+    /// </summary>
+    [ThreadStatic] private static CancellationToken t_cancellation;
+
+    /// <summary>Makes the calling thread's lock waits observe <paramref name="cancellation"/> until the scope is disposed.</summary>
+    internal static CancellationScope ObserveCancellation(CancellationToken cancellation)
+    {
+        CancellationToken previous = t_cancellation;
+        t_cancellation = cancellation;
+        return new CancellationScope(previous);
+    }
+
+    internal readonly struct CancellationScope(CancellationToken previous) : IDisposable
+    {
+        public void Dispose() => t_cancellation = previous;
+    }
+
     private static void WaitForLock(FileDescriptorHandle fd, string directory, TimeSpan timeout)
     {
+        CancellationToken cancellation = t_cancellation;
         var waited = Stopwatch.StartNew();
         int pause = 1;
         while (true)
         {
+            cancellation.ThrowIfCancellationRequested();
             if (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) == 0)
                 return;
             int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
@@ -58,7 +80,7 @@ internal sealed class PinLock : IDisposable
             if (waited.Elapsed >= timeout)
                 throw new NativeCallException($"lock pin directory {directory}", errno, TimeoutRemedy(fd, directory, timeout));
             // Short at first (a freeze holds the lock for milliseconds), then every 50 ms.
-            Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(pause, Math.Max(1, (timeout - waited.Elapsed).TotalMilliseconds))));
+            cancellation.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(Math.Min(pause, Math.Max(1, (timeout - waited.Elapsed).TotalMilliseconds))));
             pause = Math.Min(pause * 2, 50);
         }
     }

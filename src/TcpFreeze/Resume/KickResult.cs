@@ -4,6 +4,7 @@ namespace TcpFreeze;
 /// <param name="ConnectionsKicked">Released connections that had dropped data segments and got messages.</param>
 /// <param name="PacketsSent">ICMP messages sent.</param>
 /// <param name="PacketsFailed">Messages the host could not send (no route to that address any more).</param>
+/// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record KickResult(int ConnectionsKicked, int PacketsSent, int PacketsFailed)
 {
     /// <summary>

@@ -206,7 +206,8 @@ public sealed class ClientLoad : IAsyncDisposable
         var connections = new Connection[count];
         for (int i = 0; i < count; i++)
         {
-            Socket socket = ns.Run(() => new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
+            Socket socket = ns.OpenSocket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            socket.NoDelay = true;
             socket.Connect(server);
             connections[i] = new Connection(i, socket);
         }

@@ -126,7 +126,7 @@ public sealed class MemoryEchoServer : IDisposable
     /// <summary>Asks the server (from namespace <paramref name="client"/>, on a new connection) for the hash of its memory.</summary>
     public string QueryHash(NetworkNamespace client, TimeSpan timeout)
     {
-        using Socket socket = client.Run(() => new Socket(Endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+        using Socket socket = client.OpenSocket(Endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         socket.ReceiveTimeout = socket.SendTimeout = (int)timeout.TotalMilliseconds;
         socket.Connect(Endpoint);
         socket.Send("hash\n"u8);

@@ -64,7 +64,7 @@ public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixt
         // The settings: what the hook reads, with keep-attached on for the unit's programs.
         HookSettings settings = ReadSettings(root);
         Assert.True(settings.KeepAttached);
-        Assert.Equal(HookSettings.DefaultLease, settings.Lease);
+        Assert.Equal(Lease.Default, settings.Lease);
         // CRIU's configuration: the operator's line first, then the block naming the installed hook.
         string[] runc = File.ReadAllLines(Path.Combine(root, "etc/criu/runc.conf"));
         Assert.Equal("log-file /var/log/criu-own.log", runc[0]);

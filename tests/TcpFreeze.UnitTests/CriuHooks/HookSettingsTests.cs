@@ -20,7 +20,7 @@ public sealed class HookSettingsTests
     {
         var settings = new HookSettings();
         Assert.Equal(TimeSpan.FromSeconds(120), settings.Lease);
-        Assert.Equal(HookSettings.DefaultLease, settings.Lease);
+        Assert.Equal(Lease.Default, settings.Lease);
         Assert.Null(settings.Interfaces);
         Assert.Equal(FreezerOptions.DefaultPinRoot, settings.PinRoot);
         Assert.Null(settings.LogFile);

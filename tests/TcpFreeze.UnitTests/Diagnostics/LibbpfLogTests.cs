@@ -119,8 +119,10 @@ public sealed class LibbpfLogTests
         using var single = new RecordingLoggerFactory();
         ILogger one = single.CreateLogger("the caller's");
         var legacy = new FreezerOptions { Logger = one };
-        Assert.Same(one, legacy.CreateLogger(LibbpfLog.Category));
-        Assert.Same(one, legacy.CreateLogger(FreezerOptions.LogCategory));
+        // Wrapped (a DeferringLogger keeps user logging out of other namespaces), but the same logger receives both.
+        legacy.CreateLogger(LibbpfLog.Category)!.LogWarning("from libbpf");
+        legacy.CreateLogger(FreezerOptions.LogCategory)!.LogWarning("from TcpFreeze");
+        Assert.Equal(["the caller's", "the caller's"], single.Records.Select(r => r.Category));
         Assert.Null(new FreezerOptions().CreateLogger(LibbpfLog.Category));
     }
 }
