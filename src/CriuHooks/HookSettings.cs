@@ -18,7 +18,7 @@ namespace TcpFreeze.CriuHooks;
 /// </code>
 /// Environment overrides: TCPFREEZE_HOOK_CONFIG (the file's path), TCPFREEZE_LEASE_SECONDS,
 /// TCPFREEZE_INTERFACES, TCPFREEZE_PIN_ROOT, TCPFREEZE_LOG_FILE (paths must be absolute there too),
-/// TCPFREEZE_INGRESS.
+/// TCPFREEZE_INGRESS, TCPFREEZE_KICK, TCPFREEZE_KEEP_ATTACHED.
 /// </summary>
 public sealed record HookSettings
 {
@@ -91,6 +91,8 @@ public sealed record HookSettings
             settings = settings with { Ingress = ParseIngress(ingress, "TCPFREEZE_INGRESS") };
         if (environment("TCPFREEZE_KICK") is { Length: > 0 } kick)
             settings = settings with { Kick = ParseBool(kick, "TCPFREEZE_KICK") };
+        if (environment("TCPFREEZE_KEEP_ATTACHED") is { Length: > 0 } keep)
+            settings = settings with { KeepAttached = ParseBool(keep, "TCPFREEZE_KEEP_ATTACHED") };
         return settings;
     }
 

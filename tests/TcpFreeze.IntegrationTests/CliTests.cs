@@ -43,7 +43,7 @@ public sealed class CliTests : IDisposable
         using TcpPair pair = TcpPair.Open(Network.B, Network.A, new IPEndPoint(Network.AddressA(AddressFamily.InterNetwork), 8080));
         ConnectionKey key = pair.ServerView;
         using (TcpFreezer freezer = TcpFreezer.Open(Pins.Options(Network.A)))
-            freezer.Freeze([key]);
+            freezer.Freeze([key], lease: Lease.Forever); // no lease: the listing says null
 
         pair.Client.Send("frozen"u8);
         Assert.False(TcpPair.Readable(pair.Server, Quiet), "bytes crossed a frozen connection");

@@ -205,6 +205,17 @@ public sealed class HookSettingsTests
     }
 
     [Fact]
+    public void TCPFREEZE_KEEP_ATTACHED_beats_the_file_and_a_bad_value_names_the_variable()
+    {
+        using var folder = new TempDirectory();
+        string path = folder.Write("hook.conf", "keep-attached = false\n");
+        Assert.True(HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_KEEP_ATTACHED", "true"))).KeepAttached);
+        Assert.False(HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_KEEP_ATTACHED", ""))).KeepAttached);
+        var e = Assert.Throws<FormatException>(() => HookSettings.Load(Environment(("TCPFREEZE_HOOK_CONFIG", path), ("TCPFREEZE_KEEP_ATTACHED", "maybe"))));
+        Assert.Contains("TCPFREEZE_KEEP_ATTACHED", e.Message);
+    }
+
+    [Fact]
     public void Load_reads_the_file_named_by_TCPFREEZE_HOOK_CONFIG()
     {
         using var folder = new TempDirectory();
