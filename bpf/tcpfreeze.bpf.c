@@ -395,11 +395,17 @@ static __always_inline void record_replay(void *ctx, int xdp, __u32 frame_length
 		length = available;
 	if (length > TF_REPLAY_BYTES)
 		length = TF_REPLAY_BYTES;
-	/* No shorter than an IPv4 and a TCP header; a shorter one was not parsed anyway. */
+	/* No shorter than an IPv4 and a TCP header. */
 	if (length < 40)
 		return;
-	long read = xdp ? bpf_xdp_load_bytes(ctx, seg->ip_offset, record->bytes, length)
-			: bpf_skb_load_bytes(ctx, seg->ip_offset, record->bytes, length);
+	/*
+	 * The same value (length is 1..TF_REPLAY_BYTES here), in a form whose bounds the
+	 * verifier sees on the register handed to the helper: a compare on a copy does not
+	 * carry over.
+	 */
+	__u32 bounded = ((length - 1) & (TF_REPLAY_BYTES - 1)) + 1;
+	long read = xdp ? bpf_xdp_load_bytes(ctx, seg->ip_offset, record->bytes, bounded)
+			: bpf_skb_load_bytes(ctx, seg->ip_offset, record->bytes, bounded);
 
 	if (read)
 		return;

@@ -90,11 +90,14 @@ struct tf_entry {
  * this is the segment the local socket needs next; the thaw hands it to the thawed
  * socket through this host's own stack, the socket acknowledges new data, and the
  * peer's TCP resumes on that ACK at once (RFC 6298, 5.3), whatever its OS and whether
- * or not ICMP reaches it. Only a prefix of the IP packet is kept: the headers and the
- * first payload bytes; the replay shortens the packet to what was kept (the socket
- * then acknowledges those bytes, and the peer sends the rest at once).
+ * or not ICMP reaches it. Up to TF_REPLAY_BYTES of the IP packet are kept: a whole
+ * retransmission of a 1500-byte MTU (after a timeout TCP retransmits one MSS at a
+ * time). It must be whole: an ACK of part of a segment does not end a Linux sender's
+ * back-off (the skb is not fully acknowledged, so no RTT sample resets its timer, and
+ * its one-segment window is still full); a longer one is replayed cut to what was kept,
+ * which delivers those bytes and speeds up nothing.
  */
-#define TF_REPLAY_BYTES 256
+#define TF_REPLAY_BYTES 2048
 
 struct tf_replay {
 	__u64 recorded_ns;	/* CLOCK_MONOTONIC of the drop */

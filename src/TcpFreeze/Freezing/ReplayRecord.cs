@@ -12,7 +12,7 @@ namespace TcpFreeze;
 internal unsafe struct ReplayRecord
 {
     /// <summary>TF_REPLAY_BYTES: how much of the IP packet a record keeps.</summary>
-    public const int Capacity = 256;
+    public const int Capacity = 2048;
 
     /// <summary>CLOCK_MONOTONIC of the drop, in nanoseconds.</summary>
     public ulong RecordedNs;
