@@ -486,25 +486,35 @@ public sealed class TcpFreezer : IDisposable
         if (plan.Messages.Count == 0 && replay.Count == 0)
             return KickResult.None;
         using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
-        // The replay first: it needs no ICMP to get through, and the kick's local messages then
-        // find the local sockets' own back-off still to undo.
-        (int replayed, int replayFailed, string? replayError) = replay.Count == 0 ? (0, 0, null) : Resume.SegmentReplay.Send(_options.Namespace, replay);
-        operation.Tag("tcpfreeze.replay.segments", replayed);
-        if (plan.Messages.Count == 0)
-            return new KickResult(0, 0, 0) { SegmentsReplayed = replayed, ReplayFailed = replayFailed, Error = replayError };
-        try
+        // The ICMP messages first, the replay right after (microseconds apart): a peer that gets
+        // the message meets it while still backing off, as without the replay, so what it sees
+        // (one error with IP_RECVERR) does not depend on which arrives first; the replay's ACK
+        // then reaches every peer, ICMP or not. A replayed segment the peer has meanwhile
+        // retransmitted itself is a duplicate the local stack drops.
+        (int replayed, int replayFailed, string? replayError) Replay()
         {
-            KickResult result = Resume.ResumeKick.Send(_options.Namespace, plan) with { SegmentsReplayed = replayed, ReplayFailed = replayFailed, Error = replayError };
-            operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
-            Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
-            return result;
+            (int sent, int failed, string? error) = replay.Count == 0 ? (0, 0, null) : Resume.SegmentReplay.Send(_options.Namespace, replay);
+            operation.Tag("tcpfreeze.replay.segments", sent);
+            return (sent, failed, error);
         }
-        catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
+        KickResult result = KickResult.None;
+        if (plan.Messages.Count > 0)
         {
-            // The thaw is done; a kick that cannot be sent must not make it look failed.
-            operation.Fail(e);
-            return new KickResult(0, 0, plan.Messages.Count) { Error = e.Message, SegmentsReplayed = replayed, ReplayFailed = replayFailed };
+            try
+            {
+                result = Resume.ResumeKick.Send(_options.Namespace, plan);
+                operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
+                Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
+            }
+            catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
+            {
+                // The thaw is done; a kick that cannot be sent must not make it look failed.
+                operation.Fail(e);
+                result = new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
+            }
         }
+        (int replayed, int replayFailed, string? replayError) = Replay();
+        return result with { SegmentsReplayed = replayed, ReplayFailed = replayFailed, Error = result.Error ?? replayError };
     }
 
     /// <summary>
