@@ -21,6 +21,8 @@
  *
  * Every drop of a data segment records its sequence number in the entry, for the
  * resume kick that a thaw sends (see struct tf_entry).
+ * A connection entry's ingress drop of the peer's data also keeps the segment itself,
+ * for the replay that a thaw does (see struct tf_replay).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -67,6 +69,31 @@ struct {
 	__type(value, struct tf_config);
 } tf_config SEC(".maps");
 
+/*
+ * The peer's last dropped data segment per frozen connection (struct tf_replay). User
+ * space creates it with tf_connections' capacity: one record per connection at most.
+ * Not preallocated: only connections whose peer sent data while frozen cost memory.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tf_conn_key);
+	__type(value, struct tf_replay);
+} tf_replay SEC(".maps");
+
+/*
+ * Where a record is built before it goes into tf_replay in one update: a hash map
+ * update swaps the whole element, so user space never reads a record half written by
+ * one segment and half by another (the record is too big for the stack).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tf_replay);
+} tf_replay_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TF_COUNTER_MAX);
@@ -78,6 +105,11 @@ struct {
 struct tf_segment {
 	__u8 family;
 	__u8 consumes_seq;	/* carries data, SYN or FIN */
+	__u8 replayable;	/* carries data or FIN, and no SYN or RST (see struct tf_replay) */
+	__u8 pad;
+	__u16 ip_offset;	/* of the IP header from the frame's start */
+	__u16 tcp_offset;	/* of the TCP header from the IP header */
+	__u32 ip_length;	/* of the whole IP packet, from its length field */
 	__be16 sport;
 	__be16 dport;
 	__be32 seq;
@@ -110,6 +142,7 @@ static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end
 {
 	__u8 l4proto;
 	__u32 ip_end;	/* offset from data of the end of the IP packet */
+	void *ip_start = cursor;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cursor;
@@ -122,7 +155,8 @@ static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end
 		if (ip->frag_off & bpf_htons(0x1FFF))
 			return -1;
 		seg->family = TF_FAMILY_IPV4;
-		ip_end = (__u32)((void *)ip - data) + bpf_ntohs(ip->tot_len);
+		seg->ip_length = bpf_ntohs(ip->tot_len);
+		ip_end = (__u32)((void *)ip - data) + seg->ip_length;
 		__builtin_memcpy(seg->saddr, &ip->saddr, 4);
 		__builtin_memcpy(seg->daddr, &ip->daddr, 4);
 		cursor = (void *)ip + ip->ihl * 4;
@@ -134,6 +168,7 @@ static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end
 		if (ip6->version != 6)
 			return -1;
 		seg->family = TF_FAMILY_IPV6;
+		seg->ip_length = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		ip_end = (__u32)((void *)(ip6 + 1) - data) + bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(seg->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(seg->daddr, &ip6->daddr, 16);
@@ -180,6 +215,8 @@ static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end
 
 	if ((void *)(tcp + 1) > data_end)
 		return -1;
+	seg->ip_offset = (__u16)(ip_start - data);
+	seg->tcp_offset = (__u16)((void *)tcp - ip_start);
 	seg->sport = tcp->source;
 	seg->dport = tcp->dest;
 	seg->seq = tcp->seq;
@@ -190,6 +227,7 @@ static __always_inline int parse_ip_tcp(void *data, void *cursor, void *data_end
 	__u32 tcp_end = (__u32)((void *)tcp - data) + tcp->doff * 4;
 
 	seg->consumes_seq = tcp->syn || tcp->fin || ip_end > tcp_end;
+	seg->replayable = !tcp->syn && !tcp->rst && (tcp->fin || ip_end > tcp_end);
 	return 0;
 }
 
@@ -336,6 +374,53 @@ static __always_inline void record_drop(struct tf_entry *entry, struct tf_segmen
 }
 
 /*
+ * Keeps the peer's segment that a connection entry just dropped for the replay (see
+ * struct tf_replay): the IP packet's first TF_REPLAY_BYTES bytes at most, read with the
+ * helper of the hook (xdp set: an XDP frame, else an skb), whose data may lie beyond what
+ * the program can read directly. frame_length is the frame's length from its start. A
+ * record that cannot be made (map full, no memory) only costs the replay of this
+ * connection: the kick and the peer's own timer still resume it.
+ */
+static __always_inline void record_replay(void *ctx, int xdp, __u32 frame_length, struct tf_segment *seg, struct tf_conn_key *conn, __u64 now)
+{
+	__u32 zero = 0;
+	struct tf_replay *record = bpf_map_lookup_elem(&tf_replay_scratch, &zero);
+
+	if (!record || frame_length <= seg->ip_offset)
+		return;
+	__u32 length = seg->ip_length;
+	__u32 available = frame_length - seg->ip_offset;
+
+	if (length > available)
+		length = available;
+	if (length > TF_REPLAY_BYTES)
+		length = TF_REPLAY_BYTES;
+	/* No shorter than an IPv4 and a TCP header. */
+	if (length < 40)
+		return;
+	/*
+	 * The same value (length is 1..TF_REPLAY_BYTES here), in a form whose bounds the
+	 * verifier sees on the register handed to the helper: a compare on a copy does not
+	 * carry over.
+	 */
+	__u32 bounded = ((length - 1) & (TF_REPLAY_BYTES - 1)) + 1;
+	long read = xdp ? bpf_xdp_load_bytes(ctx, seg->ip_offset, record->bytes, bounded)
+			: bpf_skb_load_bytes(ctx, seg->ip_offset, record->bytes, bounded);
+
+	if (read)
+		return;
+	record->recorded_ns = now;
+	record->family = seg->family;
+	record->pad = 0;
+	record->tcp_offset = seg->tcp_offset;
+	record->captured = (__u16)length;
+	record->reserved = 0;
+	record->ip_length = seg->ip_length;
+	record->reserved2 = 0;
+	bpf_map_update_elem(&tf_replay, conn, record, BPF_ANY);
+}
+
+/*
  * Whether an active entry drops the segment: always, unless it is a just-in-time entry
  * whose socket is still with its peer.
  */
@@ -352,7 +437,7 @@ static __always_inline int entry_drops(void *ctx, struct bpf_sock *sender, struc
  * program's context (for the socket lookup), sender the egress skb's socket (NULL on
  * ingress).
  */
-static __always_inline int should_drop(void *ctx, struct bpf_sock *sender, struct tf_segment *seg, int ingress)
+static __always_inline int should_drop(void *ctx, int xdp, __u32 frame_length, struct bpf_sock *sender, struct tf_segment *seg, int ingress)
 {
 	struct tf_conn_key conn = {};
 	struct tf_endpoint_key endpoint = {};
@@ -376,6 +461,8 @@ static __always_inline int should_drop(void *ctx, struct bpf_sock *sender, struc
 	entry = bpf_map_lookup_elem(&tf_connections, &conn);
 	if (entry && entry_active(entry, now) && entry_drops(ctx, sender, entry, seg, ingress, 0)) {
 		record_drop(entry, seg, ingress, now);
+		if (ingress && seg->replayable)
+			record_replay(ctx, xdp, frame_length, seg, &conn, now);
 		return 1;
 	}
 
@@ -407,7 +494,7 @@ static __always_inline int should_drop(void *ctx, struct bpf_sock *sender, struc
  * l3_proto is 0 for an Ethernet frame; for a frame of an L3 device, which
  * starts at the IP header, it is the frame's protocol (skb->protocol).
  */
-static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, void *data, void *data_end, int ingress, __be16 l3_proto)
+static __always_inline int frame_is_frozen(void *ctx, int xdp, __u32 frame_length, struct bpf_sock *sender, void *data, void *data_end, int ingress, __be16 l3_proto)
 {
 	struct tf_segment seg = {};
 	int parsed = l3_proto ? parse_ip_tcp(data, data, data_end, l3_proto, &seg) : parse_tcp(data, data_end, &seg);
@@ -415,7 +502,7 @@ static __always_inline int frame_is_frozen(void *ctx, struct bpf_sock *sender, v
 	if (parsed != 0)
 		return 0;
 	count(TF_COUNTER_SEEN);
-	if (!should_drop(ctx, sender, &seg, ingress))
+	if (!should_drop(ctx, xdp, frame_length, sender, &seg, ingress))
 		return 0;
 	count(ingress ? TF_COUNTER_DROPPED_INGRESS : TF_COUNTER_DROPPED_EGRESS);
 	return 1;
@@ -440,13 +527,17 @@ static __always_inline int skb_is_frozen(struct __sk_buff *skb, int ingress, int
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
-	return frame_is_frozen(skb, ingress ? 0 : skb->sk, data, data_end, ingress, l3 ? (__be16)skb->protocol : 0);
+	return frame_is_frozen(skb, 0, skb->len, ingress ? 0 : skb->sk, data, data_end, ingress, l3 ? (__be16)skb->protocol : 0);
 }
 
 SEC("xdp")
 int tf_xdp_ingress(struct xdp_md *ctx)
 {
-	if (frame_is_frozen(ctx, 0, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, 0))
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	/* The linear part: a multi-buffer frame's fragments hold payload, not headers. */
+	if (frame_is_frozen(ctx, 1, (__u32)(data_end - data), 0, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 1, 0))
 		return XDP_DROP;
 	count(TF_COUNTER_PASSED);
 	return XDP_PASS;

@@ -83,6 +83,35 @@ struct tf_entry {
 #define TF_ENTRY_JUST_IN_TIME 1
 
 /*
+ * The replay (see src/TcpFreeze/Resume/SegmentReplay.cs): the last data segment the
+ * peer sent that a connection entry dropped on ingress, kept in the tf_replay map under
+ * the connection's key (one per connection, the map sized like tf_connections). While
+ * frozen, the peer's retransmissions all start at its oldest unacknowledged byte, so
+ * this is the segment the local socket needs next; the thaw hands it to the thawed
+ * socket through this host's own stack, the socket acknowledges new data, and the
+ * peer's TCP resumes on that ACK at once (RFC 6298, 5.3), whatever its OS and whether
+ * or not ICMP reaches it. Up to TF_REPLAY_BYTES of the IP packet are kept: a whole
+ * retransmission of a 1500-byte MTU (after a timeout TCP retransmits one MSS at a
+ * time). It must be whole: an ACK of part of a segment does not end a Linux sender's
+ * back-off (the skb is not fully acknowledged, so no RTT sample resets its timer, and
+ * its one-segment window is still full); a longer one is replayed cut to what was kept,
+ * which delivers those bytes and speeds up nothing.
+ */
+#define TF_REPLAY_BYTES 2048
+
+struct tf_replay {
+	__u64 recorded_ns;	/* CLOCK_MONOTONIC of the drop */
+	__u8 family;		/* TF_FAMILY_IPV4 or TF_FAMILY_IPV6 */
+	__u8 pad;
+	__u16 tcp_offset;	/* offset of the TCP header in bytes[] */
+	__u16 captured;		/* bytes of the IP packet kept in bytes[] */
+	__u16 reserved;		/* zero */
+	__u32 ip_length;	/* the whole IP packet's length, from its length field */
+	__u32 reserved2;	/* zero */
+	__u8 bytes[TF_REPLAY_BYTES];	/* the IP packet from its first byte */
+};
+
+/*
  * Index 0 of the one-element tf_config array: non-zero while the endpoints map may
  * hold entries. User space sets it before it inserts endpoints and clears it only
  * after the endpoints map is empty, so a crash can leave it set (a little slower)

@@ -11,6 +11,7 @@ internal static class BpfNames
     public const string EndpointsMap = "tf_endpoints";
     public const string CountersMap = "tf_counters";
     public const string ConfigMap = "tf_config";
+    public const string ReplayMap = "tf_replay";
     public const string XdpProgram = "tf_xdp_ingress";
     public const string TcProgram = "tf_tc_egress";
     public const string TcIngressProgram = "tf_tc_ingress";
@@ -21,12 +22,13 @@ internal static class BpfNames
     public const string EndpointsPin = "endpoints";
     public const string CountersPin = "counters";
     public const string ConfigPin = "config";
+    public const string ReplayPin = "replay";
     public const string XdpPin = "xdp_ingress";
     public const string TcPin = "tc_egress";
     public const string TcIngressPin = "tc_ingress";
     public const string L3IngressPin = "l3_ingress";
     public const string L3EgressPin = "l3_egress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, XdpPin, TcPin, TcIngressPin, L3IngressPin, L3EgressPin];
+    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, ReplayPin, XdpPin, TcPin, TcIngressPin, L3IngressPin, L3EgressPin];
 
     /// <summary>
     /// TC filter identity of the egress program, and of the ingress program when it runs

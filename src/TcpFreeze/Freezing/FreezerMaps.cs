@@ -4,8 +4,9 @@ using Ebpf.Interop;
 namespace TcpFreeze;
 
 /// <summary>
-/// The four maps of one namespace's frozen set, opened and typed: the two
-/// <see cref="FrozenSet{TKey}"/>s, the per-CPU packet counters and the config flags.
+/// The maps of one namespace's frozen set, opened and typed: the two
+/// <see cref="FrozenSet{TKey}"/>s, the per-CPU packet counters, the config flags and the
+/// peers' segments kept for the replay.
 /// Owns their descriptors (the pins keep the maps alive).
 /// </summary>
 internal sealed class FreezerMaps : IDisposable
@@ -22,6 +23,27 @@ internal sealed class FreezerMaps : IDisposable
         Endpoints = new FrozenSet<EndpointKey>(maps[1], "endpoints");
         _counters = maps[2].As<uint, ulong>();
         _config = maps[3].As<uint, ulong>();
+        Replay = maps[4].As<ConnectionKey, ReplayRecord>();
+    }
+
+    /// <summary>The peer's last dropped data segment per connection (see <see cref="ReplayRecord"/>).</summary>
+    public BpfMap<ConnectionKey, ReplayRecord> Replay { get; }
+
+    /// <summary>
+    /// Deletes the replay records of <paramref name="keys"/> and returns those of them that
+    /// <paramref name="wanted"/> says to keep. Called under the pin lock by every thaw, so a
+    /// record never outlives its freeze (a later freeze of the same key starts without one).
+    /// </summary>
+    public Dictionary<ConnectionKey, ReplayRecord> TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+    {
+        var taken = new Dictionary<ConnectionKey, ReplayRecord>();
+        if (keys.Length == 0 || Replay.IsEmpty())
+            return taken;
+        foreach (ConnectionKey key in keys)
+            if (wanted(key) && Replay.TryLookup(key, out ReplayRecord record))
+                taken[key] = record;
+        Replay.DeletePresent(keys);
+        return taken;
     }
 
     public FrozenSet<ConnectionKey> Connections { get; }
@@ -82,5 +104,6 @@ internal sealed class FreezerMaps : IDisposable
         Endpoints.Dispose();
         _counters.Dispose();
         _config.Dispose();
+        Replay.Dispose();
     }
 }

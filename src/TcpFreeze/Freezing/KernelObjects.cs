@@ -37,8 +37,11 @@ internal static class KernelObjects
     public static readonly MapDefinition Counters = new(BpfNames.CountersMap, BpfNames.CountersPin, sizeof(uint), sizeof(ulong));
     public static readonly MapDefinition Config = new(BpfNames.ConfigMap, BpfNames.ConfigPin, sizeof(uint), sizeof(ulong));
 
+    /// <summary>One replay record per connection at most, so it gets the connections map's capacity.</summary>
+    public static readonly MapDefinition Replay = new(BpfNames.ReplayMap, BpfNames.ReplayPin, ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
+
     /// <summary>Every map, in the order <see cref="FreezerMaps"/> holds them.</summary>
-    public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config];
+    public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config, Replay];
 
     public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, BpfNames.XdpPin);
     public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, BpfNames.TcPin);

@@ -331,6 +331,9 @@ public sealed partial class TcpFreezer : IDisposable
             try
             {
                 connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now, timing);
+                // A new freeze starts without a replay record (one left by an expired lease is stale).
+                if (connectionInsert.Created.Count > 0)
+                    _maps.Replay.DeletePresent(connectionInsert.Created.ToArray());
             }
             catch
             {
@@ -404,14 +407,15 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
-        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null)
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
     {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
             var missingConnections = new List<ConnectionKey>();
+            Dictionary<ConnectionKey, ReplayRecord> replays;
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
@@ -420,6 +424,7 @@ public sealed partial class TcpFreezer : IDisposable
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
                     : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
+                replays = TakeReplays(connectionKeys, released);
                 endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
                 if (endpointsThawed > 0)
                     _maps.CloseEndpointGateIfEmpty();
@@ -428,10 +433,10 @@ public sealed partial class TcpFreezer : IDisposable
                 WithPeerSequences(released, peerSequences);
             operation.Tag("tcpfreeze.connections", connectionsThawed);
             operation.Tag("tcpfreeze.endpoints", endpointsThawed);
-            return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released);
+            return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released, replays);
         }));
         // The kick is its own operation, after the thaw's span: it only sends.
-        return thawed with { Kick = Kick(released) };
+        return thawed with { Kick = Kick(released, replays, peerSegments) };
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
@@ -440,25 +445,45 @@ public sealed partial class TcpFreezer : IDisposable
     public ThawResult ThawAll(bool kick = true)
     {
         ThrowIfDisposed();
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released) =
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) =
             Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
-        return thawed with { Kick = Kick(released) };
+        return thawed with { Kick = Kick(released, replays, null) };
     }
 
-    private (ThawResult, List<(ConnectionKey, FreezeEntry)>) ThawAllLocked(bool kick, Telemetry.Operation operation)
+    private (ThawResult, List<(ConnectionKey, FreezeEntry)>, Dictionary<ConnectionKey, ReplayRecord>) ThawAllLocked(bool kick, Telemetry.Operation operation)
     {
         var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+        Dictionary<ConnectionKey, ReplayRecord> replays;
         int connections, endpoints;
         using (AcquirePinLockForThaw())
         {
             ConnectionKey[] all = _maps.Connections.ReadAll().Select(e => e.Key).ToArray();
             connections = kick ? _maps.Connections.Release(all, [], released) : _maps.Connections.DeletePresent(all);
+            // Records of keys no longer frozen (an ended lease) go too: ThawAll leaves nothing behind.
+            replays = TakeReplays([.. all.Union(_maps.Replay.GetKeys())], released);
             endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
             _maps.CloseEndpointGateIfEmpty();
         }
         operation.Tag("tcpfreeze.connections", connections);
         operation.Tag("tcpfreeze.endpoints", endpoints);
-        return (new ThawResult(connections, endpoints, [], []), released);
+        return (new ThawResult(connections, endpoints, [], []), released, replays);
+    }
+
+    /// <summary>
+    /// Deletes the replay records of thawed keys and keeps those of the connections this thaw
+    /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
+    /// during the freeze being released, not before it.
+    /// </summary>
+    private Dictionary<ConnectionKey, ReplayRecord> TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    {
+        if (released.Count == 0)
+            return _maps.TakeReplays(keys, _ => false);
+        Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
+        Dictionary<ConnectionKey, ReplayRecord> taken = _maps.TakeReplays(keys, entries.ContainsKey);
+        foreach ((ConnectionKey key, ReplayRecord record) in taken.ToArray())
+            if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
+                taken.Remove(key);
+        return taken;
     }
 
     /// <summary>
@@ -478,27 +503,45 @@ public sealed partial class TcpFreezer : IDisposable
     }
 
     /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
-    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, Dictionary<ConnectionKey, ReplayRecord> replays,
+        IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments)
     {
         if (released.Count == 0)
             return KickResult.None;
+        List<(ConnectionKey Key, byte[] Packet)> replay = Resume.SegmentReplay.Plan(released, replays, peerSegments);
         Resume.KickPlan plan = Resume.ResumeKick.Plan(released);
-        if (plan.Messages.Count == 0)
+        if (plan.Messages.Count == 0 && replay.Count == 0)
             return KickResult.None;
         using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
-        try
+        // The ICMP messages first, the replay right after (microseconds apart): a peer that gets
+        // the message meets it while still backing off, as without the replay, so what it sees
+        // (one error with IP_RECVERR) does not depend on which arrives first; the replay's ACK
+        // then reaches every peer, ICMP or not. A replayed segment the peer has meanwhile
+        // retransmitted itself is a duplicate the local stack drops.
+        (int replayed, int replayFailed, string? replayError) Replay()
         {
-            KickResult result = Resume.ResumeKick.Send(_options.Namespace, plan);
-            operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
-            Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
-            return result;
+            (int sent, int failed, string? error) = replay.Count == 0 ? (0, 0, null) : Resume.SegmentReplay.Send(_options.Namespace, replay);
+            operation.Tag("tcpfreeze.replay.segments", sent);
+            return (sent, failed, error);
         }
-        catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
+        KickResult result = KickResult.None;
+        if (plan.Messages.Count > 0)
         {
-            // The thaw is done; a kick that cannot be sent must not make it look failed.
-            operation.Fail(e);
-            return new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
+            try
+            {
+                result = Resume.ResumeKick.Send(_options.Namespace, plan);
+                operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
+                Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
+            }
+            catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
+            {
+                // The thaw is done; a kick that cannot be sent must not make it look failed.
+                operation.Fail(e);
+                result = new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
+            }
         }
+        (int replayed, int replayFailed, string? replayError) = Replay();
+        return result with { SegmentsReplayed = replayed, ReplayFailed = replayFailed, Error = result.Error ?? replayError };
     }
 
     /// <summary>

@@ -14,6 +14,15 @@ public sealed record KickResult(int ConnectionsKicked, int PacketsSent, int Pack
     /// </summary>
     public string? Error { get; init; }
 
+    /// <summary>
+    /// Segments of the peers handed back to the local sockets (the replay, see RESUME.md): one
+    /// per released connection whose peer sent data while frozen.
+    /// </summary>
+    public int SegmentsReplayed { get; init; }
+
+    /// <summary>Replay segments that could not be handed over (no raw socket, or the local address is gone).</summary>
+    public int ReplayFailed { get; init; }
+
     /// <summary>No kick: nothing had been dropped, or the kick was off.</summary>
     public static KickResult None { get; } = new(0, 0, 0);
 }

@@ -68,6 +68,20 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public void ReplayRecord_matches_tf_replay()
+    {
+        BtfStruct c = Btf("tf_replay");
+        Assert.Equal(c.Size, Marshal.SizeOf<ReplayRecord>());
+        Assert.Equal(c.OffsetOf("recorded_ns"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.RecordedNs)));
+        Assert.Equal(c.OffsetOf("family"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.Family)));
+        Assert.Equal(c.OffsetOf("tcp_offset"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.TcpOffset)));
+        Assert.Equal(c.OffsetOf("captured"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.Captured)));
+        Assert.Equal(c.OffsetOf("ip_length"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.IpLength)));
+        Assert.Equal(c.OffsetOf("bytes"), (int)Marshal.OffsetOf<ReplayRecord>(nameof(ReplayRecord.Bytes)));
+        Assert.Equal(ReplayRecord.Capacity, c.Size - c.OffsetOf("bytes"));
+    }
+
+    [Fact]
     public void Every_libbpf_function_the_binding_declares_is_exported_by_libbpf_so_1()
     {
         // Binding is lazy: a missing export would only fail at its first call.

@@ -1,0 +1,188 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+
+namespace TcpFreeze.Resume;
+
+/// <summary>
+/// The replay: right after a thaw, hands each released connection's local socket the last
+/// data segment its peer sent while frozen (kept by the programs, <see cref="ReplayRecord"/>),
+/// through a raw socket into this host's own stack. The socket takes the data and acknowledges
+/// it, and the peer's TCP, which was backing off, resumes at once on that ACK of new data
+/// (RFC 6298, 5.3): no ICMP has to reach the peer and no feature of its TCP is needed. See
+/// RESUME.md for what was measured.
+/// </summary>
+/// <remarks>
+/// <para>Why it never delivers a byte twice or out of order: the segment is one the peer really
+/// sent, so its bytes are the connection's bytes at its sequence numbers, and the local stack
+/// runs it through the same checks as any arriving segment. If the socket already has those
+/// bytes (the peer's own retransmission came first) TCP drops it as a duplicate and sends a
+/// duplicate ACK; bytes beyond what it expects go to the out-of-order queue and are delivered
+/// only once the gap is filled; a segment outside the window, or older than the socket's last
+/// timestamp (PAWS), is dropped. The replay only saves the peer the wait for its timer.</para>
+/// <para>Where it goes: only to the connection's own local address, and only a packet whose
+/// addresses and ports are the released connection's (checked here against the key), so
+/// nothing reaches any other address.</para>
+/// </remarks>
+internal static class SegmentReplay
+{
+    /// <summary>
+    /// The packet to hand to the local stack for <paramref name="key"/> from a record, or null
+    /// when the record does not fit the key, is not a plain TCP segment, or fails its checksum.
+    /// A record that kept only part of the segment is cut to what it kept: the IP length says so
+    /// and a FIN, which would come after the missing bytes, is cleared. The TCP checksum is
+    /// computed afresh: frames handed over by a veth (checksum offload) carry only the
+    /// pseudo-header's sum, which the local stack would refuse.
+    /// </summary>
+    public static byte[]? Build(ConnectionKey key, PeerSegment recordedSegment)
+    {
+        IPEndPoint local = key.Local, remote = key.Remote;
+        bool v4 = local.AddressFamily == AddressFamily.InterNetwork;
+        byte[] recorded = recordedSegment.Packet;
+        uint ipLength = recordedSegment.IpLength;
+        if (recorded.Length < (v4 ? 40 : 60) || recorded.Length > ipLength)
+            return null;
+        int tcpOffset = v4 ? (recorded[0] & 0xF) * 4 : 40;
+        if (recorded.Length < tcpOffset + 20)
+            return null;
+        if (v4 ? (recorded[0] >> 4 != 4 || (recorded[0] & 0xF) * 4 != tcpOffset || recorded[9] != (byte)ProtocolType.Tcp)
+               : (recorded[0] >> 4 != 6 || tcpOffset != 40 || recorded[6] != (byte)ProtocolType.Tcp))
+            return null; // IPv6 extension headers are not replayed: rare, and a routing header changes the checksum's addresses
+        ReadOnlySpan<byte> source = v4 ? recorded.AsSpan(12, 4) : recorded.AsSpan(8, 16);
+        ReadOnlySpan<byte> destination = v4 ? recorded.AsSpan(16, 4) : recorded.AsSpan(24, 16);
+        Span<byte> tcp = recorded.AsSpan(tcpOffset);
+        if (!source.SequenceEqual(remote.Address.GetAddressBytes()) || !destination.SequenceEqual(local.Address.GetAddressBytes())
+            || BinaryPrimitives.ReadUInt16BigEndian(tcp) != remote.Port || BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]) != local.Port)
+            return null;
+        int headerLength = (tcp[12] >> 4) * 4;
+        byte flags = tcp[13];
+        const byte Fin = 0x01, Syn = 0x02, Rst = 0x04;
+        if (headerLength < 20 || tcpOffset + headerLength > recorded.Length || (flags & (Syn | Rst)) != 0)
+            return null;
+        bool complete = recorded.Length == ipLength;
+        if (complete && !ChecksumAcceptable(source, destination, tcp))
+            return null;
+        byte[] packet = (byte[])recorded.Clone();
+        Span<byte> segment = packet.AsSpan(tcpOffset);
+        if (v4)
+            BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)packet.Length); // the kernel refills the header checksum
+        else
+            BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4), (ushort)(packet.Length - 40));
+        if (!complete)
+            segment[13] &= unchecked((byte)~Fin);
+        if (segment.Length == headerLength && (segment[13] & Fin) == 0)
+            return null; // nothing left that the socket would acknowledge as new
+        segment[16] = segment[17] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[16..], TcpChecksum(source, destination, segment));
+        return packet;
+    }
+
+    /// <summary>
+    /// Whether a complete segment's checksum is either right, or the pseudo-header's sum that a
+    /// sender with checksum offload leaves for the device (a veth hands such frames over as they
+    /// are): anything else was damaged on the way, and the stack would have dropped it.
+    /// </summary>
+    internal static bool ChecksumAcceptable(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, ReadOnlySpan<byte> segment)
+    {
+        if (Sum(source, destination, segment, includeSegment: true) == 0xFFFF)
+            return true;
+        ushort partial = Sum(source, destination, segment, includeSegment: false);
+        return BinaryPrimitives.ReadUInt16BigEndian(segment[16..]) == partial;
+    }
+
+    /// <summary>The TCP checksum of <paramref name="segment"/> (its checksum field zero) between two addresses.</summary>
+    internal static ushort TcpChecksum(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, ReadOnlySpan<byte> segment)
+    {
+        ushort sum = (ushort)~Sum(source, destination, segment, includeSegment: true);
+        return sum == 0 ? (ushort)0xFFFF : sum;
+    }
+
+    /// <summary>The folded one's complement sum of the pseudo-header, and of the segment if asked.</summary>
+    private static ushort Sum(ReadOnlySpan<byte> source, ReadOnlySpan<byte> destination, ReadOnlySpan<byte> segment, bool includeSegment)
+    {
+        ulong sum = 0;
+        void Add(ReadOnlySpan<byte> data)
+        {
+            int i = 0;
+            for (; i + 1 < data.Length; i += 2)
+                sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
+            if (i < data.Length)
+                sum += (uint)data[i] << 8;
+        }
+        Add(source);
+        Add(destination);
+        sum += (uint)ProtocolType.Tcp + (uint)segment.Length; // both pseudo-header forms sum the same
+        if (includeSegment)
+            Add(segment);
+        while (sum >> 16 != 0)
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum;
+    }
+
+    /// <summary>
+    /// The packets for the connections a thaw released: each one's segment recorded here during
+    /// the freeze, or else the one recorded on another host (<paramref name="fromElsewhere"/>:
+    /// a restore whose programs saw no retransmission of the peer yet).
+    /// </summary>
+    public static List<(ConnectionKey Key, byte[] Packet)> Plan(List<(ConnectionKey Key, FreezeEntry Entry)> released,
+        Dictionary<ConnectionKey, ReplayRecord> recorded, IReadOnlyDictionary<ConnectionKey, PeerSegment>? fromElsewhere)
+    {
+        var packets = new List<(ConnectionKey, byte[])>();
+        foreach ((ConnectionKey key, _) in released)
+        {
+            PeerSegment? segment = recorded.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
+                : fromElsewhere?.GetValueOrDefault(key);
+            if (segment is not null && Build(key, segment) is { } packet)
+                packets.Add((key, packet));
+        }
+        return packets;
+    }
+
+    /// <summary>
+    /// Sends the packets into the local stack from inside <paramref name="ns"/> (where the
+    /// sockets live), each to its connection's local address. Returns how many went out, and the
+    /// first error (no CAP_NET_RAW) if none could.
+    /// </summary>
+    public static (int Sent, int Failed, string? Error) Send(NetworkNamespace ns, IReadOnlyList<(ConnectionKey Key, byte[] Packet)> packets)
+    {
+        int sent = 0, failed = 0;
+        string? error = null;
+        foreach (AddressFamily family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            var mine = packets.Where(p => p.Key.Local.AddressFamily == family).ToList();
+            if (mine.Count == 0)
+                continue;
+            Socket socket;
+            try
+            {
+                // IPPROTO_RAW: the packet carries its own IP header (IP_HDRINCL, implied for
+                // IPv6 too since Linux 4.5), source address and all.
+                socket = ns.Run(() => new Socket(family, SocketType.Raw, ProtocolType.Raw));
+            }
+            catch (SocketException e)
+            {
+                error ??= $"open a raw {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} socket for the replay: {e.SocketErrorCode} ({e.Message}); " +
+                          "the replay needs CAP_NET_RAW in the connections' network namespace";
+                failed += mine.Count;
+                continue;
+            }
+            using (socket)
+            {
+                foreach ((ConnectionKey key, byte[] packet) in mine)
+                {
+                    try
+                    {
+                        socket.SendTo(packet, new IPEndPoint(key.Local.Address, 0));
+                        sent++;
+                    }
+                    catch (SocketException)
+                    {
+                        // The local address is gone (moved away): nothing to hand the segment to.
+                        failed++;
+                    }
+                }
+            }
+        }
+        return (sent, failed, error);
+    }
+}
