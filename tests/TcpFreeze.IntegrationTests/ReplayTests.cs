@@ -13,6 +13,7 @@ namespace TcpFreeze.Tests;
 /// once and in order.
 /// </summary>
 [Trait("Privileges", "root")]
+[Collection("resume timing")]
 public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>The bound: p99 over the connections, from the thaw call to the last byte.</summary>

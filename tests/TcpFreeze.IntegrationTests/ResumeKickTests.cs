@@ -12,6 +12,7 @@ namespace TcpFreeze.Tests;
 /// (which comes up to about as long after the thaw as the freeze lasted).
 /// </summary>
 [Trait("Privileges", "root")]
+[Collection("resume timing")]
 public sealed class ResumeKickTests
 {
     /// <summary>Generous for a noisy CI machine; measured here well under 10 ms.</summary>
