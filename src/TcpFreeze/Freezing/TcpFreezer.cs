@@ -509,7 +509,7 @@ public sealed partial class TcpFreezer : IDisposable
         if (released.Count == 0)
             return KickResult.None;
         List<(ConnectionKey Key, byte[] Packet)> replay = Resume.SegmentReplay.Plan(released, replays, peerSegments);
-        Resume.KickPlan plan = Resume.ResumeKick.Plan(released);
+        Resume.KickPlan plan = Resume.ResumeKick.Plan(released, replay.Count == 0 ? null : replay.Select(r => r.Key).ToHashSet());
         if (plan.Messages.Count == 0 && replay.Count == 0)
             return KickResult.None;
         using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
