@@ -11,8 +11,12 @@ public sealed class HookHandlerTests : IDisposable
 {
     private readonly string _work = Directory.CreateTempSubdirectory("tcpfreeze-hook-").FullName;
 
-    [RootFact]
-    public void Post_dump_freezes_connections_that_appeared_after_pre_dump_and_adds_them_to_the_manifest()
+    /// <summary>
+    /// A server with two connections where pre-dump saw only the early one and its listener (the
+    /// manifest says so), then post-dump run in-process. <paramref name="preDumpFroze"/>: whether
+    /// pre-dump's freeze of them is still in place.
+    /// </summary>
+    private void PostDumpAfterPreDump(bool preDumpFroze, Action<int, string, ConnectionKey, ConnectionKey, FreezerOptions> check)
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
@@ -23,7 +27,6 @@ public sealed class HookHandlerTests : IDisposable
         late.Connect(endpoint);
         ConnectionKey earlyKey = new ConnectionKey((IPEndPoint)early.LocalEndPoint!, endpoint).Reversed();
         ConnectionKey lateKey = new ConnectionKey((IPEndPoint)late.LocalEndPoint!, endpoint).Reversed();
-        // What pre-dump saw: the listener and the early connection only.
         FreezeManifest.Create(server.Pid, TimeSpan.FromSeconds(30), [earlyKey], [new EndpointKey(endpoint)]).Write(_work);
 
         FreezerOptions options = pins.Options(network.B);
@@ -35,15 +38,11 @@ public sealed class HookHandlerTests : IDisposable
             int code = network.B.Run(() =>
             {
                 using (TcpFreezer attached = TcpFreezer.Attach(options))
-                    attached.Freeze([earlyKey], [new EndpointKey(endpoint)], TimeSpan.FromSeconds(30), FreezeTiming.JustInTime); // what pre-dump froze
+                    if (preDumpFroze)
+                        attached.Freeze([earlyKey], [new EndpointKey(endpoint)], TimeSpan.FromSeconds(30), FreezeTiming.JustInTime);
                 return CriuHookDispatcher.CreateTcpFreeze().Dispatch(environment, new HookContext(settings, log, Environment.ProcessId, null));
             });
-            Assert.True(code == 0, log.ToString());
-            Assert.Contains("post-dump: froze 1 connections and 0 listening endpoints that appeared since pre-dump", log.ToString());
-            using TcpFreezer freezer = TcpFreezer.Open(options);
-            Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), freezer.ListConnections().Select(c => c.Key.ToString()).Order());
-            FreezeManifest updated = FreezeManifest.Read(_work);
-            Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), updated.Connections.Order());
+            check(code, log.ToString(), earlyKey, lateKey, options);
         }
         finally
         {
@@ -52,45 +51,29 @@ public sealed class HookHandlerTests : IDisposable
     }
 
     [RootFact]
-    public void Post_dump_fails_the_dump_when_what_pre_dump_froze_is_no_longer_frozen()
-    {
-        using var network = TestNetwork.Create();
-        using var pins = new PinRoot();
-        var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        using DumpableServer server = EchoServer.Start(network.NameB, _work, endpoint);
-        using Socket early = TcpPair.NewClient(network.A, AddressFamily.InterNetwork), late = TcpPair.NewClient(network.A, AddressFamily.InterNetwork);
-        early.Connect(endpoint);
-        late.Connect(endpoint);
-        ConnectionKey earlyKey = new ConnectionKey((IPEndPoint)early.LocalEndPoint!, endpoint).Reversed();
-        ConnectionKey lateKey = new ConnectionKey((IPEndPoint)late.LocalEndPoint!, endpoint).Reversed();
-        // What pre-dump saw (and froze, but that entry is gone now): the listener and the early connection.
-        FreezeManifest.Create(server.Pid, TimeSpan.FromSeconds(30), [earlyKey], [new EndpointKey(endpoint)]).Write(_work);
-
-        FreezerOptions options = pins.Options(network.B);
-        var log = new StringWriter();
-        var settings = new HookSettings { PinRoot = pins.Path, Lease = TimeSpan.FromSeconds(30) };
-        var environment = new CriuEnvironment(CriuAction.PostDump, "post-dump", _work, server.Pid);
-        try
+    public void Post_dump_freezes_connections_that_appeared_after_pre_dump_and_adds_them_to_the_manifest()
+        => PostDumpAfterPreDump(preDumpFroze: true, (code, log, earlyKey, lateKey, options) =>
         {
-            int code = network.B.Run(() =>
-            {
-                TcpFreezer.Attach(options).Dispose();
-                return CriuHookDispatcher.CreateTcpFreeze().Dispatch(environment, new HookContext(settings, log, Environment.ProcessId, null));
-            });
+            Assert.True(code == 0, log);
+            Assert.Contains("post-dump: froze 1 connections and 0 listening endpoints that appeared since pre-dump", log);
+            using TcpFreezer freezer = TcpFreezer.Open(options);
+            Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), freezer.ListConnections().Select(c => c.Key.ToString()).Order());
+            Assert.Equal(new[] { earlyKey, lateKey }.Select(k => k.ToString()).Order(), FreezeManifest.Read(_work).Connections.Order());
+        });
+
+    [RootFact]
+    public void Post_dump_fails_the_dump_when_what_pre_dump_froze_is_no_longer_frozen()
+        => PostDumpAfterPreDump(preDumpFroze: false, (code, log, earlyKey, _, options) =>
+        {
             // pre-dump's entry is gone (its lease ended with no watcher to renew it): CRIU must not go on
             // and kill the tasks, since peers' segments may have reached sockets it had already read.
             Assert.NotEqual(0, code);
-            Assert.Contains($"post-dump: 1 of the 1 connections pre-dump froze were no longer frozen (e.g. {earlyKey})", log.ToString());
-            Assert.Contains("failing the dump, so that CRIU leaves the tasks running", log.ToString());
+            Assert.Contains($"post-dump: 1 of the 1 connections pre-dump froze were no longer frozen (e.g. {earlyKey})", log);
+            Assert.Contains("failing the dump, so that CRIU leaves the tasks running", log);
             using TcpFreezer freezer = TcpFreezer.Open(options);
             Assert.Empty(freezer.ListConnections()); // and nothing new was frozen
             Assert.Equal([earlyKey.ToString()], FreezeManifest.Read(_work).Connections);
-        }
-        finally
-        {
-            TcpFreezer.Detach(options);
-        }
-    }
+        });
 
     [RootFact]
     public void Network_lock_silences_a_namespace_of_its_own_as_a_whole_and_network_unlock_lets_every_byte_through_again()
