@@ -6,14 +6,16 @@ namespace TcpFreeze.CriuHooks;
 /// TcpFreeze's CRIU handlers. For a task tree in CRIU's own network namespace (the host
 /// case, where CRIU would otherwise add iptables rules per connection):
 /// <list type="bullet">
-/// <item>pre-dump: attach if needed, freeze the tree's listening endpoints, then all its
-/// connections in one batch, with a lease; write the manifest into the images; start
-/// the dump watcher, which thaws at once if CRIU ends while the tasks still run
-/// (--leave-running, an iterative pre-dump, or a failed dump).</item>
-/// <item>post-dump: the tasks are frozen; connections they opened since pre-dump are
+/// <item>pre-dump: refuse a tree another process holds through ptrace; attach if needed,
+/// freeze the tree's listening endpoints just in time, then its connections now, with a
+/// lease; write the manifest into the images; start the dump watcher, which renews the
+/// lease while CRIU holds the tasks and thaws at once if CRIU ends while the tasks still
+/// run (--leave-running, an iterative pre-dump, or a failed dump).</item>
+/// <item>post-dump: the tasks are frozen; fail the dump if pre-dump's freeze lapsed; connections they opened since pre-dump are
 /// frozen too and added to the manifest.</item>
 /// <item>pre-restore: read the manifest, attach in this namespace (maybe another host),
-/// freeze exactly its connections and endpoints before any socket is restored.</item>
+/// freeze exactly its connections and endpoints just in time before any socket is restored
+/// (each flows again the moment CRIU takes its socket out of repair mode).</item>
 /// <item>pre-resume: thaw exactly what the manifest lists. This runs after CRIU's own
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
@@ -66,9 +68,7 @@ public static class TcpFreezeHook
         DiscoveredSockets sockets = ProcessSockets.Discover(pid);
         phases.Mark("discover");
 
-        // One batch: the listeners go in first, so no new connection completes after this
-        // (and a frozen listener's endpoint also covers every connection to it). Outgoing
-        // connections the tasks open before CRIU freezes them are caught at post-dump.
+        // Connections the tasks open or accept before CRIU freezes them are caught at post-dump.
         // The tree's own connections are frozen now: nothing reaches them between here and CRIU's
         // dump of each, so a task that CRIU leaves running with its sockets still in repair mode (CRIU
         // killed mid-dump, a failed lazy-pages transfer) finds no data queued that it would read as
