@@ -19,13 +19,23 @@ internal enum StatsFormat
 /// </summary>
 internal sealed class CliOperations(TextWriter output, TextWriter error)
 {
-    public int Attach(FreezerOptions options)
+    /// <param name="options">What to attach.</param>
+    /// <param name="capacityAsked">Whether --capacity was given: a map that exists already keeps its capacity, and
+    /// that must not pass silently (exit 1 after the attach, with what to do).</param>
+    public int Attach(FreezerOptions options, bool capacityAsked = false)
     {
         using TcpFreezer freezer = TcpFreezer.Attach(options);
         foreach (AttachedInterface nic in freezer.AttachedInterfaces)
             output.WriteLine($"{(nic.Created ? "attached" : "already attached")} {nic.Name} " +
                              $"({(nic.IngressHook == IngressHook.Tc ? "TC ingress" : $"XDP {Lower(nic.XdpMode)}")}, TC egress)");
         output.WriteLine($"pins in {freezer.PinDirectory}");
+        if (capacityAsked && freezer.ConnectionCapacity != options.MaxConnections)
+        {
+            error.WriteLine($"tcpfreeze: --capacity {options.MaxConnections} was not applied: the connections map of {options.Namespace} exists already and " +
+                            $"holds {freezer.ConnectionCapacity} connections at most (a map's capacity is fixed when it is created); everything else is attached. " +
+                            $"To change it, thaw what is frozen, then 'tcpfreeze detach' and 'tcpfreeze attach --capacity {options.MaxConnections}'");
+            return ExitCodes.Failure;
+        }
         return ExitCodes.Success;
     }
 

@@ -154,7 +154,7 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
             XdpMode = parse.GetValue(mode),
             ReplaceForeignPrograms = parse.GetValue(replace),
             MaxConnections = parse.GetValue(capacity) ?? new FreezerOptions().MaxConnections,
-        })));
+        }, capacityAsked: parse.GetValue(capacity) is not null)));
         return command;
     }
 

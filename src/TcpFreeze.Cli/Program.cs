@@ -27,12 +27,16 @@ internal static class Cli
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         Command root = new CliSyntax(new CliOperations(output, error), error).Build();
+        // `tcpfreeze help [COMMAND]` is `tcpfreeze [COMMAND] --help`, as git and ip read it.
+        if (args is ["help", .. var about])
+            args = [.. about, "--help"];
         // No @response-file expansion: an argument is always taken literally.
         ParseResult parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parse.Action is ParseErrorAction)
         {
             // An unknown word explains a missing command better than "Required command was not provided".
-            string message = args.Length == 0 ? "no command given; use attach, detach, freeze, thaw, list, stats or criu-config (see 'tcpfreeze --help')"
+            string commands = string.Join(", ", root.Subcommands.Select(c => c.Name));
+            string message = args.Length == 0 ? $"no command given; use one of {commands} (see 'tcpfreeze --help')"
                 : parse.UnmatchedTokens.Count > 0 ? $"unrecognized command or argument '{parse.UnmatchedTokens[0]}'; see 'tcpfreeze --help'"
                 : parse.Errors[0].Message;
             return Fail(error, ExitCodes.Usage, message);

@@ -46,13 +46,20 @@ public sealed class CliDefaultsTests
     }
 
     [RootFact]
-    public void Attach_with_a_capacity_makes_the_connections_map_that_large()
+    public void Attach_with_a_capacity_makes_the_connections_map_that_large_and_says_when_an_existing_map_keeps_another()
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         try
         {
             Command(network, pins, "attach", "--capacity", "8").Succeeds();
+            Assert.Equal(8, Command(network, pins, "stats", "--json").Succeeds().Json().GetProperty("connectionCapacity").GetInt64());
+            // The same capacity again is nothing to report; another one is not applied, and that is said (exit 1), not passed over.
+            Command(network, pins, "attach", "--capacity", "8").Succeeds();
+            CliResult other = Command(network, pins, "attach", "--capacity", "10");
+            Assert.True(other.ExitCode == 1, other.ToString());
+            Assert.Contains("--capacity 10 was not applied", other.Error);
+            Assert.Contains("holds 8 connections at most", other.Error);
             Assert.Equal(8, Command(network, pins, "stats", "--json").Succeeds().Json().GetProperty("connectionCapacity").GetInt64());
         }
         finally

@@ -44,6 +44,16 @@ public class CliUsageTests
     }
 
     [Fact]
+    public void Help_as_a_word_is_the_same_as_the_help_option_and_a_bare_call_names_every_command()
+    {
+        Assert.Equal(TcpFreezeCommand.Run("--help").Succeeds().Output, TcpFreezeCommand.Run("help").Succeeds().Output);
+        Assert.Equal(TcpFreezeCommand.Run("freeze", "--help").Succeeds().Output, TcpFreezeCommand.Run("help", "freeze").Succeeds().Output);
+        CliResult bare = TcpFreezeCommand.Run().FailsWith(2, "no command given");
+        foreach (string command in new[] { "attach", "detach", "gc", "freeze", "thaw", "list", "stats", "criu-config" })
+            Assert.Contains(command, bare.Error);
+    }
+
+    [Fact]
     public void Help_names_the_command_and_exits_0()
     {
         CliResult result = TcpFreezeCommand.Run("freeze", "--help").Succeeds();
