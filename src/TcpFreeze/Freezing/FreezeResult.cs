@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace TcpFreeze;
 
 /// <summary>What <see cref="TcpFreezer.Freeze"/> did.</summary>
@@ -7,6 +9,14 @@ namespace TcpFreeze;
 /// <remarks>Thread safety: immutable; safe to share between threads.</remarks>
 public sealed record FreezeResult(int ConnectionsFrozen, int EndpointsFrozen, int AlreadyFrozen)
 {
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Member(nameof(ConnectionsFrozen), ConnectionsFrozen, first: true).Member(nameof(EndpointsFrozen), EndpointsFrozen)
+            .Member(nameof(AlreadyFrozen), AlreadyFrozen).Member(nameof(ExpiredRemoved), ExpiredRemoved).Items(nameof(InterfacesAttached), InterfacesAttached);
+        return true;
+    }
+
+
     /// <summary>Entries whose lease had ended that this call deleted before writing (they no longer froze anything).</summary>
     public int ExpiredRemoved { get; init; }
 

@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace TcpFreeze;
 
 /// <summary>What <see cref="TcpFreezer.Thaw"/> did.</summary>
@@ -9,6 +11,14 @@ namespace TcpFreeze;
 public sealed record ThawResult(int ConnectionsThawed, int EndpointsThawed,
     IReadOnlyList<ConnectionKey> NotFrozenConnections, IReadOnlyList<EndpointKey> NotFrozenEndpoints)
 {
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Member(nameof(ConnectionsThawed), ConnectionsThawed, first: true).Member(nameof(EndpointsThawed), EndpointsThawed)
+            .Items(nameof(NotFrozenConnections), NotFrozenConnections).Items(nameof(NotFrozenEndpoints), NotFrozenEndpoints).Member(nameof(Kick), Kick);
+        return true;
+    }
+
+
     /// <summary>What the resume kick did (<see cref="KickResult.None"/> when it was off or had nothing to do).</summary>
     public KickResult Kick { get; init; } = KickResult.None;
 }
