@@ -378,9 +378,11 @@ public static class TcpFreezeHook
     private static string KickReport(KickResult kick) => kick switch
     {
         { Error: { } error } => $"; the resume kick was not sent ({error})",
-        { PacketsSent: 0 } => "",
+        { PacketsSent: 0, SegmentsReplayed: 0 } => "",
         _ => $"; resume kick: {kick.PacketsSent} messages to {kick.ConnectionsKicked} connections" +
-             (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : ""),
+             (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : "") +
+             (kick.SegmentsReplayed > 0 ? $", {kick.SegmentsReplayed} peer segments replayed" : "") +
+             (kick.ReplayFailed > 0 ? $" ({kick.ReplayFailed} could not be replayed)" : ""),
     };
 
     private static string DetachIfIdle(TcpFreezer freezer, HookContext context)
