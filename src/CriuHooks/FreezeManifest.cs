@@ -77,6 +77,70 @@ public sealed record FreezeManifest
         return result;
     }
 
+    /// <summary>
+    /// For connections whose peer had a data segment dropped on the dump side: "LOCAL -> REMOTE" to
+    /// the peer's last dropped segment as the dump host's programs kept it (the packet's first bytes,
+    /// base64 in the file, and the whole packet's IP length). A restore on another host replays it
+    /// at pre-resume when its own programs recorded none (see RESUME.md), so that a peer that drops
+    /// ICMP resumes at once there too. Optional (null in older manifests); entries for connections
+    /// not in <see cref="Connections"/> are ignored. Bounded by <see cref="MaximumPeerSegmentBytes"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, PeerSegment>? PeerSegments { get; init; }
+
+    /// <summary>
+    /// The most packet bytes <see cref="PeerSegments"/> holds in all: 8 MiB, about 11 MiB of base64,
+    /// so that a manifest with its segments (each at most <see cref="PeerSegment.MaxBytes"/>: 4,096
+    /// full ones) and 16,000 connections (1 MiB) stays far below <see cref="MaximumFileSize"/>.
+    /// The writer keeps segments in the order of <see cref="Connections"/> until the budget is
+    /// spent (the rest resume by the kick or their own retransmission); the reader refuses more.
+    /// </summary>
+    public const int MaximumPeerSegmentBytes = 8 << 20;
+
+    /// <summary>
+    /// The segments for <see cref="PeerSegments"/>: those of <paramref name="connections"/>, in that
+    /// order, while they fit in <see cref="MaximumPeerSegmentBytes"/>; a segment the reader would
+    /// refuse is left out.
+    /// </summary>
+    public static Dictionary<string, PeerSegment> BoundedPeerSegments(IEnumerable<ConnectionKey> connections,
+        IReadOnlyDictionary<ConnectionKey, PeerSegment> segments)
+    {
+        var result = new Dictionary<string, PeerSegment>();
+        long budget = MaximumPeerSegmentBytes;
+        foreach (ConnectionKey key in connections)
+        {
+            if (!segments.TryGetValue(key, out PeerSegment? segment) || SegmentFault(segment) is not null || segment.Packet.Length > budget)
+                continue;
+            if (result.TryAdd(key.ToString(), segment))
+                budget -= segment.Packet.Length;
+        }
+        return result;
+    }
+
+    /// <summary>What is wrong with a recorded segment, or null when it is one the programs could have kept.</summary>
+    private static string? SegmentFault(PeerSegment? segment) => segment switch
+    {
+        null => "null instead of a segment",
+        { Packet: null } => "no packet",
+        { Packet.Length: 0 } => "an empty packet",
+        { Packet.Length: > PeerSegment.MaxBytes } => $"{segment.Packet.Length:N0} packet bytes, more than the {PeerSegment.MaxBytes:N0} the programs keep",
+        { IpLength: > ushort.MaxValue } => $"an IP length of {segment.IpLength:N0}, more than any IP packet",
+        _ when segment.IpLength < segment.Packet.Length => $"an IP length of {segment.IpLength:N0}, less than its {segment.Packet.Length:N0} packet bytes",
+        _ => null,
+    };
+
+    /// <summary>The peer segments of connections this manifest lists, as keys (validated by <see cref="Read(string)"/>).</summary>
+    public Dictionary<ConnectionKey, PeerSegment> PeerSegmentKeys()
+    {
+        var result = new Dictionary<ConnectionKey, PeerSegment>();
+        if (PeerSegments is null || PeerSegments.Count == 0)
+            return result;
+        HashSet<ConnectionKey> listed = [.. ConnectionKeys()];
+        foreach ((string text, PeerSegment segment) in PeerSegments)
+            if (text is not null && SegmentFault(segment) is null && ConnectionKey.TryParse(text, null, out ConnectionKey key) && listed.Contains(key))
+                result[key] = segment;
+        return result;
+    }
+
     /// <summary>Builds a manifest from keys.</summary>
     public static FreezeManifest Create(int initPid, TimeSpan lease, IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
         => new()
@@ -239,8 +303,36 @@ public sealed record FreezeManifest
         {
             throw new InvalidDataException($"{FileName} is corrupt: {e.Message}", e);
         }
+        ValidatePeerSegments(manifest);
         return manifest;
     }
+
+    /// <summary>
+    /// Refuses peer segments that the dump host's programs could not have kept (each at most
+    /// <see cref="PeerSegment.MaxBytes"/> of a packet no longer than its IP length), keys that
+    /// are not connections, and more than <see cref="MaximumPeerSegmentBytes"/> in all: they
+    /// are packets the restore hands to its own stack. (Malformed base64 is refused by the
+    /// JSON reader as corrupt.)
+    /// </summary>
+    private static void ValidatePeerSegments(FreezeManifest manifest)
+    {
+        if (manifest.PeerSegments is null)
+            return;
+        long total = 0;
+        foreach ((string text, PeerSegment segment) in manifest.PeerSegments)
+        {
+            if (!ConnectionKey.TryParse(text, null, out _))
+                throw new InvalidDataException($"{FileName} is corrupt: its peer segments are keyed by \"{Truncate(text)}\", which is not a connection (LOCAL -> REMOTE)");
+            if (SegmentFault(segment) is { } fault)
+                throw new InvalidDataException($"{FileName} is corrupt: the peer segment of {text} has {fault}");
+            total += segment.Packet.Length;
+            if (total > MaximumPeerSegmentBytes)
+                throw new InvalidDataException(
+                    $"{FileName} is corrupt: its peer segments hold more than {MaximumPeerSegmentBytes >> 20} MiB of packets, more than the dump side ever records");
+        }
+    }
+
+    private static string Truncate(string text) => text.Length <= 80 ? text : text[..80] + "...";
 
     /// <summary>Reads the manifest file through <see cref="TrustedFile.ReadRegular"/>, in the manifest's own words.</summary>
     private static byte[] ReadRegularFile(string path)

@@ -158,12 +158,17 @@ public static class TcpFreezeHook
         Dictionary<string, uint> peerSequences = frozen
             .Where(c => c.PeerSequence is not null && known.Contains(c.Key))
             .ToDictionary(c => c.Key.ToString(), c => c.PeerSequence!.Value);
+        // And the peers' last dropped segments, for the replay there (see FreezeManifest.PeerSegments):
+        // only of the connections frozen since pre-dump, bounded so the manifest stays small.
+        Dictionary<string, PeerSegment> peerSegments = FreezeManifest.BoundedPeerSegments(
+            manifest.ConnectionKeys(), freezer.ReadPeerSegments(manifest.ConnectionKeys()));
         phases.Mark("peers");
         FreezeManifest updated = manifest with
         {
             Connections = added.Length == 0 ? manifest.Connections : [.. manifest.Connections, .. added.Select(c => c.ToString())],
             Endpoints = addedEndpoints.Length == 0 ? manifest.Endpoints : [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
             PeerSequences = peerSequences,
+            PeerSegments = peerSegments.Count == 0 ? null : peerSegments,
         };
         byte[] json = updated.ToJson();
         FreezeManifest.WriteJson(environment.ImageDirectory!, FreezeManifest.FileName, json);
@@ -172,9 +177,9 @@ public static class TcpFreezeHook
         phases.Mark("state");
         context.Info(added.Length == 0 && addedEndpoints.Length == 0
             ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers " +
-              $"{phases}; the freeze holds until the restore"
+              $"and {peerSegments.Count} peer segments {phases}; the freeze holds until the restore"
             : $"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump, " +
-              $"recorded {peerSequences.Count} peer sequence numbers {phases}");
+              $"recorded {peerSequences.Count} peer sequence numbers and {peerSegments.Count} peer segments {phases}");
         return 0;
     }
 
@@ -253,9 +258,12 @@ public static class TcpFreezeHook
             return 0;
         phases.Mark("read");
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        Dictionary<ConnectionKey, uint>? peers = context.Settings.Kick ? RestoredOnly(manifest.PeerSequenceKeys()) : null;
+        Dictionary<ConnectionKey, uint>? peers = null;
+        Dictionary<ConnectionKey, PeerSegment>? segments = null;
+        if (context.Settings.Kick)
+            (peers, segments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys());
         phases.Mark("peers");
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers);
+        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
         phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
@@ -349,27 +357,32 @@ public static class TcpFreezeHook
     }
 
     /// <summary>
-    /// The peer sequence numbers of the manifest (what the dump host recorded) for connections that
-    /// exist as sockets now, i.e. that CRIU restored. The images are CRIU's trusted input, but the
-    /// kick sends packets: a key planted in the manifest must not make it send any to an address that
-    /// is not an end of a restored connection. (A connection whose drops this host saw itself is
-    /// kicked from its own record: its peer did send to it.)
+    /// The peer sequence numbers and peer segments of the manifest (what the dump host recorded) for
+    /// connections that exist as sockets now, i.e. that CRIU restored. The images are CRIU's trusted
+    /// input, but the kick and the replay send packets: a key planted in the manifest must not make
+    /// them send any to an address that is not an end of a restored connection (and the replay sends a
+    /// segment only if its addresses and ports are its connection's, SegmentReplay.Build). A connection
+    /// whose drops this host saw itself is kicked and replayed from its own record: its peer did send to it.
     /// </summary>
-    private static Dictionary<ConnectionKey, uint>? RestoredOnly(Dictionary<ConnectionKey, uint> recorded)
+    private static (Dictionary<ConnectionKey, uint>?, Dictionary<ConnectionKey, PeerSegment>?) RestoredOnly(
+        Dictionary<ConnectionKey, uint> sequences, Dictionary<ConnectionKey, PeerSegment> segments)
     {
-        if (recorded.Count == 0)
-            return null;
-        HashSet<ConnectionKey> live = [.. ProcessSockets.FindLiveSockets(recorded.Keys, [])
+        if (sequences.Count == 0 && segments.Count == 0)
+            return (null, null);
+        HashSet<ConnectionKey> live = [.. ProcessSockets.FindLiveSockets(sequences.Keys.Union(segments.Keys), [])
             .Where(s => s.Remote is not null).Select(s => new ConnectionKey(s.Local, s.Remote!))];
-        return recorded.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value);
+        return (sequences.Count == 0 ? null : sequences.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value),
+                segments.Count == 0 ? null : segments.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value));
     }
 
     private static string KickReport(KickResult kick) => kick switch
     {
         { Error: { } error } => $"; the resume kick was not sent ({error})",
-        { PacketsSent: 0 } => "",
+        { PacketsSent: 0, SegmentsReplayed: 0 } => "",
         _ => $"; resume kick: {kick.PacketsSent} messages to {kick.ConnectionsKicked} connections" +
-             (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : ""),
+             (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : "") +
+             (kick.SegmentsReplayed > 0 ? $", {kick.SegmentsReplayed} peer segments replayed" : "") +
+             (kick.ReplayFailed > 0 ? $" ({kick.ReplayFailed} could not be replayed)" : ""),
     };
 
     private static string DetachIfIdle(TcpFreezer freezer, HookContext context)

@@ -33,6 +33,8 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
 
     public List<KeyValuePair<TKey, FreezeEntry>> ReadAll() => _map.LookupAll();
 
+    public bool TryLookup(in TKey key, out FreezeEntry entry) => _map.TryLookup(key, out entry);
+
     /// <summary>
     /// Writes all keys in one batch call. Keys that are frozen already keep what
     /// <see cref="FreezeEntry.Renewed"/> keeps and get the new lease; their old values are

@@ -566,6 +566,35 @@ public sealed partial class TcpFreezer : IDisposable
         }).ToList();
     });
 
+    /// <summary>
+    /// The peer's last data segment that each frozen connection of <paramref name="connections"/>
+    /// dropped during its current freeze: what a thaw here would replay, read without taking it.
+    /// For a restore on another host, which hands them to its <see cref="Thaw"/> as peerSegments.
+    /// Connections that are not frozen, or whose peer sent no data during the freeze, are absent.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
+    public IReadOnlyDictionary<ConnectionKey, PeerSegment> ReadPeerSegments(IEnumerable<ConnectionKey> connections)
+    {
+        ThrowIfDisposed();
+        ConnectionKey[] keys = Distinct(connections, nameof(connections));
+        return Live(() =>
+        {
+            var segments = new Dictionary<ConnectionKey, PeerSegment>();
+            if (keys.Length == 0 || _maps.Replay.IsEmpty())
+                return segments;
+            foreach (ConnectionKey key in keys)
+            {
+                // As a thaw keeps them (TakeReplays): only a record of the freeze in force.
+                if (_maps.Connections.TryLookup(key, out FreezeEntry entry) && entry.FirstDropNs != 0
+                    && _maps.Replay.TryLookup(key, out ReplayRecord record) && record.RecordedNs >= entry.FirstDropNs)
+                    segments[key] = new PeerSegment(record.Packet(), record.IpLength);
+            }
+            return segments;
+        });
+    }
+
     /// <summary>The frozen endpoints with their drop counts and leases.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>

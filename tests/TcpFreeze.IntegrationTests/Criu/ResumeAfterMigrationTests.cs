@@ -1,3 +1,4 @@
+using TcpFreeze.CriuHooks;
 using System.Diagnostics;
 using TcpFreeze.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -100,6 +101,58 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             // is what its own programs recorded of the clients' retransmissions since then.
             Assert.Contains("resume kick:", restoreLog);
             Assert.True(sorted[Connections / 2] <= KickedMedianBound && sorted[^1] <= RestoredSocketBound, summary);
+            Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
+            Assert.Empty(load.Failures);
+        }
+        finally
+        {
+            TcpFreezer.Detach(hostA);
+            TcpFreezer.Detach(hostB);
+        }
+    }
+
+    /// <summary>
+    /// Issue 21: the clients drop ICMP, so the kick cannot reach them, and the copy pause (8 s) is
+    /// long enough that most clients do not retransmit between hostB's pre-restore and its
+    /// pre-resume, so hostB's programs have no segment of their own to replay. The segments the
+    /// dump host recorded travel in the manifest and hostB replays them: every connection answers
+    /// within the restored sockets' own bound, not after the clients' backed-off timers (seconds).
+    /// </summary>
+    [RootFact]
+    public async Task Across_two_hosts_with_clients_that_drop_ICMP_the_segments_recorded_on_the_dump_host_bring_every_connection_back_at_once()
+    {
+        using var hosts = BridgedHosts.Create();
+        using var pins = new PinRoot();
+        ReplayTests.DropIcmpUnreachable(hosts.Client);
+        var endpoint = new System.Net.IPEndPoint(hosts.Service, 7000);
+        using DumpableServer server = EchoServer.Start(hosts.HostA, _work, endpoint);
+        await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, TimeSpan.FromMilliseconds(25));
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
+        var runner = new CriuRunner(criu.Criu, criu.Hook, hosts.HostA, _work, pins.Path);
+        FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
+        try
+        {
+            (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
+            Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+            foreach (string line in dumpLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: post-dump")))
+                output.WriteLine(line);
+            FreezeManifest manifest = FreezeManifest.Read(runner.Images);
+            Assert.True(manifest.PeerSegmentKeys().Count > 0, "post-dump recorded no peer segment in the manifest");
+            hosts.RemoveServiceFromHostA();
+            runner.ExtraScripts.Add(hosts.WriteAddressMoveScript(_work));
+            Thread.Sleep(TimeSpan.FromSeconds(8));
+
+            (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
+            long restored = Stopwatch.GetTimestamp();
+            Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
+            long[] atRestore = load.Snapshot();
+            (TimeSpan[] sorted, string summary) = ResumeLags(load, restored, atRestore, "across hosts, clients drop ICMP");
+            output.WriteLine($"{manifest.PeerSegmentKeys().Count} peer segments in the manifest; {summary}");
+            foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
+                output.WriteLine(line);
+            Assert.Contains("peer segments replayed", restoreLog);
+            Assert.True(sorted[^1] <= RestoredSocketBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }

@@ -26,6 +26,14 @@ public sealed class FreezeManifestPropertyTests : IDisposable
                     ? ConnectionKey.Parse($"[2001:db8::1]:{8000 + i}", "[2001:db8::2]:40000")
                     : ConnectionKey.Parse($"198.18.0.1:{8000 + i}", "198.18.0.2:40000")),
                 Enumerable.Range(1, endpoints).Select(i => EndpointKey.Parse($"[2001:db8::1]:{9000 + i}")));
+            // Some carry peer segments (short ones: byte edits should hit their base64 often).
+            ConnectionKey[] keys = manifest.ConnectionKeys();
+            if (keys.Length > 0 && pid % 2 == 0)
+                manifest = manifest with
+                {
+                    PeerSegments = FreezeManifest.BoundedPeerSegments(keys, keys.ToDictionary(k => k,
+                        k => new PeerSegment([.. Enumerable.Range(0, 4 + pid % 40).Select(i => (byte)(i + pid))], (uint)(44 + pid % 100)))),
+                };
             using var temporary = new TempDirectory();
             manifest.Write(temporary.Path);
             return File.ReadAllBytes(temporary.File(FreezeManifest.FileName));
@@ -37,9 +45,14 @@ public sealed class FreezeManifestPropertyTests : IDisposable
         "[]", "[null]", "[1]", "[\"198.18.0.1:80 198.18.0.2:9\"]", "[\"198.18.0.1:0 198.18.0.2:9\"]", "[\"[::1]:80 198.18.0.2:9\"]",
         "{}", "{\"version\":1}", new string('[', 300) + new string(']', 300), "\"\\ud800\"", "[\"\\u0000\"]");
 
-    private static readonly Gen<byte[]> WrongKinds = Gen.Select(JsonValue, JsonValue, JsonValue, JsonValue, JsonValue,
-        (version, pid, lease, connections, endpoints) => Encoding.UTF8.GetBytes(
-            $"{{\"version\":{version},\"initPid\":{pid},\"leaseSeconds\":{lease},\"connections\":{connections},\"endpoints\":{endpoints}}}"));
+    private static readonly Gen<string> SegmentsValue = Gen.OneOf(JsonValue, Gen.Select(JsonValue, JsonValue,
+        (packet, length) => $"{{\"198.18.0.1:80 -> 198.18.0.2:9\":{{\"packet\":{packet},\"ipLength\":{length}}}}}"),
+        Gen.OneOf("\"AAAA\"", "\"AAA\"", "\"=AAA\"", "\"\"", $"\"{new string('A', 2740)}\"").Select(packet =>
+            $"{{\"198.18.0.1:80 -> 198.18.0.2:9\":{{\"packet\":{packet},\"ipLength\":60}}}}"));
+
+    private static readonly Gen<byte[]> WrongKinds = Gen.Select(JsonValue, JsonValue, JsonValue, JsonValue, JsonValue, SegmentsValue,
+        (version, pid, lease, connections, endpoints, segments) => Encoding.UTF8.GetBytes(
+            $"{{\"version\":{version},\"initPid\":{pid},\"leaseSeconds\":{lease},\"connections\":{connections},\"endpoints\":{endpoints},\"peerSegments\":{segments}}}"));
 
     private static readonly Gen<byte[]> ByteEdits = Gen.Select(ValidManifest, Gen.Select(Gen.Int[0, 3], Gen.Int[0, 1 << 16], Gen.Byte).Array[1, 4],
         (bytes, edits) => edits.Aggregate(bytes, (current, edit) =>
@@ -84,6 +97,9 @@ public sealed class FreezeManifestPropertyTests : IDisposable
             Assert.Equal(FreezeManifest.CurrentVersion, manifest.Version);
             Assert.Equal(manifest.Connections.Count, manifest.ConnectionKeys().Length);
             Assert.Equal(manifest.Endpoints.Count, manifest.EndpointKeys().Length);
+            Assert.All(manifest.PeerSegments ?? new Dictionary<string, PeerSegment>(), s =>
+                Assert.True(s.Value.Packet.Length is > 0 and <= PeerSegment.MaxBytes && s.Value.IpLength >= s.Value.Packet.Length));
+            Assert.True(manifest.PeerSegmentKeys().Count <= manifest.Connections.Count);
         }, iter: Iterations, threads: 1, print: bytes => Encoding.UTF8.GetString(bytes)));
         Assert.True(accepted > 50 && refused > 50, $"accepted {accepted}, refused {refused}: the generator lost its balance");
     }
