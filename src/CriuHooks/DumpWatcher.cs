@@ -189,9 +189,7 @@ internal static class DumpWatcher
         var options = new FreezerOptions { PinRoot = pinRoot };
         using TcpFreezer freezer = TcpFreezer.Open(options);
         ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys());
-        string detached = keepAttached ? "" : freezer.DetachIfIdle() is { } d
-            ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
-            : "; other connections are still frozen (or another process uses the programs), so they stay attached";
+        string detached = TcpFreezeHook.DetachIfIdle(freezer, keepAttached);
         Console.Out.WriteLine($"tcpfreeze-hook: CRIU ended and PID {initPid} still runs (--leave-running, pre-dump or a failed dump): " +
                               $"thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints{detached}");
         return 0;

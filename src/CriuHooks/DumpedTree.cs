@@ -95,7 +95,8 @@ internal static class DumpedTree
         return null;
     }
 
-    private static string CommandOf(string procRoot, int pid)
+    /// <summary>" (COMM)" of a process, for messages; empty when it is gone.</summary>
+    internal static string CommandOf(string procRoot, int pid)
     {
         try
         {

@@ -19,7 +19,7 @@ internal static class SocketHolders
             try
             {
                 if (Directory.EnumerateFileSystemEntries(Path.Combine(directory, "fd")).Any(fd => new FileInfo(fd).LinkTarget == target))
-                    holders.Add($"PID {pid} ({File.ReadAllText(Path.Combine(directory, "comm")).Trim()})");
+                    holders.Add($"PID {pid}{DumpedTree.CommandOf(procRoot, pid)}");
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

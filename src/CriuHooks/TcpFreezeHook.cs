@@ -385,13 +385,16 @@ public static class TcpFreezeHook
              (kick.ReplayFailed > 0 ? $" ({kick.ReplayFailed} could not be replayed)" : ""),
     };
 
-    private static string DetachIfIdle(TcpFreezer freezer, HookContext context)
+    private static string DetachIfIdle(TcpFreezer freezer, HookContext context) => DetachIfIdle(freezer, context.Settings.KeepAttached);
+
+    /// <summary>Detaches when nothing is frozen and nobody else has the set open (unless keep-attached); what happened, for a log line.</summary>
+    internal static string DetachIfIdle(TcpFreezer freezer, bool keepAttached)
     {
-        if (context.Settings.KeepAttached)
+        if (keepAttached)
             return "";
         return freezer.DetachIfIdle() is { } d
             ? $"; nothing else frozen, so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins"
-            : "; other connections are still frozen, programs stay attached";
+            : "; other connections are still frozen, programs stay attached (or another process has them open)";
     }
 
     /// <summary>

@@ -41,14 +41,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         await using var busy = BusyEchoServer.Start(criu, _work, Connections);
         busy.Runner.Environment["TCPFREEZE_KICK"] = kick ? "true" : "false";
 
-        (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
-        Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
-        Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
-        Thread.Sleep(CopyDelay);
-        (int restoreCode, _, string restoreLog) = busy.Runner.Restore();
-        long restored = Stopwatch.GetTimestamp();
-        Assert.True(restoreCode == 0, $"criu restore failed:\n{CriuRunner.Tail(restoreLog)}");
-        long[] atRestore = busy.Load.Snapshot();
+        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, CopyDelay);
 
         (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"kick {(kick ? "on" : "off")}");
         output.WriteLine(summary);
@@ -179,14 +172,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (copySeconds + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
         ReplayTests.DropIcmpUnreachable(busy.Network.NameA);
 
-        (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
-        Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
-        Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
-        Thread.Sleep(TimeSpan.FromSeconds(copySeconds));
-        (int restoreCode, _, string restoreLog) = busy.Runner.Restore();
-        long restored = Stopwatch.GetTimestamp();
-        Assert.True(restoreCode == 0, $"criu restore failed:\n{CriuRunner.Tail(restoreLog)}");
-        long[] atRestore = busy.Load.Snapshot();
+        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, TimeSpan.FromSeconds(copySeconds));
 
         (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"one host, {copySeconds} s copy, clients drop ICMP");
         output.WriteLine(summary);
@@ -195,6 +181,19 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         Assert.Contains("peer segments replayed", restoreLog);
         Assert.True(sorted[Connections / 2] <= TimeSpan.FromMilliseconds(250) && sorted[^1] <= RestoredSocketBound, summary);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+    }
+
+    /// <summary>Dumps the server, waits until its PID is gone and <paramref name="copy"/> has passed, restores it: the restore's log, its end (a Stopwatch timestamp) and each connection's replies then.</summary>
+    private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy)
+    {
+        (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
+        Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
+        Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
+        Thread.Sleep(copy);
+        (int restoreCode, _, string restoreLog) = busy.Runner.Restore();
+        long restored = Stopwatch.GetTimestamp();
+        Assert.True(restoreCode == 0, $"criu restore failed:\n{CriuRunner.Tail(restoreLog)}");
+        return (restoreLog, restored, busy.Load.Snapshot());
     }
 
     /// <summary>Each connection's time from <paramref name="restored"/> to its first answer after it, sorted, and a one-line summary.</summary>
