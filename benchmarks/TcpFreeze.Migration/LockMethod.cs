@@ -12,14 +12,19 @@ namespace TcpFreeze.Migration;
 /// <param name="Description">One line for the report.</param>
 /// <param name="Kick">The hook's resume kick at pre-resume (kick = true, its default); false: kick = false.</param>
 /// <param name="LegacyIptables">CRIU's `sh -c "iptables ..."` finds iptables-legacy under the name `iptables` (first on its PATH).</param>
+/// <param name="Agent">The hook's steps go to the resident agent (`tcpfreeze-criu-hook --agent`, one for the whole benchmark); otherwise the hook runs each step itself.</param>
 internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook, bool PreAttached, string Description, bool Kick = true,
-    bool LegacyIptables = false)
+    bool LegacyIptables = false, bool Agent = false)
 {
     public static readonly LockMethod TcpFreeze = new("tcpfreeze", "skip", Hook: true, PreAttached: false,
         "--network-lock skip + the TcpFreeze hook, default settings: attaches at pre-dump and pre-restore, detaches after the thaw");
 
     public static readonly LockMethod TcpFreezeWarm = new("tcpfreeze-warm", "skip", Hook: true, PreAttached: true,
         "the same, with the namespace attached before the dump and keep-attached = true: the hook only opens the pins");
+
+    public static readonly LockMethod TcpFreezeAgent = new("tcpfreeze-agent", "skip", Hook: true, PreAttached: true,
+        "as tcpfreeze-warm, with the agent running (the installer's fast path): the hook's front end hands each step to it over a Unix socket",
+        Agent: true);
 
     public static readonly LockMethod TcpFreezeNoKick = new("tcpfreeze-nokick", "skip", Hook: true, PreAttached: false,
         "the hook as `tcpfreeze` with `kick = false`: no resume kick at pre-resume, the peers resume at their next retransmission",
@@ -42,7 +47,7 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
         "--network-lock nftables: one libnftables call per connection into an `inet CRIU-PID` table");
 
     /// <summary>Every method, in the order the results list them.</summary>
-    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, Skip, SkipAttached, Iptables, IptablesLegacy, Nftables];
+    public static IReadOnlyList<LockMethod> All { get; } = [TcpFreeze, TcpFreezeNoKick, TcpFreezeWarm, TcpFreezeAgent, Skip, SkipAttached, Iptables, IptablesLegacy, Nftables];
 
     /// <summary>The methods of the paper's experiment (--paper without --methods).</summary>
     public static IReadOnlyList<LockMethod> Paper { get; } = [Iptables, IptablesLegacy, TcpFreeze, TcpFreezeWarm];
@@ -54,6 +59,7 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
     private static readonly Dictionary<string, LockMethod> Aliases = new()
     {
         ["hook"] = TcpFreeze,
+        ["agent"] = TcpFreezeAgent,
         ["hook-nokick"] = TcpFreezeNoKick,
         ["tcpfreeze-kick"] = TcpFreeze,
     };

@@ -14,8 +14,13 @@ namespace TcpFreeze.Migration;
 /// (namespaces, processes, pins, CRIU's netfilter leftovers) is removed before it returns,
 /// also when it fails or is cancelled.
 /// </summary>
-internal sealed class MigrationScenario(BenchOptions options, string criu, string? hook, CancellationToken cancel)
+internal sealed class MigrationScenario(BenchOptions options, string criu, string? hook, CancellationToken cancel) : IDisposable
 {
+    private readonly BenchAgent _agent = new();
+
+    /// <summary>Stops the agent, if a method started it.</summary>
+    public void Dispose() => _agent.Dispose();
+
     private static readonly TimeSpan CriuTimeout = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan StartBound = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan PidBound = TimeSpan.FromSeconds(30);
@@ -77,7 +82,11 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
                 Timeout = CriuTimeout,
             };
             if (method.Hook)
+            {
                 runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method);
+                // The agent only for the method that measures it; the others never find one (even one installed here).
+                runner.Environment["TCPFREEZE_AGENT_SOCKET"] = method.Agent ? _agent.SocketFor(hook!) : "";
+            }
             if (method.LegacyIptables)
                 runner.Environment["PATH"] = LegacyIptables.PathFor(work);
             // The freeze must outlast dump + copy + restore: the runner's lease (60 s) plus the copy delay.

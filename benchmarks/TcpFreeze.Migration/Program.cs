@@ -77,7 +77,7 @@ try
 
     if (options.KeepLogs)
         options = options with { LogDirectory = Path.Combine(output, $"migration-{stamp}-logs") };
-    var scenario = new MigrationScenario(options, criu, hookBuild?.Hook, interrupt.Token);
+    using var scenario = new MigrationScenario(options, criu, hookBuild?.Hook, interrupt.Token);
     var results = new List<RunResult>();
     int total = options.Runs * options.Connections.Count * options.CopyDelays.Count * options.Methods.Count, done = 0;
     var clock = Stopwatch.StartNew();

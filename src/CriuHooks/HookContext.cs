@@ -85,9 +85,13 @@ public sealed class HookContext
     /// The CRIU process above the hook: CRIU may start scripts through a shell, so
     /// walk up past shells to the first ancestor named criu (at most a few levels).
     /// </summary>
-    public static int FindCriuPid()
+    public static int FindCriuPid() => FindCriuPid(Environment.ProcessId);
+
+    /// <summary>The CRIU process above the hook process <paramref name="hookPid"/> (see <see cref="FindCriuPid()"/>).</summary>
+    public static int FindCriuPid(int hookPid)
     {
-        int pid = Libc.getppid();
+        int parent = hookPid == Environment.ProcessId ? Libc.getppid() : ParentOf(hookPid);
+        int pid = parent;
         for (int level = 0; level < 4 && pid > 1; level++)
         {
             string? name = ReadComm(pid);
@@ -97,7 +101,7 @@ public sealed class HookContext
                 break;
             pid = ParentOf(pid);
         }
-        return Libc.getppid();
+        return parent;
     }
 
     private static string? ReadComm(int pid)

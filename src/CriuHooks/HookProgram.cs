@@ -8,40 +8,63 @@ namespace TcpFreeze.CriuHooks;
 /// <summary>The entry point of the hook executable that CRIU runs as an action script.</summary>
 internal static class HookProgram
 {
-    /// <summary>Runs one CRIU action (from the environment) and returns the exit code.</summary>
+    /// <summary>Runs one CRIU action (from the environment), the dump watcher or the agent, and returns the exit code.</summary>
     public static int Run(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
         if (args.Length > 0 && args[0] == DumpWatcher.Argument)
             return DumpWatcher.Run(args);
+        if (args.Length > 0 && args[0] == HookAgent.Argument)
+            return HookAgent.Run(args);
         if (args.Length > 0)
         {
             Console.Error.WriteLine("tcpfreeze-criu-hook takes no arguments: CRIU runs it as an action script, e.g.");
             Console.Error.WriteLine("  criu dump --tcp-established --network-lock skip --action-script /usr/local/bin/tcpfreeze-criu-hook ...");
             Console.Error.WriteLine("or with those options in CRIU's configuration: 'tcpfreeze criu-config --write' puts them there.");
             Console.Error.WriteLine($"Settings: {HookSettings.DefaultConfigPath} ({HookSettings.KnownKeys}) and TCPFREEZE_* variables.");
+            Console.Error.WriteLine($"Agent: 'tcpfreeze-criu-hook {HookAgent.Argument} [SOCKET]' keeps the hook loaded and takes each step over {HookAgent.DefaultSocketPath}");
+            Console.Error.WriteLine("(TCPFREEZE_AGENT_SOCKET names another; empty: never use one), so that a step costs a connection instead of a process start.");
             return args[0] is "-h" or "--help" ? 0 : 2;
         }
-        TextWriter log = Console.Error;
+        return RunStep(Environment.GetEnvironmentVariable, HookContext.FindCriuPid(Environment.ProcessId), Console.Error, ownsProcess: true);
+    }
+
+    /// <summary>
+    /// Runs one CRIU step: the hook's process does it for itself (<paramref name="ownsProcess"/>), the agent for
+    /// a front end (then libbpf's process-wide message callback is left to the agent).
+    /// </summary>
+    /// <param name="environment">The step's variables (CRTOOLS_*, TCPFREEZE_*).</param>
+    /// <param name="criuPid">The CRIU process whose step this is.</param>
+    /// <param name="stderr">Where the lines for CRIU's log go.</param>
+    /// <param name="ownsProcess">True in the hook's own process.</param>
+    internal static int RunStep(Func<string, string?> environment, int criuPid, TextWriter stderr, bool ownsProcess)
+    {
+        TextWriter log = stderr;
         var loggers = new HookLoggerFactory(log);
         string step = "the hook";
         try
         {
-            CriuEnvironment environment = CriuEnvironment.FromProcess();
-            step = environment.ActionName;
+            CriuEnvironment criu = CriuEnvironment.Parse(new Dictionary<string, string?>
+            {
+                ["CRTOOLS_SCRIPT_ACTION"] = environment("CRTOOLS_SCRIPT_ACTION"),
+                ["CRTOOLS_IMAGE_DIR"] = environment("CRTOOLS_IMAGE_DIR"),
+                ["CRTOOLS_INIT_PID"] = environment("CRTOOLS_INIT_PID"),
+            });
+            step = criu.ActionName;
             CriuHookDispatcher dispatcher = CriuHookDispatcher.CreateTcpFreeze();
-            if (!dispatcher.Actions.Contains(environment.Action))
+            if (!dispatcher.Actions.Contains(criu.Action))
                 return 0; // a step TcpFreeze has nothing to do at: stay fast
-            HookSettings settings = HookSettings.Load();
+            HookSettings settings = HookSettings.Load(environment);
             if (settings.LogFile is not null)
             {
-                log = TeeWriter.TryOpen(loggers, Console.Error, settings.LogFile);
+                log = TeeWriter.TryOpen(loggers, stderr, settings.LogFile);
                 loggers = new HookLoggerFactory(log);
             }
             // This process is the hook's alone: libbpf's messages (the TcpFreezers here have no logger of their own) go to its log too.
-            LibbpfLog.SetLogger(loggers.CreateLogger(LibbpfLog.Category));
-            var context = new HookContext(settings, loggers, HookContext.FindCriuPid(), Environment.ProcessPath);
-            return dispatcher.Dispatch(environment, context);
+            if (ownsProcess)
+                LibbpfLog.SetLogger(loggers.CreateLogger(LibbpfLog.Category));
+            var context = new HookContext(settings, loggers, criuPid, Environment.ProcessPath);
+            return dispatcher.Dispatch(criu, context);
         }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
         {
@@ -58,7 +81,8 @@ internal static class HookProgram
         }
         finally
         {
-            LibbpfLog.SetLogger(null);
+            if (ownsProcess)
+                LibbpfLog.SetLogger(null);
             log.Flush();
             if (log is TeeWriter tee)
                 tee.Dispose();
