@@ -111,7 +111,7 @@ internal static class DumpWatcher
         using FileDescriptorHandle initFd = Libc.PidfdOpen(initPid);
         using FileDescriptorHandle criuFd = Libc.PidfdOpen(criuPid);
         Libc.setsid();
-        Detach(args[4]);
+        LetGoOfCriu(args[4]);
 
         string state = HookStateStore.DumpStatePath(criuPid, initPid);
         try
@@ -225,8 +225,8 @@ internal static class DumpWatcher
         }
     }
 
-    /// <summary>Waits until one of the pidfds is readable (its process exited); returns it, or -1 on timeout.</summary>
-    private static unsafe int WaitForExit(int first, int second, int timeoutMs)
+    /// <summary>Waits until one of the pidfds is readable (its process exited); returns it, or -1 on timeout (-1 as <paramref name="second"/>: only the first).</summary>
+    internal static unsafe int WaitForExit(int first, int second, int timeoutMs)
     {
         Libc.PollFd* fds = stackalloc Libc.PollFd[2];
         fds[0] = new Libc.PollFd { Fd = first, Events = Libc.POLLIN };
@@ -239,10 +239,10 @@ internal static class DumpWatcher
     }
 
     /// <summary>The descriptor number for poll(2), -1 (ignored by poll) when the process was gone already; valid while the handle is.</summary>
-    private static int PollNumber(FileDescriptorHandle pidFd) => pidFd.IsInvalid ? -1 : (int)pidFd.DangerousGetHandle();
+    internal static int PollNumber(FileDescriptorHandle pidFd) => pidFd.IsInvalid ? -1 : (int)pidFd.DangerousGetHandle();
 
     /// <summary>
-    /// The two descriptors <see cref="Detach"/> opens. They stay open on purpose, with 0, 1 and 2 as their copies, for
+    /// The two descriptors <see cref="LetGoOfCriu"/> opens. They stay open on purpose, with 0, 1 and 2 as their copies, for
     /// the watcher's whole life: held here so that no finalizer closes them (one of them may be 0, 1 or 2 itself).
     /// </summary>
     private static FileDescriptorHandle? s_devNull, s_log;
@@ -251,9 +251,9 @@ internal static class DumpWatcher
     /// Lets go of the hook's pipes and CRIU's log: stdin from /dev/null, stdout and stderr to the log file or
     /// /dev/null. The log file is opened by the hook's rule (<see cref="TrustedFile.OpenForAppend"/>): never
     /// through a link, only in a folder no other user can change; when refused, the watcher writes nowhere
-    /// (the hook that started it has said why in CRIU's log already).
+    /// (the hook that started it has said why in CRIU's log already). The restore watcher uses it too.
     /// </summary>
-    private static void Detach(string logFile)
+    internal static void LetGoOfCriu(string logFile)
     {
         s_devNull = Libc.open("/dev/null", Libc.O_RDWR | Libc.O_CLOEXEC);
         s_log = logFile == "-" ? null : OpenLog(logFile);

@@ -16,6 +16,8 @@ internal static class HookProgram
             return DumpWatcher.Run(args);
         if (args.Length > 0 && args[0] == HookAgent.Argument)
             return HookAgent.Run(args);
+        if (args.Length > 0 && args[0] == RestoreWatcher.Argument)
+            return RestoreWatcher.Run(args);
         if (args.Length > 0)
         {
             Console.Error.WriteLine("tcpfreeze-criu-hook takes no arguments: CRIU runs it as an action script, e.g.");

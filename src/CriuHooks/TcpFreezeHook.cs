@@ -20,7 +20,7 @@ namespace TcpFreeze.CriuHooks;
 /// unlock point in iptables mode (right after the post-restore scripts) and after the
 /// sockets left repair mode, just before the tasks run again.</item>
 /// <item>post-resume: detaches when nothing else is frozen (unless keep-attached), now that
-/// the tasks run; and a safety net, since CRIU resumes the tasks even when pre-resume
+/// the tasks run (should CRIU die before post-resume, the restore watcher pre-restore started does it); and a safety net, since CRIU resumes the tasks even when pre-resume
 /// fails: thaws whatever of the manifest is still frozen (for a tree in a namespace of
 /// its own: releases the whole-namespace lock if network-unlock did not).</item>
 /// </list>
@@ -230,11 +230,14 @@ public static class TcpFreezeHook
         phases.Mark("freeze");
         HookStateStore.TrySave(context, HookStateStore.RestoreStatePath(context.CriuPid), manifest, "should pre-resume fail, post-resume cannot thaw: the lease will");
         phases.Mark("state");
+        // Started here, not at pre-resume, which runs while the restored tasks wait (see RestoreWatcher).
+        string watcher = context.Settings.KeepAttached ? "" : "; " + RestoreWatcher.TryStart(context);
+        phases.Mark("watcher");
         context.Info($"pre-restore: froze {manifest.Connections.Count} connections and {manifest.Endpoints.Count} listening endpoints " +
                      $"from the manifest, just in time ({result.AlreadyFrozen} were still frozen from the dump) {phases}" +
                      InterfaceReport(freezer, result, sameNamespace && pinsBefore) +
                      $"; should this restore fail, they stay frozen (only packets of sockets that do not exist) until their lease ends in " +
-                     $"{context.Settings.Lease.TotalSeconds:0.###} s or a retried restore thaws them (`tcpfreeze thaw --all` releases them at once)");
+                     $"{context.Settings.Lease.TotalSeconds:0.###} s or a retried restore thaws them (`tcpfreeze thaw --all` releases them at once)" + watcher);
         int lapsed = connections.Length + endpoints.Length - result.AlreadyFrozen;
         if (sameNamespace && lapsed > 0)
             context.Info($"pre-restore: warning: this is the namespace the dump froze, yet {lapsed} of its {connections.Length + endpoints.Length} entries were no longer frozen: " +

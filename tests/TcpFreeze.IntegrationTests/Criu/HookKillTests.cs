@@ -104,6 +104,83 @@ public sealed class HookKillTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-k
     }
 
     /// <summary>
+    /// Issue 19, item 13: CRIU itself SIGKILLed at pre-resume, while the hook thaws or just after it has: CRIU's
+    /// post-resume, which detaches when idle, never runs. The restored tasks run on once their tracer is gone and
+    /// every connection flows; within a few seconds no TcpFreeze program and no pin is left (before: the programs
+    /// and pins stayed attached with nothing frozen), unless keep-attached is set: then the programs stay, idle.
+    /// </summary>
+    [RootTheory]
+    [InlineData("while the hook thaws", false)]
+    [InlineData("after the hook thawed", false)]
+    [InlineData("after the hook thawed", true)]
+    public async Task Criu_killed_at_pre_resume_leaves_every_connection_working_and_nothing_attached_unless_keep_attached(string when, bool keepAttached)
+    {
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections);
+        string log = Path.Combine(_work, "hook.log");
+        busy.Runner.Environment["TCPFREEZE_LOG_FILE"] = log;
+        (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
+        Assert.True(dumpCode == 0, CriuRunner.Tail(dumpLog));
+        Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+
+        // CRIU runs action scripts itself (no shell between): the script's parent is CRIU.
+        string script = Path.Combine(_work, "kill-criu-at-pre-resume.sh");
+        File.WriteAllText(script, when == "while the hook thaws"
+            ? $"""
+              #!/bin/sh
+              [ "$CRTOOLS_SCRIPT_ACTION" = "pre-resume" ] || exec "{criu.Hook}"
+              "{criu.Hook}" &
+              hook=$!
+              sleep 0.005
+              echo "test: SIGKILLing CRIU (PID $PPID) at pre-resume {when}" >&2
+              kill -KILL $PPID
+              wait $hook
+              """
+            : $"""
+              #!/bin/sh
+              [ "$CRTOOLS_SCRIPT_ACTION" = "pre-resume" ] || exec "{criu.Hook}"
+              "{criu.Hook}"
+              code=$?
+              echo "test: SIGKILLing CRIU (PID $PPID) at pre-resume {when}" >&2
+              kill -KILL $PPID
+              exit $code
+              """);
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var killing = new CriuRunner(criu.Criu, script, busy.Network.NameB, _work, busy.Pins.Path);
+        foreach ((string name, string value) in busy.Runner.Environment)
+            killing.Environment[name] = value;
+        killing.Environment["TCPFREEZE_KEEP_ATTACHED"] = keepAttached ? "true" : "false";
+
+        (_, _, string restoreLog) = killing.Restore();
+        var sinceKill = Stopwatch.StartNew();
+        Assert.Contains("test: SIGKILLing CRIU", restoreLog);
+        Assert.DoesNotContain("tcpfreeze-hook: post-resume", restoreLog);
+        Assert.True(busy.Server.IsRunning, "the restored server did not run on after CRIU was killed");
+
+        while (!keepAttached && TcpFreezer.IsAttached(busy.ServerSide) && sinceKill.Elapsed < TimeSpan.FromSeconds(5))
+            Thread.Sleep(20);
+        TimeSpan detachedAfter = sinceKill.Elapsed;
+        busy.AssertEveryConnectionFlows(3, TimeSpan.FromSeconds(20), $"after CRIU was killed at pre-resume {when}");
+        string said = File.Exists(log) ? ReadAll(log) : "";
+        if (keepAttached)
+        {
+            Thread.Sleep(TimeSpan.FromSeconds(1));
+            Assert.True(TcpFreezer.IsAttached(busy.ServerSide), $"keep-attached, yet the programs were detached: {said}");
+            int frozen = busy.Network.B.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
+                return freezer.ListConnections().Count(c => !c.IsExpired);
+            });
+            Assert.Equal(0, frozen);
+        }
+        else
+        {
+            Assert.True(detachedAfter < TimeSpan.FromSeconds(5), $"still attached {detachedAfter} after CRIU was killed: {said}");
+            KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
+            Assert.Contains($"ended without detaching (killed at or after pre-resume?); nothing was frozen, so detached from", said);
+        }
+    }
+
+    /// <summary>
     /// CRIU itself SIGKILLed part-way through a dump, once its log shows <paramref name="logLine"/>:
     /// the server keeps running (CRIU's parasite returns the tasks to their own code when its
     /// control socket closes), but from the first "Turning repair on" CRIU has put the sockets

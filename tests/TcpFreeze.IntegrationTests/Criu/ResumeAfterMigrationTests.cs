@@ -183,6 +183,45 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
     }
 
+    /// <summary>
+    /// Issue 19, item 5: a lease that ends during the image copy (3 s lease, 6 s copy) must not slow the resume.
+    /// The in-flight requests of a migration whose freeze lapsed are answered after the restore as fast as those of
+    /// one whose freeze held (60 s lease, the same copy): pre-restore freezes the keys again, and pre-resume's kick
+    /// and replay use what post-dump recorded in the manifest.
+    /// </summary>
+    [RootFact]
+    public async Task After_a_lease_that_lapsed_during_the_copy_in_flight_requests_resume_as_fast_as_after_a_held_freeze()
+    {
+        var copy = TimeSpan.FromSeconds(6);
+        (TimeSpan[] held, string heldSummary) = await MigrateAndMeasure(leaseSeconds: 60, copy, "held freeze (lease 60 s, copy 6 s)");
+        (TimeSpan[] lapsed, string lapsedSummary) = await MigrateAndMeasure(leaseSeconds: 3, copy, "lapsed freeze (lease 3 s, copy 6 s)");
+        TimeSpan heldP99 = held[Connections * 99 / 100], lapsedP99 = lapsed[Connections * 99 / 100];
+        string both = $"{heldSummary}; {lapsedSummary}";
+        Assert.True(lapsedP99 <= TimeSpan.FromSeconds(1), both);
+        Assert.True(lapsedP99 <= heldP99 + TimeSpan.FromMilliseconds(300), both);
+    }
+
+    private async Task<(TimeSpan[] Sorted, string Summary)> MigrateAndMeasure(int leaseSeconds, TimeSpan copy, string label)
+    {
+        string work = Directory.CreateTempSubdirectory("tcpfreeze-resume-lease-").FullName;
+        try
+        {
+            await using var busy = BusyEchoServer.Start(criu, work, Connections);
+            busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = leaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, copy);
+            (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, label);
+            output.WriteLine(summary);
+            foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-re")))
+                output.WriteLine(line);
+            busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), $"after the restore ({label})");
+            return (sorted, summary);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     /// <summary>Dumps the server, waits until its PID is gone and <paramref name="copy"/> has passed, restores it: the restore's log, its end (a Stopwatch timestamp) and each connection's replies then.</summary>
     private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy)
     {

@@ -7,9 +7,13 @@ public sealed class PinRoot : IDisposable
 {
     private static int s_counter;
 
-    /// <summary>A pin root named <paramref name="tag"/>, the process id and a counter.</summary>
-    public PinRoot(string tag = "tcpfreeze-test-")
+    /// <summary>
+    /// A pin root named <paramref name="tag"/>, the process id and a counter. Without a tag: under
+    /// /sys/fs/bpf/$TCPFREEZE_TEST_TAG/ when that is set, else /sys/fs/bpf/tcpfreeze-test-*.
+    /// </summary>
+    public PinRoot(string? tag = null)
     {
+        tag ??= TestTag.FromEnvironment is { } own ? own + "/" : "tcpfreeze-test-";
         Path = $"/sys/fs/bpf/{tag}{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}";
         BpfFs.EnsureDirectory(Path);
     }

@@ -32,9 +32,13 @@ public sealed class TestNetwork : IDisposable
     public IPAddress AddressB(AddressFamily family) => family == AddressFamily.InterNetwork
         ? IPAddress.Parse($"198.18.{Subnet}.2") : IPAddress.Parse($"2001:db8:{Subnet:x}::2");
 
-    /// <summary>A pair of namespaces named <paramref name="tag"/>, the process id and a counter (tests of one change may use their own tag).</summary>
-    public static TestNetwork Create(string tag = "tfz")
+    /// <summary>
+    /// A pair of namespaces named <paramref name="tag"/>, the process id and a counter (tests of one change may use their own tag).
+    /// Without a tag: $TCPFREEZE_TEST_TAG (two test runs on one machine keep apart by it), else "tfz".
+    /// </summary>
+    public static TestNetwork Create(string? tag = null)
     {
+        tag ??= TestTag.FromEnvironment ?? "tfz";
         int n = Interlocked.Increment(ref s_counter);
         int subnet = (Environment.ProcessId + n) % 250 + 1;
         string prefix = $"{tag}{Environment.ProcessId}x{n}";
@@ -73,4 +77,14 @@ public sealed class TestNetwork : IDisposable
         foreach (string ns in new[] { NameA, NameB })
             Run.Capture("ip", "netns", "del", ns);
     }
+}
+
+/// <summary>
+/// The prefix of this test run's namespaces and pin roots when $TCPFREEZE_TEST_TAG sets one (letters and digits
+/// only): two test runs on one machine then never meet in each other's namespaces or pins.
+/// </summary>
+public static class TestTag
+{
+    public static string? FromEnvironment { get; } = Environment.GetEnvironmentVariable("TCPFREEZE_TEST_TAG") is { Length: > 0 and <= 8 } tag
+                                                      && tag.All(char.IsAsciiLetterOrDigit) ? tag : null;
 }

@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Globalization;
+using Interop;
+
+namespace TcpFreeze.CriuHooks;
+
+/// <summary>
+/// The restore side's counterpart of <see cref="DumpWatcher"/>: the hook started again at pre-restore
+/// (<c>--watch-restore</c>), it waits for the restoring CRIU to end and then detaches when idle, as
+/// post-resume does. Without it, a CRIU killed at or just after pre-resume (the tasks run on once their
+/// tracer is gone, pre-resume has thawed) never runs post-resume, and the programs and pins stayed
+/// attached with nothing frozen. When post-resume did run, it finds nothing attached and says nothing.
+/// <para>
+/// Why pre-restore starts it, not pre-resume: pre-resume runs while the restored tasks wait, inside the
+/// migration's downtime, and a process start costs about a millisecond there; pre-restore already
+/// attaches and freezes, and the watcher's own start-up then overlaps CRIU's restore of the tasks.
+/// Why it waits for CRIU, not the hook: CRIU runs post-resume before it exits, so once CRIU has ended
+/// no step of this restore can still want the programs. It never holds the frozen set open while it
+/// waits (an open freezer would keep post-resume's and any other migration's idle detach from
+/// detaching), and its detach is <see cref="TcpFreezer.DetachIfIdle"/>: nothing frozen, nobody else with
+/// the set open. A pre-resume hook that outlives its killed CRIU still has the set open for a moment,
+/// so the watcher tries again for a few seconds before it leaves what is attached in place.
+/// Like the dump watcher it never outlives the lease: a restore that takes longer than that has lost its
+/// freeze anyway, and its post-resume (or <c>tcpfreeze detach --if-idle</c>) detaches.
+/// Not started with keep-attached, nor for a tree in a network namespace of its own (nothing is attached then).
+/// </para>
+/// </summary>
+internal static class RestoreWatcher
+{
+    /// <summary>The argument that starts the hook executable as a restore watcher.</summary>
+    public const string Argument = "--watch-restore";
+
+    /// <summary>How long, after CRIU ended, the watcher retries while another process has the set open.</summary>
+    private static readonly TimeSpan InUseGrace = TimeSpan.FromSeconds(3);
+
+    private static readonly TimeSpan RetryEvery = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Starts the watcher for <see cref="HookContext.CriuPid"/>; what happened, for pre-restore's log line.</summary>
+    internal static string TryStart(HookContext context)
+    {
+        if (context.ExecutablePath is null)
+            return "no restore watcher (no hook executable)";
+        try
+        {
+            var info = new ProcessStartInfo(context.ExecutablePath) { UseShellExecute = false };
+            foreach (string argument in new[] { Argument, Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-",
+                         Invariant((long)Math.Ceiling(context.Settings.Lease.TotalSeconds)) })
+                info.ArgumentList.Add(argument);
+            using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
+            return $"restore watcher PID {process.Id} detaches when idle should CRIU end without post-resume";
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
+        {
+            return $"the restore watcher did not start ({e.Message}); should CRIU die before post-resume, `tcpfreeze detach --if-idle` removes the programs";
+        }
+    }
+
+    /// <summary>The watcher process: <c>--watch-restore CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS</c>.</summary>
+    public static int Run(string[] args)
+    {
+        if (args.Length != 5 || !int.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
+            || !long.TryParse(args[4], NumberStyles.None, CultureInfo.InvariantCulture, out long leaseSeconds))
+        {
+            Console.Error.WriteLine($"usage: {Argument} CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS  (started by the hook itself)");
+            return 2;
+        }
+        using FileDescriptorHandle criuFd = Libc.PidfdOpen(criuPid);
+        Libc.setsid();
+        DumpWatcher.LetGoOfCriu(args[3]);
+        int pollable = DumpWatcher.PollNumber(criuFd);
+        int timeout = (int)Math.Min(int.MaxValue, TimeSpan.FromSeconds(leaseSeconds).TotalMilliseconds);
+        if (pollable >= 0 && DumpWatcher.WaitForExit(pollable, -1, timeout) != pollable)
+            return 0; // CRIU still restores after the lease: its post-resume detaches
+        // post-resume cannot run any more: its state (left by pre-restore) is of no use now.
+        HookStateStore.TryRemove(HookStateStore.RestoreStatePath(criuPid));
+        return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] });
+    }
+
+    private static int DetachWhenIdle(int criuPid, FreezerOptions options)
+    {
+        try
+        {
+            var grace = Stopwatch.StartNew();
+            while (true)
+            {
+                // post-resume detached (the normal end), or nothing was ever attached: nothing to say.
+                if (!TcpFreezer.IsAttached(options))
+                    return 0;
+                using (TcpFreezer freezer = TcpFreezer.Open(options))
+                {
+                    if (freezer.DetachIfIdle() is { } d)
+                    {
+                        Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended without detaching (killed at or after pre-resume?); nothing was frozen, " +
+                                              $"so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins");
+                        return 0;
+                    }
+                }
+                if (grace.Elapsed >= InUseGrace)
+                    break;
+                Thread.Sleep(RetryEvery);
+            }
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended; other connections are still frozen, or another process has the programs open: " +
+                                  "they stay attached (`tcpfreeze detach --if-idle` removes them once idle)");
+        }
+        catch (TcpFreezeException e)
+        {
+            Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended, but the restore watcher's idle detach failed: {e.Message}");
+        }
+        return 0;
+    }
+
+    private static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
