@@ -112,7 +112,7 @@ public sealed class CliNoShellTests
 /// <summary>
 /// The CRIU hook runs no shell either: at every step CRIU runs it for (host case and
 /// a namespace of its own), with hostile text in CRIU's variables, the only programs it
-/// starts are its own dump watcher and nft, each with a fixed argument list. Shares the
+/// starts are its own engine, dump and restore watchers and nft, each with a fixed argument list. Shares the
 /// CRIU fixture for the published NativeAOT hook only; CRIU itself is not run.
 /// </summary>
 [Collection("criu")]
@@ -157,7 +157,8 @@ public sealed class HookNoShellTests(CriuFixture fixture)
                 }
                 TracedRun run = Hook(step, inA.Pid.ToString(), imagesA, pins.Path, step is "pre-restore" or "pre-resume" ? inNamespaceB : inNamespaceA);
                 Assert.True(run.ExitCode == 0, run.ToString());
-                AssertOnlyWatcherAndNft(run, hook, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false);
+                AssertOnlyWatcherAndNft(run, hook, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false,
+                    expectRestoreWatcher: step == "pre-restore");
                 if (step == "pre-dump")
                     Assert.Contains("pre-dump: froze 2 connections and 1 listening endpoints", run.Error);
             }
@@ -175,7 +176,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
             TracedRun refused = Hook("pre-dump", "1;reboot $(id)", imagesA, pins.Path, inNamespaceA);
             Assert.Equal(1, refused.ExitCode);
             NoShell.AssertNoStackTrace(refused);
-            NoShell.AssertRanOnly(refused, _ => false);
+            NoShell.AssertRanOnly(refused, c => IsFrontEndBecomingEngine(hook, c));
         }
         finally
         {
@@ -201,19 +202,38 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         }, launcher);
 
     /// <summary>
-    /// The watcher is the hook itself with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle;
+    /// The front end CRIU runs becomes the engine beside it (exactly its path, no argument; no agent runs in the test);
+    /// the dump watcher is the engine with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle, the
+    /// restore watcher (pre-restore) the engine with exactly --watch-restore CRIU_PID PIN_ROOT - LEASE_SECONDS;
     /// nft is /usr/sbin/nft (or wherever PATH has it) with exactly -f - (the ruleset goes on stdin).
     /// </summary>
-    private static void AssertOnlyWatcherAndNft(TracedRun run, string hook, string pinRoot, int initPid, bool expectWatcher, bool expectNft)
+    /// <summary>The engine beside the front end (the hook itself when it is no front end).</summary>
+    private static string EngineOf(string hook)
     {
-        bool IsWatcher(ExecCall c) => c.Path == hook && c.Arguments.Count == 7 && c.Arguments[0] == hook && c.Arguments[1] == DumpWatcher.Argument
+        string engine = Path.Combine(Path.GetDirectoryName(hook)!, "tcpfreeze-criu-hook-engine");
+        return File.Exists(engine) ? engine : hook;
+    }
+
+    /// <summary>The front end's exec of its engine: exactly the engine's path and no argument.</summary>
+    private static bool IsFrontEndBecomingEngine(string hook, ExecCall c)
+        => EngineOf(hook) is var engine && engine != hook && c.Path == engine && c.Arguments.SequenceEqual([engine]);
+
+    private static void AssertOnlyWatcherAndNft(TracedRun run, string hook, string pinRoot, int initPid, bool expectWatcher, bool expectNft,
+        bool expectRestoreWatcher = false)
+    {
+        string engine = EngineOf(hook);
+        bool IsEngine(ExecCall c) => IsFrontEndBecomingEngine(hook, c);
+        bool IsWatcher(ExecCall c) => c.Path == engine && c.Arguments.Count == 7 && c.Arguments[0] == engine && c.Arguments[1] == DumpWatcher.Argument
                                        && c.Arguments[2] == initPid.ToString() && int.TryParse(c.Arguments[3], out _) && c.Arguments[4] == pinRoot
                                        && c.Arguments[5] == "-" && c.Arguments[6] == "detach-when-idle";
+        bool IsRestoreWatcher(ExecCall c) => c.Path == engine && c.Arguments.Count == 6 && c.Arguments[0] == engine && c.Arguments[1] == RestoreWatcher.Argument
+                                              && int.TryParse(c.Arguments[2], out _) && c.Arguments[3] == pinRoot && c.Arguments[4] == "-" && c.Arguments[5] == "2";
         bool IsNft(ExecCall c) => Path.GetFileName(c.Path) == "nft" && c.Arguments.SequenceEqual([c.Path, "-f", "-"]);
         NoShell.AssertNoStackTrace(run);
         Assert.Equal(hook, Path.GetFullPath(new FileInfo(run.Started.Path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? run.Started.Path));
-        NoShell.AssertRanOnly(run, c => (expectWatcher && IsWatcher(c)) || (expectNft && IsNft(c)));
+        NoShell.AssertRanOnly(run, c => IsEngine(c) || (expectWatcher && IsWatcher(c)) || (expectRestoreWatcher && IsRestoreWatcher(c)) || (expectNft && IsNft(c)));
         Assert.Equal(expectWatcher ? 1 : 0, run.Ran.Count(IsWatcher));
+        Assert.Equal(expectRestoreWatcher ? 1 : 0, run.Ran.Count(IsRestoreWatcher));
         Assert.Equal(expectNft ? 1 : 0, run.Ran.Count(IsNft));
     }
 }
