@@ -13,7 +13,8 @@ namespace TcpFreeze.CriuHooks;
 /// <para>
 /// Why pre-restore starts it, not pre-resume: pre-resume runs while the restored tasks wait, inside the
 /// migration's downtime, and a process start costs about a millisecond there; pre-restore already
-/// attaches and freezes, and the watcher's own start-up then overlaps CRIU's restore of the tasks.
+/// attaches and freezes, and the watcher's own start-up then overlaps CRIU's restore of the tasks, at
+/// SCHED_IDLE (only CPU time nobody else wants) until CRIU has ended, so that it slows neither.
 /// Why it waits for CRIU, not the hook: CRIU runs post-resume before it exits, so once CRIU has ended
 /// no step of this restore can still want the programs. It never holds the frozen set open while it
 /// waits (an open freezer would keep post-resume's and any other migration's idle detach from
@@ -47,6 +48,10 @@ internal static class RestoreWatcher
                          Invariant((long)Math.Ceiling(context.Settings.Lease.TotalSeconds)) })
                 info.ArgumentList.Add(argument);
             using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
+            // Its start-up (NativeAOT's, some 15 ms of CPU) would otherwise compete with CRIU's restore and with
+            // pre-resume on a small machine: it runs only on CPU time nobody else wants until CRIU has ended.
+            // Failing to lower it costs speed, not correctness.
+            _ = Libc.sched_setscheduler(process.Id, Libc.SCHED_IDLE, 0);
             return $"restore watcher PID {process.Id} detaches when idle should CRIU end without post-resume";
         }
         catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
@@ -71,6 +76,8 @@ internal static class RestoreWatcher
         int timeout = (int)Math.Min(int.MaxValue, TimeSpan.FromSeconds(leaseSeconds).TotalMilliseconds);
         if (pollable >= 0 && DumpWatcher.WaitForExit(pollable, -1, timeout) != pollable)
             return 0; // CRIU still restores after the lease: its post-resume detaches
+        // Nothing competes with CRIU any more: back to the ordinary policy, so the detach is not starved on a busy host.
+        _ = Libc.sched_setscheduler(0, Libc.SCHED_OTHER, 0);
         // post-resume cannot run any more: its state (left by pre-restore) is of no use now.
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(criuPid));
         return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] });
