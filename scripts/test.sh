@@ -11,6 +11,8 @@ bash scripts/setup.sh
 # shellcheck source=/dev/null
 source "${TCPFREEZE_CACHE:-/var/cache/tcpfreeze}/env"
 export PATH="$TCPFREEZE_BIN:$PATH"
+# Optional: TCPFREEZE_TEST_TAG (up to 8 letters and digits) prefixes the root tests' namespaces and puts their pin
+# roots under /sys/fs/bpf/TAG/, so that two runs on one machine never meet; TCPFREEZE_HOOK names a published hook.
 
 export HOME=${HOME:-/root}
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
