@@ -186,9 +186,16 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// <summary>
     /// Issue 19, item 5: a lease that ends during the image copy must not slow the resume of the connections that
     /// survive it. The in-flight requests of a migration whose freeze lapsed (7 s lease, 9 s copy) are answered after
-    /// the restore as fast as those of one whose freeze held (60 s lease, the same copy): pre-restore freezes the keys
-    /// again, and pre-resume's kick and replay use what post-dump recorded in the manifest (the dump's own records went
-    /// with the expired entries).
+    /// the restore within the same bound as those of one whose freeze held (60 s lease, the same copy): pre-restore
+    /// freezes the keys again, and pre-resume's kick and replay use what post-dump recorded in the manifest (the dump's
+    /// own records went with the expired entries). Without them the clients would answer at their next backed-off
+    /// retransmission, about 12.6 s after the freeze, some 3 s after the restore.
+    /// The bound is the restored sockets' own timer, not the median: a connection whose request the server had
+    /// answered just before the freeze had that reply dropped on its way out; CRIU restores it as sent, and the
+    /// restored socket retransmits it on its fresh 1 s timer, which neither the kick nor the replay (it draws only a
+    /// duplicate ACK) shortens, held or lapsed alike. How many connections that hits depends on how busy the server
+    /// was at the freeze (none to all 100 here), so the two runs are compared by their bound, and the output shows
+    /// the connections whose server dropped data at the freeze apart (RESUME.md, the open finding).
     /// The lapse is timed to fall between two of the clients' backed-off retransmissions (at about 6.2 s and 12.6 s
     /// after the freeze): a retransmission that arrives while nothing is frozen finds no socket and is answered with a
     /// reset, which is what a lapse costs (RELIABILITY.md; measured with a 3 s lease and a 6 s copy: 100 of 100 reset).
@@ -197,33 +204,48 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     public async Task After_a_lease_that_lapsed_during_the_copy_in_flight_requests_resume_as_fast_as_after_a_held_freeze()
     {
         var copy = TimeSpan.FromSeconds(9);
-        (TimeSpan[] held, string heldSummary) = await MigrateAndMeasure(leaseSeconds: 60, copy, "held freeze (lease 60 s, copy 9 s)");
-        (TimeSpan[] lapsed, string lapsedSummary) = await MigrateAndMeasure(leaseSeconds: 7, copy, "lapsed freeze (lease 7 s, copy 9 s)");
-        // A connection whose unacknowledged data was the server's resumes on its restored socket's own 1 s timer,
-        // held or lapsed alike (RestoredSocketBound): the p99 is bounded by that, and the comparison is at p90.
-        string both = $"{heldSummary}; {lapsedSummary}";
-        Assert.True(lapsed[Connections * 99 / 100] <= RestoredSocketBound, both);
-        TimeSpan heldP90 = held[Connections * 9 / 10], lapsedP90 = lapsed[Connections * 9 / 10];
-        Assert.True(lapsedP90 <= TimeSpan.FromMilliseconds(250) || lapsedP90 <= heldP90 + TimeSpan.FromMilliseconds(300), both);
+        ResumeMeasurement held = await MigrateAndMeasure(leaseSeconds: 60, copy, "held freeze (lease 60 s, copy 9 s)");
+        ResumeMeasurement lapsed = await MigrateAndMeasure(leaseSeconds: 7, copy, "lapsed freeze (lease 7 s, copy 9 s)");
+        string both = $"{held.Summary}; {lapsed.Summary}";
+        Assert.Contains("peer segments replayed", lapsed.RestoreLog);
+        Assert.True(held.All[^1] <= RestoredSocketBound, both);
+        Assert.True(lapsed.All[^1] <= RestoredSocketBound, both);
     }
 
-    /// <summary>One migration of a fresh echo server with <paramref name="leaseSeconds"/> and a copy pause: each connection's resume lag, sorted, and a summary.</summary>
-    private async Task<(TimeSpan[] Sorted, string Summary)> MigrateAndMeasure(int leaseSeconds, TimeSpan copy, string label)
+    /// <summary>Every connection's resume lag, sorted, a summary and the restore's log.</summary>
+    private sealed record ResumeMeasurement(TimeSpan[] All, string Summary, string RestoreLog);
+
+    /// <summary>One migration of a fresh echo server with <paramref name="leaseSeconds"/> and a copy pause, measured.</summary>
+    private async Task<ResumeMeasurement> MigrateAndMeasure(int leaseSeconds, TimeSpan copy, string label)
     {
         string work = Directory.CreateTempSubdirectory("tcpfreeze-resume-lease-").FullName;
         try
         {
             await using var busy = BusyEchoServer.Start(criu, work, Connections);
             busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = leaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, copy);
+            // Read once the dump is done: the connections whose server side dropped data at the freeze (a reply, or a
+            // retransmission of one the client had already had), by client port, to show them apart.
+            HashSet<int> serverDropped = [];
+            (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, copy, () => serverDropped = busy.Network.B.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
+                return freezer.ListConnections().Where(c => c.LocalDataSegmentsDropped > 0).Select(c => c.Key.Remote.Port).ToHashSet();
+            }));
             if (leaseSeconds < copy.TotalSeconds)
                 Assert.Contains("were no longer frozen: their lease ended", restoreLog);
-            (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, label);
-            output.WriteLine(summary);
-            foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-re")))
-                output.WriteLine(line);
+            TimeSpan[] lags = ResumeLagById(busy.Load, restored, atRestore, label);
+            bool Dropped(ClientLoad.Connection c) => serverDropped.Contains(((System.Net.IPEndPoint)c.Socket.LocalEndPoint!).Port);
+            (TimeSpan[] all, string summary) = Summarize(label, lags);
+            (_, string heldSummary) = Summarize($"{busy.Load.Connections.Count(c => !Dropped(c))} whose server dropped nothing",
+                busy.Load.Connections.Where(c => !Dropped(c)).Select(c => lags[c.Id]));
+            (_, string droppedSummary) = Summarize($"{busy.Load.Connections.Count(Dropped)} whose server dropped data",
+                busy.Load.Connections.Where(Dropped).Select(c => lags[c.Id]));
+            string line = $"{summary} ({heldSummary}; {droppedSummary})";
+            output.WriteLine(line);
+            foreach (string hookLine in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-re")))
+                output.WriteLine(hookLine);
             busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), $"after the restore ({label})");
-            return (sorted, summary);
+            return new ResumeMeasurement(all, line, restoreLog);
         }
         finally
         {
@@ -232,11 +254,12 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     }
 
     /// <summary>Dumps the server, waits until its PID is gone and <paramref name="copy"/> has passed, restores it: the restore's log, its end (a Stopwatch timestamp) and each connection's replies then.</summary>
-    private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy)
+    private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy, Action? afterDump = null)
     {
         (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
         Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
         Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
+        afterDump?.Invoke();
         Thread.Sleep(copy);
         (int restoreCode, _, string restoreLog) = busy.Runner.Restore();
         long restored = Stopwatch.GetTimestamp();
@@ -246,6 +269,10 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
 
     /// <summary>Each connection's time from <paramref name="restored"/> to its first answer after it, sorted, and a one-line summary.</summary>
     private static (TimeSpan[] Sorted, string Summary) ResumeLags(ClientLoad load, long restored, long[] atRestore, string label)
+        => Summarize(label, ResumeLagById(load, restored, atRestore, label));
+
+    /// <summary>Each connection's time from <paramref name="restored"/> to its first answer after it, by connection id.</summary>
+    private static TimeSpan[] ResumeLagById(ClientLoad load, long restored, long[] atRestore, string label)
     {
         int count = load.Connections.Count;
         var lag = new TimeSpan?[count];
@@ -258,7 +285,16 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             Thread.Sleep(1);
         }
         Assert.True(lag.All(l => l is not null), $"{label}: {lag.Count(l => l is null)} connections did not answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
-        TimeSpan[] sorted = lag.Select(l => l!.Value).Order().ToArray();
+        return lag.Select(l => l!.Value).ToArray();
+    }
+
+    /// <summary>Lags sorted, and a one-line summary.</summary>
+    private static (TimeSpan[] Sorted, string Summary) Summarize(string label, IEnumerable<TimeSpan> lags)
+    {
+        TimeSpan[] sorted = lags.Order().ToArray();
+        int count = sorted.Length;
+        if (count == 0)
+            return (sorted, $"{label}: none");
         return (sorted, $"{label}: resume lag p50 {sorted[count / 2].TotalMilliseconds:F0} ms, " +
                         $"p99 {sorted[count * 99 / 100].TotalMilliseconds:F0} ms, max {sorted[^1].TotalMilliseconds:F0} ms");
     }
