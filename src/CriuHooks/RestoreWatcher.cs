@@ -20,9 +20,12 @@ namespace TcpFreeze.CriuHooks;
 /// waits (an open freezer would keep post-resume's and any other migration's idle detach from
 /// detaching), and its detach is <see cref="TcpFreezer.DetachIfIdle"/>: nothing frozen, nobody else with
 /// the set open. A pre-resume hook that outlives its killed CRIU still has the set open for a moment,
-/// so the watcher tries again for a few seconds before it leaves what is attached in place.
-/// Like the dump watcher it never outlives the lease: a restore that takes longer than that has lost its
-/// freeze anyway, and its post-resume (or <c>tcpfreeze detach --if-idle</c>) detaches.
+/// so the watcher tries again for a few seconds. What is still frozen after that (a restore that failed keeps
+/// its connections for a retry until their lease ends, on purpose) keeps the programs until that lease ends,
+/// and the watcher detaches when idle then.
+/// Its waits are bounded by the lease, like the dump watcher's: it waits for CRIU at most that long (a restore
+/// that takes longer has lost its freeze anyway, and its post-resume or <c>tcpfreeze detach --if-idle</c> detaches),
+/// and for a freeze to end only when that freeze ends within it.
 /// Not started with keep-attached, nor for a tree in a network namespace of its own (nothing is attached then).
 /// </para>
 /// </summary>
@@ -80,31 +83,25 @@ internal static class RestoreWatcher
         _ = Libc.sched_setscheduler(0, Libc.SCHED_OTHER, 0);
         // post-resume cannot run any more: its state (left by pre-restore) is of no use now.
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(criuPid));
-        return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] });
+        return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] }, TimeSpan.FromSeconds(leaseSeconds));
     }
 
-    private static int DetachWhenIdle(int criuPid, FreezerOptions options)
+    private static int DetachWhenIdle(int criuPid, FreezerOptions options, TimeSpan lease)
     {
         try
         {
-            var grace = Stopwatch.StartNew();
-            while (true)
+            if (TryDetachWithin(criuPid, options, InUseGrace))
+                return 0;
+            // Still frozen: a restore that failed keeps its connections frozen until their lease ends, on purpose (a
+            // retry within it finds them held). After that nothing holds the programs: one more idle detach then,
+            // unless the freeze has no lease or outlasts the hook's own (another migration's: its own steps detach).
+            if (LongestLeaseLeft(options) is { } left && left <= lease)
             {
-                // post-resume detached (the normal end), or nothing was ever attached: nothing to say.
-                if (!TcpFreezer.IsAttached(options))
+                Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended with connections still frozen (a failed restore keeps them for a retry); " +
+                                      $"the programs stay attached until their lease ends in {left.TotalSeconds:0.#} s, then are detached if idle");
+                Thread.Sleep(left + RetryEvery);
+                if (TryDetachWithin(criuPid, options, InUseGrace))
                     return 0;
-                using (TcpFreezer freezer = TcpFreezer.Open(options))
-                {
-                    if (freezer.DetachIfIdle() is { } d)
-                    {
-                        Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended without detaching (killed at or after pre-resume?); nothing was frozen, " +
-                                              $"so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins");
-                        return 0;
-                    }
-                }
-                if (grace.Elapsed >= InUseGrace)
-                    break;
-                Thread.Sleep(RetryEvery);
             }
             Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended; other connections are still frozen, or another process has the programs open: " +
                                   "they stay attached (`tcpfreeze detach --if-idle` removes them once idle)");
@@ -114,6 +111,49 @@ internal static class RestoreWatcher
             Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended, but the restore watcher's idle detach failed: {e.Message}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Detaches when idle, trying again for <paramref name="grace"/> while something is frozen or another process has
+    /// the set open; true when it detached or nothing was attached (post-resume's normal end: it says nothing then).
+    /// </summary>
+    private static bool TryDetachWithin(int criuPid, FreezerOptions options, TimeSpan grace)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (!TcpFreezer.IsAttached(options))
+                return true;
+            using (TcpFreezer freezer = TcpFreezer.Open(options))
+            {
+                if (freezer.DetachIfIdle() is { } d)
+                {
+                    Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended without detaching (killed at or after pre-resume?); nothing was frozen, " +
+                                          $"so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins");
+                    return true;
+                }
+            }
+            if (clock.Elapsed >= grace)
+                return false;
+            Thread.Sleep(RetryEvery);
+        }
+    }
+
+    /// <summary>The longest lease left of what is frozen, zero when nothing is, null when something is frozen without a lease.</summary>
+    private static TimeSpan? LongestLeaseLeft(FreezerOptions options)
+    {
+        if (!TcpFreezer.IsAttached(options))
+            return TimeSpan.Zero;
+        using TcpFreezer freezer = TcpFreezer.Open(options);
+        TimeSpan longest = TimeSpan.Zero;
+        foreach (TimeSpan? left in freezer.ListConnections().Select(c => c.LeaseRemaining).Concat(freezer.ListEndpoints().Select(e => e.LeaseRemaining)))
+        {
+            if (left is null)
+                return null;
+            if (left.Value > longest)
+                longest = left.Value;
+        }
+        return longest;
     }
 
     private static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);

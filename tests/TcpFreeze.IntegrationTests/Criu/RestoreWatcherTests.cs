@@ -7,7 +7,8 @@ namespace TcpFreeze.Tests.Criu;
 /// <summary>
 /// The published hook's restore watcher on its own, watching a stand-in for CRIU (a process the test ends): once
 /// "CRIU" has ended it detaches only when idle, as post-resume does: never while another process has the frozen set
-/// open (a pre-resume hook that outlives its killed CRIU, another migration about to freeze) or anything is frozen.
+/// open (a pre-resume hook that outlives its killed CRIU, another migration about to freeze) or anything is frozen
+/// (then it waits for the lease of what is frozen to end).
 /// </summary>
 public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-restore-watcher-")
 {
@@ -39,8 +40,9 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
         }
     }
 
+    /// <summary>A restore that failed keeps its connections frozen for a retry until their lease ends; then the watcher detaches.</summary>
     [RootFact]
-    public void Once_criu_ended_the_watcher_keeps_what_is_frozen_and_says_so()
+    public void Once_criu_ended_the_watcher_keeps_what_is_frozen_until_its_lease_ends_and_then_detaches()
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
@@ -49,14 +51,15 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
         network.B.Run(() =>
         {
             using TcpFreezer freezer = TcpFreezer.Attach(options);
-            return freezer.Freeze([key], [], TimeSpan.FromSeconds(60), FreezeTiming.JustInTime);
+            return freezer.Freeze([key], [], TimeSpan.FromSeconds(7), FreezeTiming.JustInTime);
         });
         using Process criuStandIn = Process.Start("sleep", "60");
         try
         {
             using Process watcher = StartWatcher(network.NameB, criuStandIn.Id, pins.Path, "watcher.log");
             criuStandIn.Kill();
-            Assert.True(watcher.WaitForExit(TimeSpan.FromSeconds(10)), "the watcher did not end after its grace");
+            // Past its 3 s grace, within the lease: the frozen connection keeps the programs.
+            Assert.False(watcher.WaitForExit(TimeSpan.FromSeconds(4.5)), $"the watcher ended while a connection was frozen: {Log("watcher.log")}");
             Assert.True(TcpFreezer.IsAttached(options), "the watcher detached while a connection was frozen");
             int frozen = network.B.Run(() =>
             {
@@ -64,7 +67,10 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
                 return freezer.ListConnections().Count(c => !c.IsExpired);
             });
             Assert.Equal(1, frozen);
-            Assert.Contains("other connections are still frozen, or another process has the programs open: they stay attached", Log("watcher.log"));
+            Assert.Contains("the programs stay attached until their lease ends in", Log("watcher.log"));
+            Assert.True(watcher.WaitForExit(TimeSpan.FromSeconds(15)), "the watcher did not end after the lease");
+            KernelState.AssertNothingLeft(network.B, options);
+            Assert.Contains("nothing was frozen, so detached from", Log("watcher.log"));
         }
         finally
         {
