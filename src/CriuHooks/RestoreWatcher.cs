@@ -81,30 +81,56 @@ internal static class RestoreWatcher
             return 0; // CRIU still restores after the lease: its post-resume detaches
         // Nothing competes with CRIU any more: back to the ordinary policy, so the detach is not starved on a busy host.
         _ = Libc.sched_setscheduler(0, Libc.SCHED_OTHER, 0);
-        // post-resume cannot run any more: its state (left by pre-restore) is of no use now.
-        HookStateStore.TryRemove(HookStateStore.RestoreStatePath(criuPid));
-        return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] }, TimeSpan.FromSeconds(leaseSeconds));
+        // What pre-restore froze and pre-resume has not thawed yet (it removes this state once it has): this restore's own
+        // connections. post-resume cannot run any more, so the state is of no other use now.
+        string state = HookStateStore.RestoreStatePath(criuPid);
+        OwnKeys own = ReadOwnKeys(state);
+        HookStateStore.TryRemove(state);
+        return DetachWhenIdle(criuPid, new FreezerOptions { PinRoot = args[2] }, own, TimeSpan.FromSeconds(leaseSeconds));
     }
 
-    private static int DetachWhenIdle(int criuPid, FreezerOptions options, TimeSpan lease)
+    /// <summary>The keys of this restore's manifest, while pre-resume has not thawed them.</summary>
+    private sealed record OwnKeys(HashSet<ConnectionKey> Connections, HashSet<EndpointKey> Endpoints);
+
+    private static OwnKeys ReadOwnKeys(string state)
     {
         try
         {
-            if (TryDetachWithin(criuPid, options, InUseGrace))
+            if (File.Exists(state) && FreezeManifest.Read(Path.GetDirectoryName(state)!, Path.GetFileName(state)) is { } manifest)
+                return new OwnKeys([.. manifest.ConnectionKeys()], [.. manifest.EndpointKeys()]);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            // Unreadable: counted as thawed; the lease bounds whatever it froze.
+        }
+        return new OwnKeys([], []);
+    }
+
+    /// <summary>
+    /// Detaches when idle. While this restore's own connections are frozen (CRIU died during pre-resume, whose hook
+    /// still thaws) or nothing is frozen but another process has the set open (that same hook, finishing), it tries
+    /// again for a few seconds. Another migration's frozen connections are left to that migration's own steps at once,
+    /// without probing meanwhile: a probe holds the set open, and its post-resume's idle detach would then keep the
+    /// programs. Own connections still frozen after that (CRIU died before pre-resume: a failed restore, kept for a
+    /// retry on purpose) keep the programs until their lease ends; the watcher detaches when idle then.
+    /// </summary>
+    private static int DetachWhenIdle(int criuPid, FreezerOptions options, OwnKeys own, TimeSpan lease)
+    {
+        try
+        {
+            Probe probe = TryDetach(criuPid, options, own, InUseGrace);
+            if (probe.Done)
                 return 0;
-            // Still frozen: a restore that failed keeps its connections frozen until their lease ends, on purpose (a
-            // retry within it finds them held). After that nothing holds the programs: one more idle detach then,
-            // unless the freeze has no lease or outlasts the hook's own (another migration's: its own steps detach).
-            if (LongestLeaseLeft(options) is { } left && left <= lease)
+            if (probe.OwnLeaseLeft is { } left && left <= lease)
             {
-                Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended with connections still frozen (a failed restore keeps them for a retry); " +
-                                      $"the programs stay attached until their lease ends in {left.TotalSeconds:0.#} s, then are detached if idle");
+                Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended before pre-resume thawed its connections (a failed restore keeps them " +
+                                      $"frozen for a retry); the programs stay attached until their lease ends in {left.TotalSeconds:0.#} s, then are detached if idle");
                 Thread.Sleep(left + RetryEvery);
-                if (TryDetachWithin(criuPid, options, InUseGrace))
+                if (TryDetach(criuPid, options, own, InUseGrace).Done)
                     return 0;
             }
             Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended; other connections are still frozen, or another process has the programs open: " +
-                                  "they stay attached (`tcpfreeze detach --if-idle` removes them once idle)");
+                                  "they stay attached for them (their own steps, or `tcpfreeze detach --if-idle`, remove them once idle)");
         }
         catch (TcpFreezeException e)
         {
@@ -113,47 +139,43 @@ internal static class RestoreWatcher
         return 0;
     }
 
-    /// <summary>
-    /// Detaches when idle, trying again for <paramref name="grace"/> while something is frozen or another process has
-    /// the set open; true when it detached or nothing was attached (post-resume's normal end: it says nothing then).
-    /// </summary>
-    private static bool TryDetachWithin(int criuPid, FreezerOptions options, TimeSpan grace)
+    /// <summary>What a round of detach attempts found: done (detached, or nothing attached), or the longest lease left of own frozen keys.</summary>
+    private readonly record struct Probe(bool Done, TimeSpan? OwnLeaseLeft);
+
+    private static Probe TryDetach(int criuPid, FreezerOptions options, OwnKeys own, TimeSpan grace)
     {
         var clock = Stopwatch.StartNew();
         while (true)
         {
+            // post-resume detached (the normal end), or nothing was ever attached: nothing to say.
             if (!TcpFreezer.IsAttached(options))
-                return true;
+                return new Probe(true, null);
+            TimeSpan? ownLeft = null;
+            bool othersFrozen = false;
             using (TcpFreezer freezer = TcpFreezer.Open(options))
             {
-                if (freezer.DetachIfIdle() is { } d)
+                foreach ((bool isOwn, TimeSpan? left) in freezer.ListConnections().Where(c => !c.IsExpired).Select(c => (own.Connections.Contains(c.Key), c.LeaseRemaining))
+                             .Concat(freezer.ListEndpoints().Where(e => !e.IsExpired).Select(e => (own.Endpoints.Contains(e.Key), e.LeaseRemaining))))
+                {
+                    TimeSpan until = left ?? TimeSpan.MaxValue; // no lease: frozen until thawed
+                    if (!isOwn)
+                        othersFrozen = true;
+                    else if (ownLeft is null || until > ownLeft)
+                        ownLeft = until;
+                }
+                if (ownLeft is null && !othersFrozen && freezer.DetachIfIdle() is { } d)
                 {
                     Console.Out.WriteLine($"tcpfreeze-hook: CRIU (PID {criuPid}) ended without detaching (killed at or after pre-resume?); nothing was frozen, " +
                                           $"so detached from {string.Join(", ", d.Interfaces)} and removed {d.PinsRemoved} pins");
-                    return true;
+                    return new Probe(true, null);
                 }
             }
+            if (ownLeft is null && othersFrozen)
+                return new Probe(false, null);
             if (clock.Elapsed >= grace)
-                return false;
+                return new Probe(false, ownLeft);
             Thread.Sleep(RetryEvery);
         }
-    }
-
-    /// <summary>The longest lease left of what is frozen, zero when nothing is, null when something is frozen without a lease.</summary>
-    private static TimeSpan? LongestLeaseLeft(FreezerOptions options)
-    {
-        if (!TcpFreezer.IsAttached(options))
-            return TimeSpan.Zero;
-        using TcpFreezer freezer = TcpFreezer.Open(options);
-        TimeSpan longest = TimeSpan.Zero;
-        foreach (TimeSpan? left in freezer.ListConnections().Select(c => c.LeaseRemaining).Concat(freezer.ListEndpoints().Select(e => e.LeaseRemaining)))
-        {
-            if (left is null)
-                return null;
-            if (left.Value > longest)
-                longest = left.Value;
-        }
-        return longest;
     }
 
     private static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);

@@ -40,20 +40,46 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
         }
     }
 
-    /// <summary>A restore that failed keeps its connections frozen for a retry until their lease ends; then the watcher detaches.</summary>
+    /// <summary>
+    /// Another migration's frozen connections (this restore's pre-resume thawed its own, so pre-restore's state is gone):
+    /// the watcher leaves the programs to that migration at once, without holding the set open meanwhile (its idle
+    /// detach would keep the programs while a probe had the set open).
+    /// </summary>
     [RootFact]
-    public void Once_criu_ended_the_watcher_keeps_what_is_frozen_until_its_lease_ends_and_then_detaches()
+    public void Once_criu_ended_the_watcher_leaves_another_migrations_freeze_alone_at_once()
     {
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         FreezerOptions options = pins.Options(network.B);
-        ConnectionKey key = ConnectionKey.Parse($"{network.AddressB(System.Net.Sockets.AddressFamily.InterNetwork)}:7000 -> {network.AddressA(System.Net.Sockets.AddressFamily.InterNetwork)}:40000");
-        network.B.Run(() =>
-        {
-            using TcpFreezer freezer = TcpFreezer.Attach(options);
-            return freezer.Freeze([key], [], TimeSpan.FromSeconds(7), FreezeTiming.JustInTime);
-        });
+        Freeze(network, options, TimeSpan.FromSeconds(60));
         using Process criuStandIn = Process.Start("sleep", "60");
+        try
+        {
+            using Process watcher = StartWatcher(network.NameB, criuStandIn.Id, pins.Path, "watcher.log");
+            criuStandIn.Kill();
+            Assert.True(watcher.WaitForExit(TimeSpan.FromSeconds(2)), "the watcher stayed on for another migration's freeze");
+            Assert.True(TcpFreezer.IsAttached(options), "the watcher detached while another migration's connection was frozen");
+            Assert.Contains("they stay attached for them", Log("watcher.log"));
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    /// <summary>A restore that failed (CRIU ended before pre-resume) keeps its connections frozen for a retry until their lease ends; then the watcher detaches.</summary>
+    [RootFact]
+    public void Once_criu_ended_before_pre_resume_the_watcher_keeps_the_restores_freeze_until_its_lease_ends_and_then_detaches()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        ConnectionKey key = Freeze(network, options, TimeSpan.FromSeconds(7));
+        using Process criuStandIn = Process.Start("sleep", "60");
+        // What pre-restore leaves for pre-resume and post-resume, named after "CRIU".
+        string state = HookStateStore.RestoreStatePath(criuStandIn.Id);
+        Directory.CreateDirectory(HookStateStore.RuntimeDirectory);
+        FreezeManifest.WriteJson(HookStateStore.RuntimeDirectory, Path.GetFileName(state), FreezeManifest.Create(4242, TimeSpan.FromSeconds(7), [key], []).ToJson());
         try
         {
             using Process watcher = StartWatcher(network.NameB, criuStandIn.Id, pins.Path, "watcher.log");
@@ -67,15 +93,28 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
                 return freezer.ListConnections().Count(c => !c.IsExpired);
             });
             Assert.Equal(1, frozen);
-            Assert.Contains("the programs stay attached until their lease ends in", Log("watcher.log"));
+            Assert.Contains("ended before pre-resume thawed its connections", Log("watcher.log"));
             Assert.True(watcher.WaitForExit(TimeSpan.FromSeconds(15)), "the watcher did not end after the lease");
             KernelState.AssertNothingLeft(network.B, options);
             Assert.Contains("nothing was frozen, so detached from", Log("watcher.log"));
         }
         finally
         {
+            HookStateStore.TryRemove(state);
             TcpFreezer.Detach(options);
         }
+    }
+
+    /// <summary>Attaches in the namespace and freezes one connection just in time, as pre-restore does.</summary>
+    private static ConnectionKey Freeze(TestNetwork network, FreezerOptions options, TimeSpan lease)
+    {
+        ConnectionKey key = ConnectionKey.Parse($"{network.AddressB(System.Net.Sockets.AddressFamily.InterNetwork)}:7000 -> {network.AddressA(System.Net.Sockets.AddressFamily.InterNetwork)}:40000");
+        network.B.Run(() =>
+        {
+            using TcpFreezer freezer = TcpFreezer.Attach(options);
+            return freezer.Freeze([key], [], lease, FreezeTiming.JustInTime);
+        });
+        return key;
     }
 
     /// <summary>The engine as the restore watcher in namespace <paramref name="ns"/> (nsenter execs it), exactly as pre-restore starts it.</summary>
