@@ -13,8 +13,9 @@ namespace TcpFreeze.CriuHooks;
 /// <para>
 /// Why pre-restore starts it, not pre-resume: pre-resume runs while the restored tasks wait, inside the
 /// migration's downtime, and a process start costs about a millisecond there; pre-restore already
-/// attaches and freezes, and the watcher's own start-up then overlaps CRIU's restore of the tasks, at
-/// SCHED_IDLE (only CPU time nobody else wants) until CRIU has ended, so that it slows neither.
+/// attaches and freezes. What waits for CRIU is the small C front end (<c>tcpfreeze-criu-hook</c>, under a
+/// millisecond to start), at SCHED_IDLE; it becomes the engine only once CRIU has ended, so the engine's
+/// start-up (NativeAOT's, some 15 ms of CPU) runs neither during CRIU's restore nor at pre-resume.
 /// Why it waits for CRIU, not the hook: CRIU runs post-resume before it exits, so once CRIU has ended
 /// no step of this restore can still want the programs. It never holds the frozen set open while it
 /// waits (an open freezer would keep post-resume's and any other migration's idle detach from
@@ -39,6 +40,9 @@ internal static class RestoreWatcher
 
     private static readonly TimeSpan RetryEvery = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>The front end CRIU runs, beside the engine; it waits for CRIU itself and becomes the engine only then.</summary>
+    private const string FrontEnd = "tcpfreeze-criu-hook";
+
     /// <summary>Starts the watcher for <see cref="HookContext.CriuPid"/>; what happened, for pre-restore's log line.</summary>
     internal static string TryStart(HookContext context)
     {
@@ -46,14 +50,16 @@ internal static class RestoreWatcher
             return "no restore watcher (no hook executable)";
         try
         {
-            var info = new ProcessStartInfo(context.ExecutablePath) { UseShellExecute = false };
+            // The small C front end waits for CRIU when it is there (the published layout); else the engine itself does.
+            string frontEnd = Path.Combine(Path.GetDirectoryName(context.ExecutablePath) ?? "/", FrontEnd);
+            string program = Path.GetFileName(context.ExecutablePath) != FrontEnd && File.Exists(frontEnd) ? frontEnd : context.ExecutablePath;
+            var info = new ProcessStartInfo(program) { UseShellExecute = false };
             foreach (string argument in new[] { Argument, Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-",
                          Invariant((long)Math.Ceiling(context.Settings.Lease.TotalSeconds)) })
                 info.ArgumentList.Add(argument);
             using Process process = Process.Start(info) ?? throw new InvalidOperationException("the process did not start");
-            // Its start-up (NativeAOT's, some 15 ms of CPU) would otherwise compete with CRIU's restore and with
-            // pre-resume on a small machine: it runs only on CPU time nobody else wants until CRIU has ended.
-            // Failing to lower it costs speed, not correctness.
+            // What waits (the front end, or the engine's NativeAOT start-up where there is none) runs only on CPU time
+            // nobody else wants until CRIU has ended, then back at the ordinary policy. Failing to lower it costs speed, not correctness.
             _ = Libc.sched_setscheduler(process.Id, Libc.SCHED_IDLE, 0);
             return $"restore watcher PID {process.Id} detaches when idle should CRIU end without post-resume";
         }
@@ -63,19 +69,23 @@ internal static class RestoreWatcher
         }
     }
 
-    /// <summary>The watcher process: <c>--watch-restore CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS</c>.</summary>
+    /// <summary>
+    /// The watcher process: <c>--watch-restore CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS [ended]</c>; "ended" when the
+    /// front end has waited for CRIU already.
+    /// </summary>
     public static int Run(string[] args)
     {
-        if (args.Length != 5 || !int.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
-            || !long.TryParse(args[4], NumberStyles.None, CultureInfo.InvariantCulture, out long leaseSeconds))
+        if (args.Length is not (5 or 6) || !int.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out int criuPid)
+            || !long.TryParse(args[4], NumberStyles.None, CultureInfo.InvariantCulture, out long leaseSeconds) || (args.Length == 6 && args[5] != "ended"))
         {
-            Console.Error.WriteLine($"usage: {Argument} CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS  (started by the hook itself)");
+            Console.Error.WriteLine($"usage: {Argument} CRIU_PID PIN_ROOT LOG_FILE|- LEASE_SECONDS [ended]  (started by the hook itself)");
             return 2;
         }
-        using FileDescriptorHandle criuFd = Libc.PidfdOpen(criuPid);
+        bool ended = args.Length == 6;
+        using FileDescriptorHandle? criuFd = ended ? null : Libc.PidfdOpen(criuPid);
         Libc.setsid();
         DumpWatcher.LetGoOfCriu(args[3]);
-        int pollable = DumpWatcher.PollNumber(criuFd);
+        int pollable = criuFd is null ? -1 : DumpWatcher.PollNumber(criuFd);
         int timeout = (int)Math.Min(int.MaxValue, TimeSpan.FromSeconds(leaseSeconds).TotalMilliseconds);
         if (pollable >= 0 && DumpWatcher.WaitForExit(pollable, -1, timeout) != pollable)
             return 0; // CRIU still restores after the lease: its post-resume detaches

@@ -204,7 +204,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
     /// <summary>
     /// The front end CRIU runs becomes the engine beside it (exactly its path, no argument; no agent runs in the test);
     /// the dump watcher is the engine with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle, the
-    /// restore watcher (pre-restore) the engine with exactly --watch-restore CRIU_PID PIN_ROOT - LEASE_SECONDS;
+    /// restore watcher (pre-restore) the front end with exactly --watch-restore CRIU_PID PIN_ROOT - LEASE_SECONDS;
     /// nft is /usr/sbin/nft (or wherever PATH has it) with exactly -f - (the ruleset goes on stdin).
     /// </summary>
     /// <summary>The engine beside the front end (the hook itself when it is no front end).</summary>
@@ -226,7 +226,8 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         bool IsWatcher(ExecCall c) => c.Path == engine && c.Arguments.Count == 7 && c.Arguments[0] == engine && c.Arguments[1] == DumpWatcher.Argument
                                        && c.Arguments[2] == initPid.ToString() && int.TryParse(c.Arguments[3], out _) && c.Arguments[4] == pinRoot
                                        && c.Arguments[5] == "-" && c.Arguments[6] == "detach-when-idle";
-        bool IsRestoreWatcher(ExecCall c) => c.Path == engine && c.Arguments.Count == 6 && c.Arguments[0] == engine && c.Arguments[1] == RestoreWatcher.Argument
+        // The front end waits for CRIU (here the tracer, which outlives it: it never becomes the engine).
+        bool IsRestoreWatcher(ExecCall c) => c.Path == hook && c.Arguments.Count == 6 && c.Arguments[0] == hook && c.Arguments[1] == RestoreWatcher.Argument
                                               && int.TryParse(c.Arguments[2], out _) && c.Arguments[3] == pinRoot && c.Arguments[4] == "-" && c.Arguments[5] == "2";
         bool IsNft(ExecCall c) => Path.GetFileName(c.Path) == "nft" && c.Arguments.SequenceEqual([c.Path, "-f", "-"]);
         NoShell.AssertNoStackTrace(run);

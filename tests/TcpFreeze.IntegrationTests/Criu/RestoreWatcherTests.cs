@@ -117,12 +117,14 @@ public sealed class RestoreWatcherTests(CriuFixture criu) : CriuTest("tcpfreeze-
         return key;
     }
 
-    /// <summary>The engine as the restore watcher in namespace <paramref name="ns"/> (nsenter execs it), exactly as pre-restore starts it.</summary>
+    /// <summary>
+    /// The restore watcher in namespace <paramref name="ns"/> (nsenter execs it), as pre-restore starts it: the front end,
+    /// which waits for "CRIU" and then becomes the engine.
+    /// </summary>
     private Process StartWatcher(string ns, int criuPid, string pinRoot, string log)
     {
-        string engine = Path.Combine(Path.GetDirectoryName(criu.Hook)!, "tcpfreeze-criu-hook-engine");
         var info = new ProcessStartInfo("nsenter") { UseShellExecute = false };
-        foreach (string argument in new[] { $"--net=/run/netns/{ns}", File.Exists(engine) ? engine : criu.Hook, RestoreWatcher.Argument,
+        foreach (string argument in new[] { $"--net=/run/netns/{ns}", criu.Hook, RestoreWatcher.Argument,
                      criuPid.ToString(), pinRoot, Path.Combine(_work, log), "60" })
             info.ArgumentList.Add(argument);
         Process watcher = Process.Start(info) ?? throw new InvalidOperationException("the watcher did not start");
