@@ -14,7 +14,7 @@ namespace TcpFreeze.CriuHooks;
 /// process start of the whole hook (about 3 ms, six or more times per migration, inside the downtime).
 /// Each step runs exactly as the hook would run it (<see cref="HookProgram.RunStep"/>), with the
 /// variables the front end passes and CRIU's PID found from the front end's own PID. Only a front end
-/// that runs as root in the agent's PID and mount namespaces is served; any other gets status
+/// that runs as root in the agent's PID, mount and network namespaces is served; any other gets status
 /// <see cref="NotTaken"/> and runs the hook engine itself.
 /// </summary>
 /// <remarks>
@@ -233,17 +233,19 @@ internal static class HookAgent
     }
 
     /// <summary>
-    /// Why the step cannot run here, or null: CRIU's PIDs (CRTOOLS_INIT_PID) and paths must mean in the agent
-    /// what they mean to the hook, so the hook must share the agent's PID and mount namespaces.
+    /// Why the step cannot run here, or null. CRIU's PIDs (CRTOOLS_INIT_PID), its paths and the network namespace
+    /// the hook runs in (the host's, or the tree's own) must mean in the agent what they mean to the hook, so the
+    /// hook must share the agent's PID, mount and network namespaces. An agent serves the CRIU runs of its own
+    /// namespaces; CRIU run elsewhere (another network namespace, a container of its own) gets the engine.
     /// </summary>
     private static string? NamespaceDifference(int pid)
     {
-        foreach (string kind in new[] { "pid", "mnt" })
+        foreach ((string kind, string name) in new[] { ("pid", "PID"), ("mnt", "mount"), ("net", "network") })
         {
             string? theirs = new FileInfo($"/proc/{pid}/ns/{kind}").LinkTarget;
             string? ours = new FileInfo($"/proc/self/ns/{kind}").LinkTarget;
             if (theirs is null || theirs != ours)
-                return $"the hook (PID {pid}) runs in another {(kind == "pid" ? "PID" : "mount")} namespace than the agent ({theirs ?? "unreadable"}, the agent's {ours})";
+                return $"the hook (PID {pid}) runs in another {name} namespace than the agent ({theirs ?? "unreadable"}, the agent's {ours})";
         }
         return null;
     }
