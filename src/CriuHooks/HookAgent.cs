@@ -41,6 +41,12 @@ internal static class HookAgent
 
     private const int SOL_SOCKET = 1, SO_PEERCRED = 17;
 
+    /// <summary>How long a stop waits for the steps in progress (a kick to 10,000 connections takes a fraction of a second).</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(50);
+
+    /// <summary>Steps being served now: a stop waits for them, so that no CRIU step is cut off half done.</summary>
+    private static int s_active;
+
     /// <summary>Serves until SIGTERM or SIGINT; returns the process's exit code.</summary>
     public static int Run(string[] args)
     {
@@ -96,6 +102,7 @@ internal static class HookAgent
                     continue;
                 }
                 // One thread per step: two CRIU runs at once must not wait for each other.
+                Interlocked.Increment(ref s_active);
                 new Thread(() => Serve(client, log)) { IsBackground = true, Name = "tcpfreeze-agent step" }.Start();
             }
         }
@@ -105,6 +112,11 @@ internal static class HookAgent
             // Only our own socket: an agent started since may have bound the path again.
             if (Libc.GetInode(path) == inode && inode != 0)
                 File.Delete(path);
+            var waited = Stopwatch.StartNew();
+            while (Volatile.Read(ref s_active) > 0 && waited.Elapsed < StopGrace)
+                Thread.Sleep(10);
+            if (Volatile.Read(ref s_active) > 0)
+                log.WriteLine($"tcpfreeze-agent: {s_active} steps still running after {StopGrace.TotalSeconds:0} s; they end with the agent and CRIU fails them");
             log.WriteLine("tcpfreeze-agent: stopped; the hook runs each step itself until an agent runs again");
         }
         return 0;
@@ -150,6 +162,7 @@ internal static class HookAgent
         }
     }
 
+    /// <summary>Serves one step; counted in <see cref="s_active"/> by the caller, from before its thread starts.</summary>
     private static void Serve(Socket client, TextWriter agentLog)
     {
         using (client)
@@ -183,6 +196,10 @@ internal static class HookAgent
                 // A bug of ours: the front end sees the connection end without an answer and fails the
                 // step; the agent goes on serving the next one.
                 agentLog.WriteLine($"tcpfreeze-agent: a step failed: unexpected {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_active);
             }
         }
     }
