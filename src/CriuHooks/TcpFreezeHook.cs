@@ -60,13 +60,13 @@ public static class TcpFreezeHook
         // A tree that another process holds through ptrace is being dumped by another CRIU (or
         // debugged): this dump cannot seize it, and its freeze and dump watcher must not touch what
         // that dump holds. Refused before anything is frozen.
-        if (DumpedTree.FindOtherTracer(pid, context.CriuPid) is { } tracer)
+        DiscoveredSockets sockets = ProcessSockets.Discover(pid);
+        phases.Mark("discover");
+        if (DumpedTree.FindOtherTracer(sockets.Pids, context.CriuPid) is { } tracer)
             throw new HookException($"pre-dump: {tracer}; this dump could not seize it, so nothing was frozen. " +
                                     "Wait for the other dump to end (or detach the debugger), then dump again");
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
         phases.Mark("attach");
-        DiscoveredSockets sockets = ProcessSockets.Discover(pid);
-        phases.Mark("discover");
 
         // Connections the tasks open or accept before CRIU freezes them are caught at post-dump.
         // The tree's own connections are frozen now: nothing reaches them between here and CRIU's

@@ -48,24 +48,30 @@ public static class ProcessSockets
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pid);
         if (source != SocketTableSource.ProcText && procRoot != DefaultProcRoot)
-            throw new ArgumentException($"sock_diag describes the real kernel's sockets; a /proc-like tree at {procRoot} needs {nameof(SocketTableSource.ProcText)}", nameof(source));
+            throw new ArgumentException($"sock_diag and descriptors describe the real kernel's sockets; a /proc-like tree at {procRoot} needs {nameof(SocketTableSource.ProcText)}", nameof(source));
         string operation = $"discover the sockets of process {pid}";
         if (!Directory.Exists(ProcessTree.PathOf(procRoot, pid)))
             throw new TcpFreezeException(operation, $"no process has PID {pid}");
 
         List<int> tree = ProcessTree.Find(procRoot, pid, operation);
         var inodes = new HashSet<ulong>();
+        // Where each socket is held, for reading a few straight from their descriptors (real /proc only).
+        Dictionary<ulong, (int Pid, int Fd)>? holders = source is SocketTableSource.Automatic or SocketTableSource.Descriptors ? [] : null;
+        int limit = source == SocketTableSource.Descriptors ? int.MaxValue : DescriptorSockets.MaximumSockets;
         var scanned = new List<int>(tree.Count);
         foreach (int member in tree)
         {
-            bool found = DescriptorScan.CollectSocketInodes(procRoot, member, inodes, operation);
+            bool found = DescriptorScan.CollectSocketInodes(procRoot, member, inodes, operation, holders?.Count <= limit ? holders : null);
             if (member == pid && !found)
                 throw new TcpFreezeException(operation, $"process {pid} exited while its sockets were being discovered");
             if (found)
                 scanned.Add(member);
         }
 
-        List<ProcNetTcpEntry> table = SocketTable.Read(procRoot, pid, source, inodes, operation);
+        List<ProcNetTcpEntry>? direct = holders is not null && holders.Count == inodes.Count && inodes.Count <= limit ? DescriptorSockets.TryRead(holders) : null;
+        if (direct is null && source == SocketTableSource.Descriptors)
+            throw new TcpFreezeException(operation, $"the sockets of process {pid} cannot be read from their descriptors (pidfd_getfd needs ptrace permission over it, Linux 5.6+)");
+        List<ProcNetTcpEntry> table = direct ?? SocketTable.Read(procRoot, pid, source, inodes, operation);
         int held = Math.Min(table.Count, inodes.Count); // at most one entry per descriptor's socket
         var connections = new List<ConnectionKey>(held);
         var listeners = new List<EndpointKey>();
