@@ -79,6 +79,7 @@ internal static class HookAgent
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         // libbpf has one message callback per process: the agent's own log, for every step.
         LibbpfLog.SetLogger(new HookLoggerFactory(log).CreateLogger(LibbpfLog.Category));
+        WarmUp();
         log.WriteLine($"tcpfreeze-agent: PID {Environment.ProcessId} takes CRIU's steps at {path}");
         try
         {
@@ -120,6 +121,25 @@ internal static class HookAgent
             log.WriteLine("tcpfreeze-agent: stopped; the hook runs each step itself until an agent runs again");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Runs once, before the first step, what every step's first run would otherwise pay inside a migration's
+    /// downtime (code and data the process has not touched yet, libbpf's first calls, the manifest's serializer):
+    /// reading only, nothing is attached, frozen or written. What fails here fails again, and is reported, in a step.
+    /// </summary>
+    private static void WarmUp()
+    {
+        try
+        {
+            HookSettings settings = HookSettings.Load(_ => null);
+            _ = TcpFreezer.IsAttached(settings.ToFreezerOptions());
+            DiscoveredSockets own = ProcessSockets.Discover(Environment.ProcessId);
+            _ = FreezeManifest.Create(Environment.ProcessId, settings.Lease, own.Connections, own.Listeners).ToJson();
+        }
+        catch (Exception e) when (e is TcpFreezeException or IOException or FormatException or UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>
