@@ -202,10 +202,15 @@ internal static class HookAgent
                     return;
                 }
                 var text = new StringWriter(CultureInfo.InvariantCulture);
-                int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false);
+                var afterAnswer = new List<Func<string>>();
+                int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false, afterAnswer);
                 Reply(client, (byte)Math.Clamp(code, 0, 254), text.ToString());
+                client.Shutdown(SocketShutdown.Both); // the front end exits now; what follows is off CRIU's clock
                 variables!.TryGetValue("CRTOOLS_SCRIPT_ACTION", out string? action);
                 agentLog.WriteLine($"tcpfreeze-agent: {action} for PID {pid}: exit {code} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0} ms");
+                // Their lines (the dump watcher's start) go to the agent's log: CRIU's log has its answer already.
+                foreach (Func<string> work in afterAnswer)
+                    agentLog.WriteLine($"tcpfreeze-agent: {work()}");
             }
             catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
             {

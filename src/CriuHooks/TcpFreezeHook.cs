@@ -204,10 +204,9 @@ public static class TcpFreezeHook
         ConnectionKey[] connections = manifest.ConnectionKeys();
         EndpointKey[] endpoints = manifest.EndpointKeys();
         phases.Mark("read");
-        HashSet<ConnectionKey> listed = [.. connections];
-        IReadOnlyList<LiveSocket> live = ProcessSockets.FindLiveSockets(connections, endpoints);
-        LiveSocket[] taken = live.Where(t => t.Remote is not null && listed.Contains(new ConnectionKey(t.Local, t.Remote))).ToArray();
-        LiveSocket[] squatters = live.Where(t => t.Remote is null && t.State == "Listen").ToArray();
+        IReadOnlyList<LiveSocket> live = ProcessSockets.FindCollisions(connections, endpoints);
+        LiveSocket[] taken = live.Where(t => t.Remote is not null).ToArray();
+        LiveSocket[] squatters = live.Where(t => t.Remote is null).ToArray();
         phases.Mark("check");
         if (taken.Length > 0)
             throw new HookException(

@@ -171,6 +171,10 @@ public sealed class HookAgentTests(CriuFixture criu) : CriuTest("tcpfreeze-agent
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
         foreach (string step in new[] { "pre-dump", "post-dump", "pre-restore", "pre-resume", "post-resume" })
             agent.WaitForLine($"{step} for PID", Bound);
+        // The dump watcher is started once CRIU has pre-dump's answer, off its clock.
+        Assert.Contains("the agent starts the dump watcher", dumpLog);
+        agent.WaitForLine($"pre-dump of PID {busy.Server.Pid}", Bound);
+        Assert.Matches(@"pre-dump of PID \d+ \(CRIU \d+\): dump watcher PID \d+ thaws at once", agent.Output);
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
