@@ -125,6 +125,20 @@ public sealed partial class CommandReferenceTests
         TcpFreezeCommand.Run("criu-config", "--netns", "none").FailsWith(2, "unrecognized command or argument '--netns'");
     }
 
+    [Fact]
+    public void The_readme_states_the_exit_codes_in_the_words_of_the_help()
+    {
+        string help = Regex.Replace(TcpFreezeCommand.Run("--help").Succeeds().Output, @"\s+", " ");
+        string codes = Regex.Match(help, @"Exit codes: [^.]*\.").Value;
+        Assert.Equal("Exit codes: 0 done, 1 failed, 2 bad command line.", codes);
+        string readme = File.ReadAllText(Path.Combine(Repository.Root, "README.md"));
+        string cli = readme[readme.IndexOf("\n## The CLI\n", StringComparison.Ordinal)..readme.IndexOf("\n## CRIU integration\n", StringComparison.Ordinal)];
+        // The README may explain a code in parentheses; without them it says what --help says.
+        string stated = Regex.Replace(Regex.Match(cli, @"Exit codes: [^\n]*?command line\.").Value, @" \([^)]*\)", "");
+        Assert.Equal(codes, stated);
+        Assert.DoesNotContain("a non-zero code", cli);
+    }
+
     [Theory]
     [InlineData("--format: 'prometheus' is not a format of list; use text or json", "list", "--format", "prometheus")]
     [InlineData("list: --json and --format text contradict each other", "list", "-j", "--format", "text")]
