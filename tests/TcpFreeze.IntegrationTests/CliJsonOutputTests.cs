@@ -65,12 +65,19 @@ public sealed class CliJsonOutputTests : IDisposable
     }
 
     [RootFact]
-    public void Gc_takes_the_pin_root_from_the_hook_settings_and_refuses_netns_which_it_cannot_use()
+    public void Gc_takes_the_pin_root_from_the_hook_settings_and_its_wait_and_refuses_netns_which_it_cannot_use()
     {
         using var folder = new TempDirectory();
         string settings = folder.Write("criu-hook.conf", $"pin-root = {_pins.Path}\n");
         CliResult gc = TcpFreezeCommand.Run("--hook-settings", settings, "gc", "--wait", "1").Succeeds();
         Assert.Contains($"every pin directory under {_pins.Path} belongs to a namespace that still exists", gc.Output);
+
+        // --wait reaches gc: with the pin root's lock held here, it gives up after 0.3 s naming this process.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (PinLock.Acquire(_pins.Path, TimeSpan.FromSeconds(1)))
+            Assert.Contains($"process {Environment.ProcessId}", TcpFreezeCommand.Run("--hook-settings", settings, "gc", "--wait", "0.3")
+                .FailsWith(1, $"has held the lock on {_pins.Path} for more than 0.3 s").Error);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4.5), $"gc waited {clock.Elapsed}, as if --wait were the default 5 s");
 
         TcpFreezeCommand.Run("--netns", _network.NameB, "gc").FailsWith(2, "gc does not use --netns");
         TcpFreezeCommand.Run("--netns", _network.NameB, "criu-config").FailsWith(2, "criu-config does not use --netns");
