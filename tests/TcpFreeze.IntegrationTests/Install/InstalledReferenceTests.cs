@@ -6,7 +6,7 @@ namespace TcpFreeze.Tests.Install;
 /// scripts/install.sh installs the bash completion and the man page that the installed command writes, where
 /// bash-completion and man look for them, and --uninstall removes them. The commands come from --from: a tcpfreeze that
 /// runs this build's TcpFreeze.Cli.dll (what it writes is what counts here, not how it was compiled; InstallerTests
-/// covers the NativeAOT publish) and a stand-in hook.
+/// covers the NativeAOT publish) and stand-ins for the hook's binaries.
 /// </summary>
 public sealed class InstalledReferenceTests
 {
@@ -19,7 +19,8 @@ public sealed class InstalledReferenceTests
         Directory.CreateDirectory(root);
         string cli = Path.Combine(AppContext.BaseDirectory, "TcpFreeze.Cli.dll");
         File.WriteAllText(Path.Combine(from, "tcpfreeze"), $"#!/bin/sh\nexec dotnet '{cli}' \"$@\"\n");
-        File.WriteAllText(Path.Combine(from, "tcpfreeze-criu-hook"), "#!/bin/sh\nexit 0\n");
+        foreach (string name in Installer.Binaries.Where(n => n != "tcpfreeze"))
+            File.WriteAllText(Path.Combine(from, name), "#!/bin/sh\nexit 0\n");
         foreach (string name in Installer.Binaries)
             File.SetUnixFileMode(Path.Combine(from, name), (UnixFileMode)0b111_101_101);
 
