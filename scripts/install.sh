@@ -11,6 +11,9 @@
 #                                                          architecture, or copied from --from DIR
 #   PREFIX/bin/tcpfreeze-criu-hook                         the action script CRIU runs: a small front end that
 #                                                          hands each step to the agent, or runs the engine
+#   PREFIX/share/bash-completion/completions/tcpfreeze     bash completion and the tcpfreeze(8) man page, written by
+#   PREFIX/share/man/man8/tcpfreeze.8                      the installed command from its own command definitions
+#                                                          (`tcpfreeze completion bash`, `tcpfreeze manpage`)
 #   /etc/tcpfreeze/criu-hook.conf                          the hook's settings (never replaced when it exists)
 #   /etc/criu/default.conf (or runc.conf)                  with --with-criu-config[=criu|runc|podman]: the block that
 #                                                          `tcpfreeze criu-config --write` puts there
@@ -233,6 +236,12 @@ put_file "$cli" "$bin/tcpfreeze" 0755
 put_file "$engine" "$bin/tcpfreeze-criu-hook-engine" 0755
 put_file "$hook" "$bin/tcpfreeze-criu-hook" 0755
 "$(R "$bin/tcpfreeze")" --version >/dev/null || die "the installed $(R "$bin/tcpfreeze") does not run"
+
+# Completion and man page from the installed command itself, so they list exactly the commands and options it has.
+"$(R "$bin/tcpfreeze")" completion bash >"$work/tcpfreeze.bash" || die "'tcpfreeze completion bash' failed"
+put_file "$work/tcpfreeze.bash" "${prefix%/}/share/bash-completion/completions/tcpfreeze" 0644
+"$(R "$bin/tcpfreeze")" manpage >"$work/tcpfreeze.8" || die "'tcpfreeze manpage' failed"
+put_file "$work/tcpfreeze.8" "${prefix%/}/share/man/man8/tcpfreeze.8" 0644
 
 # The settings: written when missing, never replaced (an operator's file, or one an earlier install left).
 if [[ -e $(R "$SETTINGS") ]]; then

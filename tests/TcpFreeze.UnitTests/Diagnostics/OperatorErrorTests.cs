@@ -56,7 +56,7 @@ public sealed class OperatorErrorTests
     }
 
     [Theory]
-    [InlineData("stats --format xml", "--format: 'xml' is not a format; use text, json or prometheus.")]
+    [InlineData("stats --format xml", "--format: 'xml' is not a format of stats; use text, json or prometheus.")]
     [InlineData("stats --json --format prometheus", "--json and --format prometheus contradict each other")]
     public void Stats_format_mistakes_are_usage_errors(string arguments, string message)
         => TcpFreezeCommand.Run(arguments.Split(' ')).FailsWith(2, message);
