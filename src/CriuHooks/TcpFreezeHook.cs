@@ -262,8 +262,23 @@ public static class TcpFreezeHook
         if (context.Settings.Kick)
             (peers, segments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys());
         phases.Mark("peers");
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
-        phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+        ThawResult result;
+        string later = "";
+        if (context.Settings.Kick && context.AfterAnswer is { } afterAnswer)
+        {
+            // The agent sends the kick once CRIU has this answer: the tasks run again first.
+            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys(), peers, segments);
+            afterAnswer.Add(() => KickReport(kick.Send()) is { Length: > 0 } report
+                ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
+                : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick");
+            later = "; the agent sends the resume kick once CRIU has this answer";
+            phases.Mark("thaw");
+        }
+        else
+        {
+            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
+            phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+        }
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
         phases.Mark("state");
@@ -271,7 +286,7 @@ public static class TcpFreezeHook
         // then, so the netlink and bpffs work is no longer part of their downtime.
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints " +
                      $"{phases}" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
-                     KickReport(result.Kick));
+                     KickReport(result.Kick) + later);
         return 0;
     }
 

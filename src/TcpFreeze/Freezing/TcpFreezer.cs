@@ -409,6 +409,30 @@ public sealed partial class TcpFreezer : IDisposable
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
     {
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick, peerSequences);
+        // The kick is its own operation, after the thaw's span: it only sends.
+        return thawed with { Kick = Kick(released, replays, peerSegments) };
+    }
+
+    /// <summary>
+    /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the peers' dropped segments)
+    /// to the caller: <see cref="PendingKick.Send"/> sends it when the caller's latency-critical part is done. CRIU's agent
+    /// answers pre-resume first, so that the tasks run again before thousands of kick messages go out. The kick needs
+    /// this freezer's namespace only, not its maps: it may be sent after the freezer is disposed.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
+    public (ThawResult Thawed, PendingKick Kick) ThawAndHoldKick(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null,
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
+    {
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
+        return (thawed, new PendingKick(() => Kick(released, replays, peerSegments)));
+    }
+
+    private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, Dictionary<ConnectionKey, ReplayRecord> Replays) ThawKeys(
+        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
+    {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
@@ -435,8 +459,7 @@ public sealed partial class TcpFreezer : IDisposable
             operation.Tag("tcpfreeze.endpoints", endpointsThawed);
             return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released, replays);
         }));
-        // The kick is its own operation, after the thaw's span: it only sends.
-        return thawed with { Kick = Kick(released, replays, peerSegments) };
+        return (thawed, released, replays);
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>

@@ -175,6 +175,9 @@ public sealed class HookAgentTests(CriuFixture criu) : CriuTest("tcpfreeze-agent
         Assert.Contains("the agent starts the dump watcher", dumpLog);
         agent.WaitForLine($"pre-dump of PID {busy.Server.Pid}", Bound);
         Assert.Matches(@"pre-dump of PID \d+ \(CRIU \d+\): dump watcher PID \d+ thaws at once", agent.Output);
+        // And the resume kick once CRIU has pre-resume's answer.
+        Assert.Contains("the agent sends the resume kick once CRIU has this answer", restoreLog);
+        agent.WaitForLine("pre-resume (CRIU ", Bound);
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
