@@ -37,7 +37,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         var result = new RunResult
         {
             Method = method.Name, Connections = connections, Run = run, CopyDelaySeconds = copyDelaySeconds,
-            Load = ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms",
+            Load = (ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms")
+                   + (options.PeerDropsIcmp ? ", clients drop ICMP unreachable" : ""),
         };
         string work = Directory.CreateTempSubdirectory("tcpfreeze-migration-").FullName;
         TestNetwork? network = null;
@@ -48,6 +49,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         try
         {
             network = TestNetwork.Create();
+            if (options.PeerDropsIcmp)
+                TestNetwork.DropIcmpUnreachable(network.NameA);
             pins = new PinRoot();
             FreezerOptions freezer = pins.Options(network.B);
             var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
