@@ -210,7 +210,16 @@ internal static class HookAgent
                 agentLog.WriteLine($"tcpfreeze-agent: {action} for PID {pid}: exit {code} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0} ms");
                 // Their lines (the dump watcher's start) go to the agent's log: CRIU's log has its answer already.
                 foreach (Func<string> work in afterAnswer)
-                    agentLog.WriteLine($"tcpfreeze-agent: {work()}");
+                {
+                    try
+                    {
+                        agentLog.WriteLine($"tcpfreeze-agent: {work()}");
+                    }
+                    catch (Exception e) when (e is TcpFreezeException or IOException or UnauthorizedAccessException)
+                    {
+                        agentLog.WriteLine($"tcpfreeze-agent: after {action} for PID {pid}: {e.Message}");
+                    }
+                }
             }
             catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
             {

@@ -343,6 +343,17 @@ public static class TcpFreezeHook
         FreezerOptions options = context.Settings.ToFreezerOptions();
         if (context.Settings.KeepAttached || !TcpFreezer.IsAttached(options))
             return 0;
+        if (context.AfterAnswer is { } afterAnswer)
+        {
+            // The agent detaches once CRIU has the answer: criu restore returns without waiting for the netlink and bpffs work.
+            afterAnswer.Add(() =>
+            {
+                using TcpFreezer later = TcpFreezer.Open(options);
+                return $"post-resume (CRIU {context.CriuPid}): {DetachIfIdle(later, context).TrimStart(';', ' ')}";
+            });
+            context.Info("post-resume: the restored connections were thawed at pre-resume; the agent detaches once CRIU has this answer, if nothing else is frozen then");
+            return 0;
+        }
         var phases = new StepTimer();
         using TcpFreezer freezer = TcpFreezer.Open(options);
         string detached = DetachIfIdle(freezer, context);

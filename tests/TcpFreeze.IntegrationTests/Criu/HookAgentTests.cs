@@ -178,6 +178,10 @@ public sealed class HookAgentTests(CriuFixture criu) : CriuTest("tcpfreeze-agent
         // And the resume kick once CRIU has pre-resume's answer.
         Assert.Contains("the agent sends the resume kick once CRIU has this answer", restoreLog);
         agent.WaitForLine("pre-resume (CRIU ", Bound);
+        // And the detach (keep-attached is off) once CRIU has post-resume's answer.
+        Assert.Contains("the agent detaches once CRIU has this answer", restoreLog);
+        agent.WaitForLine("post-resume (CRIU ", Bound);
+        Assert.Contains("detached from", agent.Output);
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
