@@ -2,9 +2,9 @@ using Interop;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Ebpf.Interop;
 using Microsoft.Win32.SafeHandles;
 using TcpFreeze.CriuHooks.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.CriuHooks;
 

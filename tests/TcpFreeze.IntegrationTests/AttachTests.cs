@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 using static TcpFreeze.Tests.Infrastructure.KernelState;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests;
 

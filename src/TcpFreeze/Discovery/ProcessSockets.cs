@@ -2,6 +2,7 @@ using Interop;
 using System.Net;
 using Ebpf.Interop;
 using System.Net.Sockets;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

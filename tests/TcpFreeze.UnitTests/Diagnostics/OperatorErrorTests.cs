@@ -1,4 +1,5 @@
 using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests.Diagnostics;
 
@@ -39,6 +40,15 @@ public sealed class OperatorErrorTests
         string message = new BpfException("use /tmp/x for BPF pins", Errnos.ENOTSUPP).Message;
         Assert.Contains("ENOTSUPP (Operation is not supported)", message);
         Assert.DoesNotContain("Unknown error", message);
+    }
+
+    [Fact]
+    public void An_unknown_interface_name_is_a_native_call_failure_not_a_bpf_one()
+    {
+        var e = Assert.Throws<NativeCallException>(() => NetworkInterfaceNames.GetIndex("tfc-no-such0"));
+        Assert.IsNotType<BpfException>(e);
+        Assert.Equal(Errnos.ENODEV, e.Errno);
+        Assert.Contains("find network interface 'tfc-no-such0': ENODEV", e.Message);
     }
 
     [Fact]
