@@ -73,7 +73,7 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             Thread.Sleep(TimeSpan.FromSeconds(seconds));
 
             // Every client-to-server connection's peer was recorded; the "before" ones lose it.
-            using (BpfMap<ConnectionKey, ReplayRecord> replay = PinnedObjects.TryOpenMap(freezer.PinDirectory, KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
+            using (BpfMap<ConnectionKey, ReplayRecord> replay = NamespacePins.At(freezer.PinDirectory).TryOpenMap(KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
                 foreach (Probe p in probes.Where(p => p.ClientToServer))
                 {
                     Assert.True(replay.TryLookup(p.Pair.ServerView, out ReplayRecord record), $"{p.Name}: no record");

@@ -35,13 +35,15 @@ public sealed partial class TcpFreezer : IDisposable
     private readonly FreezerMaps _maps;
     private readonly FreezerOptions _options;
 
-    private TcpFreezer(FreezerOptions options, string pinDirectory, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null,
+    private readonly NamespacePins _pins;
+
+    private TcpFreezer(FreezerOptions options, NamespacePins pins, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null,
         PinDirectoryUse? use = null)
     {
         _options = options;
-        _use = use ?? PinDirectoryUse.TryTake(pinDirectory, options.LockTimeout);
+        _pins = pins;
+        _use = use ?? pins.TakeUse(options.LockTimeout);
         _maps = maps;
-        PinDirectory = pinDirectory;
         AttachedInterfaces = interfaces;
         UnpinnedMaps = unpinned ?? [];
         _libbpfLog = options.CreateLogger(LibbpfLog.Category);
@@ -57,7 +59,7 @@ public sealed partial class TcpFreezer : IDisposable
     internal FreezerMaps Maps => _maps;
 
     /// <summary>The directory holding this namespace's pins.</summary>
-    public string PinDirectory { get; }
+    public string PinDirectory => _pins.Directory;
 
     /// <summary>The interfaces <see cref="Attach"/> attached to (empty after <see cref="Open"/>).</summary>
     public IReadOnlyList<AttachedInterface> AttachedInterfaces { get; }
@@ -75,18 +77,11 @@ public sealed partial class TcpFreezer : IDisposable
 
     /// <summary>The pin directory of <paramref name="options"/>' namespace.</summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static string GetPinDirectory(FreezerOptions? options = null)
-    {
-        options ??= new FreezerOptions();
-        return Path.Combine(Path.GetFullPath(options.PinRoot), $"netns-{options.Namespace.Cookie}");
-    }
+    public static string GetPinDirectory(FreezerOptions? options = null) => NamespacePins.For(options ?? new FreezerOptions()).Directory;
 
     /// <summary>Whether TcpFreeze's maps are pinned for <paramref name="options"/>' namespace.</summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static bool IsAttached(FreezerOptions? options = null) => HasMapPins(GetPinDirectory(options));
-
-    private static bool HasMapPins(string directory)
-        => File.Exists(Path.Combine(directory, KernelObjects.Connections.PinName)) && File.Exists(Path.Combine(directory, KernelObjects.Endpoints.PinName));
+    public static bool IsAttached(FreezerOptions? options = null) => NamespacePins.For(options ?? new FreezerOptions()).HasMaps;
 
     /// <summary>
     /// Loads (or reuses) the programs and maps of the namespace and attaches them to its
@@ -154,8 +149,9 @@ public sealed partial class TcpFreezer : IDisposable
 
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
     {
-        string directory = GetPinDirectory(options);
-        using PinLock pinLock = PinLock.Acquire(options.PinRoot, options.LockTimeout);
+        NamespacePins pins = NamespacePins.For(options);
+        string directory = pins.Directory;
+        using PinLock pinLock = pins.Lock(options.LockTimeout);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
@@ -168,11 +164,11 @@ public sealed partial class TcpFreezer : IDisposable
                 Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 createdDirectory = true;
             }
-            objects = PinnedObjects.OpenOrLoad(directory, options, createdPins);
-            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, directory, xdpDone, tcDone);
+            objects = pins.OpenOrLoad(options, createdPins);
+            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, pins, xdpDone, tcDone);
             objects.DisposePrograms();
             // In use from before the pin lock is released: no idle detach can slip in before the freeze.
-            return new TcpFreezer(options, directory, objects.TakeMaps(), interfaces, use: PinDirectoryUse.TryTake(directory, options.LockTimeout));
+            return new TcpFreezer(options, pins, objects.TakeMaps(), interfaces, use: pins.TakeUse(options.LockTimeout));
         }
         catch
         {
@@ -191,11 +187,12 @@ public sealed partial class TcpFreezer : IDisposable
     public static TcpFreezer Open(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
+        NamespacePins pins = NamespacePins.For(options);
+        string directory = pins.Directory;
         // In use before the pins are checked: an idle detach either finished before (no pins: the
         // error below) or sees this process and keeps everything.
-        PinDirectoryUse? use = PinDirectoryUse.TryTake(directory, options.LockTimeout);
-        if (!HasMapPins(directory))
+        PinDirectoryUse? use = pins.TakeUse(options.LockTimeout);
+        if (!pins.HasMaps)
         {
             use?.Dispose();
             // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
@@ -208,7 +205,7 @@ public sealed partial class TcpFreezer : IDisposable
         }
         try
         {
-            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), [], use: use)));
+            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenMaps(), [], use: use)));
         }
         catch
         {
@@ -259,8 +256,8 @@ public sealed partial class TcpFreezer : IDisposable
     public static AttachmentState Inspect(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
-        return Routed(options, () => TcpFreezeException.Guard(() => LeftoverStateInspector.Inspect(options, directory)));
+        NamespacePins pins = NamespacePins.For(options);
+        return Routed(options, () => TcpFreezeException.Guard(() => pins.Inspect(options)));
     }
 
     /// <summary>
@@ -275,9 +272,9 @@ public sealed partial class TcpFreezer : IDisposable
     public static TcpFreezer OpenForRecovery(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
+        NamespacePins pins = NamespacePins.For(options);
         var unpinned = new List<string>();
-        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, LeftoverStateInspector.OpenMaps(options, directory, unpinned), [], unpinned)));
+        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenForRecovery(options, unpinned), [], unpinned)));
     }
 
     /// <summary>
@@ -319,11 +316,11 @@ public sealed partial class TcpFreezer : IDisposable
 
         return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+            using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             // A freeze must hold on every interface, not only on those an earlier attach reached.
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
-                : InterfaceAttacher.EnsureCovered(_options, PinDirectory, _maps.Connections.Map.Info.Id);
+                : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.Map.Info.Id);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
             FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
@@ -373,7 +370,7 @@ public sealed partial class TcpFreezer : IDisposable
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         return Record("renew", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+            using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             ulong now = Libc.MonotonicNanoseconds(), deadline = LeaseDeadline(now, lease);
             int renewed = _maps.Endpoints.Renew(endpointKeys, deadline, now) + _maps.Connections.Renew(connectionKeys, deadline, now);
             operation.Tag("tcpfreeze.renewed", renewed);
@@ -443,7 +440,7 @@ public sealed partial class TcpFreezer : IDisposable
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
-            using (PinLock.Acquire(_options.PinRoot, _options.LockTimeout))
+            using (_pins.Lock(_options.LockTimeout))
             {
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
@@ -573,7 +570,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <see cref="Detach(FreezerOptions?)"/>.
     /// </summary>
     private PinLock? AcquirePinLockForThaw()
-        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : _pins.Lock(_options.LockTimeout);
 
     /// <summary>The frozen connections with their drop counts and leases.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
@@ -632,7 +629,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public int RemoveExpired() => Live(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         int removed = _maps.Connections.RemoveExpired(now) + _maps.Endpoints.RemoveExpired(now);
         _maps.CloseEndpointGateIfEmpty();
@@ -667,11 +664,12 @@ public sealed partial class TcpFreezer : IDisposable
         return Record("detach", null, options, operation => TcpFreezeException.Guard(() =>
         {
             // The pins are root's: to anyone else they look absent, and "nothing was attached" would be wrong.
-            if (Unreadable(GetPinDirectory(options)) is { } denied)
+            NamespacePins pins = NamespacePins.For(options);
+            if (Unreadable(pins.Directory) is { } denied)
                 throw new TcpFreezeException("detach", denied);
-            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot, options.LockTimeout) : null;
-            operation.PinDirectory = GetPinDirectory(options);
-            return DetachLocked(options);
+            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? pins.Lock(options.LockTimeout) : null;
+            operation.PinDirectory = pins.Directory;
+            return DetachLocked(options, pins);
         }));
     }
 
@@ -686,7 +684,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         bool active = _maps.Connections.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero)
                       || _maps.Endpoints.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero);
@@ -699,23 +697,13 @@ public sealed partial class TcpFreezer : IDisposable
             return null;
         using PinDirectoryUse? held = exclusive;
         using Telemetry.Operation operation = Telemetry.Start("detach", PinDirectory);
-        return DetachLocked(_options);
+        return DetachLocked(_options, _pins);
     }));
 
-    private static DetachResult DetachLocked(FreezerOptions options)
+    private static DetachResult DetachLocked(FreezerOptions options, NamespacePins pins)
     {
-        string directory = GetPinDirectory(options);
-        List<string> detached = InterfaceAttacher.DetachAll(options, directory);
-        int pins = 0;
-        if (Directory.Exists(directory))
-        {
-            foreach (string pin in BpfNames.AllPins)
-                if (BpfFs.Unpin(Path.Combine(directory, pin)))
-                    pins++;
-            if (!Directory.EnumerateFileSystemEntries(directory).Any())
-                Directory.Delete(directory);
-        }
-        return new DetachResult(detached, pins);
+        List<string> detached = InterfaceAttacher.DetachAll(options, pins);
+        return new DetachResult(detached, pins.Remove());
     }
 
     /// <summary>
@@ -750,7 +738,7 @@ public sealed partial class TcpFreezer : IDisposable
             List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
             int pins = 0;
             foreach (string directory in dead)
-                pins += DeadNamespacePins.Remove(directory);
+                pins += NamespacePins.At(directory).Remove();
             return new DeadNamespaceCleanup(dead, pins);
         });
     }

@@ -40,7 +40,7 @@ internal static class KernelObjects
     /// <summary>One replay record per connection at most, so it gets the connections map's capacity.</summary>
     public static readonly MapDefinition Replay = new(BpfNames.ReplayMap, BpfNames.ReplayPin, ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
 
-    /// <summary>Every map, in the order <see cref="FreezerMaps"/> holds them.</summary>
+    /// <summary>Every map (<see cref="FreezerMaps"/> takes them by row).</summary>
     public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config, Replay];
 
     public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, BpfNames.XdpPin);

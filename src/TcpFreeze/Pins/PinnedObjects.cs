@@ -10,10 +10,10 @@ namespace TcpFreeze;
 /// </summary>
 internal sealed class PinnedObjects
 {
-    private readonly BpfMap[] _maps;
-    private BpfProgram[]? _programs;
+    private readonly Dictionary<MapDefinition, BpfMap> _maps;
+    private Dictionary<ProgramDefinition, BpfProgram>? _programs;
 
-    private PinnedObjects(BpfMap[] maps, BpfProgram[] programs)
+    private PinnedObjects(Dictionary<MapDefinition, BpfMap> maps, Dictionary<ProgramDefinition, BpfProgram> programs)
     {
         _maps = maps;
         _programs = programs;
@@ -21,113 +21,81 @@ internal sealed class PinnedObjects
 
     /// <summary>The program of <paramref name="definition"/>; only until <see cref="DisposePrograms"/>.</summary>
     public BpfProgram Program(ProgramDefinition definition)
-        => (_programs ?? throw new ObjectDisposedException(nameof(PinnedObjects)))[Array.IndexOf(KernelObjects.Programs, definition)];
+        => (_programs ?? throw new ObjectDisposedException(nameof(PinnedObjects)))[definition];
 
     /// <summary>Hands the maps over to a <see cref="FreezerMaps"/>, which owns them from now on.</summary>
     public FreezerMaps TakeMaps() => new(_maps);
 
-    public static PinnedObjects OpenOrLoad(string directory, FreezerOptions options, List<string> createdPins)
+    /// <summary>Opens the objects pinned in <paramref name="pins"/>, loading the programs afresh (and the missing maps) if anything is missing.</summary>
+    public static PinnedObjects OpenOrLoad(NamespacePins pins, FreezerOptions options, List<string> createdPins)
     {
-        var maps = new BpfMap?[KernelObjects.Maps.Length];
-        var programs = new BpfProgram?[KernelObjects.Programs.Length];
+        var maps = new Dictionary<MapDefinition, BpfMap>();
+        var programs = new Dictionary<ProgramDefinition, BpfProgram>();
         try
         {
-            for (int i = 0; i < maps.Length; i++)
-                maps[i] = TryOpenMap(directory, KernelObjects.Maps[i]);
-            for (int i = 0; i < programs.Length; i++)
-                programs[i] = TryOpenProgram(Path.Combine(directory, KernelObjects.Programs[i].PinName));
-            if (Array.TrueForAll(maps, m => m is not null) && Array.TrueForAll(programs, p => p is not null))
-                return new PinnedObjects(maps!, programs!);
+            foreach (MapDefinition definition in KernelObjects.Maps)
+                if (pins.TryOpenMap(definition) is { } map)
+                    maps[definition] = map;
+            foreach (ProgramDefinition definition in KernelObjects.Programs)
+                if (pins.TryOpenProgram(definition) is { } program)
+                    programs[definition] = program;
+            if (maps.Count == KernelObjects.Maps.Length && programs.Count == KernelObjects.Programs.Length)
+                return new PinnedObjects(maps, programs);
 
             using BpfObject obj = BpfObject.Open(BpfNames.LoadObject(), "tcpfreeze");
-            for (int i = 0; i < maps.Length; i++)
+            foreach (MapDefinition definition in KernelObjects.Maps)
             {
-                MapDefinition definition = KernelObjects.Maps[i];
-                if (maps[i] is { } existing)
+                if (maps.TryGetValue(definition, out BpfMap? existing))
                     obj.ReuseMap(definition.MapName, existing);
                 else if (definition.Capacity is { } capacity)
                     obj.SetMaxEntries(definition.MapName, capacity(options));
             }
             obj.Load();
 
-            bool configCreated = maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Config)] is null;
-            for (int i = 0; i < maps.Length; i++)
-                maps[i] ??= PinNew(obj.GetMap(KernelObjects.Maps[i].MapName), Path.Combine(directory, KernelObjects.Maps[i].PinName), createdPins);
+            bool configCreated = !maps.ContainsKey(KernelObjects.Config);
+            foreach (MapDefinition definition in KernelObjects.Maps)
+                if (!maps.ContainsKey(definition))
+                    maps[definition] = PinNew(obj.GetMap(definition.MapName), pins.PathOf(definition), createdPins);
             // Surviving endpoint entries must be enforced by the new programs.
-            if (configCreated && !maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Endpoints)]!.IsEmpty())
-                FreezerMaps.OpenEndpointGate(maps[Array.IndexOf(KernelObjects.Maps, KernelObjects.Config)]!.As<uint, ulong>());
+            if (configCreated && !maps[KernelObjects.Endpoints].IsEmpty())
+                FreezerMaps.OpenEndpointGate(maps[KernelObjects.Config].As<uint, ulong>());
 
             // Fresh programs use exactly these maps; older program pins may not.
-            for (int i = 0; i < programs.Length; i++)
+            foreach (ProgramDefinition definition in KernelObjects.Programs)
             {
-                programs[i]?.Dispose();
-                programs[i] = null;
-                programs[i] = RePin(obj.GetProgram(KernelObjects.Programs[i].ProgramName), Path.Combine(directory, KernelObjects.Programs[i].PinName), createdPins);
+                if (programs.Remove(definition, out BpfProgram? old))
+                    old.Dispose();
+                programs[definition] = RePin(obj.GetProgram(definition.ProgramName), pins.PathOf(definition), createdPins);
             }
-            return new PinnedObjects(maps!, programs!);
+            return new PinnedObjects(maps, programs);
         }
         catch
         {
-            foreach (BpfMap? map in maps)
-                map?.Dispose();
-            foreach (BpfProgram? program in programs)
-                program?.Dispose();
+            foreach (BpfMap map in maps.Values)
+                map.Dispose();
+            foreach (BpfProgram program in programs.Values)
+                program.Dispose();
             throw;
         }
     }
 
-    /// <summary>Opens every map from its pin.</summary>
+    /// <summary>Opens every map from its pin in <paramref name="pins"/>.</summary>
     /// <exception cref="TcpFreezeException">A pin is missing or has the wrong layout.</exception>
-    public static FreezerMaps OpenMaps(string directory)
+    public static FreezerMaps OpenMaps(NamespacePins pins)
     {
-        var opened = new List<BpfMap>();
+        var opened = new Dictionary<MapDefinition, BpfMap>();
         try
         {
             foreach (MapDefinition definition in KernelObjects.Maps)
-                opened.Add(TryOpenMap(directory, definition)
-                    ?? throw new TcpFreezeException($"open {Path.Combine(directory, definition.PinName)}", "the pin is missing", remedy: TcpFreezeRemedy.Rebuild));
+                opened[definition] = pins.TryOpenMap(definition)
+                    ?? throw new TcpFreezeException($"open {pins.PathOf(definition)}", "the pin is missing", remedy: TcpFreezeRemedy.Rebuild);
             return new FreezerMaps(opened);
         }
         catch
         {
-            foreach (BpfMap map in opened)
+            foreach (BpfMap map in opened.Values)
                 map.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>The map of <paramref name="definition"/> from its pin, its layout checked; null when there is no pin.</summary>
-    public static BpfMap? TryOpenMap(string directory, MapDefinition definition)
-    {
-        string path = Path.Combine(directory, definition.PinName);
-        if (!File.Exists(path))
-            return null;
-        BpfMap map = BpfMap.OpenPinned(path);
-        try
-        {
-            definition.CheckLayout(map, path);
-        }
-        catch
-        {
-            map.Dispose();
-            throw;
-        }
-        return map;
-    }
-
-    private static BpfProgram? TryOpenProgram(string path) => File.Exists(path) ? BpfProgram.OpenPinned(path) : null;
-
-    /// <summary>The id of the program pinned for <paramref name="definition"/>; 0 when there is none or it cannot be opened.</summary>
-    public static uint TryPinnedProgramId(string directory, ProgramDefinition definition)
-    {
-        try
-        {
-            using BpfProgram? program = TryOpenProgram(Path.Combine(directory, definition.PinName));
-            return program?.Info.Id ?? 0;
-        }
-        catch (BpfException)
-        {
-            return 0;
         }
     }
 
@@ -166,7 +134,7 @@ internal sealed class PinnedObjects
     {
         if (_programs is null)
             return;
-        foreach (BpfProgram program in _programs)
+        foreach (BpfProgram program in _programs.Values)
             program.Dispose();
         _programs = null;
     }
@@ -174,7 +142,7 @@ internal sealed class PinnedObjects
     public void DisposeAll()
     {
         DisposePrograms();
-        foreach (BpfMap map in _maps)
+        foreach (BpfMap map in _maps.Values)
             map.Dispose();
     }
 }
