@@ -19,10 +19,10 @@ internal static class LeftoverStateInspector
         var other = new List<string>();
         if (exists)
         {
-            foreach (string pin in BpfNames.AllPins)
+            foreach (string pin in KernelObjects.PinNames)
                 (File.Exists(pins.PathOf(pin)) ? present : missing).Add(pin);
             other.AddRange(Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).OfType<string>()
-                .Where(name => !BpfNames.AllPins.Contains(name)).Order(StringComparer.Ordinal));
+                .Where(name => !KernelObjects.PinNames.Contains(name)).Order(StringComparer.Ordinal));
         }
         return new AttachmentState(directory, exists, present, missing, other, InterfaceAttacher.FindAttached(options, pins));
     }

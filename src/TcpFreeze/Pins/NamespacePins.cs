@@ -44,7 +44,7 @@ internal sealed class NamespacePins
 
     public string PathOf(ProgramDefinition definition) => PathOf(definition.PinName);
 
-    /// <summary>The path of the pin named <paramref name="pinName"/> (one of <see cref="BpfNames.AllPins"/>).</summary>
+    /// <summary>The path of the pin named <paramref name="pinName"/> (one of <see cref="KernelObjects.PinNames"/>).</summary>
     public string PathOf(string pinName) => Path.Combine(Directory, pinName);
 
     /// <summary>Whether the maps that hold the frozen set are pinned.</summary>
@@ -118,7 +118,7 @@ internal sealed class NamespacePins
         if (!System.IO.Directory.Exists(Directory))
             return 0;
         int pins = 0;
-        foreach (string pin in BpfNames.AllPins)
+        foreach (string pin in KernelObjects.PinNames)
             if (BpfFs.Unpin(PathOf(pin)))
                 pins++;
         if (!System.IO.Directory.EnumerateFileSystemEntries(Directory).Any())
