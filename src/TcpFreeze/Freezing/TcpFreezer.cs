@@ -108,7 +108,7 @@ public sealed partial class TcpFreezer : IDisposable
             {
                 // Leave no trace of a failed first attach (e.g. an unprivileged caller on a
                 // bpffs that lets everyone create directories).
-                TryRemoveEmptyDirectory(options.PinRoot);
+                NamespacePins.TryRemoveEmptyDirectory(options.PinRoot);
                 throw;
             }
         }));
@@ -150,7 +150,6 @@ public sealed partial class TcpFreezer : IDisposable
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
     {
         NamespacePins pins = NamespacePins.For(options);
-        string directory = pins.Directory;
         using PinLock pinLock = pins.Lock(options.LockTimeout);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
@@ -159,11 +158,7 @@ public sealed partial class TcpFreezer : IDisposable
         PinnedObjects? objects = null;
         try
         {
-            if (!Directory.Exists(directory))
-            {
-                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                createdDirectory = true;
-            }
+            createdDirectory = pins.CreateDirectory();
             objects = pins.OpenOrLoad(options, createdPins);
             IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, pins, xdpDone, tcDone);
             objects.DisposePrograms();
@@ -176,7 +171,7 @@ public sealed partial class TcpFreezer : IDisposable
             foreach (string pin in createdPins)
                 BpfFs.Unpin(pin);
             if (createdDirectory)
-                TryRemoveEmptyDirectory(directory);
+                NamespacePins.TryRemoveEmptyDirectory(pins.Directory);
             objects?.DisposeAll();
             throw;
         }
@@ -196,7 +191,7 @@ public sealed partial class TcpFreezer : IDisposable
         {
             use?.Dispose();
             // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
-            if (Unreadable(directory) is { } denied)
+            if (NamespacePins.Unreadable(directory) is { } denied)
                 throw new TcpFreezeException("open the frozen set", denied);
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
@@ -219,33 +214,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// it, or on the folder above it that hides it, such as bpffs mounted with mode 0700), or null
     /// when it can see that nothing is there. A pin directory (PIN_ROOT/netns-COOKIE) may be given too.
     /// </summary>
-    public static string? PinRootUnreadable(string pinRoot) => Unreadable(pinRoot);
-
-    /// <summary>
-    /// Why this process cannot see what is in <paramref name="path"/> (a pin root or a pin
-    /// directory), or null. The deepest folder of the path that this process can see is
-    /// listed: a folder it may not list (bpffs mounted with mode 0700, the pin directories'
-    /// own 0700) hides everything below it, which is not the same as nothing being there.
-    /// </summary>
-    internal static string? Unreadable(string path)
-    {
-        for (string? folder = Path.GetFullPath(path); folder is not null; folder = Path.GetDirectoryName(folder))
-        {
-            if (!Directory.Exists(folder))
-                continue; // absent, or a parent hides it: look one level up
-            try
-            {
-                _ = Directory.EnumerateFileSystemEntries(folder).Any();
-                return null;
-            }
-            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-            {
-                return $"permission denied on {folder}, so whether anything is attached or frozen cannot be seen: " +
-                       "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
-            }
-        }
-        return null;
-    }
+    public static string? PinRootUnreadable(string pinRoot) => NamespacePins.Unreadable(pinRoot);
 
     /// <summary>
     /// Looks at what TcpFreeze has left in a namespace, changing nothing: which of its
@@ -665,7 +634,7 @@ public sealed partial class TcpFreezer : IDisposable
         {
             // The pins are root's: to anyone else they look absent, and "nothing was attached" would be wrong.
             NamespacePins pins = NamespacePins.For(options);
-            if (Unreadable(pins.Directory) is { } denied)
+            if (NamespacePins.Unreadable(pins.Directory) is { } denied)
                 throw new TcpFreezeException("detach", denied);
             using PinLock? pinLock = Directory.Exists(options.PinRoot) ? pins.Lock(options.LockTimeout) : null;
             operation.PinDirectory = pins.Directory;
@@ -777,19 +746,6 @@ public sealed partial class TcpFreezer : IDisposable
         if (array.Contains(default))
             throw new ArgumentException("An empty (default) key was given; build keys from endpoints or parse them from text.", parameter);
         return array;
-    }
-
-    private static void TryRemoveEmptyDirectory(string directory)
-    {
-        try
-        {
-            if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
-                Directory.Delete(directory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // someone else started using it meanwhile
-        }
     }
 }
 

@@ -50,6 +50,55 @@ internal sealed class NamespacePins
     /// <summary>Whether the maps that hold the frozen set are pinned.</summary>
     public bool HasMaps => File.Exists(PathOf(KernelObjects.Connections)) && File.Exists(PathOf(KernelObjects.Endpoints));
 
+    /// <summary>Creates the directory (mode 0700: the pins are root's) if it is missing; true when this call created it.</summary>
+    public bool CreateDirectory()
+    {
+        if (System.IO.Directory.Exists(Directory))
+            return false;
+        System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return true;
+    }
+
+    /// <summary>
+    /// Why this process cannot see what is in <paramref name="path"/> (a pin root or a pin
+    /// directory), or null. The deepest folder of the path that this process can see is
+    /// listed: a folder it may not list (bpffs mounted with mode 0700, the pin directories'
+    /// own 0700) hides everything below it, which is not the same as nothing being there.
+    /// </summary>
+    public static string? Unreadable(string path)
+    {
+        for (string? folder = Path.GetFullPath(path); folder is not null; folder = Path.GetDirectoryName(folder))
+        {
+            if (!System.IO.Directory.Exists(folder))
+                continue; // absent, or a parent hides it: look one level up
+            try
+            {
+                _ = System.IO.Directory.EnumerateFileSystemEntries(folder).Any();
+                return null;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                return $"permission denied on {folder}, so whether anything is attached or frozen cannot be seen: " +
+                       "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Removes <paramref name="directory"/> (a pin directory or root this process created) if it is empty.</summary>
+    public static void TryRemoveEmptyDirectory(string directory)
+    {
+        try
+        {
+            if (System.IO.Directory.Exists(directory) && !System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
+                System.IO.Directory.Delete(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // someone else started using it meanwhile
+        }
+    }
+
     /// <summary>The pin root's exclusive lock (see <see cref="PinLock"/>).</summary>
     public PinLock Lock(TimeSpan timeout) => PinLock.Acquire(_pinRoot ?? Path.GetDirectoryName(Directory)!, timeout);
 
