@@ -102,7 +102,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces(string?, TimeSpan)"/>).</summary>
+    /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces(string?, TimeSpan?)"/>).</summary>
     public int CollectGarbage(string pinRoot, TimeSpan lockTimeout)
     {
         DeadNamespaceCleanup result = TcpFreezer.RemoveDeadNamespaces(pinRoot, lockTimeout);

@@ -684,26 +684,22 @@ public sealed partial class TcpFreezer : IDisposable
     /// process's thread or descriptor, /run/netns, an nsfs mount in any mount namespace;
     /// DeadNamespacePins says how). Files TcpFreeze did not create stay, and with them
     /// their directory.
-    /// </summary>
-    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null) => RemoveDeadNamespaces(pinRoot, FreezerOptions.DefaultLockTimeout);
-
-    /// <summary>
-    /// <see cref="RemoveDeadNamespaces(string?)"/>, waiting at most <paramref name="lockTimeout"/> for another process
-    /// that holds the pin root's lock (as <see cref="FreezerOptions.LockTimeout"/> does for the other operations).
+    /// It waits at most <paramref name="lockTimeout"/> (default <see cref="FreezerOptions.DefaultLockTimeout"/>) for another
+    /// process that holds the pin root's lock, as <see cref="FreezerOptions.LockTimeout"/> does for the other operations.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="lockTimeout"/> is negative.</exception>
-    /// <exception cref="TcpFreezeException">The lock was not free in time (the message names its holder), or the pins cannot be read or removed.</exception>
-    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot, TimeSpan lockTimeout)
+    /// <exception cref="TcpFreezeException">The lock was not free in time (the message names its holder), the namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
+    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null, TimeSpan? lockTimeout = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(lockTimeout, TimeSpan.Zero);
+        TimeSpan wait = lockTimeout ?? FreezerOptions.DefaultLockTimeout;
+        ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero, nameof(lockTimeout));
         pinRoot ??= FreezerOptions.DefaultPinRoot;
         string root = Path.GetFullPath(pinRoot);
         return TcpFreezeException.Guard(() =>
         {
             if (!Directory.Exists(root))
                 return new DeadNamespaceCleanup([], 0);
-            using PinLock pinLock = PinLock.Acquire(root, lockTimeout);
+            using PinLock pinLock = PinLock.Acquire(root, wait);
             List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
             int pins = 0;
             foreach (string directory in dead)
