@@ -47,6 +47,9 @@ internal static class HookAgent
     /// <summary>Steps being served now: a stop waits for them, so that no CRIU step is cut off half done.</summary>
     private static int s_active;
 
+    /// <summary>The watch on new interfaces, which learns the pin roots of the steps served.</summary>
+    private static AgentInterfaceWatch? s_interfaces;
+
     /// <summary>Serves until SIGTERM or SIGINT; returns the process's exit code.</summary>
     public static int Run(string[] args)
     {
@@ -80,6 +83,9 @@ internal static class HookAgent
         // libbpf has one message callback per process: the agent's own log, for every step.
         LibbpfLog.SetLogger(new HookLoggerFactory(log).CreateLogger(LibbpfLog.Category));
         WarmUp();
+        var interfaces = new AgentInterfaceWatch(log);
+        interfaces.Start();
+        s_interfaces = interfaces;
         log.WriteLine($"tcpfreeze-agent: PID {Environment.ProcessId} takes CRIU's steps at {path}");
         try
         {
@@ -208,6 +214,15 @@ internal static class HookAgent
                 client.Shutdown(SocketShutdown.Both); // the front end exits now; what follows is off CRIU's clock
                 variables!.TryGetValue("CRTOOLS_SCRIPT_ACTION", out string? action);
                 agentLog.WriteLine($"tcpfreeze-agent: {action} for PID {pid}: exit {code} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0} ms");
+                // Where this step froze: the watch attaches interfaces that come up while anything there is frozen.
+                try
+                {
+                    s_interfaces?.Remember(HookSettings.Load(name => variables.GetValueOrDefault(name)));
+                }
+                catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
+                {
+                    // the step itself said what is wrong with the settings
+                }
                 // Their lines (the dump watcher's start) go to the agent's log: CRIU's log has its answer already.
                 foreach (Func<string> work in afterAnswer)
                 {

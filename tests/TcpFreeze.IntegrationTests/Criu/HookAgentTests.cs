@@ -185,6 +185,51 @@ public sealed class HookAgentTests(CriuFixture criu) : CriuTest("tcpfreeze-agent
         KernelState.AssertNothingLeft(busy.Network.B, busy.ServerSide);
     }
 
+    [RootFact]
+    public void An_interface_that_comes_up_while_a_restore_is_frozen_is_attached_by_the_agent_at_once()
+    {
+        using var network = TestNetwork.Create();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        // A second link into namespace B, down at the restore's pre-restore (as if it did not exist yet).
+        string extra = $"tfx{Environment.ProcessId % 100000}";
+        Run.Checked("ip", "-n", network.NameB, "link", "add", extra, "type", "veth", "peer", "name", extra + "p", "netns", network.NameA);
+        using var agent = AgentProcess.Start(Engine, Socket, network.NameB);
+        string images = Directory.CreateDirectory(Path.Combine(_work, "images")).FullName;
+        var key = ConnectionKey.Parse($"{network.AddressB(System.Net.Sockets.AddressFamily.InterNetwork)}:8080 -> {network.AddressA(System.Net.Sockets.AddressFamily.InterNetwork)}:40000");
+        TcpFreeze.CriuHooks.FreezeManifest.Create(4242, TimeSpan.FromSeconds(30), [key], []).Write(images);
+        try
+        {
+            (int code, _, string error) = Run.Capture("nsenter", [$"--net=/run/netns/{network.NameB}", criu.Hook], new Dictionary<string, string>
+            {
+                ["CRTOOLS_SCRIPT_ACTION"] = "pre-restore",
+                ["CRTOOLS_IMAGE_DIR"] = images,
+                ["TCPFREEZE_HOOK_CONFIG"] = "",
+                ["TCPFREEZE_PIN_ROOT"] = pins.Path,
+                ["TCPFREEZE_LEASE_SECONDS"] = "30",
+                ["TCPFREEZE_AGENT_SOCKET"] = Socket,
+            }, Bound);
+            Assert.True(code == 0, error);
+            agent.WaitForLine("pre-restore for PID", Bound);
+            Assert.False(AttachedTo(extra), "the extra link was attached before it came up");
+
+            // During the copy it comes up: the agent attaches it while the key is frozen, before any step runs.
+            Run.Checked("ip", "-n", network.NameB, "link", "set", extra, "up");
+            agent.WaitForLine($"attached to {extra}, which came up while 1 entries under {pins.Path} were frozen", Bound);
+            Assert.True(AttachedTo(extra), "the agent said it attached, but the link has no TcpFreeze program");
+        }
+        finally
+        {
+            foreach (string state in Directory.EnumerateFiles(TcpFreeze.CriuHooks.HookStateStore.RuntimeDirectory, $"restore-{Environment.ProcessId}.json"))
+                File.Delete(state);
+            TcpFreezer.Detach(options);
+        }
+
+        bool AttachedTo(string name) => network.B.Run(() =>
+            Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(name)).ProgramId != 0
+            || Ebpf.Interop.Tc.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(name), Ebpf.Interop.TcDirection.Ingress, TcpFreeze.BpfNames.TcHandle, TcpFreeze.BpfNames.TcPriority) != 0);
+    }
+
     private static string HookLines(string log)
         => string.Join('\n', log.Split('\n').Where(l => l.Contains("tcpfreeze-hook:", StringComparison.Ordinal))) + "\n";
 
