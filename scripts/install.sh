@@ -5,15 +5,23 @@
 #   scripts/install.sh --uninstall [--prefix DIR] [--root DIR] [--purge]
 #
 # What it installs (paths as seen on the running machine; --root DIR puts them under DIR instead, DESTDIR style):
-#   PREFIX/bin/tcpfreeze, PREFIX/bin/tcpfreeze-criu-hook   NativeAOT binaries (no .NET runtime needed to run them),
+#   PREFIX/bin/tcpfreeze, PREFIX/bin/tcpfreeze-criu-hook-engine
+#                                                          NativeAOT binaries (no .NET runtime needed to run them),
 #                                                          published from this checkout for this machine's
 #                                                          architecture, or copied from --from DIR
+#   PREFIX/bin/tcpfreeze-criu-hook                         the action script CRIU runs: a small front end that
+#                                                          hands each step to the agent, or runs the engine
+#   PREFIX/share/bash-completion/completions/tcpfreeze     bash completion and the tcpfreeze(8) man page, written by
+#   PREFIX/share/man/man8/tcpfreeze.8                      the installed command from its own command definitions
+#                                                          (`tcpfreeze completion bash`, `tcpfreeze manpage`)
 #   /etc/tcpfreeze/criu-hook.conf                          the hook's settings (never replaced when it exists)
 #   /etc/criu/default.conf (or runc.conf)                  with --with-criu-config[=criu|runc|podman]: the block that
 #                                                          `tcpfreeze criu-config --write` puts there
 #   /etc/systemd/system/tcpfreeze-attach.service           with --with-systemd: attaches the programs at boot (the
 #                                                          fast path: the hook then finds them attached), and
 #                                                          keep-attached = true in a new settings file
+#   /etc/systemd/system/tcpfreeze-agent.service            with --with-systemd: the resident agent, which takes
+#                                                          each CRIU step over /run/tcpfreeze/agent.sock
 #   PREFIX/share/tcpfreeze/install-manifest                what was installed, with checksums: --uninstall removes
 #                                                          exactly that (and folders it created, once empty)
 # PREFIX defaults to /usr/local. --uninstall keeps a file changed since it was installed (and says so) unless
@@ -23,6 +31,7 @@ set -euo pipefail
 
 readonly REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly UNIT_NAME=tcpfreeze-attach.service
+readonly AGENT_UNIT=tcpfreeze-agent.service
 readonly SETTINGS=/etc/tcpfreeze/criu-hook.conf   # HookSettings.DefaultConfigPath: the hook reads no other file
 readonly UNIT_DIR=/etc/systemd/system
 readonly CRIU_DIR=/etc/criu
@@ -203,10 +212,10 @@ esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/tcpfreeze-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 if [[ -n $from ]]; then
-  for name in tcpfreeze tcpfreeze-criu-hook; do
+  for name in tcpfreeze tcpfreeze-criu-hook tcpfreeze-criu-hook-engine; do
     [[ -x $from/$name ]] || die "--from $from has no executable $name"
   done
-  cli=$from/tcpfreeze hook=$from/tcpfreeze-criu-hook
+  cli=$from/tcpfreeze hook=$from/tcpfreeze-criu-hook engine=$from/tcpfreeze-criu-hook-engine
 else
   command -v dotnet >/dev/null || die "dotnet (the .NET 10 SDK) is needed to build the binaries (or pass --from DIR with them)"
   export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
@@ -218,13 +227,21 @@ else
       die "dotnet publish $project failed"
     fi
   done
-  cli=$work/publish/tcpfreeze hook=$work/publish/tcpfreeze-criu-hook
-  [[ -x $cli && -x $hook ]] || die "the publish made no $cli or $hook"
+  cli=$work/publish/tcpfreeze hook=$work/publish/tcpfreeze-criu-hook engine=$work/publish/tcpfreeze-criu-hook-engine
+  [[ -x $cli && -x $hook && -x $engine ]] || die "the publish made no $cli, $hook or $engine"
 fi
 
 put_file "$cli" "$bin/tcpfreeze" 0755
+# The engine before the front end: a CRIU step that starts between the two finds the engine it needs.
+put_file "$engine" "$bin/tcpfreeze-criu-hook-engine" 0755
 put_file "$hook" "$bin/tcpfreeze-criu-hook" 0755
 "$(R "$bin/tcpfreeze")" --version >/dev/null || die "the installed $(R "$bin/tcpfreeze") does not run"
+
+# Completion and man page from the installed command itself, so they list exactly the commands and options it has.
+"$(R "$bin/tcpfreeze")" completion bash >"$work/tcpfreeze.bash" || die "'tcpfreeze completion bash' failed"
+put_file "$work/tcpfreeze.bash" "${prefix%/}/share/bash-completion/completions/tcpfreeze" 0644
+"$(R "$bin/tcpfreeze")" manpage >"$work/tcpfreeze.8" || die "'tcpfreeze manpage' failed"
+put_file "$work/tcpfreeze.8" "${prefix%/}/share/man/man8/tcpfreeze.8" 0644
 
 # The settings: written when missing, never replaced (an operator's file, or one an earlier install left).
 if [[ -e $(R "$SETTINGS") ]]; then
@@ -276,13 +293,33 @@ ExecStop=$bin/tcpfreeze --hook-settings $SETTINGS detach --if-idle
 WantedBy=multi-user.target
 EOF
   put_file "$work/$UNIT_NAME" "$UNIT_DIR/$UNIT_NAME" 0644
+  cat >"$work/$AGENT_UNIT" <<EOF
+[Unit]
+Description=TcpFreeze: the resident agent that takes each step of CRIU's hook (a connection instead of a process start)
+Documentation=https://github.com/tcpfreeze/tcpfreeze#install
+# It serves CRIU runs in its own PID, mount and network namespaces (the host's); others run the hook themselves.
+After=$UNIT_NAME
+
+[Service]
+Type=simple
+ExecStart=$bin/tcpfreeze-criu-hook-engine --agent
+# A stop lets the steps in progress finish (new ones run in the hook itself meanwhile).
+TimeoutStopSec=60
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  put_file "$work/$AGENT_UNIT" "$UNIT_DIR/$AGENT_UNIT" 0644
   if systemd_running; then
     systemctl daemon-reload
-    systemctl enable --now "$UNIT_NAME"
-    enabled[$UNIT_NAME]=1
-    log "enabled and started $UNIT_NAME"
+    for unit in "$UNIT_NAME" "$AGENT_UNIT"; do
+      systemctl enable --now "$unit"
+      enabled[$unit]=1
+      log "enabled and started $unit"
+    done
   elif on_live_system; then
-    log "systemd is not running here: enable the unit later with 'systemctl enable --now $UNIT_NAME'"
+    log "systemd is not running here: enable the units later with 'systemctl enable --now $UNIT_NAME $AGENT_UNIT'"
   fi
 fi
 

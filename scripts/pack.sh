@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes every NuGet package of TcpFreeze into one folder (default artifacts/packages), ready for a local folder source
 # (see README, "Packages") or a feed:
-#   TcpFreeze.Ebpf.Interop, TcpFreeze, TcpFreeze.CriuHooks (+ .snupkg symbol packages)
+#   TcpFreeze.Native, TcpFreeze.Ebpf.Interop, TcpFreeze, TcpFreeze.CriuHooks (+ .snupkg symbol packages)
 #   TcpFreeze.Cli            the tool package `dotnet tool install TcpFreeze.Cli` finds; it points to
 #   TcpFreeze.Cli.linux-x64  the NativeAOT tool (made only on x86-64 Linux: NativeAOT does not cross-compile)
 #   TcpFreeze.Cli.any        the framework-dependent tool, for every other platform

@@ -4,9 +4,9 @@ using TcpFreeze.Tests.Infrastructure;
 namespace TcpFreeze.Migration;
 
 /// <summary>
-/// The hook's resident agent for the <c>tcpfreeze-agent</c> method: one engine process (<c>tcpfreeze-criu-hook-engine
-/// --agent SOCKET</c>, beside the hook's front end) for the whole benchmark, as a system's agent serves every
-/// migration, started at the first run that needs it and stopped (SIGTERM) at the end.
+/// The hook's resident agent for the <c>tcpfreeze-agent</c> method: the engine (<c>tcpfreeze-criu-hook-engine
+/// --agent SOCKET</c>, beside the hook's front end) in the network namespace where the run's CRIU runs (an agent
+/// serves the CRIU runs of its own namespaces), started before the run's dump and stopped (SIGTERM) after it.
 /// </summary>
 internal sealed class BenchAgent : IDisposable
 {
@@ -14,18 +14,18 @@ internal sealed class BenchAgent : IDisposable
     private Process? _process;
     private string? _folder;
 
-    /// <summary>The agent's socket, starting the agent first if it does not run yet.</summary>
-    public string SocketFor(string hook)
+    /// <summary>Starts the agent in network namespace <paramref name="netns"/> (stopping one from an earlier run) and returns its socket.</summary>
+    public string StartIn(string netns, string hook)
     {
-        if (_process is { HasExited: false } && _folder is not null)
-            return Path.Combine(_folder, "agent.sock");
         Dispose();
         string engine = Path.Combine(Path.GetDirectoryName(hook) ?? ".", "tcpfreeze-criu-hook-engine");
         if (!File.Exists(engine))
             throw new InvalidOperationException($"the agent method needs {engine} beside the hook {hook} (publish src/CriuHooks.Hook)");
         _folder = Directory.CreateTempSubdirectory("tcpfreeze-bench-agent-").FullName;
         string socket = Path.Combine(_folder, "agent.sock");
-        var info = new ProcessStartInfo(engine) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add($"--net=/run/netns/{netns}");
+        info.ArgumentList.Add(engine);
         info.ArgumentList.Add("--agent");
         info.ArgumentList.Add(socket);
         _process = Process.Start(info) ?? throw new InvalidOperationException($"{engine} did not start");

@@ -24,6 +24,9 @@ internal sealed record BenchOptions
                                            (default: N / 3,000 req/s; up to 1,500 connections kept within 250-500 ms)
           --recovery-seconds 60            how long to wait for every connection to answer again
           --keep-logs                      keep CRIU's dump.log and restore.log of every run next to the results
+          --peer-drops-icmp                the clients' namespace drops incoming ICMP and ICMPv6 destination unreachable
+                                           (one nftables rule, as a firewall or a TCP without RFC 6069): the resume kick
+                                           cannot reach them, only the replay of their dropped segments does
           --fit-iptables CSV[,CSV]         fit iptables' downtime (b·N + c·N²) to the iptables rows of earlier runs' CSVs and
                                            show it, marked as a fit, where this run has no iptables measurement
           --ab                             load with ApacheBench (ab -k -c N) instead of the harness's clients
@@ -69,6 +72,9 @@ internal sealed record BenchOptions
     public string? LogDirectory { get; init; }
     public bool KeepLogs { get; init; }
 
+    /// <summary>--peer-drops-icmp: the clients never see the resume kick's ICMP messages.</summary>
+    public bool PeerDropsIcmp { get; init; }
+
     /// <summary>The arguments as given, for the report.</summary>
     public string CommandLine { get; init; } = "";
 
@@ -91,13 +97,14 @@ internal sealed record BenchOptions
             string name = args[i];
             if (name is "-h" or "--help")
                 return null;
-            if (name is "--ab" or "--keep-logs" or "--lazy-pages" or "--paper" or "--paper-report")
+            if (name is "--ab" or "--keep-logs" or "--lazy-pages" or "--paper" or "--paper-report" or "--peer-drops-icmp")
             {
                 options = name switch
                 {
                     "--ab" => options with { ApacheBench = true },
                     "--lazy-pages" => options with { LazyPages = true },
                     "--keep-logs" => options with { KeepLogs = true },
+                    "--peer-drops-icmp" => options with { PeerDropsIcmp = true },
                     "--paper" => options with { Paper = true },
                     _ => options with { Paper = true, PaperReportOnly = true },
                 };

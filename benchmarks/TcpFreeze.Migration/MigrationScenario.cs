@@ -37,7 +37,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         var result = new RunResult
         {
             Method = method.Name, Connections = connections, Run = run, CopyDelaySeconds = copyDelaySeconds,
-            Load = ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms",
+            Load = (ab ? $"ab -k -c {connections}" : $"http keep-alive, pause {options.PauseFor(connections).TotalMilliseconds:F0} ms")
+                   + (options.PeerDropsIcmp ? ", clients drop ICMP unreachable" : ""),
         };
         string work = Directory.CreateTempSubdirectory("tcpfreeze-migration-").FullName;
         TestNetwork? network = null;
@@ -48,6 +49,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         try
         {
             network = TestNetwork.Create();
+            if (options.PeerDropsIcmp)
+                TestNetwork.DropIcmpUnreachable(network.NameA);
             pins = new PinRoot();
             FreezerOptions freezer = pins.Options(network.B);
             var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
@@ -85,7 +88,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             {
                 runner.Environment["TCPFREEZE_HOOK_CONFIG"] = WriteHookConfig(work, method);
                 // The agent only for the method that measures it; the others never find one (even one installed here).
-                runner.Environment["TCPFREEZE_AGENT_SOCKET"] = method.Agent ? _agent.SocketFor(hook!) : "";
+                runner.Environment["TCPFREEZE_AGENT_SOCKET"] = method.Agent ? _agent.StartIn(network.NameB, hook!) : "";
             }
             if (method.LegacyIptables)
                 runner.Environment["PATH"] = LegacyIptables.PathFor(work);
@@ -161,6 +164,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             Cleanup("stopping ab", () => bench?.Dispose());
             Cleanup("closing the clients", () => load?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(20)));
             Cleanup("killing nginx", () => server?.Dispose());
+            if (method.Agent)
+                Cleanup("stopping the agent", () => _agent.Dispose());
             if (network is not null && pins is not null && (method.Hook || method.PreAttached))
                 Cleanup("detaching TcpFreeze", () => TcpFreezer.Detach(pins.Options(network.B)));
             Cleanup("removing the pin root", () => pins?.Dispose());

@@ -127,26 +127,33 @@ internal static class Report
 
     private static void AppendRatios(StringBuilder md, IReadOnlyList<RunResult> results)
     {
-        string[] hooks = [LockMethod.TcpFreeze.Name, LockMethod.TcpFreezeWarm.Name];
-        if (!hooks.Any(h => results.Any(r => r.Method == h)))
+        // Every hook method of the run, in the order of LockMethod.All: cold, warm, agent, ...
+        string[] hooks = LockMethod.All.Where(m => m.Hook && results.Any(r => r.Method == m.Name)).Select(m => m.Name).ToArray();
+        if (hooks.Length == 0)
             return;
         md.AppendLine("## TcpFreeze against the floor (no lock) and the default (iptables), same run");
         md.AppendLine();
         md.AppendLine("Median downtimes. `÷ skip`: how much longer than no lock at all (which loses connections); " +
-                      "`iptables ÷`: how many times longer CRIU's default lock takes.");
+                      "`iptables ÷`: how many times longer CRIU's default lock takes (above 1: the hook is faster).");
         md.AppendLine();
-        md.AppendLine("| connections | copy delay | skip | iptables | tcpfreeze | tcpfreeze ÷ skip | iptables ÷ tcpfreeze | tcpfreeze-warm | warm ÷ skip | iptables ÷ warm |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| connections | copy delay | skip | iptables | " + string.Join(" | ", hooks.Select(h => $"{h} | {h} ÷ skip | iptables ÷ {h}")) + " |");
+        md.AppendLine("|---:|---:|---:|---:|" + string.Concat(Enumerable.Repeat("---:|---:|---:|", hooks.Length)));
         foreach ((int n, int d) in Cases(results))
         {
             double? skip = MedianDowntime(results, LockMethod.Skip.Name, n, d), iptables = MedianDowntime(results, LockMethod.Iptables.Name, n, d);
-            double? cold = MedianDowntime(results, LockMethod.TcpFreeze.Name, n, d), warm = MedianDowntime(results, LockMethod.TcpFreezeWarm.Name, n, d);
-            md.AppendLine(($"| {n:N0} | {d} s | {MigrationScenario.Seconds(skip)} | {MigrationScenario.Seconds(iptables)} | " +
-                                    $"{MigrationScenario.Seconds(cold)} | {Ratio(cold, skip)} | {Ratio(iptables, cold)} | " +
-                                    $"{MigrationScenario.Seconds(warm)} | {Ratio(warm, skip)} | {Ratio(iptables, warm)} |"));
+            var cells = new List<string>();
+            foreach (string hook in hooks)
+            {
+                double? downtime = MedianDowntime(results, hook, n, d);
+                cells.Add($"{Precise(downtime)} | {Ratio(downtime, skip)} | {Ratio(iptables, downtime)}");
+            }
+            md.AppendLine($"| {n:N0} | {d} s | {Precise(skip)} | {Precise(iptables)} | {string.Join(" | ", cells)} |");
         }
         md.AppendLine();
     }
+
+    /// <summary>Milliseconds below a second (a few ms tell methods apart there), seconds above.</summary>
+    private static string Precise(double? ms) => ms is < 1000 and { } v ? $"{v.ToString("F0", CultureInfo.InvariantCulture)} ms" : MigrationScenario.Seconds(ms);
 
     private static void AppendHookSteps(StringBuilder md, IReadOnlyList<RunResult> results, IReadOnlyList<LockMethod> methods)
     {

@@ -50,9 +50,22 @@ internal static class DumpWatcher
         phases?.Mark("state");
         if (context.ExecutablePath is null)
             return "no dump watcher (no hook executable); the lease bounds the freeze";
+        if (context.AfterAnswer is { } later)
+        {
+            // The agent starts it once CRIU has this step's answer; should that fail, the agent's log says so.
+            later.Add(() => $"pre-dump of PID {initPid} (CRIU {context.CriuPid}): {Start(context, initPid, manifest, json, null)}");
+            return manifest.OwnNetworkNamespace
+                ? "the agent starts the dump watcher, which releases the namespace lock should CRIU end while the tasks still run"
+                : "the agent starts the dump watcher, which thaws at once if the tasks keep running";
+        }
+        return Start(context, initPid, manifest, json, phases);
+    }
+
+    private static string Start(HookContext context, int initPid, FreezeManifest manifest, byte[] json, StepTimer? phases)
+    {
         try
         {
-            var info = new ProcessStartInfo(context.ExecutablePath)
+            var info = new ProcessStartInfo(context.ExecutablePath!)
             {
                 RedirectStandardInput = true,
                 UseShellExecute = false,

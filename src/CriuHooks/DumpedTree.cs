@@ -42,8 +42,15 @@ internal static class DumpedTree
     /// <c>criu dump</c> of the same tree), described for a message; null when there is none.
     /// </summary>
     public static string? FindOtherTracer(int rootPid, int criuPid, string procRoot = "/proc")
+        => FindOtherTracer(Members(procRoot, rootPid), criuPid, procRoot);
+
+    /// <summary>
+    /// As <see cref="FindOtherTracer(int, int, string)"/>, over members the caller has already found (the hook's
+    /// discovery walks the tree anyway, through each task's children list instead of every process's stat).
+    /// </summary>
+    public static string? FindOtherTracer(IEnumerable<int> members, int criuPid, string procRoot = "/proc")
     {
-        foreach (int pid in Members(procRoot, rootPid))
+        foreach (int pid in members)
         {
             int? tracer = TracerOf(procRoot, pid);
             if (tracer is not { } t || t == 0 || t == criuPid)

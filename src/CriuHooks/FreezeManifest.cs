@@ -2,9 +2,9 @@ using Interop;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Ebpf.Interop;
 using Microsoft.Win32.SafeHandles;
 using TcpFreeze.CriuHooks.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.CriuHooks;
 
@@ -218,7 +218,19 @@ public sealed record FreezeManifest
     public void Write(string directory, string fileName) => WriteJson(directory, fileName, ToJson());
 
     /// <summary>The manifest as UTF-8 JSON, as <see cref="Write(string)"/> writes it: serialize once when it goes to several places.</summary>
-    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.FreezeManifest);
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, s_writer.FreezeManifest);
+
+    /// <summary>
+    /// The writer: keys as ConnectionKey writes them, "198.18.0.1:80 -> 198.18.0.2:40000", not "-\u003E" (the default
+    /// encoder escapes what matters inside HTML; the manifest is never put in a page). The format is unchanged: every
+    /// JSON reader, the older hooks' included, decodes both spellings to the same string.
+    /// </summary>
+    private static readonly ManifestJson s_writer = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
 
     /// <summary>Writes <paramref name="json"/> (from <see cref="ToJson"/>) as <paramref name="fileName"/> in <paramref name="directory"/>, atomically as <see cref="Write(string, string)"/>.</summary>
     internal static void WriteJson(string directory, string fileName, byte[] json)

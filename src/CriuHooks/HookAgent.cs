@@ -14,7 +14,7 @@ namespace TcpFreeze.CriuHooks;
 /// process start of the whole hook (about 3 ms, six or more times per migration, inside the downtime).
 /// Each step runs exactly as the hook would run it (<see cref="HookProgram.RunStep"/>), with the
 /// variables the front end passes and CRIU's PID found from the front end's own PID. Only a front end
-/// that runs as root in the agent's PID and mount namespaces is served; any other gets status
+/// that runs as root in the agent's PID, mount and network namespaces is served; any other gets status
 /// <see cref="NotTaken"/> and runs the hook engine itself.
 /// </summary>
 /// <remarks>
@@ -40,6 +40,15 @@ internal static class HookAgent
     private const int MaximumRequest = 64 * 1024;
 
     private const int SOL_SOCKET = 1, SO_PEERCRED = 17;
+
+    /// <summary>How long a stop waits for the steps in progress (a kick to 10,000 connections takes a fraction of a second).</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(50);
+
+    /// <summary>Steps being served now: a stop waits for them, so that no CRIU step is cut off half done.</summary>
+    private static int s_active;
+
+    /// <summary>The watch on new interfaces, which learns the pin roots of the steps served.</summary>
+    private static AgentInterfaceWatch? s_interfaces;
 
     /// <summary>Serves until SIGTERM or SIGINT; returns the process's exit code.</summary>
     public static int Run(string[] args)
@@ -73,6 +82,10 @@ internal static class HookAgent
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         // libbpf has one message callback per process: the agent's own log, for every step.
         LibbpfLog.SetLogger(new HookLoggerFactory(log).CreateLogger(LibbpfLog.Category));
+        WarmUp();
+        var interfaces = new AgentInterfaceWatch(log);
+        interfaces.Start();
+        s_interfaces = interfaces;
         log.WriteLine($"tcpfreeze-agent: PID {Environment.ProcessId} takes CRIU's steps at {path}");
         try
         {
@@ -96,6 +109,7 @@ internal static class HookAgent
                     continue;
                 }
                 // One thread per step: two CRIU runs at once must not wait for each other.
+                Interlocked.Increment(ref s_active);
                 new Thread(() => Serve(client, log)) { IsBackground = true, Name = "tcpfreeze-agent step" }.Start();
             }
         }
@@ -105,9 +119,33 @@ internal static class HookAgent
             // Only our own socket: an agent started since may have bound the path again.
             if (Libc.GetInode(path) == inode && inode != 0)
                 File.Delete(path);
+            var waited = Stopwatch.StartNew();
+            while (Volatile.Read(ref s_active) > 0 && waited.Elapsed < StopGrace)
+                Thread.Sleep(10);
+            if (Volatile.Read(ref s_active) > 0)
+                log.WriteLine($"tcpfreeze-agent: {s_active} steps still running after {StopGrace.TotalSeconds:0} s; they end with the agent and CRIU fails them");
             log.WriteLine("tcpfreeze-agent: stopped; the hook runs each step itself until an agent runs again");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Runs once, before the first step, what every step's first run would otherwise pay inside a migration's
+    /// downtime (code and data the process has not touched yet, libbpf's first calls, the manifest's serializer):
+    /// reading only, nothing is attached, frozen or written. What fails here fails again, and is reported, in a step.
+    /// </summary>
+    private static void WarmUp()
+    {
+        try
+        {
+            HookSettings settings = HookSettings.Load(_ => null);
+            _ = TcpFreezer.IsAttached(settings.ToFreezerOptions());
+            DiscoveredSockets own = ProcessSockets.Discover(Environment.ProcessId);
+            _ = FreezeManifest.Create(Environment.ProcessId, settings.Lease, own.Connections, own.Listeners).ToJson();
+        }
+        catch (Exception e) when (e is TcpFreezeException or IOException or FormatException or UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>
@@ -150,6 +188,7 @@ internal static class HookAgent
         }
     }
 
+    /// <summary>Serves one step; counted in <see cref="s_active"/> by the caller, from before its thread starts.</summary>
     private static void Serve(Socket client, TextWriter agentLog)
     {
         using (client)
@@ -169,10 +208,33 @@ internal static class HookAgent
                     return;
                 }
                 var text = new StringWriter(CultureInfo.InvariantCulture);
-                int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false);
+                var afterAnswer = new List<Func<string>>();
+                int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false, afterAnswer);
                 Reply(client, (byte)Math.Clamp(code, 0, 254), text.ToString());
+                client.Shutdown(SocketShutdown.Both); // the front end exits now; what follows is off CRIU's clock
                 variables!.TryGetValue("CRTOOLS_SCRIPT_ACTION", out string? action);
                 agentLog.WriteLine($"tcpfreeze-agent: {action} for PID {pid}: exit {code} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0} ms");
+                // Where this step froze: the watch attaches interfaces that come up while anything there is frozen.
+                try
+                {
+                    s_interfaces?.Remember(HookSettings.Load(name => variables.GetValueOrDefault(name)));
+                }
+                catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
+                {
+                    // the step itself said what is wrong with the settings
+                }
+                // Their lines (the dump watcher's start) go to the agent's log: CRIU's log has its answer already.
+                foreach (Func<string> work in afterAnswer)
+                {
+                    try
+                    {
+                        agentLog.WriteLine($"tcpfreeze-agent: {work()}");
+                    }
+                    catch (Exception e) when (e is TcpFreezeException or IOException or UnauthorizedAccessException)
+                    {
+                        agentLog.WriteLine($"tcpfreeze-agent: after {action} for PID {pid}: {e.Message}");
+                    }
+                }
             }
             catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
             {
@@ -183,6 +245,10 @@ internal static class HookAgent
                 // A bug of ours: the front end sees the connection end without an answer and fails the
                 // step; the agent goes on serving the next one.
                 agentLog.WriteLine($"tcpfreeze-agent: a step failed: unexpected {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_active);
             }
         }
     }
@@ -233,17 +299,19 @@ internal static class HookAgent
     }
 
     /// <summary>
-    /// Why the step cannot run here, or null: CRIU's PIDs (CRTOOLS_INIT_PID) and paths must mean in the agent
-    /// what they mean to the hook, so the hook must share the agent's PID and mount namespaces.
+    /// Why the step cannot run here, or null. CRIU's PIDs (CRTOOLS_INIT_PID), its paths and the network namespace
+    /// the hook runs in (the host's, or the tree's own) must mean in the agent what they mean to the hook, so the
+    /// hook must share the agent's PID, mount and network namespaces. An agent serves the CRIU runs of its own
+    /// namespaces; CRIU run elsewhere (another network namespace, a container of its own) gets the engine.
     /// </summary>
     private static string? NamespaceDifference(int pid)
     {
-        foreach (string kind in new[] { "pid", "mnt" })
+        foreach ((string kind, string name) in new[] { ("pid", "PID"), ("mnt", "mount"), ("net", "network") })
         {
             string? theirs = new FileInfo($"/proc/{pid}/ns/{kind}").LinkTarget;
             string? ours = new FileInfo($"/proc/self/ns/{kind}").LinkTarget;
             if (theirs is null || theirs != ours)
-                return $"the hook (PID {pid}) runs in another {(kind == "pid" ? "PID" : "mount")} namespace than the agent ({theirs ?? "unreadable"}, the agent's {ours})";
+                return $"the hook (PID {pid}) runs in another {name} namespace than the agent ({theirs ?? "unreadable"}, the agent's {ours})";
         }
         return null;
     }

@@ -54,6 +54,14 @@ public sealed class HookContext
     /// <summary>The hook executable, or null when embedded without one (no dump watcher then).</summary>
     public string? ExecutablePath { get; }
 
+    /// <summary>
+    /// Work that may wait until CRIU has the step's answer, run by the agent right after it sent it, each returning a line
+    /// for the agent's log (null: the hook's
+    /// own process, which does everything before it exits). Starting the dump watcher costs the agent about 1 ms
+    /// (a process start from a process with many threads); the watcher copes with CRIU or the tasks ending before it runs.
+    /// </summary>
+    internal List<Func<string>>? AfterAnswer { get; init; }
+
     /// <summary>Logs one message at Information (a "tcpfreeze-hook: " line in CRIU's log with the hook's own factory).</summary>
     public void Info(string message) => Logger.LogLine(message);
 

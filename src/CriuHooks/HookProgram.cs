@@ -39,7 +39,8 @@ internal static class HookProgram
     /// <param name="criuPid">The CRIU process whose step this is.</param>
     /// <param name="stderr">Where the lines for CRIU's log go.</param>
     /// <param name="ownsProcess">True in the hook's own process.</param>
-    internal static int RunStep(Func<string, string?> environment, int criuPid, TextWriter stderr, bool ownsProcess)
+    /// <param name="afterAnswer">The agent's list of work to do once CRIU has the answer (see <see cref="HookContext.AfterAnswer"/>).</param>
+    internal static int RunStep(Func<string, string?> environment, int criuPid, TextWriter stderr, bool ownsProcess, List<Func<string>>? afterAnswer = null)
     {
         TextWriter log = stderr;
         var loggers = new HookLoggerFactory(log);
@@ -65,7 +66,7 @@ internal static class HookProgram
             // This process is the hook's alone: libbpf's messages (the TcpFreezers here have no logger of their own) go to its log too.
             if (ownsProcess)
                 LibbpfLog.SetLogger(loggers.CreateLogger(LibbpfLog.Category));
-            var context = new HookContext(settings, loggers, criuPid, Environment.ProcessPath);
+            var context = new HookContext(settings, loggers, criuPid, Environment.ProcessPath) { AfterAnswer = afterAnswer };
             return dispatcher.Dispatch(criu, context);
         }
         catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)

@@ -60,13 +60,13 @@ public static class TcpFreezeHook
         // A tree that another process holds through ptrace is being dumped by another CRIU (or
         // debugged): this dump cannot seize it, and its freeze and dump watcher must not touch what
         // that dump holds. Refused before anything is frozen.
-        if (DumpedTree.FindOtherTracer(pid, context.CriuPid) is { } tracer)
+        DiscoveredSockets sockets = ProcessSockets.Discover(pid);
+        phases.Mark("discover");
+        if (DumpedTree.FindOtherTracer(sockets.Pids, context.CriuPid) is { } tracer)
             throw new HookException($"pre-dump: {tracer}; this dump could not seize it, so nothing was frozen. " +
                                     "Wait for the other dump to end (or detach the debugger), then dump again");
         using TcpFreezer freezer = TcpFreezer.Attach(settings.ToFreezerOptions());
         phases.Mark("attach");
-        DiscoveredSockets sockets = ProcessSockets.Discover(pid);
-        phases.Mark("discover");
 
         // Connections the tasks open or accept before CRIU freezes them are caught at post-dump.
         // The tree's own connections are frozen now: nothing reaches them between here and CRIU's
@@ -204,10 +204,9 @@ public static class TcpFreezeHook
         ConnectionKey[] connections = manifest.ConnectionKeys();
         EndpointKey[] endpoints = manifest.EndpointKeys();
         phases.Mark("read");
-        HashSet<ConnectionKey> listed = [.. connections];
-        IReadOnlyList<LiveSocket> live = ProcessSockets.FindLiveSockets(connections, endpoints);
-        LiveSocket[] taken = live.Where(t => t.Remote is not null && listed.Contains(new ConnectionKey(t.Local, t.Remote))).ToArray();
-        LiveSocket[] squatters = live.Where(t => t.Remote is null && t.State == "Listen").ToArray();
+        IReadOnlyList<LiveSocket> live = ProcessSockets.FindCollisions(connections, endpoints);
+        LiveSocket[] taken = live.Where(t => t.Remote is not null).ToArray();
+        LiveSocket[] squatters = live.Where(t => t.Remote is null).ToArray();
         phases.Mark("check");
         if (taken.Length > 0)
             throw new HookException(
@@ -266,8 +265,23 @@ public static class TcpFreezeHook
         if (context.Settings.Kick)
             (peers, segments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys());
         phases.Mark("peers");
-        ThawResult result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
-        phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+        ThawResult result;
+        string later = "";
+        if (context.Settings.Kick && context.AfterAnswer is { } afterAnswer)
+        {
+            // The agent sends the kick once CRIU has this answer: the tasks run again first.
+            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys(), peers, segments);
+            afterAnswer.Add(() => KickReport(kick.Send()) is { Length: > 0 } report
+                ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
+                : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick");
+            later = "; the agent sends the resume kick once CRIU has this answer";
+            phases.Mark("thaw");
+        }
+        else
+        {
+            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
+            phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+        }
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));
         phases.Mark("state");
@@ -275,7 +289,7 @@ public static class TcpFreezeHook
         // then, so the netlink and bpffs work is no longer part of their downtime.
         context.Info($"pre-resume: thawed {result.ConnectionsThawed} connections and {result.EndpointsThawed} listening endpoints " +
                      $"{phases}" + (missing > 0 ? $"; {missing} listed in the manifest were no longer frozen (lease ended?)" : "") +
-                     KickReport(result.Kick));
+                     KickReport(result.Kick) + later);
         return 0;
     }
 
@@ -332,6 +346,17 @@ public static class TcpFreezeHook
         FreezerOptions options = context.Settings.ToFreezerOptions();
         if (context.Settings.KeepAttached || !TcpFreezer.IsAttached(options))
             return 0;
+        if (context.AfterAnswer is { } afterAnswer)
+        {
+            // The agent detaches once CRIU has the answer: criu restore returns without waiting for the netlink and bpffs work.
+            afterAnswer.Add(() =>
+            {
+                using TcpFreezer later = TcpFreezer.Open(options);
+                return $"post-resume (CRIU {context.CriuPid}): {DetachIfIdle(later, context).TrimStart(';', ' ')}";
+            });
+            context.Info("post-resume: the restored connections were thawed at pre-resume; the agent detaches once CRIU has this answer, if nothing else is frozen then");
+            return 0;
+        }
         var phases = new StepTimer();
         using TcpFreezer freezer = TcpFreezer.Open(options);
         string detached = DetachIfIdle(freezer, context);

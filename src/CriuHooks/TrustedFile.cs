@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
-using Ebpf.Interop;
 using Interop;
 using Microsoft.Win32.SafeHandles;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.CriuHooks;
 

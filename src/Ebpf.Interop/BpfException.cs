@@ -1,3 +1,5 @@
+using TcpFreeze.Native;
+
 namespace Ebpf.Interop;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Interop;
+using TcpFreeze.Native;
 
 namespace Ebpf.Interop;
 

@@ -1,3 +1,5 @@
+using TcpFreeze.Native;
+
 namespace Ebpf.Interop;
 
 /// <summary>Loading a BPF object failed; <see cref="VerifierLog"/> holds what libbpf and the verifier said.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using TcpFreeze.Native;
 
 namespace Ebpf.Interop;
 
@@ -108,6 +109,8 @@ public sealed unsafe class BpfMap : IDisposable
     }
 
     /// <summary>Creates or replaces an element, as <paramref name="flags"/> says.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters",
+        Justification = "The byte and the typed overloads differ in their required parameters; one typed path is issue 23's item 7.")]
     public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, MapUpdate flags = MapUpdate.Any)
     {
         CheckSizes(key.Length, value.Length, perCpu: false);
@@ -149,6 +152,8 @@ public sealed unsafe class BpfMap : IDisposable
     }
 
     /// <summary>Creates or replaces an element.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026:Do not add multiple public overloads with optional parameters",
+        Justification = "The byte and the typed overloads differ in their required parameters; one typed path is issue 23's item 7.")]
     public void Update<TKey, TValue>(in TKey key, in TValue value, MapUpdate flags = MapUpdate.Any) where TKey : unmanaged where TValue : unmanaged
         => Update(AsBytes(in key), AsBytes(in value), flags);
 

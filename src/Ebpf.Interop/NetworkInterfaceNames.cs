@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Interop;
+using TcpFreeze.Native;
 
 namespace Ebpf.Interop;
 
@@ -7,13 +8,13 @@ namespace Ebpf.Interop;
 public static unsafe class NetworkInterfaceNames
 {
     /// <summary>The index of interface <paramref name="name"/>.</summary>
-    /// <exception cref="BpfException">ENODEV when there is no such interface.</exception>
+    /// <exception cref="NativeCallException">ENODEV when there is no such interface (if_nametoindex is no BPF call).</exception>
     public static int GetIndex(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         uint index = Libc.if_nametoindex(name);
         if (index == 0)
-            throw new BpfException($"find network interface '{name}'", Errnos.ENODEV,
+            throw new NativeCallException($"find network interface '{name}'", Errnos.ENODEV,
                 "no interface of that name in this network namespace ('ip link' lists them)");
         return (int)index;
     }

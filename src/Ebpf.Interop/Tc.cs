@@ -1,3 +1,5 @@
+using TcpFreeze.Native;
+
 namespace Ebpf.Interop;
 
 /// <summary>TC clsact hook and BPF filter management (bpf_tc_*).</summary>

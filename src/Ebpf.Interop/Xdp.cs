@@ -1,3 +1,5 @@
+using TcpFreeze.Native;
+
 namespace Ebpf.Interop;
 
 /// <summary>XDP attach, query and detach (bpf_xdp_attach/query/detach).</summary>

@@ -4,11 +4,16 @@ using TcpFreeze.CriuHooks;
 
 namespace TcpFreeze.Cli;
 
-/// <summary>How <c>stats</c> writes its report.</summary>
-internal enum StatsFormat
+/// <summary>How <c>list</c> and <c>stats</c> write their report (<c>--format</c>; <c>-j</c> and <c>--json</c> are <see cref="Json"/>).</summary>
+internal enum OutputFormat
 {
+    /// <summary>Lines for people.</summary>
     Text,
+
+    /// <summary>One JSON document of the documented, versioned schema (<see cref="CliJson"/>).</summary>
     Json,
+
+    /// <summary>The Prometheus text exposition format (<c>stats</c> only).</summary>
     Prometheus,
 }
 
@@ -97,10 +102,10 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces"/>).</summary>
-    public int CollectGarbage(string pinRoot)
+    /// <summary>Removes the pin directories of namespaces that no longer exist (see <see cref="TcpFreezer.RemoveDeadNamespaces(string?, TimeSpan?)"/>).</summary>
+    public int CollectGarbage(string pinRoot, TimeSpan lockTimeout)
     {
-        DeadNamespaceCleanup result = TcpFreezer.RemoveDeadNamespaces(pinRoot);
+        DeadNamespaceCleanup result = TcpFreezer.RemoveDeadNamespaces(pinRoot, lockTimeout);
         if (result.Directories.Count == 0)
         {
             output.WriteLine($"nothing to remove: every pin directory under {pinRoot} belongs to a namespace that still exists");
@@ -199,18 +204,19 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    public int List(FreezerOptions options, bool json)
+    public int List(FreezerOptions options, OutputFormat format)
     {
         using TcpFreezer freezer = TcpFreezer.Open(options);
         IReadOnlyList<FrozenConnection> connections = freezer.ListConnections();
         IReadOnlyList<FrozenEndpoint> endpoints = freezer.ListEndpoints();
-        if (json)
+        if (format == OutputFormat.Json)
         {
             var list = new FrozenListJson(
+                CliJson.SchemaVersion,
                 freezer.PinDirectory,
                 connections.Select(c => new FrozenConnectionJson(
                     TcpEndpointText.Format(c.Key.Local), TcpEndpointText.Format(c.Key.Remote), c.DroppedPackets, Seconds(c.LeaseRemaining), c.IsExpired,
-                    c.PeerDataSegmentsDropped, c.LocalDataSegmentsDropped)).ToList(),
+                    new DirectionsJson(c.PeerDataSegmentsDropped, c.LocalDataSegmentsDropped))).ToList(),
                 endpoints.Select(e => new FrozenEndpointJson(
                     TcpEndpointText.Format(e.Key.Endpoint), e.DroppedPackets, Seconds(e.LeaseRemaining), e.IsExpired)).ToList());
             output.WriteLine(JsonSerializer.Serialize(list, CliJsonContext.Default.FrozenListJson));
@@ -222,7 +228,7 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             output.WriteLine($"endpoint {e.Key} dropped={e.DroppedPackets} lease={Lease(e.LeaseRemaining)}");
         foreach (FrozenConnection c in connections.Where(c => !c.IsExpired))
             output.WriteLine($"connection {c.Key} dropped={c.DroppedPackets} lease={Lease(c.LeaseRemaining)} " +
-                             $"data-in={c.PeerDataSegmentsDropped} data-out={c.LocalDataSegmentsDropped}");
+                             $"data-dropped=receive:{c.PeerDataSegmentsDropped},transmit:{c.LocalDataSegmentsDropped}");
         // Entries whose lease ended drop nothing any more: listed apart, so they are never read as frozen.
         foreach (FrozenEndpoint e in endpoints.Where(e => e.IsExpired))
             output.WriteLine($"expired endpoint {e.Key} dropped={e.DroppedPackets} (lease ended; not frozen)");
@@ -231,9 +237,9 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         return ExitCodes.Success;
     }
 
-    public int Stats(FreezerOptions options, StatsFormat format)
+    public int Stats(FreezerOptions options, OutputFormat format)
     {
-        if (format == StatsFormat.Prometheus && !TcpFreezer.IsAttached(options) && TcpFreezer.PinRootUnreadable(TcpFreezer.GetPinDirectory(options)) is null)
+        if (format == OutputFormat.Prometheus && !TcpFreezer.IsAttached(options) && TcpFreezer.PinRootUnreadable(TcpFreezer.GetPinDirectory(options)) is null)
         {
             // A scrape must tell "nothing attached" from "the exporter broke": a sample, not an error.
             output.Write(PrometheusText.Format(TcpFreezer.GetPinDirectory(options), null));
@@ -241,22 +247,22 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
         }
         using TcpFreezer freezer = TcpFreezer.Open(options);
         FreezerStatistics s = freezer.GetStatistics();
-        if (format == StatsFormat.Prometheus)
+        if (format == OutputFormat.Prometheus)
         {
             output.Write(PrometheusText.Format(freezer.PinDirectory, s));
             return ExitCodes.Success;
         }
-        if (format == StatsFormat.Json)
+        if (format == OutputFormat.Json)
         {
-            var stats = new StatisticsJson(freezer.PinDirectory, s.TcpPacketsSeen, s.DroppedIngress, s.DroppedEgress, s.Passed,
+            var stats = new StatisticsJson(CliJson.SchemaVersion, freezer.PinDirectory, s.TcpPacketsSeen, new DirectionsJson(s.DroppedIngress, s.DroppedEgress), s.Passed,
                 s.FrozenConnections, s.FrozenEndpoints, s.ConnectionCapacity, s.ExpiredConnections, s.ExpiredEndpoints);
             output.WriteLine(JsonSerializer.Serialize(stats, CliJsonContext.Default.StatisticsJson));
             return ExitCodes.Success;
         }
         output.WriteLine($"pin directory:        {freezer.PinDirectory}");
         output.WriteLine($"TCP packets seen:     {s.TcpPacketsSeen}");
-        output.WriteLine($"dropped on ingress:   {s.DroppedIngress}");
-        output.WriteLine($"dropped on egress:    {s.DroppedEgress}");
+        output.WriteLine($"dropped, receive:     {s.DroppedIngress}");
+        output.WriteLine($"dropped, transmit:    {s.DroppedEgress}");
         output.WriteLine($"passed:               {s.Passed}");
         output.WriteLine($"frozen connections:   {s.FrozenConnections} of {s.ConnectionCapacity}");
         output.WriteLine($"frozen endpoints:     {s.FrozenEndpoints}");
@@ -295,6 +301,13 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
             : change.FileDeleted ? $"removed {change.FilePath}, which held only the tcpfreeze block"
             : $"removed the tcpfreeze block from {change.FilePath}");
         ReportWarnings(change);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>Writes a generated document (completion script, man page) as it is.</summary>
+    public int Print(string document)
+    {
+        output.Write(document);
         return ExitCodes.Success;
     }
 

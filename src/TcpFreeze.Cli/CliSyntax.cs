@@ -18,7 +18,6 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
     {
         Description = "Directory for TcpFreeze's pins (on bpffs); each network namespace gets its own folder below it.",
         HelpName = "DIR",
-        Recursive = true,
         DefaultValueFactory = _ => FreezerOptions.DefaultPinRoot,
     };
 
@@ -27,14 +26,12 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Description = $"Use the pin root of the CRIU hook's settings file (its pin-root; e.g. {HookSettings.DefaultConfigPath}), so that this command " +
                       "works on the pins the hook uses; --pin-root, when given too, wins. A missing file means the default pin root, as for the hook.",
         HelpName = "FILE",
-        Recursive = true,
     };
 
     private readonly Option<string?> _netns = new("--netns")
     {
         Description = "Network namespace to work in: a name of 'ip netns list' (/run/netns/NAME), or a namespace file such as /proc/PID/ns/net; default: the current one.",
         HelpName = "NAME|PATH",
-        Recursive = true,
     };
 
     private readonly Option<TimeSpan?> _wait = new("--wait")
@@ -42,33 +39,55 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         Description = $"Wait at most this many seconds (0 to 3600, fractions allowed) for another TcpFreeze process that holds the pin root's lock; " +
                       $"default {FreezerOptions.DefaultLockTimeout.TotalSeconds:0}. Past it the command fails naming that process.",
         HelpName = "SECONDS",
-        Recursive = true,
         CustomParser = ParseWait,
     };
+
+    /// <summary>The one-line summary of the command, also the man page's NAME line.</summary>
+    internal const string Summary = "Freeze and thaw TCP connections with eBPF (XDP ingress + TC egress).";
 
     public Command Build()
     {
         // A plain command named tcpfreeze rather than RootCommand, whose name is the
         // executable's file name (TcpFreeze.Cli.dll under 'dotnet').
         var root = new Command("tcpfreeze",
-            "Freeze and thaw TCP connections with eBPF (XDP ingress + TC egress). Exit codes: 0 done, 1 failed, 2 bad command line.")
+            $"{Summary} Exit codes: {ExitCodes.Success} done, {ExitCodes.Failure} failed, {ExitCodes.Usage} bad command line. " +
+            "The options below go before or after the command, for the commands that list them.")
         {
             new HelpOption(),
             new VersionOption(),
         };
-        root.Options.Add(_pinRoot);
-        root.Options.Add(_hookSettings);
-        root.Options.Add(_netns);
-        root.Options.Add(_wait);
-        root.Subcommands.Add(AttachCommand());
-        root.Subcommands.Add(DetachCommand());
-        root.Subcommands.Add(GcCommand());
-        root.Subcommands.Add(FreezeCommand());
-        root.Subcommands.Add(ThawCommand());
-        root.Subcommands.Add(ListCommand());
-        root.Subcommands.Add(StatsCommand());
-        root.Subcommands.Add(CriuConfigCommand());
+        Option[] shared = [_pinRoot, _hookSettings, _netns, _wait];
+        foreach (Option option in shared)
+            root.Options.Add(option);
+        // Each command lists the shared options it honours (the same Option objects, so a value given before the
+        // command reaches it too); a shared option given before a command that does not use it is a usage error,
+        // never silently ignored.
+        Option[] namespaced = [_pinRoot, _hookSettings, _netns, _wait];
+        root.Subcommands.Add(Uses(AttachCommand(), namespaced));
+        root.Subcommands.Add(Uses(DetachCommand(), namespaced));
+        root.Subcommands.Add(Uses(GcCommand(), _pinRoot, _hookSettings, _wait));
+        root.Subcommands.Add(Uses(FreezeCommand(), namespaced));
+        root.Subcommands.Add(Uses(ThawCommand(), namespaced));
+        root.Subcommands.Add(Uses(ListCommand(), namespaced));
+        root.Subcommands.Add(Uses(StatsCommand(), namespaced));
+        root.Subcommands.Add(Uses(CriuConfigCommand()));
+        root.Subcommands.Add(Uses(CompletionCommand(root)));
+        root.Subcommands.Add(Uses(ManPageCommand(root)));
+        foreach (Command command in root.Subcommands)
+            foreach (Option option in shared.Where(o => !command.Options.Contains(o)))
+                command.Validators.Add(result =>
+                {
+                    if (result.GetResult(option) is { Implicit: false })
+                        result.AddError($"{command.Name} does not use {option.Name}; see 'tcpfreeze {command.Name} --help'.");
+                });
         return root;
+    }
+
+    private static Command Uses(Command command, params Option[] shared)
+    {
+        foreach (Option option in shared)
+            command.Options.Add(option);
+        return command;
     }
 
     private FreezerOptions Options(ParseResult parse)
@@ -177,9 +196,9 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
     private Command GcCommand()
     {
         var command = new Command("gc", "Remove the pins (and with them the programs and maps) of network namespaces that no longer exist, under the pin root; " +
-                                        "a deleted namespace leaves them behind where no --netns can reach them. Namespaces still reachable (a process in it or " +
+                                        "a deleted namespace leaves them behind where no --netns can reach them, so gc works on every namespace's pins at once. Namespaces still reachable (a process in it or " +
                                         "holding it, a mount such as /run/netns/NAME) keep theirs. Nothing to remove is not an error (exit 0).");
-        command.SetAction(parse => Cli.Guard(error, () => operations.CollectGarbage(parse.GetValue(_pinRoot) ?? FreezerOptions.DefaultPinRoot)));
+        command.SetAction(parse => Cli.Guard(error, () => operations.CollectGarbage(PinRoot(parse), parse.GetValue(_wait) ?? FreezerOptions.DefaultLockTimeout)));
         return command;
     }
 
@@ -252,40 +271,19 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
 
     private Command ListCommand()
     {
-        Option<bool> json = JsonOption();
-        var command = new Command("list", "List the frozen connections and endpoints with their drop counts and lease left.") { json };
-        command.SetAction(parse => Cli.Guard(error, () => operations.List(Options(parse), parse.GetValue(json))));
+        var command = new Command("list", "List the frozen connections and endpoints with their drop counts and lease left.");
+        Func<ParseResult, OutputFormat> format = FormatOptions(command, OutputFormat.Text, OutputFormat.Json);
+        command.SetAction(parse => Cli.Guard(error, () => operations.List(Options(parse), format(parse))));
         return command;
     }
 
     private Command StatsCommand()
     {
-        Option<bool> json = JsonOption();
-        var format = new Option<StatsFormat?>("--format")
-        {
-            Description = "text (the default), json (as --json), or prometheus: the Prometheus text exposition format, for node_exporter's " +
-                          "textfile collector; with prometheus, nothing attached is tcpfreeze_attached 0 and exit 0.",
-            HelpName = "text|json|prometheus",
-            CustomParser = result => Choice<StatsFormat>(result, static (string? text, out StatsFormat value) =>
-            {
-                (bool ok, value) = text switch
-                {
-                    "text" => (true, StatsFormat.Text),
-                    "json" => (true, StatsFormat.Json),
-                    "prometheus" => (true, StatsFormat.Prometheus),
-                    _ => (false, StatsFormat.Text),
-                };
-                return ok;
-            }, "--format", "a format; use text, json or prometheus"),
-        };
-        var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen.") { json, format };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(json) && TryGetValue(result, format, out StatsFormat? f) && f is { } given && given != StatsFormat.Json)
-                result.AddError("stats: --json and --format " + given.ToString().ToLowerInvariant() + " contradict each other; use one.");
-        });
-        command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse),
-            parse.GetValue(format) ?? (parse.GetValue(json) ? StatsFormat.Json : StatsFormat.Text))));
+        var command = new Command("stats", "Show the packet counters of the kernel programs and how much is frozen. With --format prometheus: " +
+                                           "the Prometheus text exposition format, for node_exporter's textfile collector; nothing attached is then " +
+                                           "tcpfreeze_attached 0 and exit 0.");
+        Func<ParseResult, OutputFormat> format = FormatOptions(command, OutputFormat.Text, OutputFormat.Json, OutputFormat.Prometheus);
+        command.SetAction(parse => Cli.Guard(error, () => operations.Stats(Options(parse), format(parse))));
         return command;
     }
 
@@ -353,9 +351,61 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         return command;
     }
 
+    private Command CompletionCommand(Command root)
+    {
+        var shell = new Argument<string>("SHELL")
+        {
+            Description = "The shell: bash (the only one so far).",
+            HelpName = "bash",
+            CustomParser = result => Choice<bool>(result, static (string? text, out bool ok) => ok = text == "bash", "SHELL", "a shell this command knows; use bash")
+                ? result.Tokens[0].Value : "",
+        };
+        var command = new Command("completion", "Print the shell completion script, written from these command definitions: " +
+                                                "source <(tcpfreeze completion bash); scripts/install.sh installs it for bash-completion.") { shell };
+        command.SetAction(parse => Cli.Guard(error, () => operations.Print(CommandReference.Bash(root))));
+        return command;
+    }
+
+    private Command ManPageCommand(Command root)
+    {
+        var command = new Command("manpage", "Print the tcpfreeze(8) man page (roff), written from these command definitions; scripts/install.sh installs it.");
+        command.SetAction(parse => Cli.Guard(error, () => operations.Print(CommandReference.ManPage(root))));
+        return command;
+    }
+
     // ------------------------------------------------------------------ arguments and options
 
-    private static Option<bool> JsonOption() => new("--json") { Description = "Write JSON instead of text." };
+    /// <summary>
+    /// The one format flag of every command that prints data: <c>--format</c> (<c>-o</c>, as kubectl) with the formats
+    /// the command has, and <c>-j</c> / <c>--json</c> (as ip and bpftool) for <c>--format json</c>. A contradiction
+    /// (<c>--json --format text</c>) is a usage error.
+    /// </summary>
+    private static Func<ParseResult, OutputFormat> FormatOptions(Command command, params OutputFormat[] formats)
+    {
+        string names = string.Join("|", formats.Select(Word));
+        var format = new Option<OutputFormat?>("--format", "-o")
+        {
+            Description = $"Output format: {string.Join(", ", formats.Select(Word))} (default text). json is one document of a versioned, " +
+                          "documented schema (docs/cli-json.md; its field schemaVersion says which).",
+            HelpName = names,
+            CustomParser = result => Choice<OutputFormat>(result, (string? text, out OutputFormat value) =>
+            {
+                value = formats.FirstOrDefault(f => Word(f) == text);
+                return formats.Any(f => Word(f) == text);
+            }, "--format", $"a format of {command.Name}; use {string.Join(", ", formats.Select(Word).SkipLast(1))} or {Word(formats[^1])}"),
+        };
+        var json = new Option<bool>("--json", "-j") { Description = "The same as --format json." };
+        command.Options.Add(format);
+        command.Options.Add(json);
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(json) && TryGetValue(result, format, out OutputFormat? f) && f is { } given && given != OutputFormat.Json)
+                result.AddError($"{command.Name}: --json and --format {Word(given)} contradict each other; use one.");
+        });
+        return parse => parse.GetValue(format) ?? (parse.GetValue(json) ? OutputFormat.Json : OutputFormat.Text);
+    }
+
+    private static string Word(OutputFormat format) => format.ToString().ToLowerInvariant();
 
     private static Argument<IPEndPoint?> EndpointArgument(string name, string description) => new(name)
     {

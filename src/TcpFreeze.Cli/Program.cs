@@ -57,7 +57,7 @@ internal static class Cli
         }
         catch (Exception e) when (e is TcpFreezeException or CriuHooks.CriuConfigurationException or IOException or UnauthorizedAccessException)
         {
-            return Fail(error, ExitCodes.Failure, CriuHooks.CommandRemedies.Describe(e));
+            return Fail(error, ExitCodes.Failure, CommandRemedies.Describe(e));
         }
         catch (Exception e)
         {

@@ -8,7 +8,8 @@ namespace TcpFreeze.Cli;
 /// text exposition format (version 0.0.4), for node_exporter's textfile collector. Every sample
 /// carries the pin directory as the label <c>pin_directory</c>, so files for several namespaces
 /// can sit side by side. The packet counters count since the kernel programs were loaded (a
-/// detach and attach starts them again at 0, which Prometheus' rate() takes as a counter reset).
+/// detach and attach starts them again at 0, which Prometheus' rate() takes as a counter reset). The
+/// <c>direction</c> label takes the Meter's <c>network.io.direction</c> values, <c>receive</c> and <c>transmit</c>.
 /// </summary>
 internal static class PrometheusText
 {
@@ -23,8 +24,8 @@ internal static class PrometheusText
             return text.ToString();
         Metric(text, "tcpfreeze_tcp_packets_seen_total", "counter", "TCP packets the kernel programs parsed since they were loaded.",
             [(label, s.TcpPacketsSeen)]);
-        Metric(text, "tcpfreeze_packets_dropped_total", "counter", "Packets of frozen connections and endpoints the kernel programs dropped since they were loaded.",
-            [($"{label},direction=\"ingress\"", s.DroppedIngress), ($"{label},direction=\"egress\"", s.DroppedEgress)]);
+        Metric(text, "tcpfreeze_packets_dropped_total", "counter", "Packets of frozen connections and endpoints the kernel programs dropped since they were loaded, by direction (receive, transmit).",
+            [($"{label},direction=\"receive\"", s.DroppedIngress), ($"{label},direction=\"transmit\"", s.DroppedEgress)]);
         Metric(text, "tcpfreeze_packets_passed_total", "counter", "Packets the kernel programs let through since they were loaded (TCP or not).",
             [(label, s.Passed)]);
         Metric(text, "tcpfreeze_frozen_connections", "gauge", "Connections frozen now (entries whose lease ended are not counted).",

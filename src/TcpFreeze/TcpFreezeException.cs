@@ -1,4 +1,5 @@
 using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

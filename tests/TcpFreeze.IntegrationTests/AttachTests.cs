@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 using static TcpFreeze.Tests.Infrastructure.KernelState;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests;
 
@@ -53,7 +54,7 @@ public sealed class AttachTests
         DetachResult result = TcpFreezer.Detach(options);
         Assert.Contains(TestNetwork.Interface, result.Interfaces);
         Assert.Contains("lo", result.Interfaces);
-        Assert.Equal(BpfNames.AllPins.Length, result.PinsRemoved);
+        Assert.Equal(KernelObjects.PinNames.Length, result.PinsRemoved);
         AssertNothingLeft(network.B, options);
     }
 
@@ -254,7 +255,7 @@ public sealed class AttachTests
                                   | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
             Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(freezer.PinDirectory) & others);
             string[] pinned = Directory.GetFiles(freezer.PinDirectory);
-            Assert.Equal(BpfNames.AllPins.Length, pinned.Length);
+            Assert.Equal(KernelObjects.PinNames.Length, pinned.Length);
             foreach (string pin in pinned)
             {
                 Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(pin) & others);
@@ -285,7 +286,7 @@ public sealed class AttachTests
 
         DetachResult result = TcpFreezer.Detach(options);
         Assert.Contains(TestNetwork.Interface, result.Interfaces);
-        Assert.Equal(BpfNames.AllPins.Length, result.PinsRemoved);
+        Assert.Equal(KernelObjects.PinNames.Length, result.PinsRemoved);
         AssertNothingLeft(network.B, options);
     }
 

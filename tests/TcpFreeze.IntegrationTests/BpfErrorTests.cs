@@ -1,6 +1,7 @@
 using Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using TcpFreeze.Tests.Infrastructure;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests;
 

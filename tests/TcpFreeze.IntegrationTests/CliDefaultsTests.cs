@@ -2,6 +2,7 @@ using System.Text.Json;
 using Ebpf.Interop;
 using TcpFreeze.CriuHooks;
 using TcpFreeze.Tests.Infrastructure;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests;
 

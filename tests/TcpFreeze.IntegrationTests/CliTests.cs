@@ -57,7 +57,7 @@ public sealed class CliTests : IDisposable
         Assert.Empty(listed.GetProperty("endpoints").EnumerateArray());
         JsonElement stats = Cli("stats", "--json", "--netns", NamespaceA).Succeeds().Json();
         Assert.Equal(1, stats.GetProperty("frozenConnections").GetInt32());
-        Assert.True(stats.GetProperty("droppedIngress").GetUInt64() > 0);
+        Assert.True(stats.GetProperty("dropped").GetProperty("receive").GetUInt64() > 0);
 
         string thawed = Cli("thaw", TcpEndpointText.Format(key.Local), TcpEndpointText.Format(key.Remote), "--netns", NamespaceA).Succeeds().Output;
         Assert.Contains("thawed 1 connection", thawed);

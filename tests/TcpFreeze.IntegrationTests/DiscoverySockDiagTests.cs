@@ -6,7 +6,7 @@ using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
 
-/// <summary>sock_diag and the /proc text tables describe real processes alike.</summary>
+/// <summary>sock_diag, the /proc text tables and the sockets' own descriptors describe real processes alike.</summary>
 public class DiscoverySockDiagTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
@@ -51,12 +51,15 @@ public class DiscoverySockDiagTests
             DiscoveredSockets outside = ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.SockDiag);
             DiscoveredSockets inside = network.A.Run(() => ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.SockDiag));
             DiscoveredSockets automatic = ProcessSockets.Discover(script.Pid);
+            // Each socket from a descriptor holding it, from outside the namespace and inside (no table walk).
+            DiscoveredSockets descriptors = ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Descriptors);
+            DiscoveredSockets descriptorsInside = network.A.Run(() => ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Descriptors));
 
             Assert.Equal([script.Pid, child], text.Pids);
             Assert.Equal(6, text.Connections.Count);
             Assert.Equal(4, text.Listeners.Count); // 7101, [::]:7102 and 0.0.0.0:7102, 7103
             Assert.DoesNotContain(text.Listeners, l => l.Endpoint.Port == 7199);
-            foreach (DiscoveredSockets found in new[] { outside, inside, automatic })
+            foreach (DiscoveredSockets found in new[] { outside, inside, automatic, descriptors, descriptorsInside })
             {
                 Assert.Equal(text.RootPid, found.RootPid);
                 Assert.Equal(text.Pids, found.Pids);

@@ -68,6 +68,37 @@ public class DiscoveryTests
 
     [RootFact]
     [Trait("Privileges", "root")]
+    public void Collisions_are_the_exact_connections_and_the_listeners_whether_looked_up_one_by_one_or_read_from_the_whole_table()
+    {
+        using TestNetwork network = TestNetwork.Create();
+        IPAddress b4 = network.AddressB(AddressFamily.InterNetwork), b6 = network.AddressB(AddressFamily.InterNetworkV6);
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(b4, 9120));
+        using var pair6 = TcpPair.Open(network.A, network.B, new IPEndPoint(b6, 9121));
+        using Socket dualStack = TcpPair.Listen(network.B, new IPEndPoint(IPAddress.IPv6Any, 9122));
+        var phantom = ConnectionKey.Parse($"{b4}:9120 -> 198.18.250.1:40000");
+        EndpointKey[] endpoints = [EndpointKey.Parse($"{b4}:9120"), EndpointKey.Parse("[::]:9121"), EndpointKey.Parse("0.0.0.0:9122"), EndpointKey.Parse($"{b4}:9123")];
+        ConnectionKey[] few = [pair.ServerView, phantom, pair6.ServerView, pair.ClientView];
+        // More than the one-by-one lookups take: the whole table is read instead.
+        ConnectionKey[] many = [.. few, .. Enumerable.Range(1, 70).Select(i => ConnectionKey.Parse($"{b4}:9120 -> 198.18.250.2:{40000 + i}"))];
+
+        string[] Text(IEnumerable<LiveSocket> live) => [.. live.Select(l => $"{l.Listed} {l} {l.Inode}").Order(StringComparer.Ordinal)];
+        string[] fast = network.B.Run(() => Text(ProcessSockets.FindCollisions(few, endpoints)));
+        string[] slow = network.B.Run(() => Text(ProcessSockets.FindCollisions(many, endpoints)));
+        // What FindLiveSockets reports, less the connections that are not listed themselves (they only share a port).
+        string[] full = network.B.Run(() => Text(ProcessSockets.FindLiveSockets(few, endpoints)
+            .Where(l => l.Remote is null ? l.State == "Listen" : few.Contains(new ConnectionKey(l.Local, l.Remote)))));
+
+        Assert.Equal(5, fast.Length); // two connections, the listeners of 9120 and 9121, the dual-stack one of 9122
+        Assert.Equal(full, fast);
+        Assert.Equal(full, slow);
+        Assert.Contains(fast, l => l.Contains(pair.ServerView.ToString(), StringComparison.Ordinal) && l.Contains("(Established)", StringComparison.Ordinal));
+        Assert.DoesNotContain(fast, l => l.Contains("198.18.250", StringComparison.Ordinal));
+        // Asked in namespace A, B's sockets are not there.
+        Assert.Empty(network.A.Run(() => ProcessSockets.FindCollisions([pair.ServerView], endpoints)));
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
     public void A_connection_its_owner_closed_does_not_count_as_live_but_a_half_closed_held_one_does()
     {
         using TestNetwork network = TestNetwork.Create();
@@ -98,6 +129,9 @@ public class DiscoveryTests
         // dumped them; CRIU did not dump them (no descriptor), so the restore cannot collide with what is left of them.
         Assert.Empty(network.B.Run(() => ProcessSockets.FindLiveSockets([closedView], [])));
         Assert.Single(network.B.Run(() => ProcessSockets.FindLiveSockets([halfClosed.ServerView], [])));
+        // The same through the kernel's one-by-one lookups a restore uses.
+        Assert.Empty(network.B.Run(() => ProcessSockets.FindCollisions([closedView], [])));
+        Assert.Equal("FinWait2", Assert.Single(network.B.Run(() => ProcessSockets.FindCollisions([halfClosed.ServerView], []))).State);
     }
 
     [RootFact]

@@ -75,7 +75,7 @@ public sealed class FreezerStateTests
             Assert.True(tooMany.Length > 65_536);
 
             // Watch the map from another descriptor the whole time the refused freeze runs.
-            using BpfMap watched = BpfMap.OpenPinned(Path.Combine(freezer.PinDirectory, BpfNames.ConnectionsPin));
+            using BpfMap watched = BpfMap.OpenPinned(Path.Combine(freezer.PinDirectory, KernelObjects.Connections.PinName));
             var view = watched.As<ConnectionKey, FreezeEntry>();
             int most = 0;
             using var stop = new CancellationTokenSource();
@@ -126,7 +126,7 @@ public sealed class FreezerStateTests
         string output = TcpFreezeCommand.Run("--pin-root", pins.Path, "gc").Succeeds().Output;
         Assert.Contains($"removed {dead}", output);
         Assert.False(Directory.Exists(dead), "the dead namespace's pin directory is still there");
-        Assert.Equal(BpfNames.AllPins.Length, Directory.GetFiles(live).Length);
+        Assert.Equal(KernelObjects.PinNames.Length, Directory.GetFiles(live).Length);
         TcpFreezer.Detach(pins.Options(network.B));
     }
 

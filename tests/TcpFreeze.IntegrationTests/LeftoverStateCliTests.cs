@@ -36,7 +36,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     {
         TcpPair pair = AttachAndFreezeAConnection(8101);
         DetachProgramsBehindTcpFreezesBack();
-        Assert.Equal(BpfNames.AllPins.Length, Directory.GetFiles(PinDirectory).Length);
+        Assert.Equal(KernelObjects.PinNames.Length, Directory.GetFiles(PinDirectory).Length);
 
         CliResult thaw = Cli("thaw", "--all");
         Assert.True(thaw.ExitCode == 0, thaw.ToString());
@@ -50,7 +50,7 @@ public sealed class LeftoverStateCliTests : IDisposable
         AssertFlowsAgain(pair);
 
         string detached = Cli("detach").Succeeds().Output;
-        Assert.Contains($"detached from no interface; removed {BpfNames.AllPins.Length} pins", detached);
+        Assert.Contains($"detached from no interface; removed {KernelObjects.PinNames.Length} pins", detached);
         Assert.False(Directory.Exists(PinDirectory), "the pin directory is still there");
         KernelState.AssertNothingLeft(Network.A, OptionsA);
 
@@ -64,7 +64,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Attached_programs_whose_pins_were_removed_thaw_through_their_maps_and_detach_removes_them()
     {
         TcpPair pair = AttachAndFreezeAConnection(8103);
-        RemovePins(BpfNames.AllPins);
+        RemovePins(KernelObjects.PinNames);
         Directory.Delete(PinDirectory);
         Assert.Contains("xdp", KernelLinks(TestNetwork.Interface));
         Assert.Contains("tf_tc_egress", KernelEgressFilters(TestNetwork.Interface));
@@ -93,7 +93,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Map_pins_without_program_pins_or_programs_thaw_and_detach_removes_them()
     {
         TcpPair pair = AttachAndFreezeAConnection(8104);
-        RemovePins([BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
+        RemovePins([KernelObjects.XdpIngress.PinName, KernelObjects.TcEgress.PinName, KernelObjects.TcIngress.PinName, KernelObjects.L3Ingress.PinName, KernelObjects.L3Egress.PinName]);
         DetachProgramsBehindTcpFreezesBack();
 
         ThawAllWarns("not attached");
@@ -106,7 +106,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Attached_programs_with_program_pins_but_no_map_pins_thaw_through_their_maps()
     {
         TcpPair pair = AttachAndFreezeAConnection(8105);
-        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin]);
+        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName]);
         Cli("list").FailsWith(1, "no pins");
 
         ThawAllWarns("the pins of the connections, endpoints, counters, config");
@@ -119,7 +119,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Program_pins_alone_still_reach_the_frozen_set_and_detach_removes_them()
     {
         AttachAndFreezeAConnection(8106);
-        RemovePins([BpfNames.ConnectionsPin, BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin]);
+        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName]);
         DetachProgramsBehindTcpFreezesBack();
 
         // The pinned programs keep their maps alive, entries included: the thaw empties them.
@@ -132,11 +132,11 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void A_lone_map_pin_is_a_one_line_error_for_thaw_and_detach_removes_it()
     {
         AttachAndFreezeAConnection(8107);
-        RemovePins([BpfNames.EndpointsPin, BpfNames.CountersPin, BpfNames.ConfigPin, BpfNames.ReplayPin, BpfNames.XdpPin, BpfNames.TcPin, BpfNames.TcIngressPin, BpfNames.L3IngressPin, BpfNames.L3EgressPin]);
+        RemovePins([KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName, KernelObjects.XdpIngress.PinName, KernelObjects.TcEgress.PinName, KernelObjects.TcIngress.PinName, KernelObjects.L3Ingress.PinName, KernelObjects.L3Egress.PinName]);
         DetachProgramsBehindTcpFreezesBack();
 
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");
-        Assert.Equal([BpfNames.ConnectionsPin], Directory.GetFiles(PinDirectory).Select(Path.GetFileName));
+        Assert.Equal([KernelObjects.Connections.PinName], Directory.GetFiles(PinDirectory).Select(Path.GetFileName));
 
         DetachLeavesNothing("removed 1 pin");
     }

@@ -135,6 +135,8 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         inA.Expect("connected", Up);
         inB.Expect("connected", Up);
         string hook = new FileInfo(fixture.Hook).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(fixture.Hook);
+        // The front end CRIU runs becomes the engine beside it (no agent here): that exec, and the engine's own.
+        string engine = Path.Combine(Path.GetDirectoryName(hook)!, "tcpfreeze-criu-hook-engine");
         string[] inNamespaceA = ["nsenter", $"--net=/run/netns/{network.NameA}"];
         // The host case restores "on another host" (namespace B): in A the dumped task's sockets
         // still live (no CRIU killed it), and pre-restore refuses a manifest naming live sockets.
@@ -157,7 +159,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
                 }
                 TracedRun run = Hook(step, inA.Pid.ToString(), imagesA, pins.Path, step is "pre-restore" or "pre-resume" ? inNamespaceB : inNamespaceA);
                 Assert.True(run.ExitCode == 0, run.ToString());
-                AssertOnlyWatcherAndNft(run, hook, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false,
+                AssertOnlyWatcherAndNft(run, hook, engine, pins.Path, inA.Pid, expectWatcher: step == "pre-dump", expectNft: false,
                     expectRestoreWatcher: step == "pre-restore");
                 if (step == "pre-dump")
                     Assert.Contains("pre-dump: froze 2 connections and 1 listening endpoints", run.Error);
@@ -167,7 +169,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
             {
                 TracedRun run = Hook(step, inB.Pid.ToString(), imagesB, pins.Path, launcher: null);
                 Assert.True(run.ExitCode == 0, run.ToString());
-                AssertOnlyWatcherAndNft(run, hook, pins.Path, inB.Pid, expectWatcher: step == "pre-dump",
+                AssertOnlyWatcherAndNft(run, hook, engine, pins.Path, inB.Pid, expectWatcher: step == "pre-dump",
                     expectNft: step is "network-lock" or "network-unlock" or "setup-namespaces");
             }
             Assert.False(NamespaceLock.IsTaken(inB.Pid), "the namespace lock is still taken");
@@ -176,7 +178,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
             TracedRun refused = Hook("pre-dump", "1;reboot $(id)", imagesA, pins.Path, inNamespaceA);
             Assert.Equal(1, refused.ExitCode);
             NoShell.AssertNoStackTrace(refused);
-            NoShell.AssertRanOnly(refused, c => IsFrontEndBecomingEngine(hook, c));
+            NoShell.AssertRanOnly(refused, c => c.Path == engine && c.Arguments.SequenceEqual([engine]));
         }
         finally
         {
@@ -199,30 +201,19 @@ public sealed class HookNoShellTests(CriuFixture fixture)
             ["TCPFREEZE_LEASE_SECONDS"] = "2",
             ["TCPFREEZE_HOOK_CONFIG"] = "",
             ["TCPFREEZE_LOG_FILE"] = "",
+            ["TCPFREEZE_AGENT_SOCKET"] = "", // the engine, even where an agent runs
         }, launcher);
 
     /// <summary>
-    /// The front end CRIU runs becomes the engine beside it (exactly its path, no argument; no agent runs in the test);
-    /// the dump watcher is the engine with exactly --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle, the
-    /// restore watcher (pre-restore) the front end with exactly --watch-restore CRIU_PID PIN_ROOT - LEASE_SECONDS;
-    /// nft is /usr/sbin/nft (or wherever PATH has it) with exactly -f - (the ruleset goes on stdin).
+    /// The front end becomes the engine beside it, with no arguments; the watcher is the engine with exactly
+    /// --watch-dump INIT_PID CRIU_PID PIN_ROOT - detach-when-idle; the restore watcher (pre-restore) the front end with
+    /// exactly --watch-restore CRIU_PID PIN_ROOT - LEASE_SECONDS; nft is /usr/sbin/nft (or wherever PATH has it)
+    /// with exactly -f - (the ruleset goes on stdin).
     /// </summary>
-    /// <summary>The engine beside the front end (the hook itself when it is no front end).</summary>
-    private static string EngineOf(string hook)
-    {
-        string engine = Path.Combine(Path.GetDirectoryName(hook)!, "tcpfreeze-criu-hook-engine");
-        return File.Exists(engine) ? engine : hook;
-    }
-
-    /// <summary>The front end's exec of its engine: exactly the engine's path and no argument.</summary>
-    private static bool IsFrontEndBecomingEngine(string hook, ExecCall c)
-        => EngineOf(hook) is var engine && engine != hook && c.Path == engine && c.Arguments.SequenceEqual([engine]);
-
-    private static void AssertOnlyWatcherAndNft(TracedRun run, string hook, string pinRoot, int initPid, bool expectWatcher, bool expectNft,
+    private static void AssertOnlyWatcherAndNft(TracedRun run, string hook, string engine, string pinRoot, int initPid, bool expectWatcher, bool expectNft,
         bool expectRestoreWatcher = false)
     {
-        string engine = EngineOf(hook);
-        bool IsEngine(ExecCall c) => IsFrontEndBecomingEngine(hook, c);
+        bool IsEngine(ExecCall c) => c.Path == engine && c.Arguments.SequenceEqual([engine]);
         bool IsWatcher(ExecCall c) => c.Path == engine && c.Arguments.Count == 7 && c.Arguments[0] == engine && c.Arguments[1] == DumpWatcher.Argument
                                        && c.Arguments[2] == initPid.ToString() && int.TryParse(c.Arguments[3], out _) && c.Arguments[4] == pinRoot
                                        && c.Arguments[5] == "-" && c.Arguments[6] == "detach-when-idle";
@@ -233,6 +224,7 @@ public sealed class HookNoShellTests(CriuFixture fixture)
         NoShell.AssertNoStackTrace(run);
         Assert.Equal(hook, Path.GetFullPath(new FileInfo(run.Started.Path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? run.Started.Path));
         NoShell.AssertRanOnly(run, c => IsEngine(c) || (expectWatcher && IsWatcher(c)) || (expectRestoreWatcher && IsRestoreWatcher(c)) || (expectNft && IsNft(c)));
+        Assert.Equal(1, run.Ran.Count(IsEngine));
         Assert.Equal(expectWatcher ? 1 : 0, run.Ran.Count(IsWatcher));
         Assert.Equal(expectRestoreWatcher ? 1 : 0, run.Ran.Count(IsRestoreWatcher));
         Assert.Equal(expectNft ? 1 : 0, run.Ran.Count(IsNft));

@@ -68,8 +68,12 @@ public sealed class OperatorErrorTests
             Assert.Contains($"tcpfreeze_attached{{{label}}} 1\n", frozen.Output);
             Assert.Contains($"tcpfreeze_frozen_connections{{{label}}} 1\n", frozen.Output);
             Assert.Contains("# TYPE tcpfreeze_packets_dropped_total counter\n", frozen.Output);
-            string ingress = frozen.Output.Split('\n').Single(l => l.StartsWith($"tcpfreeze_packets_dropped_total{{{label},direction=\"ingress\"}} ", StringComparison.Ordinal));
-            Assert.True(ulong.Parse(ingress.Split(' ')[1]) > 0, ingress);
+            // The direction label takes the Meter's network.io.direction words (docs/cli-json.md): receive and transmit.
+            string received = frozen.Output.Split('\n').Single(l => l.StartsWith($"tcpfreeze_packets_dropped_total{{{label},direction=\"receive\"}} ", StringComparison.Ordinal));
+            Assert.True(ulong.Parse(received.Split(' ')[1]) > 0, received);
+            Assert.Single(frozen.Output.Split('\n'), l => l.StartsWith($"tcpfreeze_packets_dropped_total{{{label},direction=\"transmit\"}} ", StringComparison.Ordinal));
+            Assert.DoesNotContain("ingress", frozen.Output);
+            Assert.DoesNotContain("egress", frozen.Output);
         }
         finally
         {

@@ -46,7 +46,7 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
         var probes = new List<Probe>();
         try
         {
-            DropIcmpUnreachable(network.NameA);
+            TestNetwork.DropIcmpUnreachable(network.NameA);
             using var freezer = TcpFreezer.Attach(options);
             network.SettleNeighbours();
             int port = 8400;
@@ -73,7 +73,7 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             Thread.Sleep(TimeSpan.FromSeconds(seconds));
 
             // Every client-to-server connection's peer was recorded; the "before" ones lose it.
-            using (BpfMap<ConnectionKey, ReplayRecord> replay = PinnedObjects.TryOpenMap(freezer.PinDirectory, KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
+            using (BpfMap<ConnectionKey, ReplayRecord> replay = NamespacePins.At(freezer.PinDirectory).TryOpenMap(KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
                 foreach (Probe p in probes.Where(p => p.ClientToServer))
                 {
                     Assert.True(replay.TryLookup(p.Pair.ServerView, out ReplayRecord record), $"{p.Name}: no record");
@@ -124,16 +124,6 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             foreach (Probe p in probes)
                 p.Pair.Dispose();
         }
-    }
-
-    /// <summary>One nftables rule set in <paramref name="ns"/>: incoming ICMP and ICMPv6 destination unreachable are dropped.</summary>
-    internal static void DropIcmpUnreachable(string ns)
-    {
-        string[] nsenter = ["--net=/run/netns/" + ns, "nft"];
-        Run.Checked("nsenter", [.. nsenter, "add table inet tfrp"]);
-        Run.Checked("nsenter", [.. nsenter, "add chain inet tfrp input { type filter hook input priority 0 ; }"]);
-        Run.Checked("nsenter", [.. nsenter, "add rule inet tfrp input icmp type destination-unreachable drop"]);
-        Run.Checked("nsenter", [.. nsenter, "add rule inet tfrp input icmpv6 type destination-unreachable drop"]);
     }
 
     /// <summary>A position-dependent pattern, so a byte delivered twice or out of place shows.</summary>

@@ -123,6 +123,46 @@ public sealed class ResumeKickTests
     }
 
     [RootFact]
+    public void A_held_kick_is_sent_when_asked_once_even_after_the_freezer_is_disposed()
+    {
+        using var network = TestNetwork.Create();
+        network.SettleNeighbours();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8320));
+        try
+        {
+            PendingKick kick;
+            using (var freezer = TcpFreezer.Attach(options))
+            {
+                freezer.Freeze([pair.ServerView]);
+                pair.Client.Send("held;"u8.ToArray());
+                Thread.Sleep(2000);
+                long before = IcmpDestinationUnreachableIn(network.A);
+                (ThawResult thawed, kick) = freezer.ThawAndHoldKick([pair.ServerView]);
+                Assert.Equal(1, thawed.ConnectionsThawed);
+                Assert.Equal(KickResult.None, thawed.Kick);
+                Assert.False(kick.Sent);
+                Thread.Sleep(200);
+                Assert.Equal(before, IcmpDestinationUnreachableIn(network.A)); // nothing sent until asked
+                Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromMilliseconds(100)), "the client resent before the kick (back-off shorter than the wait?)");
+            }
+            long atSend = IcmpDestinationUnreachableIn(network.A);
+            KickResult sent = kick.Send();
+            Assert.Equal(1, sent.ConnectionsKicked);
+            Assert.True(sent.PacketsSent > 0, sent.ToString());
+            Assert.True(TcpPair.Readable(pair.Server, KickBound), "the connection did not answer at once after the held kick");
+            Assert.Equal(atSend + sent.PacketsSent, IcmpDestinationUnreachableIn(network.A));
+            Assert.True(kick.Sent);
+            Assert.Equal(KickResult.None, kick.Send()); // once
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    [RootFact]
     public void The_kick_goes_only_to_the_connections_this_thaw_released()
     {
         using var network = TestNetwork.Create();

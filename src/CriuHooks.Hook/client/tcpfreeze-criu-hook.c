@@ -14,7 +14,7 @@
  *   agent -> client: one status byte, then text for CRIU's log up to the end of the stream.
  *                    0-254: the step's exit code. 255: the agent does not take this step (the text
  *                    says why); the client then runs the engine itself.
- * The agent checks that the client runs as root in the agent's own PID and mount namespaces; the
+ * The agent checks that the client runs as root in the agent's own PID, mount and network namespaces; the
  * client checks that the agent runs as root.
  *
  * Settings: TCPFREEZE_AGENT_SOCKET (default /run/tcpfreeze/agent.sock); an empty value means "never

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 
@@ -82,7 +83,7 @@ internal static class Telemetry
                 {
                     measurements.Add(new Measurement<T>(read(freezer.Maps), new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, freezer.PinDirectory)));
                 }
-                catch (Exception e) when (e is Ebpf.Interop.NativeCallException or InvalidOperationException or ObjectDisposedException)
+                catch (Exception e) when (e is NativeCallException or InvalidOperationException or ObjectDisposedException)
                 {
                     // A map detached under us: nothing to report for that namespace this time.
                 }
@@ -137,7 +138,7 @@ internal static class Telemetry
         /// <summary>Marks the operation failed with <paramref name="e"/>.</summary>
         public void Fail(Exception e)
         {
-            _error = e is TcpFreezeException t && t.Errno > 0 ? Ebpf.Interop.Errnos.Name(t.Errno) : e.GetType().FullName;
+            _error = e is TcpFreezeException t && t.Errno > 0 ? Errnos.Name(t.Errno) : e.GetType().FullName;
             activity?.SetStatus(ActivityStatusCode.Error, e.Message);
             activity?.SetTag("error.type", _error);
         }

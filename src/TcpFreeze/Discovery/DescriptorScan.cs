@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 
@@ -22,9 +23,11 @@ internal static unsafe class DescriptorScan
     /// <summary>
     /// Adds the socket inodes of every thread's descriptors ("socket:[INODE]" links);
     /// threads normally share one table, but a thread made without CLONE_FILES has its
-    /// own. False when the process is gone.
+    /// own. False when the process is gone. With <paramref name="holders"/>, also records for each new
+    /// inode the process and descriptor number that hold it.
     /// </summary>
-    public static bool CollectSocketInodes(string procRoot, int pid, HashSet<ulong> inodes, string operation)
+    public static bool CollectSocketInodes(string procRoot, int pid, HashSet<ulong> inodes, string operation,
+        Dictionary<ulong, (int Pid, int Fd)>? holders = null)
     {
         string tasks = Path.Combine(ProcessTree.PathOf(procRoot, pid), "task");
         string[] threads;
@@ -43,7 +46,7 @@ internal static unsafe class DescriptorScan
             if (realProc && int.TryParse(Path.GetFileName(thread), NumberStyles.None, CultureInfo.InvariantCulture, out int tid)
                 && tid != pid && Interop.Libc.ShareFileTable(pid, tid))
                 continue;
-            CollectDescriptorTable(Path.Combine(thread, "fd"), pid, inodes, operation);
+            CollectDescriptorTable(Path.Combine(thread, "fd"), pid, inodes, operation, holders);
         }
         return true;
     }
@@ -54,7 +57,8 @@ internal static unsafe class DescriptorScan
     /// two system calls per descriptor and no string. A directory that is gone (the
     /// thread exited) adds nothing; descriptors closed meanwhile are skipped.
     /// </summary>
-    private static unsafe void CollectDescriptorTable(string fdDirectory, int pid, HashSet<ulong> inodes, string operation)
+    private static unsafe void CollectDescriptorTable(string fdDirectory, int pid, HashSet<ulong> inodes, string operation,
+        Dictionary<ulong, (int Pid, int Fd)>? holders)
     {
         using FileDescriptorHandle directory = Libc.open(fdDirectory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (directory.IsInvalid)
@@ -99,8 +103,10 @@ internal static unsafe class DescriptorScan
                             continue; // "." and ".."; descriptor names are digits
                         nint linkLength = Libc.readlinkat(directory, name, target, LinkBufferSize);
                         if (linkLength > 0 && linkLength < LinkBufferSize
-                            && TryParseSocketInode(new ReadOnlySpan<byte>(target, (int)linkLength), out ulong inode))
-                            inodes.Add(inode);
+                            && TryParseSocketInode(new ReadOnlySpan<byte>(target, (int)linkLength), out ulong inode)
+                            && inodes.Add(inode) && holders is not null
+                            && int.TryParse(new ReadOnlySpan<byte>(name, NameLength(name)), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
+                            holders[inode] = (pid, fd);
                         // < 0: closed meanwhile (ENOENT)
                     }
                 }
@@ -116,6 +122,15 @@ internal static unsafe class DescriptorScan
         => errno is Errnos.EACCES or Errnos.EPERM
             ? new TcpFreezeException(operation, ProcessSockets.PermissionDenied(fdDirectory, pid))
             : new TcpFreezeException(operation, $"cannot read {fdDirectory}", new NativeCallException($"list the descriptors in {fdDirectory}", errno));
+
+    /// <summary>The length of a directory entry's NUL-terminated name (a descriptor number: a few digits).</summary>
+    private static int NameLength(byte* name)
+    {
+        int length = 0;
+        while (length < 255 && name[length] != 0)
+            length++;
+        return length;
+    }
 
     /// <summary>Parses a descriptor link "socket:[12345]".</summary>
     public static bool TryParseSocketInode(string? target, out ulong inode)

@@ -1,6 +1,8 @@
 using Interop;
 using System.Net;
+using Ebpf.Interop;
 using System.Net.Sockets;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 
@@ -48,24 +50,30 @@ public static class ProcessSockets
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pid);
         if (source != SocketTableSource.ProcText && procRoot != DefaultProcRoot)
-            throw new ArgumentException($"sock_diag describes the real kernel's sockets; a /proc-like tree at {procRoot} needs {nameof(SocketTableSource.ProcText)}", nameof(source));
+            throw new ArgumentException($"sock_diag and descriptors describe the real kernel's sockets; a /proc-like tree at {procRoot} needs {nameof(SocketTableSource.ProcText)}", nameof(source));
         string operation = $"discover the sockets of process {pid}";
         if (!Directory.Exists(ProcessTree.PathOf(procRoot, pid)))
             throw new TcpFreezeException(operation, $"no process has PID {pid}");
 
         List<int> tree = ProcessTree.Find(procRoot, pid, operation);
         var inodes = new HashSet<ulong>();
+        // Where each socket is held, for reading a few straight from their descriptors (real /proc only).
+        Dictionary<ulong, (int Pid, int Fd)>? holders = source is SocketTableSource.Automatic or SocketTableSource.Descriptors ? [] : null;
+        int limit = source == SocketTableSource.Descriptors ? int.MaxValue : DescriptorSockets.MaximumSockets;
         var scanned = new List<int>(tree.Count);
         foreach (int member in tree)
         {
-            bool found = DescriptorScan.CollectSocketInodes(procRoot, member, inodes, operation);
+            bool found = DescriptorScan.CollectSocketInodes(procRoot, member, inodes, operation, holders?.Count <= limit ? holders : null);
             if (member == pid && !found)
                 throw new TcpFreezeException(operation, $"process {pid} exited while its sockets were being discovered");
             if (found)
                 scanned.Add(member);
         }
 
-        List<ProcNetTcpEntry> table = SocketTable.Read(procRoot, pid, source, inodes, operation);
+        List<ProcNetTcpEntry>? direct = holders is not null && holders.Count == inodes.Count && inodes.Count <= limit ? DescriptorSockets.TryRead(holders) : null;
+        if (direct is null && source == SocketTableSource.Descriptors)
+            throw new TcpFreezeException(operation, $"the sockets of process {pid} cannot be read from their descriptors (pidfd_getfd needs ptrace permission over it, Linux 5.6+)");
+        List<ProcNetTcpEntry> table = direct ?? SocketTable.Read(procRoot, pid, source, inodes, operation);
         int held = Math.Min(table.Count, inodes.Count); // at most one entry per descriptor's socket
         var connections = new List<ConnectionKey>(held);
         var listeners = new List<EndpointKey>();
@@ -104,6 +112,51 @@ public static class ProcessSockets
     }
 
     /// <summary>
+    /// The live TCP sockets of the calling thread's network namespace that a restore of <paramref name="connections"/>
+    /// and listeners on <paramref name="endpoints"/> would collide with: a socket that is exactly one of the connections
+    /// (any state but TIME_WAIT and CLOSE, held by a descriptor), and a listener on an endpoint (the same port, and the
+    /// same address or either one the any-address; [::] also counts as 0.0.0.0). The part of
+    /// <see cref="FindLiveSockets"/> a restore needs, found without walking every connection of the namespace: for up to
+    /// 64 connections the kernel looks each one up, and it lists its listeners alone.
+    /// </summary>
+    /// <exception cref="TcpFreezeException">The socket table cannot be read.</exception>
+    public static IReadOnlyList<LiveSocket> FindCollisions(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(connections);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        const string operation = "list the TCP sockets of this network namespace";
+        ConnectionKey[] keys = [.. connections.Distinct()];
+        EndpointKey[] listed = [.. endpoints];
+        if (keys.Length <= 64)
+        {
+            try
+            {
+                if (SockDiag.TryDumpTcp(null, 1u << (int)TcpSocketState.Listen) is { } listeners && SockDiag.TryLookUpTcp(keys) is { } exact)
+                    return Collisions(keys, listed, [.. exact, .. listeners]);
+            }
+            catch (NativeCallException e)
+            {
+                throw new TcpFreezeException(operation, e.Message, e);
+            }
+            catch (FormatException e)
+            {
+                throw new TcpFreezeException(operation, $"the kernel's sock_diag reply cannot be read: {e.Message}", e);
+            }
+        }
+        return Collisions(keys, listed, FindLiveSockets(keys, listed));
+    }
+
+    private static List<LiveSocket> Collisions(ConnectionKey[] keys, EndpointKey[] endpoints, IEnumerable<ProcNetTcpEntry> entries)
+        => Collisions(keys, endpoints, FindIn(entries, keys, endpoints));
+
+    private static List<LiveSocket> Collisions(ConnectionKey[] keys, EndpointKey[] endpoints, IEnumerable<LiveSocket> live)
+    {
+        var wanted = new HashSet<ConnectionKey>(keys);
+        return [.. live.Where(t => t.Remote is not null ? wanted.Contains(new ConnectionKey(t.Local, t.Remote)) : t.State == nameof(TcpSocketState.Listen))
+                      .DistinctBy(t => t.Inode)];
+    }
+
+    /// <summary>
     /// The live TCP sockets of the calling thread's network namespace that freezing
     /// <paramref name="connections"/> and <paramref name="endpoints"/> would cut off: a
     /// socket whose local and remote endpoints are a listed connection, and a socket
@@ -132,8 +185,26 @@ public static class ProcessSockets
         if (wantedConnections.Count == 0 && endpointsByPort.Count == 0)
             return [];
 
-        List<ProcNetTcpEntry> table = SocketTable.ReadOwn(operation);
+        return FindIn(SocketTable.ReadOwn(operation), wantedConnections, endpointsByPort);
+    }
 
+    private static List<LiveSocket> FindIn(IEnumerable<ProcNetTcpEntry> table, IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)
+    {
+        var wantedConnections = new HashSet<ConnectionKey>(connections);
+        var endpointsByPort = new Dictionary<(AddressFamily, int), List<EndpointKey>>();
+        foreach (EndpointKey endpoint in endpoints)
+        {
+            var slot = (endpoint.AddressFamily, endpoint.Endpoint.Port);
+            if (!endpointsByPort.TryGetValue(slot, out List<EndpointKey>? list))
+                endpointsByPort[slot] = list = [];
+            list.Add(endpoint);
+        }
+        return FindIn(table, wantedConnections, endpointsByPort);
+    }
+
+    private static List<LiveSocket> FindIn(IEnumerable<ProcNetTcpEntry> table, HashSet<ConnectionKey> wantedConnections,
+        Dictionary<(AddressFamily, int), List<EndpointKey>> endpointsByPort)
+    {
         var found = new List<LiveSocket>();
         foreach (ProcNetTcpEntry entry in table)
         {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 
@@ -48,7 +49,13 @@ internal static unsafe class SockDiag
     /// </summary>
     /// <exception cref="NativeCallException">A dump failed; the errno says why.</exception>
     /// <exception cref="FormatException">The kernel replied with something this version cannot read.</exception>
-    internal static List<ProcNetTcpEntry>? TryDumpTcp(HashSet<ulong>? wanted)
+    internal static List<ProcNetTcpEntry>? TryDumpTcp(HashSet<ulong>? wanted) => TryDumpTcp(wanted, DumpedStates);
+
+    /// <summary>
+    /// As <see cref="TryDumpTcp(HashSet{ulong}?)"/>, in the states of <paramref name="states"/> only (bit 1 &lt;&lt; state).
+    /// Listen alone is cheap: the kernel then walks only its table of listeners, not every connection's hash bucket.
+    /// </summary>
+    internal static List<ProcNetTcpEntry>? TryDumpTcp(HashSet<ulong>? wanted, uint states)
     {
         using FileDescriptorHandle socket = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_SOCK_DIAG);
         if (socket.IsInvalid)
@@ -61,10 +68,10 @@ internal static unsafe class SockDiag
         try
         {
             var sockets = new List<ProcNetTcpEntry>();
-            int errno = Dump(socket, Libc.AF_INET, buffer, wanted, sockets);
+            int errno = Dump(socket, Libc.AF_INET, buffer, wanted, sockets, states);
             if (errno != 0)
                 return IsUnsupported(errno) ? null : throw DumpFailed(Libc.AF_INET, errno);
-            errno = Dump(socket, Libc.AF_INET6, buffer, wanted, sockets);
+            errno = Dump(socket, Libc.AF_INET6, buffer, wanted, sockets, states);
             // A kernel without IPv6 has no IPv6 sockets (and no /proc/net/tcp6 either).
             if (errno != 0 && !IsUnsupported(errno))
                 throw DumpFailed(Libc.AF_INET6, errno);
@@ -80,7 +87,7 @@ internal static unsafe class SockDiag
     /// Sends one dump request and reads the replies until NLMSG_DONE. Returns 0, or the
     /// errno the kernel answered with (NLMSG_ERROR, or NLMSG_DONE carrying an error).
     /// </summary>
-    private static int Dump(FileDescriptorHandle socket, byte family, byte[] buffer, HashSet<ulong>? wanted, List<ProcNetTcpEntry> sockets)
+    private static int Dump(FileDescriptorHandle socket, byte family, byte[] buffer, HashSet<ulong>? wanted, List<ProcNetTcpEntry> sockets, uint states)
     {
         uint sequence = family; // one request at a time per socket: the family tells them apart
         var request = new Libc.InetDiagRequest
@@ -92,7 +99,7 @@ internal static unsafe class SockDiag
                 Flags = Libc.NLM_F_REQUEST | Libc.NLM_F_DUMP,
                 Sequence = sequence,
             },
-            Request = new Libc.InetDiagReqV2 { Family = family, Protocol = Libc.IPPROTO_TCP, States = DumpedStates },
+            Request = new Libc.InetDiagReqV2 { Family = family, Protocol = Libc.IPPROTO_TCP, States = states },
         };
         var kernel = new Libc.SockAddrNl { Family = Libc.AF_NETLINK };
         if (Libc.sendto(socket, &request, (nuint)sizeof(Libc.InetDiagRequest), 0, &kernel, (uint)sizeof(Libc.SockAddrNl)) < 0)
@@ -118,6 +125,78 @@ internal static unsafe class SockDiag
             }
         }
         throw new NativeCallException($"receive the sock_diag dump of {FamilyName(family)} TCP sockets: no end after {MaxDatagrams} replies");
+    }
+
+    /// <summary>
+    /// The socket of this thread's network namespace that is exactly each of <paramref name="keys"/> (its local and
+    /// remote address and port), found by the kernel's own lookup (a request without NLM_F_DUMP): a few hash probes
+    /// per key instead of a walk of every bucket. A key no socket is gets no entry; the kernel's lookup falls back to a
+    /// listener or a TIME_WAIT socket, which are returned as they are (callers compare). Null when this kernel offers no
+    /// sock_diag lookup for TCP.
+    /// </summary>
+    /// <exception cref="NativeCallException">A lookup failed otherwise; the errno says why.</exception>
+    /// <exception cref="FormatException">The kernel replied with something this version cannot read.</exception>
+    internal static List<ProcNetTcpEntry>? TryLookUpTcp(IReadOnlyList<ConnectionKey> keys)
+    {
+        using FileDescriptorHandle socket = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_SOCK_DIAG);
+        if (socket.IsInvalid)
+            return null;
+        var timeout = new Libc.TimeVal { Seconds = ReceiveTimeoutSeconds };
+        if (Libc.setsockopt(socket, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &timeout, (uint)sizeof(Libc.TimeVal)) != 0)
+            throw new NativeCallException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            var found = new List<ProcNetTcpEntry>();
+            var kernel = new Libc.SockAddrNl { Family = Libc.AF_NETLINK };
+            for (int i = 0; i < keys.Count; i++)
+            {
+                ConnectionKey key = keys[i];
+                bool v6 = key.Local.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+                var request = new Libc.InetDiagRequest
+                {
+                    Header = new Libc.NlMsgHdr
+                    {
+                        Length = (uint)sizeof(Libc.InetDiagRequest),
+                        Type = Libc.SOCK_DIAG_BY_FAMILY,
+                        Flags = Libc.NLM_F_REQUEST,
+                        Sequence = (uint)i + 1,
+                    },
+                    Request = new Libc.InetDiagReqV2 { Family = v6 ? Libc.AF_INET6 : Libc.AF_INET, Protocol = Libc.IPPROTO_TCP, States = uint.MaxValue },
+                };
+                request.Request.Id.SourcePort = ConnectionKey.ToNetwork(key.Local.Port);
+                request.Request.Id.DestinationPort = ConnectionKey.ToNetwork(key.Remote.Port);
+                key.Local.Address.TryWriteBytes(new Span<byte>(request.Request.Id.Source, 16), out _);
+                key.Remote.Address.TryWriteBytes(new Span<byte>(request.Request.Id.Destination, 16), out _);
+                request.Request.Id.Cookie[0] = request.Request.Id.Cookie[1] = uint.MaxValue; // INET_DIAG_NOCOOKIE: any socket
+                if (Libc.sendto(socket, &request, (nuint)sizeof(Libc.InetDiagRequest), 0, &kernel, (uint)sizeof(Libc.SockAddrNl)) < 0)
+                    throw new NativeCallException($"send a sock_diag lookup of {key}", Marshal.GetLastPInvokeError());
+                fixed (byte* data = buffer)
+                {
+                    nint length;
+                    do
+                        length = Libc.recv(socket, data, (nuint)buffer.Length, Libc.MSG_TRUNC);
+                    while (length < 0 && Marshal.GetLastPInvokeError() == Errnos.EINTR);
+                    if (length < 0)
+                        throw new NativeCallException($"receive the sock_diag lookup of {key}", Marshal.GetLastPInvokeError());
+                    if (length == 0 || length > buffer.Length)
+                        throw new FormatException($"a sock_diag reply of {length} bytes does not fit a {buffer.Length}-byte buffer or is empty");
+                    int before = found.Count;
+                    ReadDatagram(buffer.AsSpan(0, (int)length), (uint)i + 1, null, found, out int errno);
+                    if (errno is Errnos.ENOENT)
+                        continue; // no such socket (or, before any key, no inet_diag for this family: nothing found either way)
+                    if (errno != 0)
+                        return IsUnsupported(errno) ? null : throw new NativeCallException($"look up {key} through sock_diag", errno);
+                    if (found.Count == before)
+                        throw new FormatException($"the sock_diag lookup of {key} was answered with neither a socket nor an error");
+                }
+            }
+            return found;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>

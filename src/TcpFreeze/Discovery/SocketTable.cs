@@ -1,5 +1,6 @@
 using System.Runtime.ExceptionServices;
 using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

@@ -3,7 +3,10 @@ namespace TcpFreeze;
 /// <summary>Where discovery reads the namespace's socket table from.</summary>
 internal enum SocketTableSource
 {
-    /// <summary>sock_diag when the kernel offers it, else the text tables.</summary>
+    /// <summary>
+    /// Up to <see cref="DescriptorSockets.MaximumSockets"/> sockets read from their descriptors when that works, else
+    /// sock_diag when the kernel offers it, else the text tables.
+    /// </summary>
     Automatic,
 
     /// <summary>The kernel's sock_diag netlink interface only (fails when it is missing).</summary>
@@ -11,4 +14,7 @@ internal enum SocketTableSource
 
     /// <summary>The text tables /proc/PID/net/tcp and tcp6 only.</summary>
     ProcText,
+
+    /// <summary>Each socket read from a descriptor that holds it (<see cref="DescriptorSockets"/>; fails when one cannot be).</summary>
+    Descriptors,
 }

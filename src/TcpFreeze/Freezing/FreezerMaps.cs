@@ -14,16 +14,16 @@ internal sealed class FreezerMaps : IDisposable
     private readonly BpfMap<uint, ulong> _counters;
     private readonly BpfMap<uint, ulong> _config;
 
-    /// <param name="maps">One map per row of <see cref="KernelObjects.Maps"/>, in that order; owned from now on.</param>
-    public FreezerMaps(IReadOnlyList<BpfMap> maps)
+    /// <param name="maps">The map of every row of <see cref="KernelObjects.Maps"/>; owned from now on.</param>
+    public FreezerMaps(IReadOnlyDictionary<MapDefinition, BpfMap> maps)
     {
-        if (maps.Count != KernelObjects.Maps.Length)
-            throw new ArgumentException($"{maps.Count} maps given, {KernelObjects.Maps.Length} expected", nameof(maps));
-        Connections = new FrozenSet<ConnectionKey>(maps[0], "connections");
-        Endpoints = new FrozenSet<EndpointKey>(maps[1], "endpoints");
-        _counters = maps[2].As<uint, ulong>();
-        _config = maps[3].As<uint, ulong>();
-        Replay = maps[4].As<ConnectionKey, ReplayRecord>();
+        if (Array.Find(KernelObjects.Maps, d => !maps.ContainsKey(d)) is { } missing)
+            throw new ArgumentException($"no '{missing.MapName}' map among the {maps.Count} given", nameof(maps));
+        Connections = new FrozenSet<ConnectionKey>(maps[KernelObjects.Connections], KernelObjects.Connections.PinName);
+        Endpoints = new FrozenSet<EndpointKey>(maps[KernelObjects.Endpoints], KernelObjects.Endpoints.PinName);
+        _counters = maps[KernelObjects.Counters].As<uint, ulong>();
+        _config = maps[KernelObjects.Config].As<uint, ulong>();
+        Replay = maps[KernelObjects.Replay].As<ConnectionKey, ReplayRecord>();
     }
 
     /// <summary>The peer's last dropped data segment per connection (see <see cref="ReplayRecord"/>).</summary>

@@ -1,5 +1,6 @@
 using Interop;
 using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

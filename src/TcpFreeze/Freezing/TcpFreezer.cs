@@ -35,13 +35,15 @@ public sealed partial class TcpFreezer : IDisposable
     private readonly FreezerMaps _maps;
     private readonly FreezerOptions _options;
 
-    private TcpFreezer(FreezerOptions options, string pinDirectory, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null,
+    private readonly NamespacePins _pins;
+
+    private TcpFreezer(FreezerOptions options, NamespacePins pins, FreezerMaps maps, IReadOnlyList<AttachedInterface> interfaces, IReadOnlyList<string>? unpinned = null,
         PinDirectoryUse? use = null)
     {
         _options = options;
-        _use = use ?? PinDirectoryUse.TryTake(pinDirectory, options.LockTimeout);
+        _pins = pins;
+        _use = use ?? pins.TakeUse(options.LockTimeout);
         _maps = maps;
-        PinDirectory = pinDirectory;
         AttachedInterfaces = interfaces;
         UnpinnedMaps = unpinned ?? [];
         _libbpfLog = options.CreateLogger(LibbpfLog.Category);
@@ -57,7 +59,7 @@ public sealed partial class TcpFreezer : IDisposable
     internal FreezerMaps Maps => _maps;
 
     /// <summary>The directory holding this namespace's pins.</summary>
-    public string PinDirectory { get; }
+    public string PinDirectory => _pins.Directory;
 
     /// <summary>The interfaces <see cref="Attach"/> attached to (empty after <see cref="Open"/>).</summary>
     public IReadOnlyList<AttachedInterface> AttachedInterfaces { get; }
@@ -75,18 +77,11 @@ public sealed partial class TcpFreezer : IDisposable
 
     /// <summary>The pin directory of <paramref name="options"/>' namespace.</summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static string GetPinDirectory(FreezerOptions? options = null)
-    {
-        options ??= new FreezerOptions();
-        return Path.Combine(Path.GetFullPath(options.PinRoot), $"netns-{options.Namespace.Cookie}");
-    }
+    public static string GetPinDirectory(FreezerOptions? options = null) => NamespacePins.For(options ?? new FreezerOptions()).Directory;
 
     /// <summary>Whether TcpFreeze's maps are pinned for <paramref name="options"/>' namespace.</summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static bool IsAttached(FreezerOptions? options = null) => HasMapPins(GetPinDirectory(options));
-
-    private static bool HasMapPins(string directory)
-        => File.Exists(Path.Combine(directory, KernelObjects.Connections.PinName)) && File.Exists(Path.Combine(directory, KernelObjects.Endpoints.PinName));
+    public static bool IsAttached(FreezerOptions? options = null) => NamespacePins.For(options ?? new FreezerOptions()).HasMaps;
 
     /// <summary>
     /// Loads (or reuses) the programs and maps of the namespace and attaches them to its
@@ -113,7 +108,7 @@ public sealed partial class TcpFreezer : IDisposable
             {
                 // Leave no trace of a failed first attach (e.g. an unprivileged caller on a
                 // bpffs that lets everyone create directories).
-                TryRemoveEmptyDirectory(options.PinRoot);
+                NamespacePins.TryRemoveEmptyDirectory(options.PinRoot);
                 throw;
             }
         }));
@@ -154,8 +149,8 @@ public sealed partial class TcpFreezer : IDisposable
 
     private static TcpFreezer AttachUnderLock(FreezerOptions options)
     {
-        string directory = GetPinDirectory(options);
-        using PinLock pinLock = PinLock.Acquire(options.PinRoot, options.LockTimeout);
+        NamespacePins pins = NamespacePins.For(options);
+        using PinLock pinLock = pins.Lock(options.LockTimeout);
         var createdPins = new List<string>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
@@ -163,16 +158,12 @@ public sealed partial class TcpFreezer : IDisposable
         PinnedObjects? objects = null;
         try
         {
-            if (!Directory.Exists(directory))
-            {
-                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                createdDirectory = true;
-            }
-            objects = PinnedObjects.OpenOrLoad(directory, options, createdPins);
-            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, directory, xdpDone, tcDone);
+            createdDirectory = pins.CreateDirectory();
+            objects = pins.OpenOrLoad(options, createdPins);
+            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, pins, xdpDone, tcDone);
             objects.DisposePrograms();
             // In use from before the pin lock is released: no idle detach can slip in before the freeze.
-            return new TcpFreezer(options, directory, objects.TakeMaps(), interfaces, use: PinDirectoryUse.TryTake(directory, options.LockTimeout));
+            return new TcpFreezer(options, pins, objects.TakeMaps(), interfaces, use: pins.TakeUse(options.LockTimeout));
         }
         catch
         {
@@ -180,7 +171,7 @@ public sealed partial class TcpFreezer : IDisposable
             foreach (string pin in createdPins)
                 BpfFs.Unpin(pin);
             if (createdDirectory)
-                TryRemoveEmptyDirectory(directory);
+                NamespacePins.TryRemoveEmptyDirectory(pins.Directory);
             objects?.DisposeAll();
             throw;
         }
@@ -191,15 +182,16 @@ public sealed partial class TcpFreezer : IDisposable
     public static TcpFreezer Open(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
+        NamespacePins pins = NamespacePins.For(options);
+        string directory = pins.Directory;
         // In use before the pins are checked: an idle detach either finished before (no pins: the
         // error below) or sees this process and keeps everything.
-        PinDirectoryUse? use = PinDirectoryUse.TryTake(directory, options.LockTimeout);
-        if (!HasMapPins(directory))
+        PinDirectoryUse? use = pins.TakeUse(options.LockTimeout);
+        if (!pins.HasMaps)
         {
             use?.Dispose();
             // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
-            if (Unreadable(directory) is { } denied)
+            if (NamespacePins.Unreadable(directory) is { } denied)
                 throw new TcpFreezeException("open the frozen set", denied);
             string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
                 ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
@@ -208,7 +200,7 @@ public sealed partial class TcpFreezer : IDisposable
         }
         try
         {
-            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, PinnedObjects.OpenMaps(directory), [], use: use)));
+            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenMaps(), [], use: use)));
         }
         catch
         {
@@ -222,33 +214,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// it, or on the folder above it that hides it, such as bpffs mounted with mode 0700), or null
     /// when it can see that nothing is there. A pin directory (PIN_ROOT/netns-COOKIE) may be given too.
     /// </summary>
-    public static string? PinRootUnreadable(string pinRoot) => Unreadable(pinRoot);
-
-    /// <summary>
-    /// Why this process cannot see what is in <paramref name="path"/> (a pin root or a pin
-    /// directory), or null. The deepest folder of the path that this process can see is
-    /// listed: a folder it may not list (bpffs mounted with mode 0700, the pin directories'
-    /// own 0700) hides everything below it, which is not the same as nothing being there.
-    /// </summary>
-    internal static string? Unreadable(string path)
-    {
-        for (string? folder = Path.GetFullPath(path); folder is not null; folder = Path.GetDirectoryName(folder))
-        {
-            if (!Directory.Exists(folder))
-                continue; // absent, or a parent hides it: look one level up
-            try
-            {
-                _ = Directory.EnumerateFileSystemEntries(folder).Any();
-                return null;
-            }
-            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-            {
-                return $"permission denied on {folder}, so whether anything is attached or frozen cannot be seen: " +
-                       "TcpFreeze's pins are for root only; run as root (or with CAP_DAC_OVERRIDE, CAP_BPF and CAP_NET_ADMIN)";
-            }
-        }
-        return null;
-    }
+    public static string? PinRootUnreadable(string pinRoot) => NamespacePins.Unreadable(pinRoot);
 
     /// <summary>
     /// Looks at what TcpFreeze has left in a namespace, changing nothing: which of its
@@ -259,8 +225,8 @@ public sealed partial class TcpFreezer : IDisposable
     public static AttachmentState Inspect(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
-        return Routed(options, () => TcpFreezeException.Guard(() => LeftoverStateInspector.Inspect(options, directory)));
+        NamespacePins pins = NamespacePins.For(options);
+        return Routed(options, () => TcpFreezeException.Guard(() => pins.Inspect(options)));
     }
 
     /// <summary>
@@ -275,9 +241,9 @@ public sealed partial class TcpFreezer : IDisposable
     public static TcpFreezer OpenForRecovery(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        string directory = GetPinDirectory(options);
+        NamespacePins pins = NamespacePins.For(options);
         var unpinned = new List<string>();
-        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, directory, LeftoverStateInspector.OpenMaps(options, directory, unpinned), [], unpinned)));
+        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenForRecovery(options, unpinned), [], unpinned)));
     }
 
     /// <summary>
@@ -319,11 +285,11 @@ public sealed partial class TcpFreezer : IDisposable
 
         return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+            using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             // A freeze must hold on every interface, not only on those an earlier attach reached.
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
-                : InterfaceAttacher.EnsureCovered(_options, PinDirectory, _maps.Connections.Map.Info.Id);
+                : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.Map.Info.Id);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
             FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
@@ -373,7 +339,7 @@ public sealed partial class TcpFreezer : IDisposable
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
         return Record("renew", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
-            using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+            using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             ulong now = Libc.MonotonicNanoseconds(), deadline = LeaseDeadline(now, lease);
             int renewed = _maps.Endpoints.Renew(endpointKeys, deadline, now) + _maps.Connections.Renew(connectionKeys, deadline, now);
             operation.Tag("tcpfreeze.renewed", renewed);
@@ -409,6 +375,30 @@ public sealed partial class TcpFreezer : IDisposable
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
     {
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick, peerSequences);
+        // The kick is its own operation, after the thaw's span: it only sends.
+        return thawed with { Kick = Kick(released, replays, peerSegments) };
+    }
+
+    /// <summary>
+    /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the peers' dropped segments)
+    /// to the caller: <see cref="PendingKick.Send"/> sends it when the caller's latency-critical part is done. CRIU's agent
+    /// answers pre-resume first, so that the tasks run again before thousands of kick messages go out. The kick needs
+    /// this freezer's namespace only, not its maps: it may be sent after the freezer is disposed.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
+    public (ThawResult Thawed, PendingKick Kick) ThawAndHoldKick(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null,
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
+    {
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
+        return (thawed, new PendingKick(() => Kick(released, replays, peerSegments)));
+    }
+
+    private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, Dictionary<ConnectionKey, ReplayRecord> Replays) ThawKeys(
+        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
+    {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
@@ -419,7 +409,7 @@ public sealed partial class TcpFreezer : IDisposable
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
-            using (PinLock.Acquire(_options.PinRoot, _options.LockTimeout))
+            using (_pins.Lock(_options.LockTimeout))
             {
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
@@ -435,8 +425,7 @@ public sealed partial class TcpFreezer : IDisposable
             operation.Tag("tcpfreeze.endpoints", endpointsThawed);
             return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released, replays);
         }));
-        // The kick is its own operation, after the thaw's span: it only sends.
-        return thawed with { Kick = Kick(released, replays, peerSegments) };
+        return (thawed, released, replays);
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
@@ -550,7 +539,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <see cref="Detach(FreezerOptions?)"/>.
     /// </summary>
     private PinLock? AcquirePinLockForThaw()
-        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        => UnpinnedMaps.Count > 0 && !Directory.Exists(_options.PinRoot) ? null : _pins.Lock(_options.LockTimeout);
 
     /// <summary>The frozen connections with their drop counts and leases.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
@@ -609,7 +598,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public int RemoveExpired() => Live(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         int removed = _maps.Connections.RemoveExpired(now) + _maps.Endpoints.RemoveExpired(now);
         _maps.CloseEndpointGateIfEmpty();
@@ -644,11 +633,12 @@ public sealed partial class TcpFreezer : IDisposable
         return Record("detach", null, options, operation => TcpFreezeException.Guard(() =>
         {
             // The pins are root's: to anyone else they look absent, and "nothing was attached" would be wrong.
-            if (Unreadable(GetPinDirectory(options)) is { } denied)
+            NamespacePins pins = NamespacePins.For(options);
+            if (NamespacePins.Unreadable(pins.Directory) is { } denied)
                 throw new TcpFreezeException("detach", denied);
-            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? PinLock.Acquire(options.PinRoot, options.LockTimeout) : null;
-            operation.PinDirectory = GetPinDirectory(options);
-            return DetachLocked(options);
+            using PinLock? pinLock = Directory.Exists(options.PinRoot) ? pins.Lock(options.LockTimeout) : null;
+            operation.PinDirectory = pins.Directory;
+            return DetachLocked(options, pins);
         }));
     }
 
@@ -663,7 +653,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
     {
-        using PinLock pinLock = PinLock.Acquire(_options.PinRoot, _options.LockTimeout);
+        using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
         bool active = _maps.Connections.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero)
                       || _maps.Endpoints.ReadAll().Any(e => e.Value.Remaining(now) != TimeSpan.Zero);
@@ -676,23 +666,13 @@ public sealed partial class TcpFreezer : IDisposable
             return null;
         using PinDirectoryUse? held = exclusive;
         using Telemetry.Operation operation = Telemetry.Start("detach", PinDirectory);
-        return DetachLocked(_options);
+        return DetachLocked(_options, _pins);
     }));
 
-    private static DetachResult DetachLocked(FreezerOptions options)
+    private static DetachResult DetachLocked(FreezerOptions options, NamespacePins pins)
     {
-        string directory = GetPinDirectory(options);
-        List<string> detached = InterfaceAttacher.DetachAll(options, directory);
-        int pins = 0;
-        if (Directory.Exists(directory))
-        {
-            foreach (string pin in BpfNames.AllPins)
-                if (BpfFs.Unpin(Path.Combine(directory, pin)))
-                    pins++;
-            if (!Directory.EnumerateFileSystemEntries(directory).Any())
-                Directory.Delete(directory);
-        }
-        return new DetachResult(detached, pins);
+        List<string> detached = InterfaceAttacher.DetachAll(options, pins);
+        return new DetachResult(detached, pins.Remove());
     }
 
     /// <summary>
@@ -704,21 +684,26 @@ public sealed partial class TcpFreezer : IDisposable
     /// process's thread or descriptor, /run/netns, an nsfs mount in any mount namespace;
     /// DeadNamespacePins says how). Files TcpFreeze did not create stay, and with them
     /// their directory.
+    /// It waits at most <paramref name="lockTimeout"/> (default <see cref="FreezerOptions.DefaultLockTimeout"/>) for another
+    /// process that holds the pin root's lock, as <see cref="FreezerOptions.LockTimeout"/> does for the other operations.
     /// </summary>
-    /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
-    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="lockTimeout"/> is negative.</exception>
+    /// <exception cref="TcpFreezeException">The lock was not free in time (the message names its holder), the namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
+    public static DeadNamespaceCleanup RemoveDeadNamespaces(string? pinRoot = null, TimeSpan? lockTimeout = null)
     {
+        TimeSpan wait = lockTimeout ?? FreezerOptions.DefaultLockTimeout;
+        ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero, nameof(lockTimeout));
         pinRoot ??= FreezerOptions.DefaultPinRoot;
         string root = Path.GetFullPath(pinRoot);
         return TcpFreezeException.Guard(() =>
         {
             if (!Directory.Exists(root))
                 return new DeadNamespaceCleanup([], 0);
-            using PinLock pinLock = PinLock.Acquire(root, FreezerOptions.DefaultLockTimeout);
+            using PinLock pinLock = PinLock.Acquire(root, wait);
             List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
             int pins = 0;
             foreach (string directory in dead)
-                pins += DeadNamespacePins.Remove(directory);
+                pins += NamespacePins.At(directory).Remove();
             return new DeadNamespaceCleanup(dead, pins);
         });
     }
@@ -757,19 +742,6 @@ public sealed partial class TcpFreezer : IDisposable
         if (array.Contains(default))
             throw new ArgumentException("An empty (default) key was given; build keys from endpoints or parse them from text.", parameter);
         return array;
-    }
-
-    private static void TryRemoveEmptyDirectory(string directory)
-    {
-        try
-        {
-            if (Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
-                Directory.Delete(directory);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // someone else started using it meanwhile
-        }
     }
 }
 

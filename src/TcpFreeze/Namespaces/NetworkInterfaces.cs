@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

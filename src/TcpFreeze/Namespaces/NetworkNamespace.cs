@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

@@ -116,7 +116,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     {
         using var hosts = BridgedHosts.Create();
         using var pins = new PinRoot();
-        ReplayTests.DropIcmpUnreachable(hosts.Client);
+        TestNetwork.DropIcmpUnreachable(hosts.Client);
         var endpoint = new System.Net.IPEndPoint(hosts.Service, 7000);
         using DumpableServer server = EchoServer.Start(hosts.HostA, _work, endpoint);
         await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, TimeSpan.FromMilliseconds(25));
@@ -170,7 +170,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     {
         await using var busy = BusyEchoServer.Start(criu, _work, Connections);
         busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (copySeconds + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        ReplayTests.DropIcmpUnreachable(busy.Network.NameA);
+        TestNetwork.DropIcmpUnreachable(busy.Network.NameA);
 
         (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, TimeSpan.FromSeconds(copySeconds));
 

@@ -77,6 +77,19 @@ public sealed class TestNetwork : IDisposable
         foreach (string ns in new[] { NameA, NameB })
             Run.Capture("ip", "netns", "del", ns);
     }
+
+    /// <summary>
+    /// One nftables table in namespace <paramref name="ns"/> that drops incoming ICMP and ICMPv6 destination unreachable,
+    /// as a firewall that filters ICMP does (or a TCP without RFC 6069 behaves): the resume kick never reaches it.
+    /// </summary>
+    public static void DropIcmpUnreachable(string ns)
+    {
+        string[] nsenter = ["--net=/run/netns/" + ns, "nft"];
+        Run.Checked("nsenter", [.. nsenter, "add table inet tfrp"]);
+        Run.Checked("nsenter", [.. nsenter, "add chain inet tfrp input { type filter hook input priority 0 ; }"]);
+        Run.Checked("nsenter", [.. nsenter, "add rule inet tfrp input icmp type destination-unreachable drop"]);
+        Run.Checked("nsenter", [.. nsenter, "add rule inet tfrp input icmpv6 type destination-unreachable drop"]);
+    }
 }
 
 /// <summary>

@@ -27,7 +27,7 @@ public sealed class InstalledOnce : IDisposable
     /// <summary>The root the installer published into (default prefix /usr/local, no options).</summary>
     public string Root { get; }
 
-    /// <summary>A folder holding copies of the published tcpfreeze and tcpfreeze-criu-hook, for <c>--from</c>.</summary>
+    /// <summary>A folder holding copies of the published tcpfreeze, tcpfreeze-criu-hook and its engine, for <c>--from</c>.</summary>
     public string Published { get; }
 
     /// <summary>The installer's exit code and output.</summary>
@@ -43,7 +43,7 @@ public sealed class InstalledOnce : IDisposable
 /// <summary>Runs scripts/install.sh of this checkout.</summary>
 public static class Installer
 {
-    public static readonly string[] Binaries = ["tcpfreeze", "tcpfreeze-criu-hook"];
+    public static readonly string[] Binaries = ["tcpfreeze", "tcpfreeze-criu-hook", "tcpfreeze-criu-hook-engine"];
 
     public static string Script => Path.Combine(Repository.Root, "scripts", "install.sh");
 

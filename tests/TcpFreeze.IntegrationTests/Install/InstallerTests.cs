@@ -16,6 +16,7 @@ public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixt
 {
     private const string Bin = "usr/local/bin";
     private const string UnitPath = "etc/systemd/system/tcpfreeze-attach.service";
+    private const string AgentUnitPath = "etc/systemd/system/tcpfreeze-agent.service";
     private const string SettingsPath = "etc/tcpfreeze/criu-hook.conf";
     private const string ManifestPath = "usr/local/share/tcpfreeze/install-manifest";
 
@@ -76,6 +77,9 @@ public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixt
         Assert.Contains("ExecStart=/usr/local/bin/tcpfreeze --hook-settings /etc/tcpfreeze/criu-hook.conf attach\n", unit, StringComparison.Ordinal);
         Assert.Contains("ExecStop=/usr/local/bin/tcpfreeze --hook-settings /etc/tcpfreeze/criu-hook.conf detach --if-idle\n", unit, StringComparison.Ordinal);
         VerifyUnit(unit, root);
+        string agent = File.ReadAllText(Path.Combine(root, AgentUnitPath));
+        Assert.Contains("ExecStart=/usr/local/bin/tcpfreeze-criu-hook-engine --agent\n", agent, StringComparison.Ordinal);
+        VerifyUnit(agent, root);
         Assert.True(File.Exists(Path.Combine(root, ManifestPath)));
 
         Installer.Succeeds("--uninstall", "--root", root);
@@ -171,7 +175,8 @@ public sealed partial class InstallerTests(InstalledOnce installed) : IClassFixt
     private static void VerifyUnit(string unit, string root)
     {
         using var folder = new TempDirectory();
-        string copy = folder.Write("tcpfreeze-attach.service", unit.Replace("=/usr/local/bin/", $"={root}/{Bin}/", StringComparison.Ordinal));
+        string copy = folder.Write(unit.Contains("--agent", StringComparison.Ordinal) ? "tcpfreeze-agent.service" : "tcpfreeze-attach.service",
+            unit.Replace("=/usr/local/bin/", $"={root}/{Bin}/", StringComparison.Ordinal));
         (int code, string output, string error) = Run.Capture("systemd-analyze", ["verify", copy], null, TimeSpan.FromSeconds(60));
         Assert.True(code == 0 && error.Length == 0 && output.Length == 0, $"systemd-analyze verify exited {code}: {error}{output}");
     }

@@ -16,6 +16,7 @@ public sealed partial class PackageTests(PackedClone packed) : IClassFixture<Pac
 {
     private static readonly (string Id, string Project, string Assembly)[] Packages =
     [
+        ("TcpFreeze.Native", "src/Native", "TcpFreeze.Native"),
         ("TcpFreeze.Ebpf.Interop", "src/Ebpf.Interop", "TcpFreeze.Ebpf.Interop"),
         ("TcpFreeze", "src/TcpFreeze", "TcpFreeze"),
         ("TcpFreeze.CriuHooks", "src/CriuHooks", "TcpFreeze.CriuHooks"),

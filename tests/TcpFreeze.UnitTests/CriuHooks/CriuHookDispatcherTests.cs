@@ -1,5 +1,6 @@
 using Ebpf.Interop;
 using TcpFreeze.CriuHooks;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests.CriuHookUnit;
 

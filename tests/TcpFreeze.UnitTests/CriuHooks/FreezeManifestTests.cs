@@ -62,6 +62,19 @@ public sealed class FreezeManifestTests : IDisposable
     }
 
     [Fact]
+    public void Keys_are_written_as_people_read_them_and_the_escaped_spelling_of_older_hooks_still_reads()
+    {
+        FreezeManifest.Create(1, TimeSpan.FromSeconds(1), [V4], [ListenerV4]).Write(_images.Path);
+        string json = File.ReadAllText(ManifestPath);
+        Assert.Contains("\"198.18.0.1:8080 -> 198.18.0.2:40000\"", json);
+        Assert.DoesNotContain("\\u003E", json, StringComparison.OrdinalIgnoreCase);
+
+        // What hooks before this change wrote: the same string, '>' escaped by the default encoder.
+        File.WriteAllText(ManifestPath, Json(connections: """["198.18.0.1:8080 -\u003E 198.18.0.2:40000"]"""));
+        Assert.Equal([V4], FreezeManifest.Read(_images.Path).ConnectionKeys());
+    }
+
+    [Fact]
     public void Writing_is_atomic_and_leaves_no_temporary_file()
     {
         FreezeManifest.Create(1, TimeSpan.FromSeconds(1), [V4], []).Write(_images.Path);

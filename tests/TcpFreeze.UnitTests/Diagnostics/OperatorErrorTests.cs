@@ -1,4 +1,5 @@
 using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests.Diagnostics;
 
@@ -42,6 +43,15 @@ public sealed class OperatorErrorTests
     }
 
     [Fact]
+    public void An_unknown_interface_name_is_a_native_call_failure_not_a_bpf_one()
+    {
+        var e = Assert.Throws<NativeCallException>(() => NetworkInterfaceNames.GetIndex("tfc-no-such0"));
+        Assert.IsNotType<BpfException>(e);
+        Assert.Equal(Errnos.ENODEV, e.Errno);
+        Assert.Contains("find network interface 'tfc-no-such0': ENODEV", e.Message);
+    }
+
+    [Fact]
     public void A_load_refused_with_EPERM_gives_the_remedy_before_the_log()
     {
         var e = new BpfLoadException("load BPF object 'tcpfreeze'", Errnos.EPERM, "libbpf: Error in bpf_object__probe_loading():Operation not permitted(1).\n");
@@ -56,7 +66,7 @@ public sealed class OperatorErrorTests
     }
 
     [Theory]
-    [InlineData("stats --format xml", "--format: 'xml' is not a format; use text, json or prometheus.")]
+    [InlineData("stats --format xml", "--format: 'xml' is not a format of stats; use text, json or prometheus.")]
     [InlineData("stats --json --format prometheus", "--json and --format prometheus contradict each other")]
     public void Stats_format_mistakes_are_usage_errors(string arguments, string message)
         => TcpFreezeCommand.Run(arguments.Split(' ')).FailsWith(2, message);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using TcpFreeze.CriuHooks;
+using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests.Diagnostics;
 
@@ -17,7 +18,7 @@ public sealed class TelemetryUnitTests
         {
         }
         using (Telemetry.Operation failed = Telemetry.Start("thaw", Directory))
-            failed.Fail(new TcpFreezeException("thaw", "the map is gone", new Ebpf.Interop.NativeCallException("lookup", Ebpf.Interop.Errnos.ENOENT)));
+            failed.Fail(new TcpFreezeException("thaw", "the map is gone", new NativeCallException("lookup", Errnos.ENOENT)));
 
         Assert.Equal(1, recorder.Sum("tcpfreeze.freeze.operations"));
         Assert.Equal(1, recorder.Count("tcpfreeze.freeze.duration"));

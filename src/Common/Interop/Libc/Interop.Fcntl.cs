@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using Ebpf.Interop;
+using TcpFreeze.Native;
 
 namespace Interop;
 

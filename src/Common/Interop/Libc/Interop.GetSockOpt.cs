@@ -4,8 +4,9 @@ namespace Interop;
 
 internal static unsafe partial class Libc
 {
-    internal const int SOL_SOCKET = 1, SO_PROTOCOL = 38, SO_DOMAIN = 39;
-    internal const int IPPROTO_TCP = 6, TCP_REPAIR = 19;
+    // SOL_SOCKET, IPPROTO_TCP and the address families are in Interop.Socket.cs.
+    internal const int SO_PROTOCOL = 38, SO_DOMAIN = 39;
+    internal const int TCP_REPAIR = 19, TCP_INFO = 11;
 
     [LibraryImport(Libraries.Libc, EntryPoint = "getsockopt", SetLastError = true)]
     internal static partial int getsockopt(FileDescriptorHandle socket, int level, int name, void* value, uint* length);

@@ -1,11 +1,12 @@
-namespace TcpFreeze.CriuHooks;
+namespace TcpFreeze;
 
 /// <summary>
 /// Words a <see cref="TcpFreezeException"/>'s <see cref="TcpFreezeException.Remedy"/> as
 /// the tcpfreeze command to run. The library names the step; the command line and the
-/// CRIU hook (whose users fix leftovers with the command line) say it this way.
+/// CRIU hook (whose users fix leftovers with the command line) say it this way, so both
+/// compile this one file in (internal to each: neither front end depends on the other for it).
 /// </summary>
-public static class CommandRemedies
+internal static class CommandRemedies
 {
     /// <summary>The exception's message followed by the command that fixes the state, if any.</summary>
     public static string Describe(Exception exception)

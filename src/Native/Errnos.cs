@@ -1,5 +1,5 @@
 using Interop;
-namespace Ebpf.Interop;
+namespace TcpFreeze.Native;
 
 /// <summary>Linux errno values this library reports, with names and remedies.</summary>
 public static class Errnos

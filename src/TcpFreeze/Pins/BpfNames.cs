@@ -1,8 +1,8 @@
 namespace TcpFreeze;
 
 /// <summary>
-/// Names shared with bpf/tcpfreeze.bpf.c and the pin layout. <see cref="KernelObjects"/>
-/// puts them together with sizes and capacities into one table.
+/// Names and numbers shared with bpf/tcpfreeze.bpf.c. <see cref="KernelObjects"/> puts the
+/// names together with pins, sizes and capacities into one table.
 /// </summary>
 internal static class BpfNames
 {
@@ -17,18 +17,6 @@ internal static class BpfNames
     public const string TcIngressProgram = "tf_tc_ingress";
     public const string L3IngressProgram = "tf_l3_ingress";
     public const string L3EgressProgram = "tf_l3_egress";
-
-    public const string ConnectionsPin = "connections";
-    public const string EndpointsPin = "endpoints";
-    public const string CountersPin = "counters";
-    public const string ConfigPin = "config";
-    public const string ReplayPin = "replay";
-    public const string XdpPin = "xdp_ingress";
-    public const string TcPin = "tc_egress";
-    public const string TcIngressPin = "tc_ingress";
-    public const string L3IngressPin = "l3_ingress";
-    public const string L3EgressPin = "l3_egress";
-    public static readonly string[] AllPins = [ConnectionsPin, EndpointsPin, CountersPin, ConfigPin, ReplayPin, XdpPin, TcPin, TcIngressPin, L3IngressPin, L3EgressPin];
 
     /// <summary>
     /// TC filter identity of the egress program, and of the ingress program when it runs

@@ -10,20 +10,21 @@ namespace TcpFreeze;
 internal static class LeftoverStateInspector
 {
     /// <summary>What TcpFreeze has left in the namespace; changes nothing (see <see cref="TcpFreezer.Inspect"/>).</summary>
-    public static AttachmentState Inspect(FreezerOptions options, string directory)
+    public static AttachmentState Inspect(FreezerOptions options, NamespacePins pins)
     {
+        string directory = pins.Directory;
         bool exists = Directory.Exists(directory);
-        var pins = new List<string>();
+        var present = new List<string>();
         var missing = new List<string>();
         var other = new List<string>();
         if (exists)
         {
-            foreach (string pin in BpfNames.AllPins)
-                (File.Exists(Path.Combine(directory, pin)) ? pins : missing).Add(pin);
+            foreach (string pin in KernelObjects.PinNames)
+                (File.Exists(pins.PathOf(pin)) ? present : missing).Add(pin);
             other.AddRange(Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).OfType<string>()
-                .Where(name => !BpfNames.AllPins.Contains(name)).Order(StringComparer.Ordinal));
+                .Where(name => !KernelObjects.PinNames.Contains(name)).Order(StringComparer.Ordinal));
         }
-        return new AttachmentState(directory, exists, pins, missing, other, InterfaceAttacher.FindAttached(options, directory));
+        return new AttachmentState(directory, exists, present, missing, other, InterfaceAttacher.FindAttached(options, pins));
     }
 
     /// <summary>
@@ -31,28 +32,28 @@ internal static class LeftoverStateInspector
     /// programs attached in the namespace or pinned in its directory (a loaded program
     /// keeps its maps alive). <paramref name="unpinned"/> receives the pins that were missing.
     /// </summary>
-    public static FreezerMaps OpenMaps(FreezerOptions options, string directory, List<string> unpinned)
+    public static FreezerMaps OpenMaps(FreezerOptions options, NamespacePins pins, List<string> unpinned)
     {
         Dictionary<string, HashSet<uint>>? fromPrograms = null;
-        var opened = new List<BpfMap>();
+        var opened = new Dictionary<MapDefinition, BpfMap>();
         try
         {
             foreach (MapDefinition definition in KernelObjects.Maps)
             {
-                BpfMap? map = PinnedObjects.TryOpenMap(directory, definition);
+                BpfMap? map = pins.TryOpenMap(definition);
                 if (map is null)
                 {
-                    fromPrograms ??= MapIdsOfTcpFreezePrograms(options, directory);
-                    map = OpenUnpinnedMap(options, directory, definition, fromPrograms);
+                    fromPrograms ??= MapIdsOfTcpFreezePrograms(options, pins);
+                    map = OpenUnpinnedMap(options, pins.Directory, definition, fromPrograms);
                     unpinned.Add(definition.PinName);
                 }
-                opened.Add(map);
+                opened[definition] = map;
             }
             return new FreezerMaps(opened);
         }
         catch
         {
-            foreach (BpfMap map in opened)
+            foreach (BpfMap map in opened.Values)
                 map.Dispose();
             throw;
         }
@@ -86,10 +87,10 @@ internal static class LeftoverStateInspector
     }
 
     /// <summary>The ids of the maps TcpFreeze's programs use, by map name: attached programs first, then pinned ones.</summary>
-    private static Dictionary<string, HashSet<uint>> MapIdsOfTcpFreezePrograms(FreezerOptions options, string directory)
+    private static Dictionary<string, HashSet<uint>> MapIdsOfTcpFreezePrograms(FreezerOptions options, NamespacePins pins)
     {
-        var programIds = InterfaceAttacher.FindAttached(options, directory).Select(p => p.ProgramId).ToList();
-        programIds.AddRange(KernelObjects.Programs.Select(p => PinnedObjects.TryPinnedProgramId(directory, p)));
+        var programIds = InterfaceAttacher.FindAttached(options, pins).Select(p => p.ProgramId).ToList();
+        programIds.AddRange(KernelObjects.Programs.Select(pins.TryPinnedProgramId));
         var byName = new Dictionary<string, HashSet<uint>>(StringComparer.Ordinal);
         foreach (uint programId in programIds.Where(id => id != 0).Distinct())
         {

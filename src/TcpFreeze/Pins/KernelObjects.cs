@@ -32,22 +32,22 @@ internal sealed record ProgramDefinition(string ProgramName, string PinName);
 /// </summary>
 internal static class KernelObjects
 {
-    public static readonly MapDefinition Connections = new(BpfNames.ConnectionsMap, BpfNames.ConnectionsPin, ConnectionKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxConnections);
-    public static readonly MapDefinition Endpoints = new(BpfNames.EndpointsMap, BpfNames.EndpointsPin, EndpointKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxEndpoints);
-    public static readonly MapDefinition Counters = new(BpfNames.CountersMap, BpfNames.CountersPin, sizeof(uint), sizeof(ulong));
-    public static readonly MapDefinition Config = new(BpfNames.ConfigMap, BpfNames.ConfigPin, sizeof(uint), sizeof(ulong));
+    public static readonly MapDefinition Connections = new(BpfNames.ConnectionsMap, "connections", ConnectionKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxConnections);
+    public static readonly MapDefinition Endpoints = new(BpfNames.EndpointsMap, "endpoints", EndpointKey.Size, Unsafe.SizeOf<FreezeEntry>(), o => o.MaxEndpoints);
+    public static readonly MapDefinition Counters = new(BpfNames.CountersMap, "counters", sizeof(uint), sizeof(ulong));
+    public static readonly MapDefinition Config = new(BpfNames.ConfigMap, "config", sizeof(uint), sizeof(ulong));
 
     /// <summary>One replay record per connection at most, so it gets the connections map's capacity.</summary>
-    public static readonly MapDefinition Replay = new(BpfNames.ReplayMap, BpfNames.ReplayPin, ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
+    public static readonly MapDefinition Replay = new(BpfNames.ReplayMap, "replay", ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
 
-    /// <summary>Every map, in the order <see cref="FreezerMaps"/> holds them.</summary>
+    /// <summary>Every map (<see cref="FreezerMaps"/> takes them by row).</summary>
     public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config, Replay];
 
-    public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, BpfNames.XdpPin);
-    public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, BpfNames.TcPin);
-    public static readonly ProgramDefinition TcIngress = new(BpfNames.TcIngressProgram, BpfNames.TcIngressPin);
-    public static readonly ProgramDefinition L3Ingress = new(BpfNames.L3IngressProgram, BpfNames.L3IngressPin);
-    public static readonly ProgramDefinition L3Egress = new(BpfNames.L3EgressProgram, BpfNames.L3EgressPin);
+    public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, "xdp_ingress");
+    public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, "tc_egress");
+    public static readonly ProgramDefinition TcIngress = new(BpfNames.TcIngressProgram, "tc_ingress");
+    public static readonly ProgramDefinition L3Ingress = new(BpfNames.L3IngressProgram, "l3_ingress");
+    public static readonly ProgramDefinition L3Egress = new(BpfNames.L3EgressProgram, "l3_egress");
 
     /// <summary>
     /// Every program. Both ingress programs, and the L3 pair, are loaded and pinned whichever
@@ -55,6 +55,9 @@ internal static class KernelObjects
     /// a tun device that appears later never reloads.
     /// </summary>
     public static readonly ProgramDefinition[] Programs = [XdpIngress, TcEgress, TcIngress, L3Ingress, L3Egress];
+
+    /// <summary>The file name of every pin in a namespace's pin directory (<see cref="NamespacePins"/>): the maps', then the programs'.</summary>
+    public static readonly string[] PinNames = [.. Maps.Select(m => m.PinName), .. Programs.Select(p => p.PinName)];
 
     /// <summary>The programs that go to TC ingress on some interface (Ethernet or L3).</summary>
     public static readonly ProgramDefinition[] TcIngressPrograms = [TcIngress, L3Ingress];

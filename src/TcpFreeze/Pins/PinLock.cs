@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ebpf.Interop;
 using Interop;
+using TcpFreeze.Native;
 
 namespace TcpFreeze;
 

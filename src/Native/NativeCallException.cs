@@ -1,12 +1,12 @@
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Native;
 
 /// <summary>
 /// A native call failed with an errno. The message names the operation, what it acted
 /// on, the errno with its symbolic name and meaning, and what the caller can do about
 /// it. Test for specific failures with <see cref="Errno"/> (e.g. <see cref="Errnos.ENOENT"/>).
-/// <see cref="BpfException"/> is the subtype for libbpf and bpf(2) calls.
+/// The BPF binding's <c>BpfException</c> is the subtype for libbpf and bpf(2) calls.
 /// </summary>
 public class NativeCallException : Exception
 {

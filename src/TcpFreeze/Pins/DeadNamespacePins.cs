@@ -1,5 +1,4 @@
 using System.Globalization;
-using Ebpf.Interop;
 
 namespace TcpFreeze;
 
@@ -58,26 +57,11 @@ internal static class DeadNamespacePins
     public static List<string> DeadDirectories(string pinRoot, HashSet<ulong> live)
     {
         var dead = new List<string>();
-        foreach (string directory in SafeEnumerate(() => Directory.EnumerateDirectories(pinRoot, "netns-*")))
-        {
-            string name = Path.GetFileName(directory);
-            if (ulong.TryParse(name.AsSpan("netns-".Length), NumberStyles.None, CultureInfo.InvariantCulture, out ulong cookie) && !live.Contains(cookie))
+        foreach (string directory in SafeEnumerate(() => Directory.EnumerateDirectories(pinRoot, NamespacePins.DirectoryPattern)))
+            if (NamespacePins.TryParseCookie(directory, out ulong cookie) && !live.Contains(cookie))
                 dead.Add(directory);
-        }
         dead.Sort(StringComparer.Ordinal);
         return dead;
-    }
-
-    /// <summary>Removes TcpFreeze's pins from a dead namespace's directory, and the directory if that leaves it empty; returns how many pins.</summary>
-    public static int Remove(string directory)
-    {
-        int pins = 0;
-        foreach (string pin in BpfNames.AllPins)
-            if (BpfFs.Unpin(Path.Combine(directory, pin)))
-                pins++;
-        if (!Directory.EnumerateFileSystemEntries(directory).Any())
-            Directory.Delete(directory);
-        return pins;
     }
 
     private static void Remember(Dictionary<string, string> byInode, string path)

@@ -25,14 +25,14 @@ namespace TcpFreeze;
 internal static class InterfaceAttacher
 {
     /// <summary>Attaches to the interfaces the options name (or every one that is up), recording what it did for a rollback.</summary>
-    public static List<AttachedInterface> Attach(FreezerOptions options, PinnedObjects objects, string directory, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
-        => options.Namespace.Run(() => AttachHere(options, objects, directory, xdpDone, tcDone));
+    public static List<AttachedInterface> Attach(FreezerOptions options, PinnedObjects objects, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+        => options.Namespace.Run(() => AttachHere(options, objects, pins, xdpDone, tcDone));
 
-    private static List<AttachedInterface> AttachHere(FreezerOptions options, PinnedObjects objects, string directory, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+    private static List<AttachedInterface> AttachHere(FreezerOptions options, PinnedObjects objects, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
         List<NetworkInterfaceInfo> targets = SelectTargets(options);
         var result = new List<AttachedInterface>();
-        ProgramOwnership owners = ProgramOwnership.Of(directory);
+        ProgramOwnership owners = ProgramOwnership.Of(pins);
         foreach (ProgramDefinition definition in KernelObjects.Programs)
             owners.WithProgram(objects.Program(definition).Info.Id);
         foreach (NetworkInterfaceInfo nic in targets)
@@ -135,12 +135,12 @@ internal static class InterfaceAttacher
     /// enforced on every interface a freeze must cover (the options' interfaces, or every
     /// supported interface that is up): an interface without TcpFreeze's ingress and egress
     /// programs for that map (an interrupted attach, an interface added or brought up since)
-    /// gets them now, from the programs pinned in <paramref name="directory"/>, with the
+    /// gets them now, from the programs pinned in <paramref name="pins"/>, with the
     /// ingress hook the other interfaces use. Returns the interfaces it attached to. If one
     /// cannot be covered, what this call attached is undone and the freeze is refused,
     /// naming the interface.
     /// </summary>
-    public static List<string> EnsureCovered(FreezerOptions options, string directory, uint connectionsMapId) => options.Namespace.Run(() =>
+    public static List<string> EnsureCovered(FreezerOptions options, NamespacePins pins, uint connectionsMapId) => options.Namespace.Run(() =>
     {
         List<NetworkInterfaceInfo> targets;
         try
@@ -179,12 +179,12 @@ internal static class InterfaceAttacher
         try
         {
             foreach (ProgramDefinition definition in needed)
-                programs[definition] = TryOpenPinnedProgram(directory, definition);
+                programs[definition] = TryOpenPinnedProgram(pins, definition);
             if (programs.Values.Any(p => p is null || !p.GetMapIds().Contains(connectionsMapId)))
                 throw new TcpFreezeException(operation,
-                    $"TcpFreeze's programs are not attached to {names}, so the freeze would not hold there, and the programs pinned in {directory} " +
+                    $"TcpFreeze's programs are not attached to {names}, so the freeze would not hold there, and the programs pinned in {pins.Directory} " +
                     "are missing or belong to other maps; nothing was frozen", remedy: TcpFreezeRemedy.Attach);
-            ProgramOwnership owners = ProgramOwnership.Of(directory).WithMap(connectionsMapId);
+            ProgramOwnership owners = ProgramOwnership.Of(pins).WithMap(connectionsMapId);
             FreezerOptions attachOptions = options with { ReplaceForeignPrograms = false };
             foreach (NetworkInterfaceInfo nic in uncovered)
             {
@@ -217,12 +217,11 @@ internal static class InterfaceAttacher
         return attached;
     });
 
-    private static BpfProgram? TryOpenPinnedProgram(string directory, ProgramDefinition definition)
+    private static BpfProgram? TryOpenPinnedProgram(NamespacePins pins, ProgramDefinition definition)
     {
-        string path = Path.Combine(directory, definition.PinName);
         try
         {
-            return File.Exists(path) ? BpfProgram.OpenPinned(path) : null;
+            return pins.TryOpenProgram(definition);
         }
         catch (BpfException)
         {
@@ -288,13 +287,13 @@ internal static class InterfaceAttacher
 
     /// <summary>
     /// Detaches this pin root's TcpFreeze programs (see <see cref="ProgramOwnership"/>: pinned
-    /// in <paramref name="directory"/> or using its maps) and orphaned ones (pinned nowhere)
+    /// in <paramref name="pins"/> or using its maps) and orphaned ones (pinned nowhere)
     /// from every interface; returns the interfaces touched. Programs of other tools, and
     /// TcpFreeze programs of other pin roots, are never touched.
     /// </summary>
-    public static List<string> DetachAll(FreezerOptions options, string directory)
+    public static List<string> DetachAll(FreezerOptions options, NamespacePins pins)
     {
-        ProgramOwnership owners = ProgramOwnership.Of(directory);
+        ProgramOwnership owners = ProgramOwnership.Of(pins);
         return options.Namespace.Run(() =>
         {
             var names = new List<string>();
@@ -311,9 +310,9 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>This pin root's (and orphaned) TcpFreeze programs attached to the namespace's interfaces; other pin roots' are not listed.</summary>
-    public static List<AttachedProgram> FindAttached(FreezerOptions options, string directory)
+    public static List<AttachedProgram> FindAttached(FreezerOptions options, NamespacePins pins)
     {
-        ProgramOwnership owners = ProgramOwnership.Of(directory);
+        ProgramOwnership owners = ProgramOwnership.Of(pins);
         return options.Namespace.Run(() =>
         {
             var found = new List<AttachedProgram>();

@@ -43,11 +43,11 @@ internal sealed class ProgramOwnership
 
     private ProgramOwnership(string directory) => _directory = Path.GetFullPath(directory);
 
-    /// <summary>The ownership view of the pin directory <paramref name="directory"/> (a netns-COOKIE directory).</summary>
-    public static ProgramOwnership Of(string directory)
+    /// <summary>The ownership view of one namespace's pins (<paramref name="pins"/>).</summary>
+    public static ProgramOwnership Of(NamespacePins pins)
     {
-        var ownership = new ProgramOwnership(directory);
-        ownership.ReadPins(ownership._directory, ownership._ourPrograms, ownership._ourMaps);
+        var ownership = new ProgramOwnership(pins.Directory);
+        ReadPins(NamespacePins.At(ownership._directory), ownership._ourPrograms, ownership._ourMaps);
         return ownership;
     }
 
@@ -134,7 +134,7 @@ internal sealed class ProgramOwnership
             {
                 var programs = new HashSet<uint>();
                 var maps = new HashSet<uint>();
-                ReadPins(directory, programs, maps);
+                ReadPins(NamespacePins.At(directory), programs, maps);
                 foreach (uint id in programs.Concat(maps))
                     _others.TryAdd(id, directory);
             }
@@ -142,17 +142,17 @@ internal sealed class ProgramOwnership
         return _others;
     }
 
-    private void ReadPins(string directory, HashSet<uint> programs, HashSet<uint> maps)
+    private static void ReadPins(NamespacePins pins, HashSet<uint> programs, HashSet<uint> maps)
     {
         foreach (ProgramDefinition definition in KernelObjects.Programs)
         {
-            uint id = PinnedObjects.TryPinnedProgramId(directory, definition);
+            uint id = pins.TryPinnedProgramId(definition);
             if (id != 0)
                 programs.Add(id);
         }
         foreach (MapDefinition definition in KernelObjects.Maps)
         {
-            string path = Path.Combine(directory, definition.PinName);
+            string path = pins.PathOf(definition);
             try
             {
                 if (!File.Exists(path))
