@@ -48,11 +48,23 @@ internal static class RestoreWatcher
     {
         if (context.ExecutablePath is null)
             return "no restore watcher (no hook executable)";
+        if (context.AfterAnswer is { } later)
+        {
+            // The agent starts it once CRIU has this step's answer (a process start costs it about 1 ms).
+            later.Add(() => $"pre-restore (CRIU {context.CriuPid}): {Start(context)}");
+            return "the agent starts the restore watcher, which detaches when idle should CRIU end without post-resume";
+        }
+        return Start(context);
+    }
+
+    private static string Start(HookContext context)
+    {
         try
         {
             // The small C front end waits for CRIU when it is there (the published layout); else the engine itself does.
-            string frontEnd = Path.Combine(Path.GetDirectoryName(context.ExecutablePath) ?? "/", FrontEnd);
-            string program = Path.GetFileName(context.ExecutablePath) != FrontEnd && File.Exists(frontEnd) ? frontEnd : context.ExecutablePath;
+            string engine = context.ExecutablePath!;
+            string frontEnd = Path.Combine(Path.GetDirectoryName(engine) ?? "/", FrontEnd);
+            string program = Path.GetFileName(engine) != FrontEnd && File.Exists(frontEnd) ? frontEnd : engine;
             var info = new ProcessStartInfo(program) { UseShellExecute = false };
             foreach (string argument in new[] { Argument, Invariant(context.CriuPid), context.Settings.PinRoot, context.Settings.LogFile ?? "-",
                          Invariant((long)Math.Ceiling(context.Settings.Lease.TotalSeconds)) })
