@@ -173,19 +173,11 @@ public static class ProcessSockets
         ArgumentNullException.ThrowIfNull(connections);
         ArgumentNullException.ThrowIfNull(endpoints);
         const string operation = "list the TCP sockets of this network namespace";
-        var wantedConnections = new HashSet<ConnectionKey>(connections);
-        var endpointsByPort = new Dictionary<(AddressFamily, int), List<EndpointKey>>();
-        foreach (EndpointKey endpoint in endpoints)
-        {
-            var slot = (endpoint.AddressFamily, endpoint.Endpoint.Port);
-            if (!endpointsByPort.TryGetValue(slot, out List<EndpointKey>? list))
-                endpointsByPort[slot] = list = [];
-            list.Add(endpoint);
-        }
-        if (wantedConnections.Count == 0 && endpointsByPort.Count == 0)
+        ConnectionKey[] listedConnections = [.. connections];
+        EndpointKey[] listedEndpoints = [.. endpoints];
+        if (listedConnections.Length == 0 && listedEndpoints.Length == 0)
             return [];
-
-        return FindIn(SocketTable.ReadOwn(operation), wantedConnections, endpointsByPort);
+        return FindIn(SocketTable.ReadOwn(operation), listedConnections, listedEndpoints);
     }
 
     private static List<LiveSocket> FindIn(IEnumerable<ProcNetTcpEntry> table, IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey> endpoints)

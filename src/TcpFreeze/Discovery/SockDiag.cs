@@ -57,12 +57,9 @@ internal static unsafe class SockDiag
     /// </summary>
     internal static List<ProcNetTcpEntry>? TryDumpTcp(HashSet<ulong>? wanted, uint states)
     {
-        using FileDescriptorHandle socket = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_SOCK_DIAG);
-        if (socket.IsInvalid)
+        using FileDescriptorHandle? socket = TryOpen();
+        if (socket is null)
             return null; // no NETLINK_SOCK_DIAG (EPROTONOSUPPORT), or netlink is forbidden here: the text tables need neither
-        var timeout = new Libc.TimeVal { Seconds = ReceiveTimeoutSeconds };
-        if (Libc.setsockopt(socket, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &timeout, (uint)sizeof(Libc.TimeVal)) != 0)
-            throw new NativeCallException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
 
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
@@ -81,6 +78,26 @@ internal static unsafe class SockDiag
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>A sock_diag socket with a receive timeout; null when this kernel or sandbox offers none.</summary>
+    /// <exception cref="NativeCallException">The timeout cannot be set.</exception>
+    private static FileDescriptorHandle? TryOpen()
+    {
+        FileDescriptorHandle socket = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_SOCK_DIAG);
+        if (socket.IsInvalid)
+        {
+            socket.Dispose();
+            return null;
+        }
+        var timeout = new Libc.TimeVal { Seconds = ReceiveTimeoutSeconds };
+        if (Libc.setsockopt(socket, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &timeout, (uint)sizeof(Libc.TimeVal)) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            socket.Dispose();
+            throw new NativeCallException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", errno);
+        }
+        return socket;
     }
 
     /// <summary>
@@ -138,12 +155,9 @@ internal static unsafe class SockDiag
     /// <exception cref="FormatException">The kernel replied with something this version cannot read.</exception>
     internal static List<ProcNetTcpEntry>? TryLookUpTcp(IReadOnlyList<ConnectionKey> keys)
     {
-        using FileDescriptorHandle socket = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_SOCK_DIAG);
-        if (socket.IsInvalid)
+        using FileDescriptorHandle? socket = TryOpen();
+        if (socket is null)
             return null;
-        var timeout = new Libc.TimeVal { Seconds = ReceiveTimeoutSeconds };
-        if (Libc.setsockopt(socket, Libc.SOL_SOCKET, Libc.SO_RCVTIMEO, &timeout, (uint)sizeof(Libc.TimeVal)) != 0)
-            throw new NativeCallException("set a receive timeout on the sock_diag socket (SO_RCVTIMEO)", Marshal.GetLastPInvokeError());
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
