@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes every NuGet package of TcpFreeze into one folder (default artifacts/packages), ready for a local folder source
-# (see README, "Packages") or a feed:
+# (see README, "Install") or a feed:
 #   TcpFreeze.Native, TcpFreeze.Ebpf.Interop, TcpFreeze, TcpFreeze.CriuHooks (+ .snupkg symbol packages)
 #   TcpFreeze.Cli            the tool package `dotnet tool install TcpFreeze.Cli` finds; it points to
 #   TcpFreeze.Cli.linux-x64  the NativeAOT tool (made only on x86-64 Linux: NativeAOT does not cross-compile)

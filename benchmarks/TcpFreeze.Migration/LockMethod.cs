@@ -52,7 +52,7 @@ internal sealed record LockMethod(string Name, string CriuNetworkLock, bool Hook
     /// <summary>The methods of the paper's experiment (--paper without --methods).</summary>
     public static IReadOnlyList<LockMethod> Paper { get; } = [Iptables, IptablesLegacy, TcpFreeze, TcpFreezeWarm];
 
-    /// <summary>The methods of a run without --methods (the README's downtime table).</summary>
+    /// <summary>The methods of a run without --methods (the downtime table of docs/performance.md).</summary>
     public static IReadOnlyList<LockMethod> Default { get; } = [TcpFreeze, TcpFreezeWarm, Skip, Iptables, Nftables];
 
     /// <summary>Other names accepted on the command line: the and the hook's own wording.</summary>

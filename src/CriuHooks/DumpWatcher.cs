@@ -29,7 +29,7 @@ namespace TcpFreeze.CriuHooks;
 /// sockets, and a task resumed after a failed transfer reads them before the watcher's turn, gets
 /// EPERM from its repair-mode socket and (most servers) closes it: seen here with a lease of 6 s and a
 /// transfer that broke 10 s into the dump, the echo server had closed all 100 connections by then. So
-/// the lease must cover the page server's wait as well (see README, "Post-copy").
+/// the lease must cover the page server's wait as well (see docs/criu.md, "Post-copy").
 /// </para>
 /// </summary>
 internal static class DumpWatcher

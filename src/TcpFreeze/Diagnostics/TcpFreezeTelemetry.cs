@@ -3,7 +3,7 @@ namespace TcpFreeze;
 /// <summary>
 /// The names under which TcpFreeze reports what it does, for <c>System.Diagnostics</c> listeners
 /// (OpenTelemetry: <c>AddMeter(TcpFreezeTelemetry.MeterName)</c>,
-/// <c>AddSource(TcpFreezeTelemetry.ActivitySourceName)</c>). The README's Observability section
+/// <c>AddSource(TcpFreezeTelemetry.ActivitySourceName)</c>). docs/observability.md
 /// lists every instrument and span.
 /// </summary>
 /// <remarks>Thread safety: the names are constants; the instruments are safe for concurrent use, as System.Diagnostics' are.</remarks>

@@ -363,7 +363,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// Thaws connections and endpoints. Keys that are not frozen are reported, not an error.
     /// With <paramref name="kick"/> (the default), the connections this call released that had
     /// data segments dropped get the resume kick, so that both ends retransmit at once instead
-    /// of waiting out the back-off they built up while frozen (see README, "Fast resume").
+    /// of waiting out the back-off they built up while frozen (see docs/fast-resume.md).
     /// <paramref name="peerSequences"/> (optional) gives, for connections frozen elsewhere first
     /// (a restore on another host), the peer sequence numbers that host recorded
     /// (<see cref="FrozenConnection.PeerSequence"/>): a released connection whose peer this host

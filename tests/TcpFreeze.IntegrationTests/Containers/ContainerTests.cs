@@ -214,7 +214,7 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
     /// writes an image that `ctr containers restore` rejects, because the task checkpoint names the container's
     /// image under the annotation "image.name" and the restore looks for another one. The hook did its part
     /// (every connection frozen, the manifest in the checkpoint's CRIU images); the connections stay frozen
-    /// until the test thaws them. This pins the README's statement: when a containerd update fixes it, this fails.
+    /// until the test thaws them. This pins the statement in docs/containers.md: when a containerd update fixes it, this fails.
     /// </summary>
     [RootFact]
     public async Task Containerd_1_6_cannot_restore_the_checkpoint_that_stops_a_container()

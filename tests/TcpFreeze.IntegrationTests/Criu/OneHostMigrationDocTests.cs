@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 namespace TcpFreeze.Tests.Criu;
 
 /// <summary>
-/// README's "Migration on one host" steps, taken from the README (the code block after its doc-test marker) and run
+/// README's "A first migration" steps, taken from the README (the code block after its doc-test marker) and run
 /// as they are written, in bash with set -e: CRIU 4.2.1 from PATH, the hook at /usr/local/bin/tcpfreeze-criu-hook (in
 /// a private mount namespace of the test's own, so the host's /usr/local/bin is untouched), an nginx that runs as a
 /// daemon with its workers as root (the README's advice) in a network namespace of its own, with keep-alive clients.
@@ -131,7 +131,7 @@ public sealed class OneHostMigrationDocTests(CriuFixture criu, ITestOutputHelper
                 mkdir "$IMAGES"
                 echo "server $PID"
                 read -r go
-                # ---------------------------------------------------------------- README.md, "Migration on one host"
+                # ---------------------------------------------------------------- README.md, "A first migration"
                 {{steps}}
                 # ----------------------------------------------------------------
                 echo "restored $PID"

@@ -126,14 +126,13 @@ public sealed partial class CommandReferenceTests
     }
 
     [Fact]
-    public void The_readme_states_the_exit_codes_in_the_words_of_the_help()
+    public void The_cli_page_states_the_exit_codes_in_the_words_of_the_help()
     {
         string help = Regex.Replace(TcpFreezeCommand.Run("--help").Succeeds().Output, @"\s+", " ");
         string codes = Regex.Match(help, @"Exit codes: [^.]*\.").Value;
         Assert.Equal("Exit codes: 0 done, 1 failed, 2 bad command line.", codes);
-        string readme = File.ReadAllText(Path.Combine(Repository.Root, "README.md"));
-        string cli = readme[readme.IndexOf("\n## The CLI\n", StringComparison.Ordinal)..readme.IndexOf("\n## CRIU integration\n", StringComparison.Ordinal)];
-        // The README may explain a code in parentheses; without them it says what --help says.
+        string cli = File.ReadAllText(Path.Combine(Repository.Root, "docs", "cli.md"));
+        // The page may explain a code in parentheses; without them it says what --help says.
         string stated = Regex.Replace(Regex.Match(cli, @"Exit codes: [^\n]*?command line\.").Value, @" \([^)]*\)", "");
         Assert.Equal(codes, stated);
         Assert.DoesNotContain("a non-zero code", cli);
