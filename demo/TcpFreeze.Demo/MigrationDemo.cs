@@ -9,7 +9,10 @@ namespace TcpFreeze.Demo;
 /// <summary>
 /// Part two of the demo: a real CRIU 4.2.1 dump and restore of an echo server holding
 /// busy connections, once with no network lock at all (CRIU's --network-lock skip, the
-/// unsafe floor) and once with the TcpFreeze hook, side by side.
+/// unsafe floor), once with the TcpFreeze hook as installed by default (it attaches at
+/// pre-dump and detaches after the restore), and once on the fast path that
+/// `scripts/install.sh --with-systemd` sets up (programs attached beforehand, the hook's
+/// resident agent taking each step), side by side.
 /// </summary>
 internal static class MigrationDemo
 {
@@ -17,16 +20,22 @@ internal static class MigrationDemo
     {
         string criu = CriuFixture.FindCriu();
         var results = new List<(string, int, int, TimeSpan)>();
-        foreach ((string method, bool useHook) in new[] { ("no lock (--network-lock skip)", false), ("TcpFreeze hook", true) })
+        foreach ((string method, bool useHook, bool fast) in new[]
+                 {
+                     ("no lock (--network-lock skip)", false, false),
+                     ("TcpFreeze hook", true, false),
+                     ("TcpFreeze hook, fast path (attached beforehand, the agent)", true, true),
+                 })
         {
             Console.WriteLine($"\n== Migrating an echo server with {connections} busy connections, {method}");
-            results.Add(await MigrateOnceAsync(criu, hook, connections, method, useHook));
+            results.Add(await MigrateOnceAsync(criu, hook, connections, method, useHook, fast));
         }
         return [.. results];
     }
 
-    private static async Task<(string, int, int, TimeSpan)> MigrateOnceAsync(string criu, string hook, int connections, string method, bool useHook)
+    private static async Task<(string, int, int, TimeSpan)> MigrateOnceAsync(string criu, string hook, int connections, string method, bool useHook, bool fast)
     {
+        using var agent = new TcpFreeze.Migration.BenchAgent();
         string work = Directory.CreateTempSubdirectory("tcpfreeze-demo-").FullName;
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
@@ -39,6 +48,15 @@ internal static class MigrationDemo
                 throw new InvalidOperationException("the clients did not get going");
             Console.WriteLine($"   {connections} clients are sending numbered messages; each reply is checked (exactly once, in order)");
             var runner = new CriuRunner(criu, hook, network.NameB, work, pins.Path) { NetworkLockWithoutHook = "skip" };
+            runner.Environment["TCPFREEZE_AGENT_SOCKET"] = ""; // no agent unless this run starts one
+            if (fast)
+            {
+                using (TcpFreezer.Attach(pins.Options(network.B)))
+                {
+                }
+                runner.Environment["TCPFREEZE_KEEP_ATTACHED"] = "true";
+                runner.Environment["TCPFREEZE_AGENT_SOCKET"] = agent.StartIn(network.NameB, hook);
+            }
 
             var clock = Stopwatch.StartNew();
             (int dumpCode, TimeSpan dump, string dumpLog) = runner.Dump(server.Pid, useHook);
