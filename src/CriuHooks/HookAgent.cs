@@ -210,8 +210,17 @@ internal static class HookAgent
                 var text = new StringWriter(CultureInfo.InvariantCulture);
                 var afterAnswer = new List<Func<string>>();
                 int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false, afterAnswer);
-                Reply(client, (byte)Math.Clamp(code, 0, 254), text.ToString());
-                client.Shutdown(SocketShutdown.Both); // the front end exits now; what follows is off CRIU's clock
+                try
+                {
+                    Reply(client, (byte)Math.Clamp(code, 0, 254), text.ToString());
+                    client.Shutdown(SocketShutdown.Both); // the front end exits now; what follows is off CRIU's clock
+                }
+                catch (Exception e) when (e is SocketException or IOException)
+                {
+                    // The front end is gone (CRIU killed mid-step?). The step ran: the work below is still owed, the dump
+                    // watcher above all, which thaws at once when CRIU has ended with the tasks still running.
+                    agentLog.WriteLine($"tcpfreeze-agent: the answer to PID {pid} was not delivered: {e.Message}");
+                }
                 variables!.TryGetValue("CRTOOLS_SCRIPT_ACTION", out string? action);
                 agentLog.WriteLine($"tcpfreeze-agent: {action} for PID {pid}: exit {code} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.0} ms");
                 // Where this step froze: the watch attaches interfaces that come up while anything there is frozen.
