@@ -303,7 +303,9 @@ After=$UNIT_NAME
 [Service]
 Type=simple
 ExecStart=$bin/tcpfreeze-criu-hook-engine --agent
-# A stop lets the steps in progress finish (new ones run in the hook itself meanwhile).
+# A stop lets the steps in progress finish (new ones run in the hook itself meanwhile), and leaves the dump and
+# restore watchers the agent started running: they guard migrations still in progress.
+KillMode=process
 TimeoutStopSec=60
 Restart=on-failure
 
