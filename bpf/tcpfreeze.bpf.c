@@ -21,8 +21,9 @@
  *
  * Every drop of a data segment records its sequence number in the entry, for the
  * resume kick that a thaw sends (see struct tf_entry).
- * A connection entry's ingress drop of the peer's data also keeps the segment itself,
- * for the replay that a thaw does (see struct tf_replay).
+ * A connection entry's drop of a data segment also keeps the segment itself, for the
+ * replay that a thaw does (see struct tf_replay): the peer's in tf_replay, this host's
+ * own in tf_replay_local.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -81,6 +82,23 @@ struct {
 	__type(key, struct tf_conn_key);
 	__type(value, struct tf_replay);
 } tf_replay SEC(".maps");
+
+/*
+ * The mirror of tf_replay: the last data segment this host's own socket sent that a
+ * connection entry dropped on egress, same layout and capacity. A reply the server had
+ * sent when the freeze began is in its socket's send queue as sent; a socket CRIU
+ * restored resends it only when its fresh retransmission timer fires (about 1 s), and no
+ * ICMP can shorten a timer that has not backed off. The thaw sends this segment to the
+ * peer as the socket's own retransmission would be, so the peer has it at once and its
+ * ACK frees it (see SegmentReplay.cs).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tf_conn_key);
+	__type(value, struct tf_replay);
+} tf_replay_local SEC(".maps");
 
 /*
  * Where a record is built before it goes into tf_replay in one update: a hash map
@@ -374,19 +392,25 @@ static __always_inline void record_drop(struct tf_entry *entry, struct tf_segmen
 }
 
 /*
- * Keeps the peer's segment that a connection entry just dropped for the replay (see
- * struct tf_replay): the IP packet's first TF_REPLAY_BYTES bytes at most, read with the
- * helper of the hook (xdp set: an XDP frame, else an skb), whose data may lie beyond what
- * the program can read directly. frame_length is the frame's length from its start. A
- * record that cannot be made (map full, no memory) only costs the replay of this
- * connection: the kick and the peer's own timer still resume it.
+ * Keeps the segment that a connection entry just dropped for the replay (see struct
+ * tf_replay): the peer's (ingress) in tf_replay, this host's (egress, TF_RECORD_LOCAL in
+ * how) in tf_replay_local. The IP packet's first TF_REPLAY_BYTES bytes at most, read with
+ * the helper of the hook (TF_RECORD_XDP: an XDP frame, else an skb), whose data may lie
+ * beyond what the program can read directly. frame_length is the frame's length from its
+ * start. A record that cannot be made (map full, no memory) only costs the replay of this
+ * connection: the kick and the sender's own timer still resume it.
  * A function of its own, not inlined: inlined into every path of the decision (both
  * hooks, the just-in-time lookups) it multiplied the verifier's work, and loading the
  * programs took 0.8 s instead of 0.09 s (bpftool prog loadall, this machine). It takes
  * the clock itself because a BPF function takes five arguments at most.
  */
-static __noinline void record_replay(void *ctx, int xdp, __u32 frame_length, struct tf_segment *seg, struct tf_conn_key *conn)
+#define TF_RECORD_XDP 1	/* ctx is an XDP frame, else an skb */
+#define TF_RECORD_LOCAL 2	/* an egress drop of this host's segment: tf_replay_local */
+
+static __noinline void record_replay(void *ctx, int how, __u32 frame_length, struct tf_segment *seg, struct tf_conn_key *conn)
 {
+	int xdp = how & TF_RECORD_XDP;
+
 	__u32 zero = 0;
 	struct tf_replay *record = bpf_map_lookup_elem(&tf_replay_scratch, &zero);
 
@@ -421,7 +445,10 @@ static __noinline void record_replay(void *ctx, int xdp, __u32 frame_length, str
 	record->reserved = 0;
 	record->ip_length = seg->ip_length;
 	record->reserved2 = 0;
-	bpf_map_update_elem(&tf_replay, conn, record, BPF_ANY);
+	if (how & TF_RECORD_LOCAL)
+		bpf_map_update_elem(&tf_replay_local, conn, record, BPF_ANY);
+	else
+		bpf_map_update_elem(&tf_replay, conn, record, BPF_ANY);
 }
 
 /*
@@ -465,8 +492,8 @@ static __always_inline int should_drop(void *ctx, int xdp, __u32 frame_length, s
 	entry = bpf_map_lookup_elem(&tf_connections, &conn);
 	if (entry && entry_active(entry, now) && entry_drops(ctx, sender, entry, seg, ingress, 0)) {
 		record_drop(entry, seg, ingress, now);
-		if (ingress && seg->replayable)
-			record_replay(ctx, xdp, frame_length, seg, &conn);
+		if (seg->replayable)
+			record_replay(ctx, ingress ? (xdp ? TF_RECORD_XDP : 0) : TF_RECORD_LOCAL, frame_length, seg, &conn);
 		return 1;
 	}
 

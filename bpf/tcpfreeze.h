@@ -96,6 +96,10 @@ struct tf_entry {
  * back-off (the skb is not fully acknowledged, so no RTT sample resets its timer, and
  * its one-segment window is still full); a longer one is replayed cut to what was kept,
  * which delivers those bytes and speeds up nothing.
+ * The same layout serves the mirror, tf_replay_local: the last data segment this host's
+ * own socket sent that a connection entry dropped on egress, which the thaw sends to the
+ * peer (a reply dropped at the freeze, which a socket CRIU restored would resend only on
+ * its fresh 1 s timer).
  */
 #define TF_REPLAY_BYTES 2048
 

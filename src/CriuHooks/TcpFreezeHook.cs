@@ -406,10 +406,11 @@ public static class TcpFreezeHook
     private static string KickReport(KickResult kick) => kick switch
     {
         { Error: { } error } => $"; the resume kick was not sent ({error})",
-        { PacketsSent: 0, SegmentsReplayed: 0 } => "",
+        { PacketsSent: 0, SegmentsReplayed: 0, LocalSegmentsReplayed: 0 } => "",
         _ => $"; resume kick: {kick.PacketsSent} messages to {kick.ConnectionsKicked} connections" +
              (kick.PacketsFailed > 0 ? $" ({kick.PacketsFailed} could not be sent)" : "") +
              (kick.SegmentsReplayed > 0 ? $", {kick.SegmentsReplayed} peer segments replayed" : "") +
+             (kick.LocalSegmentsReplayed > 0 ? $", {kick.LocalSegmentsReplayed} local segments sent to their peers" : "") +
              (kick.ReplayFailed > 0 ? $" ({kick.ReplayFailed} could not be replayed)" : ""),
     };
 

@@ -99,14 +99,14 @@ public sealed class LeftoverStateCliTests : IDisposable
         ThawAllWarns("not attached");
         AssertFlowsAgain(pair);
 
-        DetachLeavesNothing("removed 5 pins"); // the five map pins
+        DetachLeavesNothing("removed 6 pins"); // the six map pins
     }
 
     [RootFact]
     public void Attached_programs_with_program_pins_but_no_map_pins_thaw_through_their_maps()
     {
         TcpPair pair = AttachAndFreezeAConnection(8105);
-        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName]);
+        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName, KernelObjects.LocalReplay.PinName]);
         Cli("list").FailsWith(1, "no pins");
 
         ThawAllWarns("the pins of the connections, endpoints, counters, config");
@@ -119,7 +119,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void Program_pins_alone_still_reach_the_frozen_set_and_detach_removes_them()
     {
         AttachAndFreezeAConnection(8106);
-        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName]);
+        RemovePins([KernelObjects.Connections.PinName, KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName, KernelObjects.LocalReplay.PinName]);
         DetachProgramsBehindTcpFreezesBack();
 
         // The pinned programs keep their maps alive, entries included: the thaw empties them.
@@ -132,7 +132,7 @@ public sealed class LeftoverStateCliTests : IDisposable
     public void A_lone_map_pin_is_a_one_line_error_for_thaw_and_detach_removes_it()
     {
         AttachAndFreezeAConnection(8107);
-        RemovePins([KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName, KernelObjects.XdpIngress.PinName, KernelObjects.TcEgress.PinName, KernelObjects.TcIngress.PinName, KernelObjects.L3Ingress.PinName, KernelObjects.L3Egress.PinName]);
+        RemovePins([KernelObjects.Endpoints.PinName, KernelObjects.Counters.PinName, KernelObjects.Config.PinName, KernelObjects.Replay.PinName, KernelObjects.LocalReplay.PinName, KernelObjects.XdpIngress.PinName, KernelObjects.TcEgress.PinName, KernelObjects.TcIngress.PinName, KernelObjects.L3Ingress.PinName, KernelObjects.L3Egress.PinName]);
         DetachProgramsBehindTcpFreezesBack();
 
         Cli("thaw", "--all").FailsWith(1, "the 'endpoints' map is neither pinned");

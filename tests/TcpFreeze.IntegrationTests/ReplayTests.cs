@@ -39,6 +39,23 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(5)]
     [InlineData(30)]
     public void A_peer_that_drops_ICMP_answers_within_50_ms_of_the_thaw_with_every_byte_once_in_order(int seconds)
+        => FreezeWriteThawAndMeasure(seconds, serverDropsIcmp: false);
+
+    /// <summary>
+    /// The mirror: the server's namespace drops ICMP too, so no kick reaches either stack, and
+    /// the data the server wrote while frozen reaches the client only through the replay of the
+    /// server's own last dropped segment (tf_replay_local), sent to the client at the thaw. The
+    /// server stands in for a socket CRIU restored with a reply in its send queue: a timer that
+    /// no ICMP can shorten. For a 5 s freeze half of the connections of each direction lose their
+    /// record before the thaw and show the back-off (the "before").
+    /// </summary>
+    [RootTheory]
+    [InlineData(5)]
+    [InlineData(30)]
+    public void With_ICMP_dropped_at_both_ends_what_either_side_wrote_while_frozen_arrives_within_50_ms_of_the_thaw_once_and_in_order(int seconds)
+        => FreezeWriteThawAndMeasure(seconds, serverDropsIcmp: true);
+
+    private void FreezeWriteThawAndMeasure(int seconds, bool serverDropsIcmp)
     {
         using var network = TestNetwork.Create("tfrp");
         using var pins = new PinRoot("tfrp");
@@ -47,6 +64,8 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
         try
         {
             TestNetwork.DropIcmpUnreachable(network.NameA);
+            if (serverDropsIcmp)
+                TestNetwork.DropIcmpUnreachable(network.NameB);
             using var freezer = TcpFreezer.Attach(options);
             network.SettleNeighbours();
             int port = 8400;
@@ -56,7 +75,8 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
                     foreach (bool clientToServer in new[] { true, false })
                     {
                         var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(family), port++));
-                        bool replay = !(withBefore && clientToServer && i % 2 == 1);
+                        // Without ICMP at the server, a server-to-client connection needs its record as much as the other way.
+                        bool replay = !(withBefore && (clientToServer || serverDropsIcmp) && i % 2 == 1);
                         string name = $"{(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} #{i} {(clientToServer ? "client to server" : "server to client")}{(replay ? "" : ", record removed")}";
                         probes.Add(new Probe(name, pair, clientToServer, replay));
                         TcpPair.AssertRoundTrip(pair.Client, pair.Server, "warm up");
@@ -72,13 +92,17 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             }
             Thread.Sleep(TimeSpan.FromSeconds(seconds));
 
-            // Every client-to-server connection's peer was recorded; the "before" ones lose it.
-            using (BpfMap<ConnectionKey, ReplayRecord> replay = NamespacePins.At(freezer.PinDirectory).TryOpenMap(KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
-                foreach (Probe p in probes.Where(p => p.ClientToServer))
+            // Every connection's sender was recorded, the peer's in tf_replay and the server's own in
+            // tf_replay_local; the "before" ones lose it.
+            using (BpfMap<ConnectionKey, ReplayRecord> peerReplay = NamespacePins.At(freezer.PinDirectory).TryOpenMap(KernelObjects.Replay)!.As<ConnectionKey, ReplayRecord>())
+            using (BpfMap<ConnectionKey, ReplayRecord> localReplay = NamespacePins.At(freezer.PinDirectory).TryOpenMap(KernelObjects.LocalReplay)!.As<ConnectionKey, ReplayRecord>())
+                foreach (Probe p in probes)
                 {
+                    BpfMap<ConnectionKey, ReplayRecord> replay = p.ClientToServer ? peerReplay : localReplay;
                     Assert.True(replay.TryLookup(p.Pair.ServerView, out ReplayRecord record), $"{p.Name}: no record");
                     Assert.Equal(record.IpLength, record.Captured);
                     Assert.True(record.IpLength > ShortWrite + 40, $"{p.Name}: the retransmission was {record.IpLength} bytes");
+                    Assert.False((p.ClientToServer ? localReplay : peerReplay).TryLookup(p.Pair.ServerView, out _), $"{p.Name}: a record of the side that wrote nothing");
                     if (!p.Replay)
                         replay.Delete(p.Pair.ServerView);
                 }
@@ -90,6 +114,7 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             Task.WaitAll(lags);
 
             Assert.Equal(probes.Count(p => p.ClientToServer && p.Replay), thawed.Kick.SegmentsReplayed);
+            Assert.Equal(probes.Count(p => !p.ClientToServer && p.Replay), thawed.Kick.LocalSegmentsReplayed);
             Assert.Equal(0, thawed.Kick.ReplayFailed);
             string Report(IEnumerable<(Probe P, TimeSpan? Lag)> which) => string.Join("; ", which.Select(x =>
                 $"{x.P.Name}: {(x.Lag is { } t ? $"{t.TotalMilliseconds:F1} ms" : "nothing")}"));
@@ -97,14 +122,14 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
             var replayed = results.Where(r => r.P.Replay).ToList();
             Assert.All(results, r => Assert.NotNull(r.Lag));
             TimeSpan p99 = Percentile(replayed.Select(r => r.Lag!.Value), 0.99);
-            output.WriteLine($"frozen {seconds} s: replayed p50 {Percentile(replayed.Select(r => r.Lag!.Value), 0.5).TotalMilliseconds:F1} ms, p99 {p99.TotalMilliseconds:F1} ms, max {replayed.Max(r => r.Lag!.Value).TotalMilliseconds:F1} ms; thaw call {thawCall.TotalMilliseconds:F1} ms; " +
+            output.WriteLine($"frozen {seconds} s{(serverDropsIcmp ? ", both ends drop ICMP" : "")}: replayed p50 {Percentile(replayed.Select(r => r.Lag!.Value), 0.5).TotalMilliseconds:F1} ms, p99 {p99.TotalMilliseconds:F1} ms, max {replayed.Max(r => r.Lag!.Value).TotalMilliseconds:F1} ms; thaw call {thawCall.TotalMilliseconds:F1} ms; " +
                 $"client to server replayed p99 {Percentile(replayed.Where(r => r.P.ClientToServer).Select(r => r.Lag!.Value), 0.99).TotalMilliseconds:F1} ms, server to client p99 {Percentile(replayed.Where(r => !r.P.ClientToServer).Select(r => r.Lag!.Value), 0.99).TotalMilliseconds:F1} ms; " +
                 $"without a record: {string.Join(", ", results.Where(r => !r.P.Replay).Select(r => $"{r.Lag!.Value.TotalMilliseconds:F0}"))} ms");
             Assert.True(p99 <= Bound, $"frozen {seconds} s, p99 {p99.TotalMilliseconds:F1} ms (thaw call {thawCall.TotalMilliseconds:F1} ms): {Report(replayed)}");
 
             if (withBefore)
             {
-                // Without the replay the ICMP-dropping peer waits out its back-off (measured here:
+                // Without the replay the ICMP-dropping side waits out its back-off (measured here:
                 // 1.3-1.8 s after 5 s frozen), although the kick was sent.
                 var before = results.Where(r => !r.P.Replay).ToList();
                 Assert.True(before.All(r => r.Lag > TimeSpan.FromMilliseconds(300)), $"no back-off to show without the replay: {Report(before)}");

@@ -24,25 +24,39 @@ internal sealed class FreezerMaps : IDisposable
         _counters = maps[KernelObjects.Counters].As<uint, ulong>();
         _config = maps[KernelObjects.Config].As<uint, ulong>();
         Replay = maps[KernelObjects.Replay].As<ConnectionKey, ReplayRecord>();
+        LocalReplay = maps[KernelObjects.LocalReplay].As<ConnectionKey, ReplayRecord>();
     }
 
     /// <summary>The peer's last dropped data segment per connection (see <see cref="ReplayRecord"/>).</summary>
     public BpfMap<ConnectionKey, ReplayRecord> Replay { get; }
 
+    /// <summary>This host's own last dropped data segment per connection (tf_replay_local), sent to the peer at the thaw.</summary>
+    public BpfMap<ConnectionKey, ReplayRecord> LocalReplay { get; }
+
     /// <summary>
-    /// Deletes the replay records of <paramref name="keys"/> and returns those of them that
-    /// <paramref name="wanted"/> says to keep. Called under the pin lock by every thaw, so a
-    /// record never outlives its freeze (a later freeze of the same key starts without one).
+    /// Deletes the replay records of <paramref name="keys"/>, both directions, and returns those
+    /// of them that <paramref name="wanted"/> says to keep. Called under the pin lock by every
+    /// thaw, so a record never outlives its freeze (a later freeze of the same key starts without one).
     /// </summary>
-    public Dictionary<ConnectionKey, ReplayRecord> TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+    public TakenReplays TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+        => new(Take(Replay, keys, wanted), Take(LocalReplay, keys, wanted));
+
+    /// <summary>Deletes the records of <paramref name="keys"/> in both replay maps (a new freeze starts without them).</summary>
+    public void DeleteReplays(ConnectionKey[] keys)
+    {
+        Replay.DeletePresent(keys);
+        LocalReplay.DeletePresent(keys);
+    }
+
+    private static Dictionary<ConnectionKey, ReplayRecord> Take(BpfMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
     {
         var taken = new Dictionary<ConnectionKey, ReplayRecord>();
-        if (keys.Length == 0 || Replay.IsEmpty())
+        if (keys.Length == 0 || map.IsEmpty())
             return taken;
         foreach (ConnectionKey key in keys)
-            if (wanted(key) && Replay.TryLookup(key, out ReplayRecord record))
+            if (wanted(key) && map.TryLookup(key, out ReplayRecord record))
                 taken[key] = record;
-        Replay.DeletePresent(keys);
+        map.DeletePresent(keys);
         return taken;
     }
 
@@ -105,5 +119,12 @@ internal sealed class FreezerMaps : IDisposable
         _counters.Dispose();
         _config.Dispose();
         Replay.Dispose();
+        LocalReplay.Dispose();
     }
+}
+
+/// <summary>The replay records a thaw took: the peers' segments (<see cref="Peer"/>) and this host's own (<see cref="Local"/>).</summary>
+internal sealed record TakenReplays(Dictionary<ConnectionKey, ReplayRecord> Peer, Dictionary<ConnectionKey, ReplayRecord> Local)
+{
+    public static TakenReplays None => new([], []);
 }

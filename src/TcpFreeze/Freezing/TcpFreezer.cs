@@ -299,7 +299,7 @@ public sealed partial class TcpFreezer : IDisposable
                 connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now, timing);
                 // A new freeze starts without a replay record (one left by an expired lease is stale).
                 if (connectionInsert.Created.Count > 0)
-                    _maps.Replay.DeletePresent(connectionInsert.Created.ToArray());
+                    _maps.DeleteReplays(connectionInsert.Created.ToArray());
             }
             catch
             {
@@ -375,7 +375,7 @@ public sealed partial class TcpFreezer : IDisposable
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
     {
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick, peerSequences);
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick, peerSequences);
         // The kick is its own operation, after the thaw's span: it only sends.
         return thawed with { Kick = Kick(released, replays, peerSegments) };
     }
@@ -392,20 +392,20 @@ public sealed partial class TcpFreezer : IDisposable
     public (ThawResult Thawed, PendingKick Kick) ThawAndHoldKick(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null,
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
     {
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
         return (thawed, new PendingKick(() => Kick(released, replays, peerSegments)));
     }
 
-    private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, Dictionary<ConnectionKey, ReplayRecord> Replays) ThawKeys(
+    private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays) ThawKeys(
         IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
     {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
         {
             var missingConnections = new List<ConnectionKey>();
-            Dictionary<ConnectionKey, ReplayRecord> replays;
+            TakenReplays replays;
             var missingEndpoints = new List<EndpointKey>();
             var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
             int connectionsThawed, endpointsThawed;
@@ -434,22 +434,22 @@ public sealed partial class TcpFreezer : IDisposable
     public ThawResult ThawAll(bool kick = true)
     {
         ThrowIfDisposed();
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, Dictionary<ConnectionKey, ReplayRecord> replays) =
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
             Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
         return thawed with { Kick = Kick(released, replays, null) };
     }
 
-    private (ThawResult, List<(ConnectionKey, FreezeEntry)>, Dictionary<ConnectionKey, ReplayRecord>) ThawAllLocked(bool kick, Telemetry.Operation operation)
+    private (ThawResult, List<(ConnectionKey, FreezeEntry)>, TakenReplays) ThawAllLocked(bool kick, Telemetry.Operation operation)
     {
         var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
-        Dictionary<ConnectionKey, ReplayRecord> replays;
+        TakenReplays replays;
         int connections, endpoints;
         using (AcquirePinLockForThaw())
         {
             ConnectionKey[] all = _maps.Connections.ReadAll().Select(e => e.Key).ToArray();
             connections = kick ? _maps.Connections.Release(all, [], released) : _maps.Connections.DeletePresent(all);
             // Records of keys no longer frozen (an ended lease) go too: ThawAll leaves nothing behind.
-            replays = TakeReplays([.. all.Union(_maps.Replay.GetKeys())], released);
+            replays = TakeReplays([.. all.Union(_maps.Replay.GetKeys()).Union(_maps.LocalReplay.GetKeys())], released);
             endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
             _maps.CloseEndpointGateIfEmpty();
         }
@@ -463,15 +463,16 @@ public sealed partial class TcpFreezer : IDisposable
     /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
     /// during the freeze being released, not before it.
     /// </summary>
-    private Dictionary<ConnectionKey, ReplayRecord> TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    private TakenReplays TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released)
     {
         if (released.Count == 0)
             return _maps.TakeReplays(keys, _ => false);
         Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
-        Dictionary<ConnectionKey, ReplayRecord> taken = _maps.TakeReplays(keys, entries.ContainsKey);
-        foreach ((ConnectionKey key, ReplayRecord record) in taken.ToArray())
-            if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
-                taken.Remove(key);
+        TakenReplays taken = _maps.TakeReplays(keys, entries.ContainsKey);
+        foreach (Dictionary<ConnectionKey, ReplayRecord> records in new[] { taken.Peer, taken.Local })
+            foreach ((ConnectionKey key, ReplayRecord record) in records.ToArray())
+                if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
+                    records.Remove(key);
         return taken;
     }
 
@@ -492,26 +493,29 @@ public sealed partial class TcpFreezer : IDisposable
     }
 
     /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
-    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, Dictionary<ConnectionKey, ReplayRecord> replays,
+    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, TakenReplays replays,
         IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments)
     {
         if (released.Count == 0)
             return KickResult.None;
-        List<(ConnectionKey Key, byte[] Packet)> replay = Resume.SegmentReplay.Plan(released, replays, peerSegments);
-        Resume.KickPlan plan = Resume.ResumeKick.Plan(released, replay.Count == 0 ? null : replay.Select(r => r.Key).ToHashSet());
+        List<Resume.ReplayPacket> replay = Resume.SegmentReplay.Plan(released, replays, peerSegments);
+        Resume.KickPlan plan = Resume.ResumeKick.Plan(released,
+            replay.Count == 0 ? null : replay.Where(r => !r.ToPeer).Select(r => r.Key).ToHashSet(),
+            replay.Count == 0 ? null : replay.Where(r => r.ToPeer).Select(r => r.Key).ToHashSet());
         if (plan.Messages.Count == 0 && replay.Count == 0)
             return KickResult.None;
         using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
         // The ICMP messages first, the replay right after (microseconds apart): a peer that gets
         // the message meets it while still backing off, as without the replay, so what it sees
         // (one error with IP_RECVERR) does not depend on which arrives first; the replay's ACK
-        // then reaches every peer, ICMP or not. A replayed segment the peer has meanwhile
-        // retransmitted itself is a duplicate the local stack drops.
-        (int replayed, int replayFailed, string? replayError) Replay()
+        // then reaches every peer, ICMP or not. A replayed segment the receiver has meanwhile
+        // had from its sender's own retransmission is a duplicate its stack drops.
+        Resume.ReplayOutcome Replay()
         {
-            (int sent, int failed, string? error) = replay.Count == 0 ? (0, 0, null) : Resume.SegmentReplay.Send(_options.Namespace, replay);
-            operation.Tag("tcpfreeze.replay.segments", sent);
-            return (sent, failed, error);
+            Resume.ReplayOutcome outcome = replay.Count == 0 ? default : Resume.SegmentReplay.Send(_options.Namespace, replay);
+            operation.Tag("tcpfreeze.replay.segments", outcome.PeerSegments);
+            operation.Tag("tcpfreeze.replay.local_segments", outcome.LocalSegments);
+            return outcome;
         }
         KickResult result = KickResult.None;
         if (plan.Messages.Count > 0)
@@ -529,8 +533,14 @@ public sealed partial class TcpFreezer : IDisposable
                 result = new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
             }
         }
-        (int replayed, int replayFailed, string? replayError) = Replay();
-        return result with { SegmentsReplayed = replayed, ReplayFailed = replayFailed, Error = result.Error ?? replayError };
+        Resume.ReplayOutcome replayed = Replay();
+        return result with
+        {
+            SegmentsReplayed = replayed.PeerSegments,
+            LocalSegmentsReplayed = replayed.LocalSegments,
+            ReplayFailed = replayed.Failed,
+            Error = result.Error ?? replayed.Error,
+        };
     }
 
     /// <summary>

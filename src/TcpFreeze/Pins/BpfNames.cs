@@ -12,6 +12,7 @@ internal static class BpfNames
     public const string CountersMap = "tf_counters";
     public const string ConfigMap = "tf_config";
     public const string ReplayMap = "tf_replay";
+    public const string LocalReplayMap = "tf_replay_local";
     public const string XdpProgram = "tf_xdp_ingress";
     public const string TcProgram = "tf_tc_egress";
     public const string TcIngressProgram = "tf_tc_ingress";

@@ -40,8 +40,11 @@ internal static class KernelObjects
     /// <summary>One replay record per connection at most, so it gets the connections map's capacity.</summary>
     public static readonly MapDefinition Replay = new(BpfNames.ReplayMap, "replay", ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
 
+    /// <summary>Its mirror: this host's own last dropped data segment per connection, the same layout and capacity.</summary>
+    public static readonly MapDefinition LocalReplay = new(BpfNames.LocalReplayMap, "replay_local", ConnectionKey.Size, Unsafe.SizeOf<ReplayRecord>(), o => o.MaxConnections);
+
     /// <summary>Every map (<see cref="FreezerMaps"/> takes them by row).</summary>
-    public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config, Replay];
+    public static readonly MapDefinition[] Maps = [Connections, Endpoints, Counters, Config, Replay, LocalReplay];
 
     public static readonly ProgramDefinition XdpIngress = new(BpfNames.XdpProgram, "xdp_ingress");
     public static readonly ProgramDefinition TcEgress = new(BpfNames.TcProgram, "tc_egress");

@@ -20,7 +20,14 @@ public sealed record KickResult(int ConnectionsKicked, int PacketsSent, int Pack
     /// </summary>
     public int SegmentsReplayed { get; init; }
 
-    /// <summary>Replay segments that could not be handed over (no raw socket, or the local address is gone).</summary>
+    /// <summary>
+    /// Segments of the local sockets sent to their peers (the replay's mirror, see RESUME.md): one per
+    /// released connection whose local socket sent data while frozen, such as a reply the freeze caught
+    /// on its way out, which a socket CRIU restored would otherwise resend only on its fresh timer.
+    /// </summary>
+    public int LocalSegmentsReplayed { get; init; }
+
+    /// <summary>Replay segments, of either direction, that could not be handed over (no raw socket, or the address is gone).</summary>
     public int ReplayFailed { get; init; }
 
     /// <summary>No kick: nothing had been dropped, or the kick was off.</summary>

@@ -36,8 +36,11 @@ internal static class ResumeKick
     /// whose dropped segment is replayed (<paramref name="replayed"/>) gets one message, not a burst:
     /// the replay's acknowledgement resumes it whatever its TCP, and at 10,000 connections the
     /// bursts were most of pre-resume's 0.37-0.49 s (the ICMP storm through the veth and both stacks).
+    /// The same holds for a local socket whose own segment goes to its peer (<paramref name="localReplayed"/>):
+    /// the peer's ACK of it ends the socket's back-off.
     /// </summary>
-    public static KickPlan Plan(IEnumerable<(ConnectionKey Key, FreezeEntry Entry)> released, IReadOnlySet<ConnectionKey>? replayed = null)
+    public static KickPlan Plan(IEnumerable<(ConnectionKey Key, FreezeEntry Entry)> released, IReadOnlySet<ConnectionKey>? replayed = null,
+        IReadOnlySet<ConnectionKey>? localReplayed = null)
     {
         var plan = new KickPlan();
         foreach ((ConnectionKey key, FreezeEntry entry) in released)
@@ -46,6 +49,8 @@ internal static class ResumeKick
             int remoteBudget = Budget(entry.RemoteDataDrops), localBudget = Budget(entry.LocalDataDrops);
             if (remoteBudget > 1 && replayed?.Contains(key) == true)
                 remoteBudget = 1;
+            if (localBudget > 1 && localReplayed?.Contains(key) == true)
+                localBudget = 1;
             if (remoteBudget + localBudget == 0)
                 continue;
             plan.Connections++;

@@ -9,35 +9,41 @@ namespace TcpFreeze.Resume;
 /// data segment its peer sent while frozen (kept by the programs, <see cref="ReplayRecord"/>),
 /// through a raw socket into this host's own stack. The socket takes the data and acknowledges
 /// it, and the peer's TCP, which was backing off, resumes at once on that ACK of new data
-/// (RFC 6298, 5.3): no ICMP has to reach the peer and no feature of its TCP is needed. See
-/// RESUME.md for what was measured.
+/// (RFC 6298, 5.3): no ICMP has to reach the peer and no feature of its TCP is needed. Its mirror
+/// sends the peer the last data segment the local socket sent while frozen (tf_replay_local), as
+/// the socket's own retransmission would be: a reply the freeze caught on its way out reaches the
+/// peer at once, although a socket CRIU restored would resend it only on its fresh timer (about
+/// 1 s) and no ICMP can shorten a timer that has not backed off. See RESUME.md for what was measured.
 /// </summary>
 /// <remarks>
-/// <para>Why it never delivers a byte twice or out of order: the segment is one the peer really
-/// sent, so its bytes are the connection's bytes at its sequence numbers, and the local stack
-/// runs it through the same checks as any arriving segment. If the socket already has those
-/// bytes (the peer's own retransmission came first) TCP drops it as a duplicate and sends a
+/// <para>Why it never delivers a byte twice or out of order: the segment is one its sender really
+/// sent, so its bytes are the connection's bytes at its sequence numbers, and the receiving stack
+/// runs it through the same checks as any arriving segment. If the receiver already has those
+/// bytes (the sender's own retransmission came first) TCP drops it as a duplicate and sends a
 /// duplicate ACK; bytes beyond what it expects go to the out-of-order queue and are delivered
-/// only once the gap is filled; a segment outside the window, or older than the socket's last
-/// timestamp (PAWS), is dropped. The replay only saves the peer the wait for its timer.</para>
-/// <para>Where it goes: only to the connection's own local address, and only a packet whose
-/// addresses and ports are the released connection's (checked here against the key), so
-/// nothing reaches any other address.</para>
+/// only once the gap is filled; a segment outside the window, or older than the receiver's last
+/// timestamp (PAWS), is dropped. The replay only saves the sender the wait for its timer.</para>
+/// <para>Where it goes: only to the connection's own local address (the peer's segment) or its own
+/// remote address (the local socket's), and only a packet whose addresses and ports are the
+/// released connection's in that direction (checked here against the key), so nothing reaches
+/// any other address.</para>
 /// </remarks>
 internal static class SegmentReplay
 {
     /// <summary>
-    /// The packet to hand to the local stack for <paramref name="key"/> from a record, or null
-    /// when the record does not fit the key, is not a plain TCP segment, or fails its checksum.
+    /// The packet to send for <paramref name="key"/> from a record, or null when the record does
+    /// not fit the key in its direction, is not a plain TCP segment, or fails its checksum.
+    /// <paramref name="toPeer"/> false: a segment the peer sent (remote to local), for the local
+    /// stack; true: one the local socket sent (local to remote), for the peer.
     /// A record that kept only part of the segment is cut to what it kept: the IP length says so
     /// and a FIN, which would come after the missing bytes, is cleared. The TCP checksum is
-    /// computed afresh: frames handed over by a veth (checksum offload) carry only the
-    /// pseudo-header's sum, which the local stack would refuse.
+    /// computed afresh: frames handed over by a veth, and segments leaving a socket of this host,
+    /// carry only the pseudo-header's sum (checksum offload), which the receiving stack would refuse.
     /// </summary>
-    public static byte[]? Build(ConnectionKey key, PeerSegment recordedSegment)
+    public static byte[]? Build(ConnectionKey key, PeerSegment recordedSegment, bool toPeer = false)
     {
-        IPEndPoint local = key.Local, remote = key.Remote;
-        bool v4 = local.AddressFamily == AddressFamily.InterNetwork;
+        IPEndPoint sender = toPeer ? key.Local : key.Remote, receiver = toPeer ? key.Remote : key.Local;
+        bool v4 = sender.AddressFamily == AddressFamily.InterNetwork;
         byte[] recorded = recordedSegment.Packet;
         uint ipLength = recordedSegment.IpLength;
         if (recorded.Length < (v4 ? 40 : 60) || recorded.Length > ipLength)
@@ -51,8 +57,8 @@ internal static class SegmentReplay
         ReadOnlySpan<byte> source = v4 ? recorded.AsSpan(12, 4) : recorded.AsSpan(8, 16);
         ReadOnlySpan<byte> destination = v4 ? recorded.AsSpan(16, 4) : recorded.AsSpan(24, 16);
         Span<byte> tcp = recorded.AsSpan(tcpOffset);
-        if (!source.SequenceEqual(remote.Address.GetAddressBytes()) || !destination.SequenceEqual(local.Address.GetAddressBytes())
-            || BinaryPrimitives.ReadUInt16BigEndian(tcp) != remote.Port || BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]) != local.Port)
+        if (!source.SequenceEqual(sender.Address.GetAddressBytes()) || !destination.SequenceEqual(receiver.Address.GetAddressBytes())
+            || BinaryPrimitives.ReadUInt16BigEndian(tcp) != sender.Port || BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]) != receiver.Port)
             return null;
         int headerLength = (tcp[12] >> 4) * 4;
         byte flags = tcp[13];
@@ -71,7 +77,7 @@ internal static class SegmentReplay
         if (!complete)
             segment[13] &= unchecked((byte)~Fin);
         if (segment.Length == headerLength && (segment[13] & Fin) == 0)
-            return null; // nothing left that the socket would acknowledge as new
+            return null; // nothing left that the receiver would acknowledge as new
         segment[16] = segment[17] = 0;
         BinaryPrimitives.WriteUInt16BigEndian(segment[16..], TcpChecksum(source, destination, segment));
         return packet;
@@ -120,32 +126,35 @@ internal static class SegmentReplay
     }
 
     /// <summary>
-    /// The packets for the connections a thaw released: each one's segment recorded here during
-    /// the freeze, or else the one recorded on another host (<paramref name="fromElsewhere"/>:
-    /// a restore whose programs saw no retransmission of the peer yet).
+    /// The packets for the connections a thaw released: each one's peer segment recorded here
+    /// during the freeze, or else the one recorded on another host (<paramref name="fromElsewhere"/>:
+    /// a restore whose programs saw no retransmission of the peer yet), for the local stack; and
+    /// each one's own segment recorded here, for the peer.
     /// </summary>
-    public static List<(ConnectionKey Key, byte[] Packet)> Plan(List<(ConnectionKey Key, FreezeEntry Entry)> released,
-        Dictionary<ConnectionKey, ReplayRecord> recorded, IReadOnlyDictionary<ConnectionKey, PeerSegment>? fromElsewhere)
+    public static List<ReplayPacket> Plan(List<(ConnectionKey Key, FreezeEntry Entry)> released,
+        TakenReplays recorded, IReadOnlyDictionary<ConnectionKey, PeerSegment>? fromElsewhere)
     {
-        var packets = new List<(ConnectionKey, byte[])>();
+        var packets = new List<ReplayPacket>();
         foreach ((ConnectionKey key, _) in released)
         {
-            PeerSegment? segment = recorded.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
+            PeerSegment? segment = recorded.Peer.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
                 : fromElsewhere?.GetValueOrDefault(key);
             if (segment is not null && Build(key, segment) is { } packet)
-                packets.Add((key, packet));
+                packets.Add(new ReplayPacket(key, packet, ToPeer: false));
+            if (recorded.Local.TryGetValue(key, out ReplayRecord own) && Build(key, new PeerSegment(own.Packet(), own.IpLength), toPeer: true) is { } outgoing)
+                packets.Add(new ReplayPacket(key, outgoing, ToPeer: true));
         }
         return packets;
     }
 
     /// <summary>
-    /// Sends the packets into the local stack from inside <paramref name="ns"/> (where the
-    /// sockets live), each to its connection's local address. Returns how many went out, and the
-    /// first error (no CAP_NET_RAW) if none could.
+    /// Sends the packets from inside <paramref name="ns"/> (where the sockets live), each to its
+    /// connection's local address (a peer's segment) or remote address (the local socket's). Says
+    /// how many of each went out, and the first error (no CAP_NET_RAW) if some could not.
     /// </summary>
-    public static (int Sent, int Failed, string? Error) Send(NetworkNamespace ns, IReadOnlyList<(ConnectionKey Key, byte[] Packet)> packets)
+    public static ReplayOutcome Send(NetworkNamespace ns, IReadOnlyList<ReplayPacket> packets)
     {
-        int sent = 0, failed = 0;
+        int peerSent = 0, localSent = 0, failed = 0;
         string? error = null;
         foreach (AddressFamily family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
         {
@@ -168,21 +177,34 @@ internal static class SegmentReplay
             }
             using (socket)
             {
-                foreach ((ConnectionKey key, byte[] packet) in mine)
+                foreach (ReplayPacket packet in mine)
                 {
                     try
                     {
-                        socket.SendTo(packet, new IPEndPoint(key.Local.Address, 0));
-                        sent++;
+                        socket.SendTo(packet.Packet, new IPEndPoint(packet.Destination, 0));
+                        _ = packet.ToPeer ? localSent++ : peerSent++;
                     }
                     catch (SocketException)
                     {
-                        // The local address is gone (moved away): nothing to hand the segment to.
+                        // The address is gone (moved away) or unreachable: nothing to hand the segment to.
                         failed++;
                     }
                 }
             }
         }
-        return (sent, failed, error);
+        return new ReplayOutcome(peerSent, localSent, failed, error);
     }
 }
+
+/// <summary>
+/// One packet of the replay: a segment of <see cref="Key"/>'s peer for the local stack, or
+/// (<see cref="ToPeer"/>) one of the local socket's for the peer.
+/// </summary>
+internal readonly record struct ReplayPacket(ConnectionKey Key, byte[] Packet, bool ToPeer)
+{
+    /// <summary>Where it goes: always one of the connection's own two addresses.</summary>
+    public IPAddress Destination => ToPeer ? Key.Remote.Address : Key.Local.Address;
+}
+
+/// <summary>What the replay sent: peers' segments to the local sockets, the local sockets' to their peers, failures.</summary>
+internal readonly record struct ReplayOutcome(int PeerSegments, int LocalSegments, int Failed, string? Error);
