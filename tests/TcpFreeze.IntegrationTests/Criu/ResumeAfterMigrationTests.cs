@@ -184,6 +184,67 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     }
 
     /// <summary>
+    /// Issue 21, the other direction, and the open finding's cause (RESUME.md): replies the freeze caught on their
+    /// way out. The server is stopped while every client has a request in its socket, the connections are frozen, and
+    /// the server answers them into the freeze: every reply is dropped on egress (and kept in tf_replay_local). CRIU
+    /// restores them as sent, and a restored socket would resend them only on its fresh 1 s timer, which no ICMP can
+    /// shorten (it has not backed off), and the clients drop ICMP anyway. Pre-resume sends each connection's kept reply
+    /// to its client, so every client has it at once: measured here within a few ms of the restore's end (the next
+    /// request's answer, 25 ms after it, included); without it 0.6-1.0 s.
+    /// </summary>
+    [RootTheory]
+    [InlineData(4)]
+    [InlineData(6)]
+    public async Task On_one_host_replies_the_freeze_caught_on_their_way_out_reach_clients_that_drop_ICMP_at_once(int ipVersion)
+    {
+        await using var busy = BusyEchoServer.Start(criu, _work, Connections,
+            ipVersion == 4 ? System.Net.Sockets.AddressFamily.InterNetwork : System.Net.Sockets.AddressFamily.InterNetworkV6);
+        TestNetwork.DropIcmpUnreachable(busy.Network.NameA);
+        ConnectionKey[] keys = busy.Load.Connections
+            .Select(c => new ConnectionKey((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!)).ToArray();
+        string pid = busy.Server.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Run.Checked("kill", "-STOP", pid);
+        try
+        {
+            // Each client sends its next request 25 ms after an answer: all of them are in the stopped server's sockets by now.
+            Thread.Sleep(300);
+            busy.Network.B.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Attach(busy.ServerSide);
+                freezer.Freeze(keys);
+            });
+        }
+        finally
+        {
+            Run.Checked("kill", "-CONT", pid);
+        }
+        var clock = Stopwatch.StartNew();
+        int held = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            held = busy.Network.B.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
+                return freezer.ListConnections().Count(c => c.LocalDataSegmentsDropped > 0);
+            });
+            if (held == Connections)
+                break;
+            Thread.Sleep(20);
+        }
+        Assert.True(held == Connections, $"only {held} of {Connections} replies were caught by the freeze");
+
+        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, CopyDelay);
+
+        (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"IPv{ipVersion}, every reply caught on its way out, clients drop ICMP");
+        output.WriteLine(summary);
+        foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
+            output.WriteLine(line);
+        Assert.Contains("local segments sent to their peers", restoreLog);
+        Assert.True(sorted[^1] <= TimeSpan.FromMilliseconds(150), summary);
+        busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
+    }
+
+    /// <summary>
     /// Issue 19, item 5: a lease that ends during the image copy must not slow the resume of the connections that
     /// survive it. The in-flight requests of a migration whose freeze lapsed (7 s lease, 9 s copy) are answered after
     /// the restore within the same bound as those of one whose freeze held (60 s lease, the same copy): pre-restore
