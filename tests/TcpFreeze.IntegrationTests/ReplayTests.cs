@@ -107,8 +107,13 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
                         replay.Delete(p.Pair.ServerView);
                 }
 
-            var clock = Stopwatch.StartNew();
-            Task<TimeSpan?>[] lags = probes.Select(p => TimeToAll(p.Receiver, ShortWrite + LongWrite, clock, TimeSpan.FromSeconds(seconds * 2 + 5))).ToArray();
+            // The clock starts once every receiver's thread is waiting on its socket: 48 threads starting on this
+            // 2-core machine would otherwise run beside the thaw call and be counted in its time.
+            var clock = new Stopwatch();
+            using var receiving = new CountdownEvent(probes.Count);
+            Task<TimeSpan?>[] lags = probes.Select(p => TimeToAll(p.Receiver, ShortWrite + LongWrite, clock, TimeSpan.FromSeconds(seconds * 2 + 5), receiving)).ToArray();
+            Assert.True(receiving.Wait(TimeSpan.FromSeconds(10)), "the receivers did not start");
+            clock.Start();
             ThawResult thawed = freezer.Thaw(probes.Select(p => p.Pair.ServerView));
             TimeSpan thawCall = clock.Elapsed;
             Task.WaitAll(lags);
@@ -154,9 +159,10 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
     /// <summary>A position-dependent pattern, so a byte delivered twice or out of place shows.</summary>
     private static byte[] Pattern(int start, int count) => Enumerable.Range(start, count).Select(i => (byte)(i * 7 + i / 251)).ToArray();
 
-    /// <summary>When all <paramref name="count"/> bytes have arrived (checked against the pattern) by <paramref name="clock"/>.</summary>
-    private static Task<TimeSpan?> TimeToAll(Socket socket, int count, Stopwatch clock, TimeSpan wait) => Task.Factory.StartNew(() =>
+    /// <summary>When all <paramref name="count"/> bytes have arrived (checked against the pattern) by <paramref name="clock"/>; signals <paramref name="started"/> once running.</summary>
+    private static Task<TimeSpan?> TimeToAll(Socket socket, int count, Stopwatch clock, TimeSpan wait, CountdownEvent started) => Task.Factory.StartNew(() =>
     {
+        started.Signal();
         var received = new List<byte>(count);
         var buffer = new byte[count];
         while (received.Count < count && clock.Elapsed < wait)

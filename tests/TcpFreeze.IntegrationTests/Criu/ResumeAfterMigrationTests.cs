@@ -29,7 +29,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// A connection whose unacknowledged data was on the server's side is held by a socket CRIU
     /// restored: its retransmission timer starts afresh at 1 s (TCP_TIMEOUT_INIT, no RTT
     /// estimate) and is not backed off, so the kick cannot shorten it. Those resume within about
-    /// 1 s of the restore; nothing may take longer.
+    /// 1 s of the restore; nothing may take longer. (Pre-resume now sends the segment the freeze
+    /// caught to the client, which answers them at once, but only on the host where it was kept:
+    /// On_one_host_replies_the_freeze_caught_on_their_way_out_reach_clients_that_drop_ICMP_at_once.)
     /// </summary>
     private static readonly TimeSpan RestoredSocketBound = TimeSpan.FromMilliseconds(1500);
 
@@ -253,8 +255,10 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// retransmission, about 12.6 s after the freeze, some 3 s after the restore.
     /// The bound is the restored sockets' own timer, not the median: a connection whose request the server had
     /// answered just before the freeze had that reply dropped on its way out; CRIU restores it as sent, and the
-    /// restored socket retransmits it on its fresh 1 s timer, which neither the kick nor the replay (it draws only a
-    /// duplicate ACK) shortens, held or lapsed alike. How many connections that hits depends on how busy the server
+    /// restored socket retransmits it on its fresh 1 s timer, which neither the kick nor the replay of the client's
+    /// segment (it draws only a duplicate ACK) shortens. In the held freeze pre-resume sends the reply the egress program
+    /// kept to the client (the replay's mirror); in the lapsed one that record went with the expired entry, and the
+    /// manifest does not carry it. How many connections that hits depends on how busy the server
     /// was at the freeze (none to all 100 here), so the two runs are compared by their bound, and the output shows
     /// the connections whose server dropped data at the freeze apart (RESUME.md, the open finding).
     /// The lapse is timed to fall between two of the clients' backed-off retransmissions (at about 6.2 s and 12.6 s
