@@ -1,6 +1,6 @@
 using System.ComponentModel;
 using BenchmarkDotNet.Attributes;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 
 namespace TcpFreeze.Benchmarks;
 

@@ -127,7 +127,7 @@ try
     Console.WriteLine("(CRIU's default iptables lock keeps every connection too, but takes tens of seconds at this size: see benchmarks/)");
     return freezeOk && migrations.Skip(1).All(m => m.Survived == m.Total) ? 0 : 1; // both hook runs keep every connection
 }
-catch (Exception e) when (e is TcpFreezeException or Ebpf.Interop.BpfException)
+catch (Exception e) when (e is TcpFreezeException or TcpFreeze.Ebpf.Interop.BpfException)
 {
     Console.Error.WriteLine($"demo: {e.Message}");
     return 1;

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 
 namespace TcpFreeze.CriuHooks;

@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 using Microsoft.Win32.SafeHandles;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// A batch map operation stopped part-way. <see cref="Processed"/> elements, counted

@@ -1,6 +1,6 @@
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// A libbpf or bpf(2) call failed. Failures of other system calls (flock, setns,

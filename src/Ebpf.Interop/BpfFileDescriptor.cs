@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Interop;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// Owns one file descriptor that refers to a kernel BPF object (a map, a program, or

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Interop;
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// The BPF filesystem (bpffs), where pinned maps and programs outlive the process

@@ -1,6 +1,6 @@
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>Loading a BPF object failed; <see cref="VerifierLog"/> holds what libbpf and the verifier said.</summary>
 public sealed class BpfLoadException : BpfException

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// A BPF map, owned through a file descriptor. Its definition (<see cref="Info"/>) is

@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>A map's definition as the kernel reports it (read once, when the map is opened).</summary>
 public sealed record BpfMapInfo(uint Id, BpfMapType Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags, string Name)

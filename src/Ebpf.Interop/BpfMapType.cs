@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>The kernel's map types (enum bpf_map_type in linux/bpf.h) that this library names.</summary>
 public enum BpfMapType : uint

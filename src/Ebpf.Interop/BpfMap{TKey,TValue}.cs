@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// A typed view of a <see cref="BpfMap"/> (see <see cref="BpfMap.As{TKey, TValue}"/>):

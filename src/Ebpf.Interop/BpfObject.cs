@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Interop;
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// A BPF ELF object opened by libbpf: its programs and maps, before and after load.

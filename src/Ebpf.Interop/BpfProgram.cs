@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>A loaded BPF program, owned through a file descriptor.</summary>
 public sealed unsafe class BpfProgram : IDisposable

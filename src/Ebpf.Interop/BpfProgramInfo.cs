@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>A program's kernel identity.</summary>
 /// <param name="Id">The kernel-wide program id (what `bpftool prog` and XDP/TC queries report).</param>

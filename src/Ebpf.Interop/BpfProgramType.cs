@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>BPF program types this library loads or inspects (values of enum bpf_prog_type).</summary>
 public enum BpfProgramType : uint

@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>Facts about the running system that BPF users need.</summary>
 public static class BpfSystem

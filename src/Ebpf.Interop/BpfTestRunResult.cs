@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>The outcome of <see cref="BpfProgram.TestRun"/>.</summary>
 /// <param name="ReturnValue">The program's verdict (e.g. XDP_DROP = 1, XDP_PASS = 2; TC_ACT_OK = 0, TC_ACT_SHOT = 2).</param>

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>One member of a <see cref="BtfStruct"/>.</summary>
 public sealed record BtfMember(string Name, int Offset);

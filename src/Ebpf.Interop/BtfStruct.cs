@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>A struct's layout read from BTF.</summary>
 public sealed record BtfStruct(string Name, int Size, IReadOnlyList<BtfMember> Members)

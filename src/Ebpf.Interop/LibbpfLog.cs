@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Interop;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// Routes libbpf's log (warnings, and the verifier log when a load fails) to an
@@ -28,7 +28,7 @@ namespace Ebpf.Interop;
 public static unsafe class LibbpfLog
 {
     /// <summary>The logger category the TcpFreeze libraries use for libbpf's messages.</summary>
-    public const string Category = "Ebpf.Interop.Libbpf";
+    public const string Category = "TcpFreeze.Ebpf.Interop.Libbpf";
 
     private static ILogger s_default = NullLogger.Instance;
     private static int s_installed;

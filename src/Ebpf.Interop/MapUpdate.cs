@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>Flags for map updates (BPF_ANY, BPF_NOEXIST, BPF_EXIST).</summary>
 public enum MapUpdate : ulong

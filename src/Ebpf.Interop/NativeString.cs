@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>C strings in fixed-size kernel buffers (object names, interface names).</summary>
 internal static unsafe class NativeString

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Interop;
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>Interface names and indexes in the calling thread's network namespace.</summary>
 public static unsafe class NetworkInterfaceNames

@@ -1,6 +1,6 @@
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>TC clsact hook and BPF filter management (bpf_tc_*).</summary>
 public static unsafe class Tc

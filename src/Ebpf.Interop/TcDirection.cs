@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>Which clsact hook a TC program runs on.</summary>
 public enum TcDirection : uint

@@ -1,6 +1,6 @@
 using TcpFreeze.Native;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>XDP attach, query and detach (bpf_xdp_attach/query/detach).</summary>
 public static unsafe class Xdp

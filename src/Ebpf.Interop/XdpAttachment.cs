@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// An XDP program attached to an interface through netlink. Such an attachment is not

@@ -1,4 +1,4 @@
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>What is attached to an interface's XDP hook.</summary>
 /// <param name="IfIndex">The interface.</param>

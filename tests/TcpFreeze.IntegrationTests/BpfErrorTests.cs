@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using TcpFreeze.Tests.Infrastructure;
 using TcpFreeze.Native;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.CriuHooks;
 using TcpFreeze.Tests.Infrastructure;
 using TcpFreeze.Native;

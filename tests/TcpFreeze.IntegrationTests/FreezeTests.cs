@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;

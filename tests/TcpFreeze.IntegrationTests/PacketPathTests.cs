@@ -1,5 +1,5 @@
 using System.Net;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;

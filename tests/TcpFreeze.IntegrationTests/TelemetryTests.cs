@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using TcpFreeze.Tests.Infrastructure;
 

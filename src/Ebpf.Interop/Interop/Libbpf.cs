@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Interop;
+namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
 /// The libbpf 1.1 entry points this library binds, and the C layouts of the opts

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 using TcpFreeze.Native;
 

@@ -1,6 +1,6 @@
 using Interop;
 using System.Net;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using System.Net.Sockets;
 using TcpFreeze.Native;
 

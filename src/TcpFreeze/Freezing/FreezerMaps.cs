@@ -1,5 +1,5 @@
 using Interop;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 
 namespace TcpFreeze;
 

@@ -87,21 +87,16 @@ public sealed record FreezerOptions
 
     /// <summary>
     /// Creates the loggers TcpFreeze writes to, one per category: <see cref="LogCategory"/> for its own
-    /// diagnostics and <see cref="Ebpf.Interop.LibbpfLog.Category"/> for libbpf's messages. libbpf's
+    /// diagnostics and <see cref="TcpFreeze.Ebpf.Interop.LibbpfLog.Category"/> for libbpf's messages. libbpf's
     /// messages from this freezer's calls reach this freezer's logger, whatever other freezers the
-    /// process has (<see cref="Ebpf.Interop.LibbpfLog"/> says how). Takes precedence over <see cref="Logger"/>.
+    /// process has (<see cref="TcpFreeze.Ebpf.Interop.LibbpfLog"/> says how).
+    /// Null (the default) logs nothing.
     /// </summary>
     public ILoggerFactory? LoggerFactory { get; init; }
-
-    /// <summary>
-    /// One logger for every category (the older way, kept for existing callers); used only when
-    /// <see cref="LoggerFactory"/> is null.
-    /// </summary>
-    public ILogger? Logger { get; init; }
 
     /// <summary>The category of TcpFreeze's own log messages.</summary>
     public const string LogCategory = "TcpFreeze";
 
     /// <summary>The logger of <paramref name="category"/>, or null when none is configured.</summary>
-    internal ILogger? CreateLogger(string category) => (LoggerFactory?.CreateLogger(category) ?? Logger) is { } logger ? new DeferringLogger(logger) : null;
+    internal ILogger? CreateLogger(string category) => LoggerFactory?.CreateLogger(category) is { } logger ? new DeferringLogger(logger) : null;
 }

@@ -1,5 +1,5 @@
 using Interop;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Native;
 
 namespace TcpFreeze;

@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using Interop;
 
@@ -214,7 +214,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// it, or on the folder above it that hides it, such as bpffs mounted with mode 0700), or null
     /// when it can see that nothing is there. A pin directory (PIN_ROOT/netns-COOKIE) may be given too.
     /// </summary>
-    public static string? PinRootUnreadable(string pinRoot) => NamespacePins.Unreadable(pinRoot);
+    internal static string? PinRootUnreadable(string pinRoot) => NamespacePins.Unreadable(pinRoot);
 
     /// <summary>
     /// Looks at what TcpFreeze has left in a namespace, changing nothing: which of its

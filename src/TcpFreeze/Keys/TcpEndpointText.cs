@@ -13,7 +13,7 @@ namespace TcpFreeze;
 /// the kernel matches exact addresses.
 /// </summary>
 /// <remarks>Thread safety: stateless and pure; safe on any thread.</remarks>
-public static class TcpEndpointText
+internal static class TcpEndpointText
 {
     /// <summary>Parses <paramref name="text"/>; throws <see cref="FormatException"/> saying what is wrong.</summary>
     /// <param name="text">The endpoint text.</param>

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 using TcpFreeze.Native;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net.Sockets;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 using TcpFreeze.Native;
 

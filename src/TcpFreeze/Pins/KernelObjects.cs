@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 
 namespace TcpFreeze;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 
 namespace TcpFreeze;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Interop;
 using TcpFreeze.Native;
 

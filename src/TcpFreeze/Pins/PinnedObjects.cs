@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 
 namespace TcpFreeze;
 

@@ -226,8 +226,8 @@ public sealed class HookAgentTests(CriuFixture criu) : CriuTest("tcpfreeze-agent
         }
 
         bool AttachedTo(string name) => network.B.Run(() =>
-            Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(name)).ProgramId != 0
-            || Ebpf.Interop.Tc.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(name), Ebpf.Interop.TcDirection.Ingress, TcpFreeze.BpfNames.TcHandle, TcpFreeze.BpfNames.TcPriority) != 0);
+            TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(name)).ProgramId != 0
+            || TcpFreeze.Ebpf.Interop.Tc.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(name), TcpFreeze.Ebpf.Interop.TcDirection.Ingress, TcpFreeze.BpfNames.TcHandle, TcpFreeze.BpfNames.TcPriority) != 0);
     }
 
     private static string HookLines(string log)

@@ -39,11 +39,11 @@ public sealed class MigrationTests(CriuFixture criu, ITestOutputHelper output) :
         using (TcpFreezer.Attach(busy.ServerSide))
         {
         }
-        uint programId = busy.Network.B.Run(() => Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
+        uint programId = busy.Network.B.Run(() => TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
 
         Migrate(busy.Runner, busy.Server);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
-        Assert.Equal(programId, busy.Network.B.Run(() => Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
+        Assert.Equal(programId, busy.Network.B.Run(() => TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId));
         using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
         Assert.Empty(freezer.ListConnections());
         Assert.Empty(freezer.ListEndpoints());

@@ -121,7 +121,7 @@ public sealed class RestoreSafetyTests(CriuFixture criu) : CriuTest("tcpfreeze-c
         Assert.True(TcpFreezer.IsAttached(busy.ServerSide));
         busy.Network.B.Run(() =>
         {
-            Assert.Equal(0u, Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
+            Assert.Equal(0u, TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId);
         });
     }
 

@@ -118,8 +118,8 @@ public sealed class SoakTests(CriuFixture criu, ITestOutputHelper output) : Criu
         int fds = Directory.GetFiles($"/proc/{serverPid}/fd").Length;
         int pinFiles = Directory.Exists(pinRoot) ? Directory.GetFiles(pinRoot, "*", SearchOption.AllDirectories).Count(f => !f.EndsWith(".lock", StringComparison.Ordinal)) : 0;
         (uint veth, uint lo) = network.B.Run(() => (
-            Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId,
-            Ebpf.Interop.Xdp.Query(Ebpf.Interop.NetworkInterfaceNames.GetIndex("lo")).ProgramId));
+            TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex(TestNetwork.Interface)).ProgramId,
+            TcpFreeze.Ebpf.Interop.Xdp.Query(TcpFreeze.Ebpf.Interop.NetworkInterfaceNames.GetIndex("lo")).ProgramId));
         bool tc = Run.Checked("tc", "-n", network.NameB, "filter", "show", "dev", TestNetwork.Interface, "egress").Contains("tf_", StringComparison.Ordinal);
         int states = Directory.Exists(CriuHooks.HookStateStore.RuntimeDirectory)
             ? Directory.GetFiles(CriuHooks.HookStateStore.RuntimeDirectory, "*.json").Count(f => Path.GetFileName(f).StartsWith("restore-", StringComparison.Ordinal) || f.EndsWith($"-{serverPid}.json", StringComparison.Ordinal))

@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using TcpFreeze.Tests.Infrastructure;
 
@@ -108,7 +108,7 @@ public sealed class LibbpfLogTests
     }
 
     [Fact]
-    public void The_freezer_options_give_each_category_its_own_logger_and_fall_back_to_the_single_logger()
+    public void The_freezer_options_give_each_category_its_own_logger_and_none_without_a_factory()
     {
         using var factory = new RecordingLoggerFactory();
         var options = new FreezerOptions { LoggerFactory = factory };
@@ -116,13 +116,6 @@ public sealed class LibbpfLogTests
         options.CreateLogger(FreezerOptions.LogCategory)!.LogWarning("from TcpFreeze");
         Assert.Equal([LibbpfLog.Category, FreezerOptions.LogCategory], factory.Records.Select(r => r.Category));
 
-        using var single = new RecordingLoggerFactory();
-        ILogger one = single.CreateLogger("the caller's");
-        var legacy = new FreezerOptions { Logger = one };
-        // Wrapped (a DeferringLogger keeps user logging out of other namespaces), but the same logger receives both.
-        legacy.CreateLogger(LibbpfLog.Category)!.LogWarning("from libbpf");
-        legacy.CreateLogger(FreezerOptions.LogCategory)!.LogWarning("from TcpFreeze");
-        Assert.Equal(["the caller's", "the caller's"], single.Records.Select(r => r.Category));
         Assert.Null(new FreezerOptions().CreateLogger(LibbpfLog.Category));
     }
 }

@@ -1,4 +1,4 @@
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Native;
 
 namespace TcpFreeze.Tests.Diagnostics;
@@ -10,7 +10,7 @@ public sealed class OperatorErrorTests
     public void A_missing_libbpf_says_to_install_libbpf_1_1_or_later_and_names_the_package()
     {
         var missing = new DllNotFoundException("Unable to load shared library 'libbpf.so.1' or one of its dependencies.");
-        foreach (Exception thrown in new Exception[] { missing, new TypeInitializationException("Ebpf.Interop.Libbpf", missing) })
+        foreach (Exception thrown in new Exception[] { missing, new TypeInitializationException("TcpFreeze.Ebpf.Interop.Libbpf", missing) })
         {
             var e = Assert.Throws<TcpFreezeException>(() => TcpFreezeException.Guard(() => throw thrown));
             Assert.Contains("libbpf.so.1 cannot be loaded: install libbpf 1.1 or later", e.Message);

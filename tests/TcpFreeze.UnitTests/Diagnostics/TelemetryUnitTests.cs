@@ -70,7 +70,7 @@ public sealed class TelemetryUnitTests
         var fromFactory = new HookContext(new HookSettings(), new HookLoggerFactory(lines), criuPid: 1, executablePath: null);
         fromFactory.Info("pre-dump: froze 3 connections");
         fromFactory.Log.WriteLine("a line written the old way");
-        Microsoft.Extensions.Logging.LoggerExtensions.LogDebug(fromFactory.LoggerFactory.CreateLogger(Ebpf.Interop.LibbpfLog.Category), "libbpf: a probe failed, as expected");
+        Microsoft.Extensions.Logging.LoggerExtensions.LogDebug(fromFactory.LoggerFactory.CreateLogger(TcpFreeze.Ebpf.Interop.LibbpfLog.Category), "libbpf: a probe failed, as expected");
 
         Assert.Equal("tcpfreeze-hook: pre-dump: froze 3 connections\n", writer.ToString());
         Assert.Equal("tcpfreeze-hook: pre-dump: froze 3 connections\ntcpfreeze-hook: a line written the old way\n", lines.ToString());

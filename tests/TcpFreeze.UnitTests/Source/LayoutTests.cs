@@ -1,7 +1,7 @@
 using System.Net;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using Ebpf.Interop;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
@@ -87,7 +87,7 @@ public sealed class LayoutTests
         // Binding is lazy: a missing export would only fail at its first call.
         nint library = NativeLibrary.Load("libbpf.so.1");
         var missing = new List<string>();
-        MethodInfo[] imports = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!
+        MethodInfo[] imports = typeof(BpfMap).Assembly.GetType("TcpFreeze.Ebpf.Interop.Libbpf")!
             .GetMethods(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
             .Where(m => m.GetCustomAttribute<LibraryImportAttribute>() is not null)
             .ToArray();
@@ -123,7 +123,7 @@ public sealed class LayoutTests
                 S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
             """);
 
-        Type libbpf = typeof(BpfMap).Assembly.GetType("Ebpf.Interop.Libbpf")!;
+        Type libbpf = typeof(BpfMap).Assembly.GetType("TcpFreeze.Ebpf.Interop.Libbpf")!;
         Type Managed(string name) => libbpf.GetNestedType(name, BindingFlags.NonPublic)!;
         void Size(string cName, string managed) => c.AssertSize(cName, Managed(managed));
         void Offset(string cName, string managed, string field) => c.AssertOffset(cName, Managed(managed), field);

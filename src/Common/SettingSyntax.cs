@@ -3,11 +3,11 @@ using System.Globalization;
 namespace TcpFreeze;
 
 /// <summary>
-/// The text forms of TcpFreeze's settings, one rule each, shared by every front end
-/// (the command line and the CRIU hook's settings), which word the errors themselves.
+/// The text forms of TcpFreeze's settings, one rule each, shared by both front ends (the command line and the
+/// CRIU hook's settings file), which word the errors themselves. Compiled into each front end, not the library.
 /// </summary>
 /// <remarks>Thread safety: stateless and pure; safe on any thread.</remarks>
-public static class SettingSyntax
+internal static class SettingSyntax
 {
     /// <summary>The shortest lease: a smaller positive number (1e-9) rounds to a zero TimeSpan, a lease that ends before it starts.</summary>
     public const double MinLeaseSeconds = 0.001;
