@@ -135,4 +135,22 @@ enum tf_counter {
 	TF_COUNTER_MAX = 4,
 };
 
+/*
+ * One TCP socket a process holds, as the socket iterator (tcpfreeze_sockets.bpf.c) writes
+ * it: 56 bytes, no padding. Addresses in network order, IPv4 in the first 4 bytes; the
+ * local port in host order and the remote port in network order, as the kernel keeps them.
+ */
+struct tf_socket_record {
+	__u64 inode;		/* the socket's inode, as in "socket:[INODE]" */
+	__u32 netns;		/* the inode of the socket's network namespace */
+	__u32 fd;		/* the descriptor that holds it */
+	__u8 local[16];
+	__u8 remote[16];
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 local_port;	/* host order */
+	__u16 remote_port;	/* network order */
+	__u8 state;		/* TCP_ESTABLISHED (1) ... TCP_LISTEN (10) */
+	__u8 pad;
+};
+
 #endif

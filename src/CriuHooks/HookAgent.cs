@@ -140,6 +140,8 @@ internal static class HookAgent
         {
             HookSettings settings = HookSettings.Load(_ => null);
             _ = TcpFreezer.IsAttached(settings.ToFreezerOptions());
+            // Discovery of a large tree reads its sockets with a BPF iterator: load it now, not in a step.
+            _ = ProcessSockets.PrepareFastDiscovery(out _);
             DiscoveredSockets own = ProcessSockets.Discover(Environment.ProcessId);
             _ = FreezeManifest.Create(Environment.ProcessId, settings.Lease, own.Connections, own.Listeners).ToJson();
         }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Interop;
 using TcpFreeze.Native;
 
 namespace TcpFreeze.Ebpf.Interop;
@@ -105,6 +106,62 @@ public sealed unsafe class BpfProgram : IDisposable
             return new BpfTestRunResult(opts.RetVal, TimeSpan.FromTicks(opts.Duration / 100), (int)opts.Duration,
                 output.AsSpan(0, (int)Math.Min(opts.DataSizeOut, (uint)output.Length)).ToArray());
         }
+    }
+
+    /// <summary>
+    /// Runs this task iterator program (SEC("iter/task_file") or another iter/task_* target) over the tasks of
+    /// process <paramref name="pid"/>, and returns what it wrote (bpf_seq_write, bpf_seq_printf). Each call is one
+    /// walk: a link with the process as parameter, an iterator descriptor read to its end, both closed again.
+    /// The kernel walks only that process from Linux 6.1; earlier kernels ignore the parameter and walk every
+    /// task, so a program that serves them must write which task each record is from.
+    /// </summary>
+    /// <param name="pid">The process, in the caller's PID namespace.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="pid"/> is not positive.</exception>
+    /// <exception cref="BpfException">The link or the iterator cannot be made (ESRCH: no such process; EINVAL: not an
+    /// iterator program, or a kernel without task iterators), or reading it fails.</exception>
+    public byte[] ReadTaskIterator(int pid)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pid);
+        var task = new Libbpf.BpfIterTaskInfo { Pid = (uint)pid };
+        var opts = new Libbpf.BpfLinkCreateOpts { Size = (nuint)sizeof(Libbpf.BpfLinkCreateOpts), IterInfo = &task, IterInfoLength = (uint)sizeof(Libbpf.BpfIterTaskInfo) };
+        int linkFd;
+        using (var fd = Handle.Borrow())
+            linkFd = Libbpf.bpf_link_create(fd.Fd, 0, Libbpf.BPF_TRACE_ITER, &opts);
+        using var link = new BpfFileDescriptor(BpfException.Check(linkFd, pid, static (pid, errno) => ($"make an iterator link over process {pid}",
+            errno switch
+            {
+                Errnos.ESRCH => "no such process (it may have exited)",
+                Errnos.EINVAL => "the program is not a task iterator, or the kernel has no per-process task iterators (Linux 6.1)",
+                _ => null,
+            })));
+        int iterFd;
+        using (var fd = link.Borrow())
+            iterFd = Libbpf.bpf_iter_create(fd.Fd);
+        using var iterator = new BpfFileDescriptor(BpfException.Check(iterFd, $"open an iterator over process {pid}"));
+        using var borrowed = iterator.Borrow();
+        byte[] buffer = new byte[16 * 1024];
+        int length = 0;
+        // Each read returns what the program wrote for some tasks' files, 0 at the end; the bound only guards
+        // against an iterator that never ends (the kernel ends every walk).
+        for (int reads = 0; reads < 1_000_000; reads++)
+        {
+            if (buffer.Length - length < 4096)
+                Array.Resize(ref buffer, buffer.Length * 2);
+            nint got;
+            fixed (byte* at = &buffer[length])
+                got = Libc.read(borrowed.Fd, at, (nuint)(buffer.Length - length));
+            if (got == 0)
+                return buffer.AsSpan(0, length).ToArray();
+            if (got < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Errnos.EINTR)
+                    continue;
+                throw new BpfException($"read the iterator over process {pid}", errno);
+            }
+            length += (int)got;
+        }
+        throw new BpfException($"read the iterator over process {pid}: it did not end");
     }
 
     /// <summary>

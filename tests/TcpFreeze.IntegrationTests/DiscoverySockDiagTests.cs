@@ -54,12 +54,15 @@ public class DiscoverySockDiagTests
             // Each socket from a descriptor holding it, from outside the namespace and inside (no table walk).
             DiscoveredSockets descriptors = ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Descriptors);
             DiscoveredSockets descriptorsInside = network.A.Run(() => ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Descriptors));
+            // Read in the kernel by the BPF socket iterator, from outside the namespace and inside.
+            DiscoveredSockets iterator = ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Iterator);
+            DiscoveredSockets iteratorInside = network.A.Run(() => ProcessSockets.Discover(script.Pid, "/proc", SocketTableSource.Iterator));
 
             Assert.Equal([script.Pid, child], text.Pids);
             Assert.Equal(6, text.Connections.Count);
             Assert.Equal(4, text.Listeners.Count); // 7101, [::]:7102 and 0.0.0.0:7102, 7103
             Assert.DoesNotContain(text.Listeners, l => l.Endpoint.Port == 7199);
-            foreach (DiscoveredSockets found in new[] { outside, inside, automatic, descriptors, descriptorsInside })
+            foreach (DiscoveredSockets found in new[] { outside, inside, automatic, descriptors, descriptorsInside, iterator, iteratorInside })
             {
                 Assert.Equal(text.RootPid, found.RootPid);
                 Assert.Equal(text.Pids, found.Pids);
@@ -93,6 +96,49 @@ public class DiscoverySockDiagTests
 
         Assert.Equal(3, text.Length); // both ends of the connection, and the listener
         Assert.Equal(text, sockDiag);
+    }
+
+    [RootFact]
+    [Trait("Privileges", "root")]
+    public void The_socket_iterator_reports_only_sockets_of_the_root_process_namespace_and_is_chosen_for_a_large_tree()
+    {
+        Assert.True(ProcessSockets.PrepareFastDiscovery(out string? reason), reason);
+        using TestNetwork network = TestNetwork.Create();
+        // Held by this process but in namespace B: discovery describes the root process's namespace (this host's).
+        using Socket elsewhere = TcpPair.Listen(network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 9301));
+        using var listener = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+        listener.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+        listener.Listen(400);
+        int port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        var held = new List<Socket>();
+        try
+        {
+            // More descriptors than SocketIterator.WorthLoadingAbove: the automatic choice is the iterator.
+            for (int i = 0; i < 150; i++)
+            {
+                var client = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+                held.Add(client);
+                client.Connect(new IPEndPoint(IPAddress.IPv6Loopback, port));
+                held.Add(listener.Accept());
+            }
+            string[] Mine(DiscoveredSockets found) => Sorted(found.Connections.Where(c => c.Local.Port == port || c.Remote.Port == port))
+                .Concat(Sorted(found.Listeners.Where(l => l.Endpoint.Port is var p && (p == port || p == 9301)))).ToArray();
+
+            string[] sockDiag = Mine(ProcessSockets.Discover(Environment.ProcessId, "/proc", SocketTableSource.SockDiag));
+            string[] iterator = Mine(ProcessSockets.Discover(Environment.ProcessId, "/proc", SocketTableSource.Iterator));
+            Assert.True(DescriptorScan.CountDescriptors("/proc", Environment.ProcessId) > SocketIterator.WorthLoadingAbove);
+            string[] automatic = Mine(ProcessSockets.Discover(Environment.ProcessId));
+
+            Assert.Equal(300 + 1, sockDiag.Length); // both ends of 150 connections, and the listener; not B's listener
+            Assert.DoesNotContain(sockDiag, k => k.Contains(":9301", StringComparison.Ordinal));
+            Assert.Equal(sockDiag, iterator);
+            Assert.Equal(sockDiag, automatic);
+        }
+        finally
+        {
+            foreach (Socket socket in held)
+                socket.Dispose();
+        }
     }
 
     [Fact]

@@ -109,6 +109,16 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "libbpf_num_possible_cpus")]
     internal static partial int libbpf_num_possible_cpus();
 
+    // ---- links and iterators ----
+    /// <summary>BPF_TRACE_ITER in enum bpf_attach_type.</summary>
+    internal const int BPF_TRACE_ITER = 28;
+
+    [LibraryImport(Library, EntryPoint = "bpf_link_create")]
+    internal static partial int bpf_link_create(int progFd, int targetFd, int attachType, BpfLinkCreateOpts* opts);
+
+    [LibraryImport(Library, EntryPoint = "bpf_iter_create")]
+    internal static partial int bpf_iter_create(int linkFd);
+
     // ---- XDP ----
     [LibraryImport(Library, EntryPoint = "bpf_xdp_attach")]
     internal static partial int bpf_xdp_attach(int ifindex, int progFd, uint flags, BpfXdpAttachOpts* opts);
@@ -184,6 +194,24 @@ internal static unsafe partial class Libbpf
         public uint Flags;
         public uint Cpu;
         public uint BatchSize;
+    }
+
+    /// <summary>struct bpf_link_create_opts (64 bytes in libbpf 1.1); only the iterator fields are used.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
+    internal struct BpfLinkCreateOpts
+    {
+        [FieldOffset(0)] public nuint Size;
+        [FieldOffset(16)] public void* IterInfo;
+        [FieldOffset(24)] public uint IterInfoLength;
+    }
+
+    /// <summary>The task part of union bpf_iter_link_info: which task or process a task iterator walks (Linux 6.1).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct BpfIterTaskInfo
+    {
+        public uint Tid;
+        public uint Pid;
+        public uint PidFd;
     }
 
     /// <summary>struct bpf_xdp_attach_opts.</summary>

@@ -118,6 +118,52 @@ internal static unsafe class DescriptorScan
         }
     }
 
+    /// <summary>
+    /// How many descriptors process <paramref name="pid"/>'s table holds (the main thread's), counted from the
+    /// directory listing alone: no link is read. 0 when it cannot be listed.
+    /// </summary>
+    public static int CountDescriptors(string procRoot, int pid)
+    {
+        using FileDescriptorHandle directory = Libc.open(Path.Combine(ProcessTree.PathOf(procRoot, pid), "fd"), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        if (directory.IsInvalid)
+            return 0;
+        byte[] entries = ArrayPool<byte>.Shared.Rent(DirectoryBufferSize);
+        int count = 0;
+        try
+        {
+            fixed (byte* buffer = entries)
+            {
+                for (int calls = 0; calls < 1_000_000; calls++)
+                {
+                    nint length = Libc.getdents64(directory, buffer, (nuint)entries.Length);
+                    if (length == 0)
+                        break;
+                    if (length < 0)
+                    {
+                        if (Marshal.GetLastPInvokeError() == Errnos.EINTR)
+                            continue;
+                        break;
+                    }
+                    for (nint offset = 0; offset < length;)
+                    {
+                        byte* record = buffer + offset;
+                        ushort recordLength = *(ushort*)(record + Libc.DirentLengthOffset);
+                        if (recordLength == 0)
+                            break;
+                        offset += recordLength;
+                        if (record[Libc.DirentNameOffset] != (byte)'.')
+                            count++;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(entries);
+        }
+        return count;
+    }
+
     private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
         => errno is Errnos.EACCES or Errnos.EPERM
             ? new TcpFreezeException(operation, ProcessSockets.PermissionDenied(fdDirectory, pid))

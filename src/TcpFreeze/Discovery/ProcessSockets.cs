@@ -28,6 +28,22 @@ public static class ProcessSockets
             : $"cannot read {path} (permission denied); run as root or as the owner of process {pid}";
 
     /// <summary>
+    /// Loads, once per process, the kernel socket iterator that <see cref="Discover(int)"/> uses to read a process's
+    /// TCP sockets in one call (Linux 6.1 with BTF; it needs CAP_BPF and CAP_PERFMON, or root). Discovery loads it by
+    /// itself the first time a tree's root holds more than 256 descriptors; a long-running process that discovers
+    /// inside a deadline (the CRIU hook's agent) calls this at start so no discovery pays the load (a few
+    /// milliseconds). False, with the reason, where it cannot run: discovery then reads /proc and sock_diag, as
+    /// it does for small trees anyway.
+    /// </summary>
+    /// <param name="unavailableReason">Why the iterator cannot run here; null when it can.</param>
+    public static bool PrepareFastDiscovery(out string? unavailableReason)
+    {
+        bool ready = SocketIterator.TryGet() is not null;
+        unavailableReason = ready ? null : SocketIterator.Unavailable;
+        return ready;
+    }
+
+    /// <summary>
     /// The TCP connections and listening endpoints held by process <paramref name="pid"/>
     /// and all its descendants (every thread's descriptors), IPv4 and IPv6, as the
     /// network namespace of <paramref name="pid"/> sees them. The result is a snapshot:
@@ -56,6 +72,23 @@ public static class ProcessSockets
             throw new TcpFreezeException(operation, $"no process has PID {pid}");
 
         List<int> tree = ProcessTree.Find(procRoot, pid, operation);
+        if (ChooseIterator(pid, procRoot, source, operation) is { } iterator && SocketIterator.NetworkNamespaceOf(pid) is var netns and not 0)
+        {
+            // The iterator reads each socket's endpoints in the kernel: no descriptor scan, no table walk.
+            var table = new List<ProcNetTcpEntry>();
+            var seen = new HashSet<ulong>();
+            var walked = new List<int>(tree.Count);
+            foreach (int member in tree)
+            {
+                bool found = iterator.TryCollect(member, netns, seen, table);
+                if (member == pid && !found)
+                    throw new TcpFreezeException(operation, $"process {pid} exited while its sockets were being discovered");
+                if (found)
+                    walked.Add(member);
+            }
+            return Keys(pid, walked, table, heldInodes: null);
+        }
+
         var inodes = new HashSet<ulong>();
         // Where each socket is held, for reading a few straight from their descriptors (real /proc only).
         Dictionary<ulong, (int Pid, int Fd)>? holders = source is SocketTableSource.Automatic or SocketTableSource.Descriptors ? [] : null;
@@ -73,15 +106,38 @@ public static class ProcessSockets
         List<ProcNetTcpEntry>? direct = holders is not null && holders.Count == inodes.Count && inodes.Count <= limit ? DescriptorSockets.TryRead(holders) : null;
         if (direct is null && source == SocketTableSource.Descriptors)
             throw new TcpFreezeException(operation, $"the sockets of process {pid} cannot be read from their descriptors (pidfd_getfd needs ptrace permission over it, Linux 5.6+)");
-        List<ProcNetTcpEntry> table = direct ?? SocketTable.Read(procRoot, pid, source, inodes, operation);
-        int held = Math.Min(table.Count, inodes.Count); // at most one entry per descriptor's socket
+        return Keys(pid, scanned, direct ?? SocketTable.Read(procRoot, pid, source, inodes, operation), inodes);
+    }
+
+    /// <summary>
+    /// The socket iterator when <paramref name="source"/> asks for it, or (automatic, real /proc) when this process
+    /// has it loaded already or the root process holds enough descriptors to repay loading it; null otherwise.
+    /// </summary>
+    private static SocketIterator? ChooseIterator(int pid, string procRoot, SocketTableSource source, string operation)
+        => source switch
+        {
+            SocketTableSource.Iterator => SocketIterator.TryGet()
+                ?? throw new TcpFreezeException(operation, SocketIterator.Unavailable ?? "the socket iterator is not available"),
+            SocketTableSource.Automatic when procRoot == DefaultProcRoot
+                => SocketIterator.IfLoaded
+                   ?? (SocketIterator.Unavailable is null && DescriptorScan.CountDescriptors(procRoot, pid) > SocketIterator.WorthLoadingAbove ? SocketIterator.TryGet() : null),
+            _ => null,
+        };
+
+    /// <summary>
+    /// The connections and listeners of <paramref name="table"/>, keeping only sockets in <paramref name="heldInodes"/>
+    /// when it is given (a namespace's table holds other processes' sockets too).
+    /// </summary>
+    private static DiscoveredSockets Keys(int pid, List<int> scanned, List<ProcNetTcpEntry> table, HashSet<ulong>? heldInodes)
+    {
+        int held = heldInodes is null ? table.Count : Math.Min(table.Count, heldInodes.Count); // at most one entry per descriptor's socket
         var connections = new List<ConnectionKey>(held);
         var listeners = new List<EndpointKey>();
         var seenConnections = new HashSet<ConnectionKey>(held);
         var seenListeners = new HashSet<EndpointKey>();
         foreach (ProcNetTcpEntry entry in table)
         {
-            if (entry.Inode == 0 || !inodes.Contains(entry.Inode))
+            if (entry.Inode == 0 || heldInodes is not null && !heldInodes.Contains(entry.Inode))
                 continue;
             if (entry.State == TcpSocketState.Listen)
             {

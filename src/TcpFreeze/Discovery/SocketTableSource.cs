@@ -4,7 +4,9 @@ namespace TcpFreeze;
 internal enum SocketTableSource
 {
     /// <summary>
-    /// Up to <see cref="DescriptorSockets.MaximumSockets"/> sockets read from their descriptors when that works, else
+    /// The socket iterator when this process has it loaded, or the root process holds more than
+    /// <see cref="SocketIterator.WorthLoadingAbove"/> descriptors and it loads; else up to
+    /// <see cref="DescriptorSockets.MaximumSockets"/> sockets read from their descriptors when that works, else
     /// sock_diag when the kernel offers it, else the text tables.
     /// </summary>
     Automatic,
@@ -17,4 +19,7 @@ internal enum SocketTableSource
 
     /// <summary>Each socket read from a descriptor that holds it (<see cref="DescriptorSockets"/>; fails when one cannot be).</summary>
     Descriptors,
+
+    /// <summary>The BPF socket iterator only (<see cref="SocketIterator"/>; fails where the kernel cannot run it).</summary>
+    Iterator,
 }

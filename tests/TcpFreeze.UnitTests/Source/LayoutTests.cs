@@ -68,6 +68,34 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public void The_socket_iterator_parser_reads_tf_socket_record_where_the_C_compiler_puts_each_field()
+    {
+        // The program's record is a local variable, which BTF does not describe: ask the compiler about the header.
+        string[] fields = ["inode", "netns", "fd", "local", "remote", "family", "local_port", "remote_port", "state"];
+        CLayout layout = CLayout.Measure($"#include \"{Path.Combine(Repository.Root, "bpf", "tcpfreeze.h")}\"",
+            "S(tf_socket_record); " + string.Concat(fields.Select(f => $"O(tf_socket_record, {f}); ")));
+        Assert.Equal(SocketIterator.RecordSize, layout["tf_socket_record"]);
+        Assert.Equal(
+            [("inode", 0), ("netns", 8), ("fd", 12), ("local", 16), ("remote", 32), ("family", 48), ("local_port", 50), ("remote_port", 52), ("state", 54)],
+            fields.Select(f => (f, layout[$"tf_socket_record.{f}"])));
+        int OffsetOf(string field) => layout[$"tf_socket_record.{field}"];
+
+        // One record as the program writes it: 198.18.0.1:8080 -> 198.18.0.2:40000, established, netns 7.
+        byte[] record = new byte[SocketIterator.RecordSize];
+        BitConverter.TryWriteBytes(record.AsSpan(OffsetOf("inode")), 4242UL);
+        BitConverter.TryWriteBytes(record.AsSpan(OffsetOf("netns")), 7U);
+        new byte[] { 198, 18, 0, 1 }.CopyTo(record, OffsetOf("local"));
+        new byte[] { 198, 18, 0, 2 }.CopyTo(record, OffsetOf("remote"));
+        BitConverter.TryWriteBytes(record.AsSpan(OffsetOf("family")), (ushort)2);
+        BitConverter.TryWriteBytes(record.AsSpan(OffsetOf("local_port")), (ushort)8080);   // host order
+        record[OffsetOf("remote_port")] = 0x9C; record[OffsetOf("remote_port") + 1] = 0x40; // 40000, network order
+        record[OffsetOf("state")] = 1;
+        var entries = new List<ProcNetTcpEntry>();
+        SocketIterator.Parse(record, 7, [], entries);
+        Assert.Equal(new ProcNetTcpEntry(IPEndPoint.Parse("198.18.0.1:8080"), IPEndPoint.Parse("198.18.0.2:40000"), TcpSocketState.Established, 4242), Assert.Single(entries));
+    }
+
+    [Fact]
     public void ReplayRecord_matches_tf_replay()
     {
         BtfStruct c = Btf("tf_replay");
@@ -120,6 +148,10 @@ public sealed class LayoutTests
                 S(bpf_tc_hook); O(bpf_tc_hook, ifindex); O(bpf_tc_hook, attach_point); O(bpf_tc_hook, parent);
                 S(bpf_prog_load_opts); O(bpf_prog_load_opts, log_level); O(bpf_prog_load_opts, log_size); O(bpf_prog_load_opts, log_buf);
                 O(bpf_prog_info, id); O(bpf_prog_info, nr_map_ids); O(bpf_prog_info, map_ids); O(bpf_prog_info, name);
+                S(bpf_link_create_opts); O(bpf_link_create_opts, iter_info); O(bpf_link_create_opts, iter_info_len);
+                printf("bpf_iter_link_info.task.tid %zu\n", offsetof(union bpf_iter_link_info, task.tid));
+                printf("bpf_iter_link_info.task.pid %zu\n", offsetof(union bpf_iter_link_info, task.pid));
+                printf("bpf_iter_link_info.task.pid_fd %zu\n", offsetof(union bpf_iter_link_info, task.pid_fd));
                 S(bpf_tc_opts); O(bpf_tc_opts, prog_fd); O(bpf_tc_opts, flags); O(bpf_tc_opts, prog_id); O(bpf_tc_opts, handle); O(bpf_tc_opts, priority);
             """);
 
@@ -151,6 +183,11 @@ public sealed class LayoutTests
             Offset($"bpf_prog_load_opts.{f}", "BpfProgLoadOpts", m);
         foreach ((string f, string m) in new[] { ("id", "Id"), ("nr_map_ids", "NrMapIds"), ("map_ids", "MapIds"), ("name", "Name") })
             Offset($"bpf_prog_info.{f}", "BpfProgInfo", m);
+        Size("bpf_link_create_opts", "BpfLinkCreateOpts");
+        Offset("bpf_link_create_opts.iter_info", "BpfLinkCreateOpts", "IterInfo");
+        Offset("bpf_link_create_opts.iter_info_len", "BpfLinkCreateOpts", "IterInfoLength");
+        foreach ((string f, string m) in new[] { ("task.tid", "Tid"), ("task.pid", "Pid"), ("task.pid_fd", "PidFd") })
+            Offset($"bpf_iter_link_info.{f}", "BpfIterTaskInfo", m);
         Size("bpf_tc_opts", "BpfTcOpts");
         foreach ((string f, string m) in new[] { ("prog_fd", "ProgFd"), ("flags", "Flags"), ("prog_id", "ProgId"), ("handle", "Handle"), ("priority", "Priority") })
             Offset($"bpf_tc_opts.{f}", "BpfTcOpts", m);
