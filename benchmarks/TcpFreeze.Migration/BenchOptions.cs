@@ -117,7 +117,7 @@ internal sealed record BenchOptions
             string value = args[++i];
             options = name switch
             {
-                "--connections" => options with { Connections = List(value, name).Select(v => Number(v, name, 0, 20_000)).Distinct().ToArray() },
+                "--connections" => options with { Connections = List(value, name).Select(v => Number(v, name, 0, 60_000)).Distinct().ToArray() },
                 "--methods" => options with { Methods = List(value, name).Select(LockMethod.Parse).Distinct().ToArray() },
                 "--copy-delay" => options with { CopyDelays = List(value, name).Select(v => Number(v, name, 0, 3_600)).Distinct().ToArray() },
                 "--runs" => options with { Runs = Number(value, name, 1, 100) },

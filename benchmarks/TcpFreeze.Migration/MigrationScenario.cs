@@ -45,6 +45,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
         PinRoot? pins = null;
         DumpableServer? server = null;
         ClientLoad? load = null;
+        ClientShards? shards = null;
         ApacheBench? bench = null;
         try
         {
@@ -73,9 +74,14 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             }
             else
             {
-                load = ClientLoad.Http(network.A, endpoint, connections, options.PauseFor(connections), staggered: true);
-                if (!load.WaitForProgress(_ => 3, StartBound))
-                    throw new InvalidOperationException($"the clients did not all get 3 replies within {StartBound.TotalSeconds} s: " +
+                if (connections > ClientShards.PerProcess)
+                    WidenClientPorts(network);
+                shards = ClientShards.Http(network.NameA, endpoint, connections, options.PauseFor(connections));
+                load = shards.Local;
+                // Three replies each: three pauses and the staggered start.
+                TimeSpan bound = StartBound + options.PauseFor(connections) * 4;
+                if (!shards.WaitForProgress(3, bound))
+                    throw new InvalidOperationException($"the clients did not all get 3 replies within {bound.TotalSeconds:F0} s: " +
                                                         string.Join("; ", load.Failures.Take(3)));
             }
 
@@ -98,7 +104,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             runner.Environment["LIBC_FATAL_STDERR_"] = "1";
 
             cancel.ThrowIfCancellationRequested();
-            load?.ResetLongestGaps();
+            shards?.ResetLongestGaps();
             long started = Stopwatch.GetTimestamp();
             (int ExitCode, TimeSpan Elapsed, string Log) dump = runner.Dump(server.Pid, method.Hook);
             long dumped = Stopwatch.GetTimestamp();
@@ -107,8 +113,8 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             if (!Succeeded(result, dump, RunResult.StatusAborted))
             {
                 result.Leftovers = Leftovers(network, method, freezer, load, observeStaleLock: true);
-                if (load is not null)
-                    AwaitRecovery(load, load.Snapshot(), result);
+                if (shards is not null)
+                    AwaitRecovery(shards, result);
                 return result;
             }
 
@@ -131,9 +137,9 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
                 result.DowntimeMs = Stopwatch.GetElapsedTime(started, ended).TotalMilliseconds;
             }
 
-            if (load is not null)
+            if (load is not null && shards is not null)
             {
-                AwaitRecovery(load, load.Snapshot(), result);
+                AwaitRecovery(shards, result);
                 if (result.Status == RunResult.StatusOk)
                     MeasureResumeLag(load, dumped, ended, result);
             }
@@ -162,7 +168,7 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
             // Each step on its own, so that one failing does not leave the later ones undone.
             Cleanup("keeping the CRIU logs", () => KeepLogs(work, method, connections, copyDelaySeconds, run));
             Cleanup("stopping ab", () => bench?.Dispose());
-            Cleanup("closing the clients", () => load?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(20)));
+            Cleanup("closing the clients", () => shards?.Dispose());
             Cleanup("killing nginx", () => server?.Dispose());
             if (method.Agent)
                 Cleanup("stopping the agent", () => _agent.Dispose());
@@ -259,21 +265,37 @@ internal sealed class MigrationScenario(BenchOptions options, string criu, strin
     /// Waits (bounded) until every connection either answered again or failed, then counts
     /// them and takes the longest gap between replies that a surviving connection saw.
     /// </summary>
-    private void AwaitRecovery(ClientLoad load, long[] baseline, RunResult result)
+    private void AwaitRecovery(ClientShards shards, RunResult result)
     {
-        bool Progressed(ClientLoad.Connection c) => Interlocked.Read(ref c.Replies) >= baseline[c.Id] + ProgressAfterRestore;
+        ClientShards.ConnectionStatus[] baseline = shards.Status();
+        // Every connection's state in every client process; polled less often when it comes from workers.
+        TimeSpan poll = TimeSpan.FromMilliseconds(shards.HasWorkers ? 250 : 20);
+        bool Progressed(ClientShards.ConnectionStatus now, int i) => now.Replies >= baseline[i].Replies + ProgressAfterRestore;
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < options.RecoveryTimeout && !load.Connections.All(c => c.Failure is not null || Progressed(c)))
-            Sleep(TimeSpan.FromMilliseconds(20));
-        List<ClientLoad.Connection> survivors = load.Connections.Where(c => c.Failure is null && Progressed(c)).ToList();
-        result.Survived = survivors.Count;
-        result.Reset = load.Connections.Count(c => c.Failure is not null);
-        result.Hung = load.Connections.Count - result.Survived - result.Reset;
-        if (survivors.Count > 0)
-            result.LongestGapMs = TimeSpan.FromTicks(survivors.Max(c => Interlocked.Read(ref c.LongestGapTicks)) * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
-        if (result.Reset > 0 && load.Connections.FirstOrDefault(c => c.Failure is not null)?.Failure is { } first)
+        ClientShards.ConnectionStatus[] status = baseline;
+        while (clock.Elapsed < options.RecoveryTimeout)
+        {
+            status = shards.Status();
+            if (status.Select((s, i) => s.Failed || Progressed(s, i)).All(done => done))
+                break;
+            Sleep(poll);
+        }
+        int[] survivors = [.. Enumerable.Range(0, status.Length).Where(i => !status[i].Failed && Progressed(status[i], i))];
+        result.Survived = survivors.Length;
+        result.Reset = status.Count(s => s.Failed);
+        result.Hung = status.Length - result.Survived - result.Reset;
+        if (survivors.Length > 0)
+            result.LongestGapMs = TimeSpan.FromTicks(survivors.Max(i => status[i].LongestGapTicks) * TimeSpan.TicksPerSecond / Stopwatch.Frequency).TotalMilliseconds;
+        if (result.Reset > 0 && shards.Local.Connections.FirstOrDefault(c => c.Failure is not null)?.Failure is { } first)
             result.Error ??= $"first failure: {first}";
     }
+
+    /// <summary>
+    /// More than one client address's worth of connections to one server port (about 28,000 with Linux's default
+    /// ephemeral range) need a wider range: namespace A's own sysctl.
+    /// </summary>
+    private static void WidenClientPorts(TestNetwork network)
+        => Run.Checked("ip", "netns", "exec", network.NameA, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000");
 
     /// <summary>
     /// Reports and removes what the run left in namespace B: CRIU's nft table or iptables

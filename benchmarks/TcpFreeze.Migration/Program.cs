@@ -5,6 +5,9 @@ using TcpFreeze.Migration;
 using TcpFreeze.Tests.Criu;
 
 // End-to-end CRIU migration benchmark; see BenchOptions.Usage and benchmarks/README.md.
+// A client worker: the clients of a large run that this process cannot hold (ClientShards).
+if (args.Length > 0 && args[0] == ClientShards.WorkerOption)
+    return ClientShards.RunWorker(args);
 BenchOptions? options;
 try
 {

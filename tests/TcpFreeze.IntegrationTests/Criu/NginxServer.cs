@@ -4,7 +4,8 @@ namespace TcpFreeze.Tests.Criu;
 
 /// <summary>
 /// Debian's nginx as a dumpable server: master process, one worker running as root (CRIU
-/// cannot dump another user's process here), keep-alive without limits, and every
+/// cannot dump another user's process here; more workers, sharing the port with SO_REUSEPORT, when
+/// one would need more descriptors than a process may have), keep-alive without limits, and every
 /// request answered with its own path (<c>return 200 "$uri\n"</c>), which
 /// <see cref="ClientLoad.Http"/> checks. Everything it writes stays in the work directory.
 /// </summary>
@@ -21,13 +22,19 @@ public static class NginxServer
         // the worker's own files need a few more of each. nginx starts closing idle keep-alive
         // connections once fewer than 1/16 of its slots are free ("worker_connections are not
         // enough, reusing connections"): keep that much spare.
-        int slots = Math.Max(4096, connections * 17 / 15 + 256);
+        // This machine caps every process at 20,000 descriptors: above what one worker can hold, the
+        // connections are spread over several workers, each with its own listening socket on the port
+        // (reuseport: the kernel hashes each new connection to one of them, so they fill evenly).
+        const int MostPerWorker = 15_000;
+        int workers = (connections + MostPerWorker - 1) / MostPerWorker;
+        workers = Math.Max(1, workers);
+        int slots = Math.Max(4096, connections / workers * 17 / 15 + 256);
         string config = Path.Combine(workDirectory, "nginx.conf");
         string errorLog = Path.Combine(workDirectory, "nginx-error.log");
         File.WriteAllText(config, $$"""
             daemon off;
             master_process on;
-            worker_processes 1;
+            worker_processes {{workers}};
             user root;
             pid {{workDirectory}}/nginx.pid;
             error_log {{errorLog}} info;
@@ -43,7 +50,7 @@ public static class NginxServer
                 uwsgi_temp_path {{workDirectory}}/uwsgi;
                 scgi_temp_path {{workDirectory}}/scgi;
                 server {
-                    listen {{endpoint}};
+                    listen {{endpoint}}{{(workers > 1 ? " reuseport" : "")}};
                     default_type text/plain;
                     location / { return 200 "$uri\n"; }
                 }
