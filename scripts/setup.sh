@@ -41,6 +41,8 @@ readonly PACKAGES=(
   # Docker (docker.io 20.10) and containerd 1.6 for the container-engine tests, which start their own dockerd and containerd in
   # a private mount namespace; installing them starts no service (policy-rc.d, below)
   docker.io containerd
+  # LXC 5.0 (lxc-start, lxc-checkpoint) for the LXC container test; its lxc-net bridge service is not started either
+  lxc
 )
 # Installed in a second apt-get run, after everything else (runc above all) is there.
 readonly LATE_PACKAGES=(podman)

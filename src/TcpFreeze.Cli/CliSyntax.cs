@@ -292,19 +292,19 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         var engine = new Option<CriuEngine>("--engine")
         {
             Description = "Who runs CRIU, which picks the file: criu (the default) uses default.conf, which CRIU always reads; " +
-                          "runc and podman use runc.conf, which only runc hands to CRIU.",
-            HelpName = "criu|runc|podman",
+                          "lxc (lxc-checkpoint runs CRIU itself) is the same; runc and podman use runc.conf, which only runc hands to CRIU.",
+            HelpName = "criu|lxc|runc|podman",
             CustomParser = result => Choice<CriuEngine>(result, static (string? text, out CriuEngine engine) =>
             {
                 (bool ok, engine) = text switch
                 {
-                    "criu" => (true, CriuEngine.Criu),
+                    "criu" or "lxc" => (true, CriuEngine.Criu),
                     "runc" => (true, CriuEngine.Runc),
                     "podman" => (true, CriuEngine.Podman),
                     _ => (false, CriuEngine.Criu),
                 };
                 return ok;
-            }, "--engine", "an engine; use criu, runc or podman"),
+            }, "--engine", "an engine; use criu, lxc, runc or podman"),
         };
         var hook = new Option<string?>("--hook")
         {

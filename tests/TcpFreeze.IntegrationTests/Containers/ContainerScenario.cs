@@ -37,6 +37,7 @@ public sealed class ContainerScenario : IAsyncDisposable
         ServerFolder = ContainerFiles.WriteServer(Path.Combine(work, "srv"));
         Podman = new Podman(host, work, cgroup);
         Runc = new Runc(host, work, cgroup);
+        Lxc = new Lxc(host, work, cgroup);
     }
 
     public string Work { get; }
@@ -48,6 +49,7 @@ public sealed class ContainerScenario : IAsyncDisposable
     public string ServerFolder { get; }
     public Podman Podman { get; }
     public Runc Runc { get; }
+    public Lxc Lxc { get; }
 
     /// <summary>dockerd, once <see cref="StartDocker"/> started it (on a host with a private /run).</summary>
     public Docker? Docker { get; private set; }
@@ -116,8 +118,9 @@ public sealed class ContainerScenario : IAsyncDisposable
 
             """);
         CliResult written = TcpFreezeCommand.Run(["criu-config", "--engine", engine, "--hook", _criu.Hook, "--write", "--config-dir", Host.CriuConfigDirectory]).Succeeds();
-        Assert.Contains(CriuConfiguration.FileNameFor(CriuEngine.Runc), written.Output + written.Error);
-        Assert.Equal(["runc.conf"], Directory.GetFiles(Host.CriuConfigDirectory).Select(Path.GetFileName));
+        string file = engine is "criu" or "lxc" ? CriuConfiguration.FileNameFor(CriuEngine.Criu) : CriuConfiguration.FileNameFor(CriuEngine.Runc);
+        Assert.Contains(file, written.Output + written.Error);
+        Assert.Equal([file], Directory.GetFiles(Host.CriuConfigDirectory).Select(Path.GetFileName));
     }
 
     /// <summary>Starts dockerd on the engine host (created with privateRun).</summary>
@@ -209,6 +212,7 @@ public sealed class ContainerScenario : IAsyncDisposable
             await Load.DisposeAsync();
         Try("podman", () => Podman.RemoveEverything());
         Try("runc", () => Runc.RemoveEverything());
+        Try("lxc", () => Lxc.RemoveEverything());
         Try("docker", () => Docker?.RemoveEverything() ?? "");
         Try("containerd", () => Containerd?.RemoveEverything() ?? "");
         Try("dump watcher", DumpWatchers);

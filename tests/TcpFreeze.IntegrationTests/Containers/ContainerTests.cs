@@ -84,6 +84,33 @@ public sealed class ContainerTests(CriuFixture criu, ITestOutputHelper output)
     }
 
     /// <summary>
+    /// LXC 5.0 (Debian's lxc): `lxc-checkpoint -s` dumps and stops a host-network container, `-r` restores it.
+    /// lxc-checkpoint builds CRIU's command line itself; the hook and --tcp-established come from default.conf
+    /// (`criu-config --engine lxc`).
+    /// </summary>
+    [RootFact]
+    public async Task Lxc_checkpoints_and_restores_a_host_network_container_and_every_connection_survives()
+    {
+        await using ContainerScenario s = ContainerScenario.Create(criu);
+        s.ConfigureTcpFreezeHook("lxc");
+        s.Lxc.Create(Name, s.Rootfs, s.ServerFolder, s.Endpoint.Address.ToString(), ContainerScenario.ServerPort);
+        s.Lxc.Start(Name);
+        s.StartLoad(Connections);
+        string images = Path.Combine(s.Work, "lxc-images");
+
+        EngineResult checkpoint = s.Lxc.Checkpoint(Name, images);
+        Assert.True(checkpoint.ExitCode == 0, $"{checkpoint.Output}\n{CriuLog(images, "dump.log")}");
+        Assert.Equal("STOPPED", s.Lxc.State(Name));
+        Thread.Sleep(Gap);
+        EngineResult restore = s.Lxc.Restore(Name, images);
+        Assert.True(restore.ExitCode == 0, $"{restore.Output}\n{CriuLog(images, "restore.log")}");
+        Assert.Equal("RUNNING", s.Lxc.State(Name));
+
+        AssertEveryConnectionSurvives(s, "lxc", checkpoint, restore);
+        await AssertNothingLeft(s);
+    }
+
+    /// <summary>
     /// Docker 20.10 (Debian's docker.io, experimental mode): `docker checkpoint create` stops the container,
     /// `docker start --checkpoint` restores it. Docker has no --tcp-established of its own and passes none to
     /// runc: CRIU takes it from runc.conf, where `criu-config --write` put it with the hook.

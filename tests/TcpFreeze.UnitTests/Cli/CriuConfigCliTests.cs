@@ -43,6 +43,17 @@ public sealed class CriuConfigCliTests : IDisposable
         Assert.Contains($"action-script {_hook}\n", result.Output);
     }
 
+    [Theory]
+    [InlineData("criu")]
+    [InlineData("lxc")]
+    public void Printing_for_criu_and_lxc_names_default_conf(string engine)
+    {
+        // lxc-checkpoint runs CRIU itself with no configuration file of its own: CRIU reads default.conf.
+        CliResult result = Run("--engine", engine, "--hook", _hook).Succeeds();
+        Assert.StartsWith($"# for {ConfigFile("default.conf")} ", result.Output);
+        Assert.Contains($"action-script {_hook}\n", result.Output);
+    }
+
     [Fact]
     public void The_default_hook_is_next_to_the_command_or_in_usr_local_bin()
     {
