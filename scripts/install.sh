@@ -15,7 +15,7 @@
 #   PREFIX/share/man/man8/tcpfreeze.8                      the installed command from its own command definitions
 #                                                          (`tcpfreeze completion bash`, `tcpfreeze manpage`)
 #   /etc/tcpfreeze/criu-hook.conf                          the hook's settings (never replaced when it exists)
-#   /etc/criu/default.conf (or runc.conf)                  with --with-criu-config[=criu|runc|podman]: the block that
+#   /etc/criu/default.conf (or runc.conf)                  with --with-criu-config[=criu|lxc|runc|podman]: the block that
 #                                                          `tcpfreeze criu-config --write` puts there
 #   /etc/systemd/system/tcpfreeze-attach.service           with --with-systemd: attaches the programs at boot (the
 #                                                          fast path: the hook then finds them attached), and
@@ -69,7 +69,9 @@ if [[ -n $root ]]; then
   root=$(cd "$root" && pwd)
   [[ $root == / ]] && root=
 fi
-case $criu_engine in ''|criu|runc|podman) ;; *) die "--with-criu-config=ENGINE: ENGINE is criu, runc or podman, not '$criu_engine'" ;; esac
+case $criu_engine in ''|criu|lxc|runc|podman) ;; *) die "--with-criu-config=ENGINE: ENGINE is criu, lxc, runc or podman, not '$criu_engine'" ;; esac
+# LXC runs CRIU itself, which reads default.conf: the same file as CRIU run directly.
+[[ $criu_engine == lxc ]] && criu_engine=criu
 [[ -z $purge || -n $uninstall ]] || die "--purge goes with --uninstall"
 if [[ -n $uninstall && ( -n $criu_engine || -n $systemd || -n $from ) ]]; then
   die "--uninstall takes only --prefix, --root and --purge (it removes what the manifest lists)"
