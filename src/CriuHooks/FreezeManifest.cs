@@ -88,18 +88,31 @@ public sealed record FreezeManifest
     public IReadOnlyDictionary<string, PeerSegment>? PeerSegments { get; init; }
 
     /// <summary>
-    /// The most packet bytes <see cref="PeerSegments"/> holds in all: 8 MiB, about 11 MiB of base64,
-    /// so that a manifest with its segments (each at most <see cref="PeerSegment.MaxBytes"/>: 4,096
-    /// full ones) and 16,000 connections (1 MiB) stays far below <see cref="MaximumFileSize"/>.
+    /// The mirror of <see cref="PeerSegments"/>: for connections whose local socket had a data segment
+    /// dropped on the dump side (a reply the freeze caught on its way out), "LOCAL -> REMOTE" to that
+    /// segment as the dump host's egress program kept it. A restore on another host sends it to the
+    /// peer at pre-resume when its own programs recorded none: the restored socket would resend those
+    /// bytes only on its fresh 1 s timer, and no ICMP shortens a timer that has not backed off.
+    /// Optional (null in older manifests); entries for connections not in <see cref="Connections"/> are
+    /// ignored. Bounded as <see cref="PeerSegments"/> is, by a budget of its own of the same size
+    /// (<see cref="MaximumPeerSegmentBytes"/>): one segment per connection and direction.
+    /// </summary>
+    public IReadOnlyDictionary<string, PeerSegment>? LocalSegments { get; init; }
+
+    /// <summary>
+    /// The most packet bytes <see cref="PeerSegments"/> holds in all, and <see cref="LocalSegments"/> too:
+    /// 8 MiB each, about 11 MiB of base64, so that a manifest with both (each segment at most
+    /// <see cref="PeerSegment.MaxBytes"/>: 4,096 full ones each) and 16,000 connections (1 MiB) stays
+    /// far below <see cref="MaximumFileSize"/>.
     /// The writer keeps segments in the order of <see cref="Connections"/> until the budget is
     /// spent (the rest resume by the kick or their own retransmission); the reader refuses more.
     /// </summary>
     public const int MaximumPeerSegmentBytes = 8 << 20;
 
     /// <summary>
-    /// The segments for <see cref="PeerSegments"/>: those of <paramref name="connections"/>, in that
-    /// order, while they fit in <see cref="MaximumPeerSegmentBytes"/>; a segment the reader would
-    /// refuse is left out.
+    /// The segments for <see cref="PeerSegments"/> (or, given the local sockets' segments,
+    /// <see cref="LocalSegments"/>): those of <paramref name="connections"/>, in that order, while they
+    /// fit in <see cref="MaximumPeerSegmentBytes"/>; a segment the reader would refuse is left out.
     /// </summary>
     public static Dictionary<string, PeerSegment> BoundedPeerSegments(IEnumerable<ConnectionKey> connections,
         IReadOnlyDictionary<ConnectionKey, PeerSegment> segments)
@@ -129,13 +142,18 @@ public sealed record FreezeManifest
     };
 
     /// <summary>The peer segments of connections this manifest lists, as keys (validated by <see cref="Read(string)"/>).</summary>
-    public Dictionary<ConnectionKey, PeerSegment> PeerSegmentKeys()
+    public Dictionary<ConnectionKey, PeerSegment> PeerSegmentKeys() => SegmentKeys(PeerSegments);
+
+    /// <summary>The local sockets' segments of connections this manifest lists, as keys (validated by <see cref="Read(string)"/>).</summary>
+    public Dictionary<ConnectionKey, PeerSegment> LocalSegmentKeys() => SegmentKeys(LocalSegments);
+
+    private Dictionary<ConnectionKey, PeerSegment> SegmentKeys(IReadOnlyDictionary<string, PeerSegment>? segments)
     {
         var result = new Dictionary<ConnectionKey, PeerSegment>();
-        if (PeerSegments is null || PeerSegments.Count == 0)
+        if (segments is null || segments.Count == 0)
             return result;
         HashSet<ConnectionKey> listed = [.. ConnectionKeys()];
-        foreach ((string text, PeerSegment segment) in PeerSegments)
+        foreach ((string text, PeerSegment segment) in segments)
             if (text is not null && SegmentFault(segment) is null && ConnectionKey.TryParse(text, null, out ConnectionKey key) && listed.Contains(key))
                 result[key] = segment;
         return result;
@@ -315,32 +333,33 @@ public sealed record FreezeManifest
         {
             throw new InvalidDataException($"{FileName} is corrupt: {e.Message}", e);
         }
-        ValidatePeerSegments(manifest);
+        ValidateSegments(manifest.PeerSegments, "peer");
+        ValidateSegments(manifest.LocalSegments, "local");
         return manifest;
     }
 
     /// <summary>
-    /// Refuses peer segments that the dump host's programs could not have kept (each at most
+    /// Refuses peer (or local) segments that the dump host's programs could not have kept (each at most
     /// <see cref="PeerSegment.MaxBytes"/> of a packet no longer than its IP length), keys that
     /// are not connections, and more than <see cref="MaximumPeerSegmentBytes"/> in all: they
-    /// are packets the restore hands to its own stack. (Malformed base64 is refused by the
-    /// JSON reader as corrupt.)
+    /// are packets the restore hands to its own stack (or sends to the peers). (Malformed base64 is
+    /// refused by the JSON reader as corrupt.)
     /// </summary>
-    private static void ValidatePeerSegments(FreezeManifest manifest)
+    private static void ValidateSegments(IReadOnlyDictionary<string, PeerSegment>? segments, string whose)
     {
-        if (manifest.PeerSegments is null)
+        if (segments is null)
             return;
         long total = 0;
-        foreach ((string text, PeerSegment segment) in manifest.PeerSegments)
+        foreach ((string text, PeerSegment segment) in segments)
         {
             if (!ConnectionKey.TryParse(text, null, out _))
-                throw new InvalidDataException($"{FileName} is corrupt: its peer segments are keyed by \"{Truncate(text)}\", which is not a connection (LOCAL -> REMOTE)");
+                throw new InvalidDataException($"{FileName} is corrupt: its {whose} segments are keyed by \"{Truncate(text)}\", which is not a connection (LOCAL -> REMOTE)");
             if (SegmentFault(segment) is { } fault)
-                throw new InvalidDataException($"{FileName} is corrupt: the peer segment of {text} has {fault}");
+                throw new InvalidDataException($"{FileName} is corrupt: the {whose} segment of {text} has {fault}");
             total += segment.Packet.Length;
             if (total > MaximumPeerSegmentBytes)
                 throw new InvalidDataException(
-                    $"{FileName} is corrupt: its peer segments hold more than {MaximumPeerSegmentBytes >> 20} MiB of packets, more than the dump side ever records");
+                    $"{FileName} is corrupt: its {whose} segments hold more than {MaximumPeerSegmentBytes >> 20} MiB of packets, more than the dump side ever records");
         }
     }
 

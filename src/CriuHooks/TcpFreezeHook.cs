@@ -162,6 +162,10 @@ public static class TcpFreezeHook
         // only of the connections frozen since pre-dump, bounded so the manifest stays small.
         Dictionary<string, PeerSegment> peerSegments = FreezeManifest.BoundedPeerSegments(
             manifest.ConnectionKeys(), freezer.ReadPeerSegments(manifest.ConnectionKeys()));
+        // And the local sockets' own (replies the freeze caught on their way out), for the mirror
+        // there (see FreezeManifest.LocalSegments), with a budget of their own.
+        Dictionary<string, PeerSegment> localSegments = FreezeManifest.BoundedPeerSegments(
+            manifest.ConnectionKeys(), freezer.ReadLocalSegments(manifest.ConnectionKeys()));
         phases.Mark("peers");
         FreezeManifest updated = manifest with
         {
@@ -169,6 +173,7 @@ public static class TcpFreezeHook
             Endpoints = addedEndpoints.Length == 0 ? manifest.Endpoints : [.. manifest.Endpoints, .. addedEndpoints.Select(e => e.ToString())],
             PeerSequences = peerSequences,
             PeerSegments = peerSegments.Count == 0 ? null : peerSegments,
+            LocalSegments = localSegments.Count == 0 ? null : localSegments,
         };
         byte[] json = updated.ToJson();
         FreezeManifest.WriteJson(environment.ImageDirectory!, FreezeManifest.FileName, json);
@@ -176,10 +181,10 @@ public static class TcpFreezeHook
         HookStateStore.UpdateDumpState(context, pid, json);
         phases.Mark("state");
         context.Info(added.Length == 0 && addedEndpoints.Length == 0
-            ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers " +
-              $"and {peerSegments.Count} peer segments {phases}; the freeze holds until the restore"
+            ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers, " +
+              $"{peerSegments.Count} peer segments and {localSegments.Count} local segments {phases}; the freeze holds until the restore"
             : $"post-dump: froze {added.Length} connections and {addedEndpoints.Length} listening endpoints that appeared since pre-dump, " +
-              $"recorded {peerSequences.Count} peer sequence numbers and {peerSegments.Count} peer segments {phases}");
+              $"recorded {peerSequences.Count} peer sequence numbers, {peerSegments.Count} peer segments and {localSegments.Count} local segments {phases}");
         return 0;
     }
 
@@ -261,16 +266,16 @@ public static class TcpFreezeHook
         phases.Mark("read");
         using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         Dictionary<ConnectionKey, uint>? peers = null;
-        Dictionary<ConnectionKey, PeerSegment>? segments = null;
+        Dictionary<ConnectionKey, PeerSegment>? segments = null, localSegments = null;
         if (context.Settings.Kick)
-            (peers, segments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys());
+            (peers, segments, localSegments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
         phases.Mark("peers");
         ThawResult result;
         string later = "";
         if (context.Settings.Kick && context.AfterAnswer is { } afterAnswer)
         {
             // The agent sends the kick once CRIU has this answer: the tasks run again first.
-            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys(), peers, segments);
+            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys(), peers, segments, localSegments);
             afterAnswer.Add(() => KickReport(kick.Send()) is { Length: > 0 } report
                 ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
                 : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick");
@@ -279,7 +284,7 @@ public static class TcpFreezeHook
         }
         else
         {
-            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments);
+            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments, localSegments);
             phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         }
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
@@ -385,22 +390,23 @@ public static class TcpFreezeHook
     }
 
     /// <summary>
-    /// The peer sequence numbers and peer segments of the manifest (what the dump host recorded) for
+    /// The peer sequence numbers, peer segments and local segments of the manifest (what the dump host recorded) for
     /// connections that exist as sockets now, i.e. that CRIU restored. The images are CRIU's trusted
     /// input, but the kick and the replay send packets: a key planted in the manifest must not make
     /// them send any to an address that is not an end of a restored connection (and the replay sends a
     /// segment only if its addresses and ports are its connection's, SegmentReplay.Build). A connection
     /// whose drops this host saw itself is kicked and replayed from its own record: its peer did send to it.
     /// </summary>
-    private static (Dictionary<ConnectionKey, uint>?, Dictionary<ConnectionKey, PeerSegment>?) RestoredOnly(
-        Dictionary<ConnectionKey, uint> sequences, Dictionary<ConnectionKey, PeerSegment> segments)
+    private static (Dictionary<ConnectionKey, uint>?, Dictionary<ConnectionKey, PeerSegment>?, Dictionary<ConnectionKey, PeerSegment>?) RestoredOnly(
+        Dictionary<ConnectionKey, uint> sequences, Dictionary<ConnectionKey, PeerSegment> segments, Dictionary<ConnectionKey, PeerSegment> localSegments)
     {
-        if (sequences.Count == 0 && segments.Count == 0)
-            return (null, null);
-        HashSet<ConnectionKey> live = [.. ProcessSockets.FindLiveSockets(sequences.Keys.Union(segments.Keys), [])
+        if (sequences.Count == 0 && segments.Count == 0 && localSegments.Count == 0)
+            return (null, null, null);
+        HashSet<ConnectionKey> live = [.. ProcessSockets.FindLiveSockets(sequences.Keys.Union(segments.Keys).Union(localSegments.Keys), [])
             .Where(s => s.Remote is not null).Select(s => new ConnectionKey(s.Local, s.Remote!))];
-        return (sequences.Count == 0 ? null : sequences.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value),
-                segments.Count == 0 ? null : segments.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value));
+        Dictionary<ConnectionKey, T>? Live<T>(Dictionary<ConnectionKey, T> all)
+            => all.Count == 0 ? null : all.Where(r => live.Contains(r.Key)).ToDictionary(r => r.Key, r => r.Value);
+        return (Live(sequences), Live(segments), Live(localSegments));
     }
 
     private static string KickReport(KickResult kick) => kick switch

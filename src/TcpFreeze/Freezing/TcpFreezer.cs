@@ -367,17 +367,22 @@ public sealed partial class TcpFreezer : IDisposable
     /// <paramref name="peerSequences"/> (optional) gives, for connections frozen elsewhere first
     /// (a restore on another host), the peer sequence numbers that host recorded
     /// (<see cref="FrozenConnection.PeerSequence"/>): a released connection whose peer this host
-    /// has not yet seen retransmit is kicked with it. Entries for other keys are ignored.
+    /// has not yet seen retransmit is kicked with it. <paramref name="peerSegments"/> and
+    /// <paramref name="localSegments"/> (optional) give, for such connections, the segments that host
+    /// kept (<see cref="ReadPeerSegments"/>, <see cref="ReadLocalSegments"/>): a released connection
+    /// for which this host kept none of its own has that one replayed (the peer's into the local
+    /// socket, the local socket's to the peer). Entries for other keys are ignored.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
     public ThawResult Thaw(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null, bool kick = true,
-        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null,
+        IReadOnlyDictionary<ConnectionKey, PeerSegment>? localSegments = null)
     {
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick, peerSequences);
         // The kick is its own operation, after the thaw's span: it only sends.
-        return thawed with { Kick = Kick(released, replays, peerSegments) };
+        return thawed with { Kick = Kick(released, replays, new Resume.SegmentsFromElsewhere(peerSegments, localSegments)) };
     }
 
     /// <summary>
@@ -385,15 +390,18 @@ public sealed partial class TcpFreezer : IDisposable
     /// to the caller: <see cref="PendingKick.Send"/> sends it when the caller's latency-critical part is done. CRIU's agent
     /// answers pre-resume first, so that the tasks run again before thousands of kick messages go out. The kick needs
     /// this freezer's namespace only, not its maps: it may be sent after the freezer is disposed.
+    /// The optional arguments are <see cref="Thaw"/>'s.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
     public (ThawResult Thawed, PendingKick Kick) ThawAndHoldKick(IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints = null,
-        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null)
+        IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null,
+        IReadOnlyDictionary<ConnectionKey, PeerSegment>? localSegments = null)
     {
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
-        return (thawed, new PendingKick(() => Kick(released, replays, peerSegments)));
+        var elsewhere = new Resume.SegmentsFromElsewhere(peerSegments, localSegments);
+        return (thawed, new PendingKick(() => Kick(released, replays, elsewhere)));
     }
 
     private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays) ThawKeys(
@@ -436,7 +444,7 @@ public sealed partial class TcpFreezer : IDisposable
         ThrowIfDisposed();
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
             Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
-        return thawed with { Kick = Kick(released, replays, null) };
+        return thawed with { Kick = Kick(released, replays, default) };
     }
 
     private (ThawResult, List<(ConnectionKey, FreezeEntry)>, TakenReplays) ThawAllLocked(bool kick, Telemetry.Operation operation)
@@ -493,12 +501,11 @@ public sealed partial class TcpFreezer : IDisposable
     }
 
     /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
-    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, TakenReplays replays,
-        IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments)
+    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, TakenReplays replays, Resume.SegmentsFromElsewhere elsewhere)
     {
         if (released.Count == 0)
             return KickResult.None;
-        List<Resume.ReplayPacket> replay = Resume.SegmentReplay.Plan(released, replays, peerSegments);
+        List<Resume.ReplayPacket> replay = Resume.SegmentReplay.Plan(released, replays, elsewhere);
         Resume.KickPlan plan = Resume.ResumeKick.Plan(released,
             replay.Count == 0 ? null : replay.Where(r => !r.ToPeer).Select(r => r.Key).ToHashSet(),
             replay.Count == 0 ? null : replay.Where(r => r.ToPeer).Select(r => r.Key).ToHashSet());
@@ -575,19 +582,37 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
     public IReadOnlyDictionary<ConnectionKey, PeerSegment> ReadPeerSegments(IEnumerable<ConnectionKey> connections)
+        => ReadSegments(connections, local: false);
+
+    /// <summary>
+    /// The mirror of <see cref="ReadPeerSegments"/>: the last data segment the local socket of each
+    /// frozen connection of <paramref name="connections"/> sent that the freeze dropped during its
+    /// current freeze (a reply caught on its way out), read without taking it. For a restore on
+    /// another host, which hands them to its <see cref="Thaw"/> as localSegments and so sends them
+    /// to the peers at once instead of leaving them to the restored sockets' own timers. Connections
+    /// that are not frozen, or whose local socket sent no data during the freeze, are absent.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A key is the empty (default) key.</exception>
+    public IReadOnlyDictionary<ConnectionKey, PeerSegment> ReadLocalSegments(IEnumerable<ConnectionKey> connections)
+        => ReadSegments(connections, local: true);
+
+    private Dictionary<ConnectionKey, PeerSegment> ReadSegments(IEnumerable<ConnectionKey> connections, bool local)
     {
         ThrowIfDisposed();
         ConnectionKey[] keys = Distinct(connections, nameof(connections));
         return Live(() =>
         {
             var segments = new Dictionary<ConnectionKey, PeerSegment>();
-            if (keys.Length == 0 || _maps.Replay.IsEmpty())
+            BpfMap<ConnectionKey, ReplayRecord> map = local ? _maps.LocalReplay : _maps.Replay;
+            if (keys.Length == 0 || map.IsEmpty())
                 return segments;
             foreach (ConnectionKey key in keys)
             {
                 // As a thaw keeps them (TakeReplays): only a record of the freeze in force.
                 if (_maps.Connections.TryLookup(key, out FreezeEntry entry) && entry.FirstDropNs != 0
-                    && _maps.Replay.TryLookup(key, out ReplayRecord record) && record.RecordedNs >= entry.FirstDropNs)
+                    && map.TryLookup(key, out ReplayRecord record) && record.RecordedNs >= entry.FirstDropNs)
                     segments[key] = new PeerSegment(record.Packet(), record.IpLength);
             }
             return segments;

@@ -127,21 +127,24 @@ internal static class SegmentReplay
 
     /// <summary>
     /// The packets for the connections a thaw released: each one's peer segment recorded here
-    /// during the freeze, or else the one recorded on another host (<paramref name="fromElsewhere"/>:
+    /// during the freeze, or else the one recorded on another host (<paramref name="elsewhere"/>:
     /// a restore whose programs saw no retransmission of the peer yet), for the local stack; and
-    /// each one's own segment recorded here, for the peer.
+    /// each one's own segment recorded here, or else the one the other host recorded (a socket
+    /// CRIU restored here resends it only on its fresh timer, so this host has none), for the peer.
     /// </summary>
     public static List<ReplayPacket> Plan(List<(ConnectionKey Key, FreezeEntry Entry)> released,
-        TakenReplays recorded, IReadOnlyDictionary<ConnectionKey, PeerSegment>? fromElsewhere)
+        TakenReplays recorded, SegmentsFromElsewhere elsewhere)
     {
         var packets = new List<ReplayPacket>();
         foreach ((ConnectionKey key, _) in released)
         {
             PeerSegment? segment = recorded.Peer.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
-                : fromElsewhere?.GetValueOrDefault(key);
+                : elsewhere.Peer?.GetValueOrDefault(key);
             if (segment is not null && Build(key, segment) is { } packet)
                 packets.Add(new ReplayPacket(key, packet, ToPeer: false));
-            if (recorded.Local.TryGetValue(key, out ReplayRecord own) && Build(key, new PeerSegment(own.Packet(), own.IpLength), toPeer: true) is { } outgoing)
+            PeerSegment? own = recorded.Local.TryGetValue(key, out ReplayRecord ownRecord) ? new PeerSegment(ownRecord.Packet(), ownRecord.IpLength)
+                : elsewhere.Local?.GetValueOrDefault(key);
+            if (own is not null && Build(key, own, toPeer: true) is { } outgoing)
                 packets.Add(new ReplayPacket(key, outgoing, ToPeer: true));
         }
         return packets;
@@ -205,6 +208,13 @@ internal readonly record struct ReplayPacket(ConnectionKey Key, byte[] Packet, b
     /// <summary>Where it goes: always one of the connection's own two addresses.</summary>
     public IPAddress Destination => ToPeer ? Key.Remote.Address : Key.Local.Address;
 }
+
+/// <summary>
+/// Segments another host kept for connections a thaw here releases (a restore after a migration):
+/// the peers' (<see cref="Peer"/>) and the local sockets' (<see cref="Local"/>); either may be null.
+/// </summary>
+internal readonly record struct SegmentsFromElsewhere(
+    IReadOnlyDictionary<ConnectionKey, PeerSegment>? Peer, IReadOnlyDictionary<ConnectionKey, PeerSegment>? Local);
 
 /// <summary>What the replay sent: peers' segments to the local sockets, the local sockets' to their peers, failures.</summary>
 internal readonly record struct ReplayOutcome(int PeerSegments, int LocalSegments, int Failed, string? Error);

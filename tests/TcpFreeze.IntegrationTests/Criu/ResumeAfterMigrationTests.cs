@@ -35,6 +35,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// </summary>
     private static readonly TimeSpan RestoredSocketBound = TimeSpan.FromMilliseconds(1500);
 
+    /// <summary>Per connection, when the replay and its mirror carry both directions (see the tests that use it).</summary>
+    private static readonly TimeSpan MirrorBound = TimeSpan.FromMilliseconds(150);
+
     [RootTheory]
     [InlineData(true)]
     [InlineData(false)]
@@ -156,6 +159,169 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             TcpFreezer.Detach(hostA);
             TcpFreezer.Detach(hostB);
         }
+    }
+
+    /// <summary>
+    /// Issue 21 across hosts, both directions at once, with clients that drop ICMP (no kick reaches them). Half the
+    /// connections have their server's reply caught on its way out (the server is stopped while every client has a
+    /// request in its socket, those connections are frozen, and the server answers into the freeze: kept in the dump
+    /// host's tf_replay_local); the other half have a request in flight to the server when the dump freezes them (kept
+    /// in tf_replay). Post-dump puts both kinds in the manifest (localSegments, peerSegments); hostB's programs record
+    /// none of the replies (a socket CRIU restored resends them only on its fresh 1 s timer) and few of the requests,
+    /// so pre-resume sends the manifest's: each reply to its client, each request into its restored socket. Each
+    /// connection's lag is from the restore's end to the answer of the exchange the migration held (0 when it came
+    /// before `criu restore` returned), bounded per connection in each direction; the load checks every reply is the
+    /// next one expected, so nothing is delivered twice or out of order. The control run takes the local segments out
+    /// of the manifest before the restore: the replies then wait for the restored sockets' own 1 s timer.
+    /// </summary>
+    [RootTheory]
+    [InlineData(5, true)]
+    [InlineData(30, true)]
+    [InlineData(5, false)]
+    public async Task Across_two_hosts_replies_and_requests_the_freeze_caught_reach_clients_that_drop_ICMP_at_once(int copySeconds, bool localSegmentsInManifest)
+    {
+        using var hosts = BridgedHosts.Create();
+        using var pins = new PinRoot();
+        TestNetwork.DropIcmpUnreachable(hosts.Client);
+        var endpoint = new System.Net.IPEndPoint(hosts.Service, 7000);
+        using DumpableServer server = EchoServer.Start(hosts.HostA, _work, endpoint);
+        await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, TimeSpan.FromMilliseconds(25));
+        Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
+        var runner = new CriuRunner(criu.Criu, criu.Hook, hosts.HostA, _work, pins.Path);
+        runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (copySeconds + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
+        static ConnectionKey ServerView(ClientLoad.Connection c)
+            => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
+        ConnectionKey[] replyCaught = load.Connections.Where(c => c.Id % 2 == 0).Select(ServerView).ToArray();
+        try
+        {
+            CatchReplies(server.Pid, NetworkNamespace.Named(hosts.HostA), hostA, replyCaught);
+
+            long dumpStarted = Stopwatch.GetTimestamp();
+            load.RecordExchangesFrom(dumpStarted);
+            (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            long dumped = Stopwatch.GetTimestamp();
+            Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
+            Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
+            foreach (string line in dumpLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: post-dump")))
+                output.WriteLine(line);
+            // What the dump host's programs dropped of each connection, by client port.
+            Dictionary<int, FrozenConnection> atDump = NetworkNamespace.Named(hosts.HostA).Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(hostA);
+                return freezer.ListConnections().ToDictionary(c => c.Key.Remote.Port);
+            });
+            FreezeManifest manifest = FreezeManifest.Read(runner.Images);
+            Dictionary<ConnectionKey, PeerSegment> localSegments = manifest.LocalSegmentKeys(), peerSegments = manifest.PeerSegmentKeys();
+            Assert.True(replyCaught.All(localSegments.ContainsKey),
+                $"the manifest carries {replyCaught.Count(localSegments.ContainsKey)} of the {replyCaught.Length} replies the freeze caught");
+            if (!localSegmentsInManifest)
+                (manifest with { LocalSegments = null }).Write(runner.Images);
+            hosts.RemoveServiceFromHostA();
+            runner.ExtraScripts.Add(hosts.WriteAddressMoveScript(_work));
+            Thread.Sleep(TimeSpan.FromSeconds(copySeconds));
+
+            (int restoreCode, _, string restoreLog) = runner.Restore(netns: hosts.HostB);
+            long restored = Stopwatch.GetTimestamp();
+            Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
+            long[] atRestore = load.Snapshot();
+            foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
+                output.WriteLine(line);
+
+            // The exchange the migration held: the first one answered after the dump ended (the freeze held from
+            // pre-dump to pre-resume, so none was answered in between).
+            TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
+            bool Caught(ClientLoad.Connection c) => atDump.TryGetValue(((System.Net.IPEndPoint)c.Socket.LocalEndPoint!).Port, out FrozenConnection? f)
+                                                  && f.LocalDataSegmentsDropped > 0;
+            ClientLoad.Connection[] replies = load.Connections.Where(Caught).ToArray();
+            ClientLoad.Connection[] requests = load.Connections.Where(c => !Caught(c)).ToArray();
+            (TimeSpan[] replyLags, string replySummary) = Summarize($"{replies.Length} replies in flight to the clients", replies.Select(c => lag[c.Id]));
+            (TimeSpan[] requestLags, string requestSummary) = Summarize($"{requests.Length} requests in flight to the server", requests.Select(c => lag[c.Id]));
+            string summary = $"across hosts, {copySeconds} s copy, clients drop ICMP, manifest: {(localSegmentsInManifest ? localSegments.Count : 0)} local and " +
+                             $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}";
+            output.WriteLine(summary);
+
+            Assert.Contains("peer segments replayed", restoreLog);
+            Assert.True(replies.Length >= replyCaught.Length && requests.Length > 0, summary);
+            Assert.True(requestLags[^1] <= MirrorBound, summary);
+            if (localSegmentsInManifest)
+            {
+                Assert.Contains("local segments sent to their peers", restoreLog);
+                Assert.True(replyLags[^1] <= MirrorBound, summary);
+            }
+            else
+            {
+                // hostB kept none of these replies itself: the restored sockets resend them on their own timer.
+                Assert.DoesNotContain("local segments sent to their peers", restoreLog);
+                Assert.True(replyLags[replyLags.Length / 2] >= TimeSpan.FromMilliseconds(500), summary);
+            }
+            Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
+            Assert.Empty(load.Failures);
+        }
+        finally
+        {
+            TcpFreezer.Detach(hostA);
+            TcpFreezer.Detach(hostB);
+        }
+    }
+
+    /// <summary>
+    /// Stops the server while every client has a request in its socket, freezes <paramref name="keys"/> and lets
+    /// the server answer into the freeze: their replies are dropped on their way out (and kept by the egress program).
+    /// </summary>
+    private static void CatchReplies(int serverPid, NetworkNamespace serverNamespace, FreezerOptions options, ConnectionKey[] keys)
+    {
+        string pid = serverPid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Run.Checked("kill", "-STOP", pid);
+        try
+        {
+            // Each client sends its next request 25 ms after an answer: all of them are in the stopped server's sockets by now.
+            Thread.Sleep(300);
+            serverNamespace.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Attach(options);
+                freezer.Freeze(keys);
+            });
+        }
+        finally
+        {
+            Run.Checked("kill", "-CONT", pid);
+        }
+        HashSet<ConnectionKey> wanted = [.. keys];
+        var clock = Stopwatch.StartNew();
+        int held = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            held = serverNamespace.Run(() =>
+            {
+                using TcpFreezer freezer = TcpFreezer.Open(options);
+                return freezer.ListConnections().Count(c => wanted.Contains(c.Key) && c.LocalDataSegmentsDropped > 0);
+            });
+            if (held == keys.Length)
+                return;
+            Thread.Sleep(20);
+        }
+        Assert.Fail($"only {held} of {keys.Length} replies were caught by the freeze");
+    }
+
+    /// <summary>
+    /// Each connection's lag, by id, from <paramref name="restored"/> to the answer of the first exchange answered
+    /// after <paramref name="dumped"/> (zero when it came before the restore returned: pre-resume runs inside it).
+    /// Needs <see cref="ClientLoad.RecordExchangesFrom"/> from before the dump.
+    /// </summary>
+    private static TimeSpan[] HeldExchangeLags(ClientLoad load, long dumped, long restored)
+    {
+        var lag = new TimeSpan?[load.Connections.Count];
+        var clock = Stopwatch.StartNew();
+        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            foreach (ClientLoad.Connection c in load.Connections)
+                if (lag[c.Id] is null && c.FirstAnsweredAfter(dumped) is { } exchange)
+                    lag[c.Id] = exchange.Replied <= restored ? TimeSpan.Zero : Stopwatch.GetElapsedTime(restored, exchange.Replied);
+            Thread.Sleep(1);
+        }
+        Assert.True(lag.All(l => l is not null), $"{lag.Count(l => l is null)} connections had no answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
+        return lag.Select(l => l!.Value).ToArray();
     }
 
     /// <summary>

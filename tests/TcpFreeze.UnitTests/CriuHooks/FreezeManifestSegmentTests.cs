@@ -56,6 +56,44 @@ public sealed class FreezeManifestSegmentTests : IDisposable
     }
 
     [Fact]
+    public void Local_segments_round_trip_beside_the_peer_segments_each_kept_apart()
+    {
+        byte[] peer = Bytes(60), local = Bytes(1500, 5);
+        FreezeManifest written = FreezeManifest.Create(1, TimeSpan.FromSeconds(60), [V4, V6], []) with
+        {
+            PeerSegments = FreezeManifest.BoundedPeerSegments([V4], new Dictionary<ConnectionKey, PeerSegment> { [V4] = new(peer, 60) }),
+            LocalSegments = FreezeManifest.BoundedPeerSegments([V4, V6],
+                new Dictionary<ConnectionKey, PeerSegment> { [V4] = new(local, 1500), [V6] = new(Bytes(80), 80) }),
+        };
+        written.Write(_images.Path);
+
+        using (JsonDocument json = JsonDocument.Parse(File.ReadAllBytes(ManifestPath)))
+            Assert.Equal(Convert.ToBase64String(local), json.RootElement.GetProperty("localSegments").GetProperty(V4Text).GetProperty("packet").GetString());
+        FreezeManifest read = FreezeManifest.Read(_images.Path);
+        Assert.Equal(peer, Assert.Single(read.PeerSegmentKeys()).Value.Packet);
+        Dictionary<ConnectionKey, PeerSegment> locals = read.LocalSegmentKeys();
+        Assert.Equal(2, locals.Count);
+        Assert.Equal(local, locals[V4].Packet);
+        Assert.Equal(1500u, locals[V4].IpLength);
+    }
+
+    [Fact]
+    public void Local_segments_are_refused_as_peer_segments_are_naming_them()
+    {
+        File.WriteAllText(ManifestPath,
+            $$"""{ "version": 1, "connections": ["{{V4Text}}"], "endpoints": [], "localSegments": { "{{V4Text}}": { "packet": "{{Convert.ToBase64String(Bytes(PeerSegment.MaxBytes + 1))}}", "ipLength": 9000 } } }""");
+        string message = Assert.Throws<InvalidDataException>(() => FreezeManifest.Read(_images.Path)).Message;
+        Assert.Contains("the local segment of " + V4Text, message);
+
+        int count = FreezeManifest.MaximumPeerSegmentBytes / PeerSegment.MaxBytes + 1;
+        string entries = string.Join(", ", Enumerable.Range(0, count).Select(i =>
+            $"\"198.18.{i / 250}.{i % 250 + 1}:8080 -> 198.19.0.1:40000\": {{ \"packet\": \"{Convert.ToBase64String(Bytes(PeerSegment.MaxBytes))}\", \"ipLength\": {PeerSegment.MaxBytes} }}"));
+        File.WriteAllText(ManifestPath, $$"""{ "version": 1, "connections": [], "endpoints": [], "localSegments": { {{entries}} } }""");
+        Assert.Contains("its local segments hold more than 8 MiB",
+            Assert.Throws<InvalidDataException>(() => FreezeManifest.Read(_images.Path)).Message);
+    }
+
+    [Fact]
     public void A_manifest_without_peer_segments_has_none()
     {
         FreezeManifest.Create(1, TimeSpan.FromSeconds(60), [V4], []).Write(_images.Path);
