@@ -264,28 +264,52 @@ public static class TcpFreezeHook
         if (manifest.OwnNetworkNamespace)
             return 0;
         phases.Mark("read");
-        using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
-        Dictionary<ConnectionKey, uint>? peers = null;
-        Dictionary<ConnectionKey, PeerSegment>? segments = null, localSegments = null;
-        if (context.Settings.Kick)
-            (peers, segments, localSegments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
-        phases.Mark("peers");
+        TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result;
         string later = "";
         if (context.Settings.Kick && context.AfterAnswer is { } afterAnswer)
         {
-            // The agent sends the kick once CRIU has this answer: the tasks run again first.
-            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys(), peers, segments, localSegments);
-            afterAnswer.Add(() => KickReport(kick.Send()) is { Length: > 0 } report
-                ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
-                : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick");
+            // The agent thaws now and does the rest once CRIU has this answer, while the tasks run again: which
+            // connections were restored (for what another host sent along), the segments the programs kept, the kick.
+            // The freezer stays open for it: the kept segments are read from its maps.
+            PendingKick kick;
+            try
+            {
+                (result, kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys());
+            }
+            catch
+            {
+                freezer.Dispose();
+                throw;
+            }
+            afterAnswer.Add(() =>
+            {
+                KickResult sent;
+                using (freezer)
+                {
+                    (Dictionary<ConnectionKey, uint>? peers, Dictionary<ConnectionKey, PeerSegment>? segments, Dictionary<ConnectionKey, PeerSegment>? localSegments) =
+                        RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
+                    sent = kick.Send(peers, segments, localSegments);
+                }
+                return KickReport(sent) is { Length: > 0 } report
+                    ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
+                    : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick";
+            });
             later = "; the agent sends the resume kick once CRIU has this answer";
             phases.Mark("thaw");
         }
         else
         {
-            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments, localSegments);
-            phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+            using (freezer)
+            {
+                Dictionary<ConnectionKey, uint>? peers = null;
+                Dictionary<ConnectionKey, PeerSegment>? segments = null, localSegments = null;
+                if (context.Settings.Kick)
+                    (peers, segments, localSegments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
+                phases.Mark("peers");
+                result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments, localSegments);
+                phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
+            }
         }
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));

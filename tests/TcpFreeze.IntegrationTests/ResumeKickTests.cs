@@ -163,6 +163,40 @@ public sealed class ResumeKickTests
     }
 
     [RootFact]
+    public void A_held_kick_replays_the_segment_the_programs_kept_when_it_is_sent_and_takes_it_once()
+    {
+        using var network = TestNetwork.Create();
+        network.SettleNeighbours();
+        using var pins = new PinRoot();
+        FreezerOptions options = pins.Options(network.B);
+        using var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8321));
+        try
+        {
+            using var freezer = TcpFreezer.Attach(options);
+            freezer.Freeze([pair.ServerView]);
+            pair.Client.Send("kept;"u8.ToArray());
+            Thread.Sleep(500); // the first transmission and a retransmission are dropped; the programs keep the last
+            (ThawResult thawed, PendingKick kick) = freezer.ThawAndHoldKick([pair.ServerView]);
+            Assert.Equal(1, thawed.ConnectionsThawed);
+            // The thaw left the kept segment in the maps: the kick reads it when it is sent.
+            KickResult sent = kick.Send();
+            Assert.Equal(1, sent.SegmentsReplayed);
+            Assert.True(TcpPair.Readable(pair.Server, KickBound), "the replayed segment did not reach the server at once");
+            Assert.Equal("kept;", System.Text.Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 5, KickBound)));
+
+            // Taken once: a second freeze and held thaw with nothing sent meanwhile has nothing to replay.
+            freezer.Freeze([pair.ServerView]);
+            (_, PendingKick again) = freezer.ThawAndHoldKick([pair.ServerView]);
+            Assert.Equal(0, again.Send().SegmentsReplayed);
+            TcpPair.AssertRoundTrip(pair.Client, pair.Server, "after the second thaw");
+        }
+        finally
+        {
+            TcpFreezer.Detach(options);
+        }
+    }
+
+    [RootFact]
     public void The_kick_goes_only_to_the_connections_this_thaw_released()
     {
         using var network = TestNetwork.Create();

@@ -386,11 +386,15 @@ public sealed partial class TcpFreezer : IDisposable
     }
 
     /// <summary>
-    /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the peers' dropped segments)
-    /// to the caller: <see cref="PendingKick.Send"/> sends it when the caller's latency-critical part is done. CRIU's agent
-    /// answers pre-resume first, so that the tasks run again before thousands of kick messages go out. The kick needs
-    /// this freezer's namespace only, not its maps: it may be sent after the freezer is disposed.
-    /// The optional arguments are <see cref="Thaw"/>'s.
+    /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the segments the programs
+    /// kept) to the caller: <see cref="PendingKick.Send()"/> sends it when the caller's latency-critical part is done.
+    /// CRIU's agent answers pre-resume first, so that the tasks run again before thousands of kick messages go out.
+    /// The segments this host's programs kept are read and removed when the kick is sent, not inside the thaw: keep
+    /// this freezer open until then (a kick sent after <see cref="Dispose"/> sends the ICMP messages and the segments it
+    /// was given, and the kept ones stay in the maps until the next freeze of those connections or
+    /// <see cref="ThawAll"/>). What a restore on another host brought (<paramref name="peerSequences"/>,
+    /// <paramref name="peerSegments"/>, <paramref name="localSegments"/>, as in <see cref="Thaw"/>) may be given here or,
+    /// so that finding it is off the critical path too, to <see cref="PendingKick.Send(IReadOnlyDictionary{ConnectionKey, uint}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?)"/>.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
@@ -399,13 +403,45 @@ public sealed partial class TcpFreezer : IDisposable
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null,
         IReadOnlyDictionary<ConnectionKey, PeerSegment>? localSegments = null)
     {
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
-        var elsewhere = new Resume.SegmentsFromElsewhere(peerSegments, localSegments);
-        return (thawed, new PendingKick(() => Kick(released, replays, elsewhere)));
+        ConnectionKey[] keys = Distinct(connections, nameof(connections));
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, _) = ThawKeys(keys, endpoints, kick: true, peerSequences, takeReplays: false);
+        ulong thawedAt = Libc.MonotonicNanoseconds();
+        return (thawed, new PendingKick((laterSequences, laterPeerSegments, laterLocalSegments) =>
+        {
+            if (laterSequences is not null)
+                WithPeerSequences(released, laterSequences);
+            TakenReplays replays = TakeReplaysAfterThaw(keys, released, thawedAt);
+            return Kick(released, replays, new Resume.SegmentsFromElsewhere(laterPeerSegments ?? peerSegments, laterLocalSegments ?? localSegments));
+        }));
+    }
+
+    /// <summary>
+    /// The segments the programs kept for connections a held kick's thaw released, read and removed under the pin
+    /// lock; none when this freezer is gone or the lock is not to be had (the kick then goes without them). A record
+    /// made after the thaw belongs to a later freeze of the connection (one that began between the thaw and the kick)
+    /// and is not replayed.
+    /// </summary>
+    private TakenReplays TakeReplaysAfterThaw(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, ulong thawedAt)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || released.Count == 0)
+            return TakenReplays.None;
+        try
+        {
+            using (_pins.Lock(_options.LockTimeout))
+            {
+                ThrowIfDisposed();
+                return TakeReplays(keys, released, madeBefore: thawedAt);
+            }
+        }
+        catch (Exception e) when (e is TcpFreezeException or ObjectDisposedException or TcpFreeze.Native.NativeCallException)
+        {
+            return TakenReplays.None;
+        }
     }
 
     private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays) ThawKeys(
-        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
+        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences,
+        bool takeReplays = true)
     {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
@@ -422,7 +458,7 @@ public sealed partial class TcpFreezer : IDisposable
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
                     : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
-                replays = TakeReplays(connectionKeys, released);
+                replays = takeReplays ? TakeReplays(connectionKeys, released) : TakenReplays.None;
                 endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
                 if (endpointsThawed > 0)
                     _maps.CloseEndpointGateIfEmpty();
@@ -471,7 +507,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
     /// during the freeze being released, not before it.
     /// </summary>
-    private TakenReplays TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    private TakenReplays TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, ulong madeBefore = ulong.MaxValue)
     {
         if (released.Count == 0)
             return _maps.TakeReplays(keys, _ => false);
@@ -479,7 +515,7 @@ public sealed partial class TcpFreezer : IDisposable
         TakenReplays taken = _maps.TakeReplays(keys, entries.ContainsKey);
         foreach (Dictionary<ConnectionKey, ReplayRecord> records in new[] { taken.Peer, taken.Local })
             foreach ((ConnectionKey key, ReplayRecord record) in records.ToArray())
-                if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
+                if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs || record.RecordedNs > madeBefore)
                     records.Remove(key);
         return taken;
     }
