@@ -6,7 +6,7 @@ using TcpFreeze.Tests.Infrastructure;
 namespace TcpFreeze.Tests.Criu;
 
 /// <summary>
-/// The echo server of <see cref="EchoServer"/> holding a given amount of memory it has touched: MiB
+/// The echo server of <see cref="EchoServer"/> (with --setsid and --memory-mib) holding a given amount of memory it has touched: MiB
 /// of random bytes (one random MiB, numbered, repeated: no zero page, which CRIU would skip, and quick
 /// to make even for a GiB), whose SHA-256 it prints at the start and sends to a connection whose first message is "hash\n" (sequence-numbered echo lines
 /// never are). After a migration the hash proves that every page arrived.
@@ -20,48 +20,6 @@ namespace TcpFreeze.Tests.Criu;
 /// </summary>
 public sealed class MemoryEchoServer : IDisposable
 {
-    private const string Script = """
-        import hashlib, os, selectors, socket, sys
-        try:
-            os.setsid()
-        except OSError:
-            pass
-        host, port, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-        block = os.urandom(1 << 20)
-        memory = b''.join(i.to_bytes(8, 'little') + block[8:] for i in range(mib))
-        digest = hashlib.sha256(memory).hexdigest()
-        family = socket.AF_INET6 if ':' in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(4096)
-        listener.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ)
-        print('listening', digest, flush=True)
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is listener:
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    conn.setblocking(True)
-                    selector.register(conn, selectors.EVENT_READ)
-                    continue
-                try:
-                    data = key.fileobj.recv(65536)
-                    if data == b'hash\n':
-                        key.fileobj.sendall((hashlib.sha256(memory).hexdigest() + '\n').encode())
-                        continue
-                    if data:
-                        key.fileobj.sendall(data)
-                        continue
-                except OSError:
-                    pass
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-        """;
 
     private readonly DumpableServer _unshare;
 
@@ -87,10 +45,9 @@ public sealed class MemoryEchoServer : IDisposable
     /// <summary>Starts the server in namespace <paramref name="ns"/> and waits (bounded) until it listens.</summary>
     public static MemoryEchoServer Start(string ns, string workDirectory, IPEndPoint endpoint, int mebibytes, TimeSpan? startBound = null)
     {
-        string script = Path.Combine(workDirectory, "memory_echo_server.py");
-        File.WriteAllText(script, Script);
+        string script = EchoServer.Write(workDirectory);
         DumpableServer unshare = DumpableServer.Start(ns, workDirectory, "unshare", "--pid", "--fork", "python3", script,
-            endpoint.Address.ToString(), endpoint.Port.ToString(), mebibytes.ToString());
+            endpoint.Address.ToString(), endpoint.Port.ToString(), "--setsid", "--memory-mib", mebibytes.ToString());
         try
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -13,60 +13,13 @@ namespace TcpFreeze.Tests.Criu;
 /// </summary>
 public sealed class UnusualCheckpointTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-unusual-")
 {
-    /// <summary>
-    /// Echoes lines; a connection whose peer has shut down its sending side (the server's socket is
-    /// in CLOSE_WAIT) is kept open, not closed, until the file named by argv[3] exists.
-    /// Optional argv[4] "v6only" sets IPV6_V6ONLY on an IPv6 listener.
-    /// </summary>
-    private const string HalfCloseServer = """
-        import os, selectors, socket, sys
-        host, port, close_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-        family = socket.AF_INET6 if ':' in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and len(sys.argv) > 4 and sys.argv[4] == 'v6only':
-            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        listener.bind((host, port))
-        listener.listen(4096)
-        listener.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(listener, selectors.EVENT_READ)
-        half_closed = []
-        print('listening', flush=True)
-        while True:
-            for key, _ in selector.select(0.05):
-                if key.fileobj is listener:
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    conn.setblocking(True)
-                    selector.register(conn, selectors.EVENT_READ)
-                    continue
-                try:
-                    data = key.fileobj.recv(65536)
-                except OSError:
-                    data = None
-                if data:
-                    key.fileobj.sendall(data)
-                    continue
-                selector.unregister(key.fileobj)
-                if data == b'':
-                    half_closed.append(key.fileobj)
-                else:
-                    key.fileobj.close()
-            if half_closed and os.path.exists(close_file):
-                for conn in half_closed:
-                    conn.close()
-                half_closed = []
-        """;
-
     private DumpableServer StartServer(TestNetwork network, IPEndPoint endpoint, string name, params string[] extra)
     {
         string work = Directory.CreateDirectory(Path.Combine(_work, name)).FullName;
-        string script = Path.Combine(work, "server.py");
-        File.WriteAllText(script, HalfCloseServer);
-        var server = DumpableServer.Start(network.NameB, work, ["python3", script, endpoint.Address.ToString(), endpoint.Port.ToString(), Path.Combine(work, "close-now"), .. extra]);
+        // Connections whose peer shut down its sending side stay open until the file close-now exists.
+        string script = EchoServer.Write(work);
+        var server = DumpableServer.Start(network.NameB, work, ["python3", script, endpoint.Address.ToString(), endpoint.Port.ToString(),
+            "--hold-half-closed", Path.Combine(work, "close-now"), .. extra]);
         Assert.True(SpinWait.SpinUntil(() => server.Log.Contains("listening"), TimeSpan.FromSeconds(10)), server.Log);
         return server;
     }
@@ -144,18 +97,8 @@ public sealed class UnusualCheckpointTests(CriuFixture criu) : CriuTest("tcpfree
         using var network = TestNetwork.Create();
         using var pins = new PinRoot();
         var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        string script = Path.Combine(_work, "no_accept.py");
-        File.WriteAllText(script, """
-            import socket, sys, time
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((sys.argv[1], int(sys.argv[2])))
-            listener.listen(64)
-            print('listening', flush=True)
-            while True:
-                time.sleep(0.1)
-            """);
-        using DumpableServer server = DumpableServer.Start(network.NameB, _work, "python3", script, endpoint.Address.ToString(), "7000");
+        string script = EchoServer.Write(_work);
+        using DumpableServer server = DumpableServer.Start(network.NameB, _work, "python3", script, endpoint.Address.ToString(), "7000", "--no-accept");
         Assert.True(SpinWait.SpinUntil(() => server.Log.Contains("listening"), TimeSpan.FromSeconds(10)), server.Log);
         var queued = new List<Socket>();
         try
@@ -203,7 +146,7 @@ public sealed class UnusualCheckpointTests(CriuFixture criu) : CriuTest("tcpfree
         using var pins = new PinRoot();
         var six = new IPEndPoint(network.AddressB(AddressFamily.InterNetworkV6), 7000);
         var four = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 7000);
-        using DumpableServer dumped = StartServer(network, new IPEndPoint(IPAddress.IPv6Any, 7000), "dumped", "v6only");
+        using DumpableServer dumped = StartServer(network, new IPEndPoint(IPAddress.IPv6Any, 7000), "dumped", "--v6only");
         using DumpableServer other = StartServer(network, new IPEndPoint(IPAddress.Any, 7000), "other");
         await using ClientLoad dumpedClients = ClientLoad.Echo(network.A, six, 20, TimeSpan.FromMilliseconds(25));
         await using ClientLoad otherClients = ClientLoad.Echo(network.A, four, 20, TimeSpan.FromMilliseconds(25));
