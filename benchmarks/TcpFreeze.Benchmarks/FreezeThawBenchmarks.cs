@@ -17,7 +17,7 @@ public class FreezeThawBenchmarks
 {
     private BenchNamespace _ns = null!;
     private TcpFreezer _freezer = null!;
-    private BpfMap _map = null!;
+    private BpfMap<ConnectionKey, FreezeEntry> _map = null!;
     private ConnectionKey[] _keys = [];
 
     [ParamsSource(nameof(ConnectionCounts))]
@@ -30,7 +30,7 @@ public class FreezeThawBenchmarks
     {
         _ns = new BenchNamespace("freeze");
         _freezer = TcpFreezer.Attach(_ns.Options);
-        _map = BpfMap.OpenPinned(Path.Combine(_freezer.PinDirectory, "connections"));
+        _map = BpfMap.OpenPinned(Path.Combine(_freezer.PinDirectory, "connections")).As<ConnectionKey, FreezeEntry>();
         _keys = BenchNamespace.Keys(Connections);
         Verify(nameof(Batch), () => _freezer.Freeze(_keys, lease: Lease.Forever), () => _freezer.Thaw(_keys));
         Verify(nameof(OneByOneApi), LockOneByOneApi, UnlockOneByOneApi);
@@ -40,9 +40,9 @@ public class FreezeThawBenchmarks
     private void Verify(string method, Action lockAll, Action unlockAll)
     {
         lockAll();
-        int locked = _map.GetKeys<ConnectionKey>().Count;
+        int locked = _map.GetKeys().Count;
         unlockAll();
-        int unlocked = _map.GetKeys<ConnectionKey>().Count;
+        int unlocked = _map.GetKeys().Count;
         if (locked != Connections || unlocked != 0)
             throw new InvalidOperationException($"{method}, {Connections} connections: {locked} map entries after the lock, {unlocked} after the unlock");
     }

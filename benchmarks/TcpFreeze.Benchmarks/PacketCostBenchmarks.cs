@@ -27,9 +27,9 @@ public class PacketCostBenchmarks
         _object.SetMaxEntries(BpfNames.ConnectionsMap, 131_072);
         _object.Load();
         _xdp = _object.GetProgram(BpfNames.XdpProgram);
-        using BpfMap connections = _object.GetMap(BpfNames.ConnectionsMap);
+        using BpfMap<ConnectionKey, FreezeEntry> connections = _object.GetMap(BpfNames.ConnectionsMap).As<ConnectionKey, FreezeEntry>();
         ConnectionKey[] keys = BenchNamespace.Keys(FrozenEntries);
-        connections.UpdateBatch<ConnectionKey, FreezeEntry>(keys, new FreezeEntry[keys.Length]);
+        connections.UpdateBatch(keys, new FreezeEntry[keys.Length]);
         ConnectionKey frozen = keys[keys.Length / 2];
         _hit = Frame(frozen.Remote, frozen.Local);
         _miss = Frame(IPEndPoint.Parse("198.19.255.254:1"), frozen.Local);

@@ -1,18 +1,20 @@
+using TcpFreeze.Native;
+
 namespace TcpFreeze.Ebpf.Interop;
 
 /// <summary>
-/// A typed view of a <see cref="BpfMap"/> (see <see cref="BpfMap.As{TKey, TValue}"/>):
-/// the key and value sizes were checked against the map's definition once, when the
-/// view was made, so every call here goes straight to the kernel. The view shares the
-/// map's descriptor; disposing it closes the map.
+/// A BPF map read and written as <typeparamref name="TKey"/> and <typeparamref name="TValue"/>
+/// (made by <see cref="BpfMap.As{TKey, TValue}"/>). The sizes were checked against the map's
+/// definition once, when the view was made, so every call here goes straight to the kernel.
+/// The view shares the map's descriptor; disposing it closes the map.
 /// </summary>
 /// <typeparam name="TKey">The key's layout, byte for byte the kernel's.</typeparam>
 /// <typeparam name="TValue">The value's layout (one CPU's slot for per-CPU maps).</typeparam>
-public sealed class BpfMap<TKey, TValue> : IDisposable where TKey : unmanaged where TValue : unmanaged
+public sealed unsafe class BpfMap<TKey, TValue> : IDisposable where TKey : unmanaged where TValue : unmanaged
 {
     internal BpfMap(BpfMap map) => Map = map;
 
-    /// <summary>The untyped map (raw byte operations, pinning, the descriptor).</summary>
+    /// <summary>The map itself: pinning, the descriptor, its definition.</summary>
     public BpfMap Map { get; }
 
     /// <summary>The kernel's description of the map.</summary>
@@ -21,40 +23,180 @@ public sealed class BpfMap<TKey, TValue> : IDisposable where TKey : unmanaged wh
     /// <summary>Looks up <paramref name="key"/>; false when absent.</summary>
     public bool TryLookup(in TKey key, out TValue value)
     {
+        RefusePerCpu(nameof(TryLookup));
         value = default;
-        return Map.LookupUnchecked(BpfMap.AsBytes(in key), System.Runtime.InteropServices.MemoryMarshal.AsBytes(new Span<TValue>(ref value)));
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = &key)
+        fixed (TValue* v = &value)
+        {
+            int result = Libbpf.bpf_map_lookup_elem(fd.Fd, k, v);
+            if (result == -Errnos.ENOENT)
+                return false;
+            if (result < 0)
+                throw new BpfException($"look up a key in map '{Info.Name}'", -result);
+            return true;
+        }
     }
 
     /// <summary>Creates or replaces an element, as <paramref name="flags"/> says.</summary>
     public void Update(in TKey key, in TValue value, MapUpdate flags = MapUpdate.Any)
-        => Map.UpdateUnchecked(BpfMap.AsBytes(in key), BpfMap.AsBytes(in value), flags);
+    {
+        RefusePerCpu(nameof(Update));
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = &key)
+        fixed (TValue* v = &value)
+        {
+            int result = Libbpf.bpf_map_update_elem(fd.Fd, k, v, (ulong)flags);
+            if (result < 0)
+                throw new BpfException($"update map '{Info.Name}'", -result, Map.UpdateHint(-result));
+        }
+    }
 
     /// <summary>Deletes <paramref name="key"/>; false when it was absent.</summary>
-    public bool Delete(in TKey key) => Map.DeleteUnchecked(BpfMap.AsBytes(in key));
+    public bool Delete(in TKey key)
+    {
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = &key)
+        {
+            int result = Libbpf.bpf_map_delete_elem(fd.Fd, k);
+            if (result == -Errnos.ENOENT)
+                return false;
+            if (result < 0)
+                throw new BpfException($"delete from map '{Info.Name}'", -result);
+            return true;
+        }
+    }
 
     /// <summary>Whether the map has no key (one system call).</summary>
     public bool IsEmpty() => Map.IsEmpty();
 
-    /// <summary>All keys (a snapshot that may miss concurrent changes).</summary>
-    public List<TKey> GetKeys() => Map.GetKeysUnchecked<TKey>();
+    /// <summary>All keys, read with BPF_MAP_GET_NEXT_KEY (a snapshot that may miss concurrent changes).</summary>
+    public List<TKey> GetKeys()
+    {
+        var keys = new List<TKey>();
+        TKey current = default, next = default;
+        using var fd = Map.Handle.Borrow();
+        // Bounded: a map never holds more than max_entries keys; allow for churn.
+        for (long i = 0; i <= 2L * Info.MaxEntries + 1; i++)
+        {
+            int result = Libbpf.bpf_map_get_next_key(fd.Fd, i == 0 ? null : &current, &next);
+            if (result == -Errnos.ENOENT)
+                break;
+            if (result < 0)
+                throw new BpfException($"iterate map '{Info.Name}'", -result);
+            keys.Add(next);
+            current = next;
+        }
+        return keys;
+    }
 
-    /// <summary>Every element, read a few thousand per system call (see <see cref="BpfMap.LookupAll{TKey, TValue}"/>).</summary>
-    public List<KeyValuePair<TKey, TValue>> LookupAll() => Map.LookupAllUnchecked<TKey, TValue>();
+    /// <summary>
+    /// Reads every element with BPF_MAP_LOOKUP_BATCH, a few thousand per system call
+    /// (hash maps; a consistent view per bucket, not of the whole map).
+    /// </summary>
+    public List<KeyValuePair<TKey, TValue>> LookupAll()
+    {
+        RefusePerCpu(nameof(LookupAll));
+        var result = new List<KeyValuePair<TKey, TValue>>();
+        int chunk = (int)Math.Clamp(Info.MaxEntries, 64u, 4096u);
+        var keys = new TKey[chunk];
+        var values = new TValue[chunk];
+        ulong inBatch = 0, outBatch = 0;
+        bool first = true;
+        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
+        using var fd = Map.Handle.Borrow();
+        // Bounded: every round either returns elements or ends; ENOSPC grows the buffer (at most ~20 times).
+        for (int round = 0; round < Info.MaxEntries + 64; round++)
+        {
+            uint count = (uint)keys.Length;
+            int rc;
+            fixed (TKey* k = keys)
+            fixed (TValue* v = values)
+                rc = Libbpf.bpf_map_lookup_batch(fd.Fd, first ? null : &inBatch, &outBatch, k, v, &count, &opts);
+            if (rc == -Errnos.ENOSPC && count == 0)
+            {
+                // One bucket holds more elements than the buffer: grow it and retry.
+                Array.Resize(ref keys, keys.Length * 2);
+                Array.Resize(ref values, values.Length * 2);
+                continue;
+            }
+            if (rc < 0 && rc != -Errnos.ENOENT)
+                throw new BpfException($"batch-read map '{Info.Name}'", -rc);
+            for (int i = 0; i < count; i++)
+                result.Add(new KeyValuePair<TKey, TValue>(keys[i], values[i]));
+            if (rc == -Errnos.ENOENT)
+                break;
+            inBatch = outBatch;
+            first = false;
+        }
+        return result;
+    }
 
     /// <summary>One key of a per-CPU map: one value per possible CPU.</summary>
-    public TValue[] LookupPerCpu(in TKey key) => Map.LookupPerCpuUnchecked<TKey, TValue>(in key);
+    public TValue[] LookupPerCpu(in TKey key)
+    {
+        if (!Info.IsPerCpu)
+            throw new InvalidOperationException($"map '{Info.Name}' is not a per-CPU map");
+        var values = new TValue[BpfSystem.PossibleCpuCount];
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = &key)
+        fixed (TValue* v = values)
+        {
+            int result = Libbpf.bpf_map_lookup_elem(fd.Fd, k, v);
+            if (result < 0)
+                throw new BpfException($"look up a key in per-CPU map '{Info.Name}'", -result);
+        }
+        return values;
+    }
 
     /// <summary>
-    /// Creates or replaces many elements in one system call, in order; on failure a
+    /// Creates or replaces many elements in one system call (BPF_MAP_UPDATE_BATCH; the kernel
+    /// takes no NOEXIST/EXIST flag for batches), in order; on failure a
     /// <see cref="BpfBatchException"/> says how many were applied before the failing one.
     /// </summary>
-    public void UpdateBatch(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values) => Map.UpdateBatchUnchecked(keys, values);
+    public void UpdateBatch(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values)
+    {
+        RefusePerCpu(nameof(UpdateBatch));
+        if (keys.Length != values.Length)
+            throw new ArgumentException($"{keys.Length} keys but {values.Length} values; a batch needs one value per key.", nameof(values));
+        if (keys.IsEmpty)
+            return;
+        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
+        uint count = (uint)keys.Length;
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = keys)
+        fixed (TValue* v = values)
+        {
+            int result = Libbpf.bpf_map_update_batch(fd.Fd, k, v, &count, &opts);
+            if (result < 0)
+                throw new BpfBatchException($"batch-update {keys.Length} elements of map '{Info.Name}'", -result, (int)Math.Min(count, (uint)keys.Length), Map.UpdateHint(-result));
+        }
+    }
 
     /// <summary>
-    /// Deletes many keys in one system call, stopping at the first absent key (the result
-    /// says where). Absent keys are not exceptional; other failures throw <see cref="BpfBatchException"/>.
+    /// Deletes many keys in one system call (BPF_MAP_DELETE_BATCH). The kernel stops at the
+    /// first absent key: the result then has <see cref="BpfBatchResult.Errno"/> ENOENT and
+    /// <see cref="BpfBatchResult.Processed"/> that key's index. An absent key is not an
+    /// exception; any other failure is a <see cref="BpfBatchException"/>.
     /// </summary>
-    public BpfBatchResult DeleteBatch(ReadOnlySpan<TKey> keys) => Map.DeleteBatchUnchecked(keys);
+    public BpfBatchResult DeleteBatch(ReadOnlySpan<TKey> keys)
+    {
+        if (keys.IsEmpty)
+            return new BpfBatchResult(0, 0);
+        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
+        uint count = (uint)keys.Length;
+        using var fd = Map.Handle.Borrow();
+        fixed (TKey* k = keys)
+        {
+            int result = Libbpf.bpf_map_delete_batch(fd.Fd, k, &count, &opts);
+            int processed = (int)Math.Min(count, (uint)keys.Length);
+            if (result == 0)
+                return new BpfBatchResult(keys.Length, 0);
+            if (result == -Errnos.ENOENT)
+                return new BpfBatchResult(processed, Errnos.ENOENT);
+            throw new BpfBatchException($"batch-delete {keys.Length} keys of map '{Info.Name}'", -result, processed);
+        }
+    }
 
     /// <summary>
     /// Deletes those of <paramref name="keys"/> that are present, in as few batch calls as
@@ -67,7 +209,7 @@ public sealed class BpfMap<TKey, TValue> : IDisposable where TKey : unmanaged wh
         // Bounded: every round deletes or skips at least one key.
         for (int round = 0; index < keys.Length && round <= keys.Length; round++)
         {
-            BpfBatchResult result = Map.DeleteBatchUnchecked(keys[index..]);
+            BpfBatchResult result = DeleteBatch(keys[index..]);
             deleted += result.Processed;
             if (result.Completed)
                 break;
@@ -79,4 +221,11 @@ public sealed class BpfMap<TKey, TValue> : IDisposable where TKey : unmanaged wh
 
     /// <summary>Closes the map's descriptor; a pin keeps the map alive.</summary>
     public void Dispose() => Map.Dispose();
+
+    // A per-CPU map reads and writes one value per possible CPU: a single TValue would be overrun.
+    private void RefusePerCpu(string operation)
+    {
+        if (Info.IsPerCpu)
+            throw new InvalidOperationException($"map '{Info.Name}' is a per-CPU map: {operation} would read or write one value per CPU; use LookupPerCpu");
+    }
 }

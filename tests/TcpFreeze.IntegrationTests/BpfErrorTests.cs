@@ -38,10 +38,10 @@ public sealed class BpfErrorTests
     }
 
     [RootFact]
-    public void Typed_map_access_with_a_wrong_key_size_fails_loudly()
+    public void A_typed_view_with_a_wrong_key_size_fails_loudly_when_it_is_made()
     {
         using var programs = new PrivateTcpFreezePrograms("tcpfreeze-size-check", 16);
-        var e = Assert.Throws<ArgumentException>(() => programs.Connections.Update(EndpointKey.Parse("198.18.0.1:80"), new FreezeEntry()));
+        var e = Assert.Throws<ArgumentException>(() => programs.Connections.Map.As<EndpointKey, FreezeEntry>());
         Assert.Contains("keys of 40 bytes but 20 bytes were given", e.Message);
     }
 

@@ -23,7 +23,7 @@ public sealed class BpfProgramMapsTests
         // The same map, not a copy: an entry written through one descriptor is seen through the other.
         var key = ConnectionKey.Parse("198.18.0.1:1000", "198.18.0.2:2000");
         programs.Connections.Update(key, new FreezeEntry());
-        Assert.True(connections.TryLookup(key, out FreezeEntry _));
+        Assert.True(connections.As<ConnectionKey, FreezeEntry>().TryLookup(key, out FreezeEntry _));
     }
 
     [RootFact]

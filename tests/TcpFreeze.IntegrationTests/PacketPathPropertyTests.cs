@@ -130,9 +130,9 @@ public sealed class PacketPathPropertyTests : IDisposable
     /// <summary>Makes the maps hold exactly the scenario's frozen keys (later duplicates win, as in the map).</summary>
     private void Install(Scenario scenario)
     {
-        foreach (ConnectionKey key in _programs.Connections.GetKeys<ConnectionKey>())
+        foreach (ConnectionKey key in _programs.Connections.GetKeys())
             _programs.Connections.Delete(key);
-        foreach (EndpointKey key in _programs.Endpoints.GetKeys<EndpointKey>())
+        foreach (EndpointKey key in _programs.Endpoints.GetKeys())
             _programs.Endpoints.Delete(key);
         _programs.Config.Update(0u, scenario.Endpoints.Length > 0 ? 1UL : 0UL);
         foreach ((ConnectionKey key, ulong deadline) in scenario.Connections)

@@ -105,7 +105,7 @@ public sealed class PacketPathTests : IDisposable
         _programs.Endpoints.Update(new EndpointKey(IPEndPoint.Parse("[2001:db8::1]:9091")), new FreezeEntry());
         // Closed gate: the programs skip the endpoint lookups altogether.
         Assert.False(_programs.IngressDrops(hook, Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))));
-        FreezerMaps.OpenEndpointGate(_programs.Config.As<uint, ulong>());
+        FreezerMaps.OpenEndpointGate(_programs.Config);
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote4, IPEndPoint.Parse("198.18.0.1:9090"))));
         Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(IPEndPoint.Parse("198.18.0.9:9090"), Remote4)).ReturnValue);
         Assert.True(_programs.IngressDrops(hook, Packets.Tcp(Remote6, IPEndPoint.Parse("[2001:db8::1]:9091"))));

@@ -26,17 +26,21 @@ internal static class InterfaceAttacher
 {
     /// <summary>Attaches to the interfaces the options name (or every one that is up), recording what it did for a rollback.</summary>
     public static List<AttachedInterface> Attach(FreezerOptions options, PinnedObjects objects, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
-        => options.Namespace.Run(() => AttachHere(options, objects, pins, xdpDone, tcDone));
+        => Attach(options, new KernelAttachPoints(objects.Program), pins, xdpDone, tcDone);
 
-    private static List<AttachedInterface> AttachHere(FreezerOptions options, PinnedObjects objects, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+    /// <inheritdoc cref="Attach(FreezerOptions, PinnedObjects, NamespacePins, List{XdpAttachment}, List{TcAttachment})"/>
+    internal static List<AttachedInterface> Attach(FreezerOptions options, IAttachPoints points, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+        => options.Namespace.Run(() => AttachHere(options, points, pins, xdpDone, tcDone));
+
+    private static List<AttachedInterface> AttachHere(FreezerOptions options, IAttachPoints points, NamespacePins pins, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
-        List<NetworkInterfaceInfo> targets = SelectTargets(options);
+        List<NetworkInterfaceInfo> targets = SelectTargets(options, points);
         var result = new List<AttachedInterface>();
         ProgramOwnership owners = ProgramOwnership.Of(pins);
         foreach (ProgramDefinition definition in KernelObjects.Programs)
-            owners.WithProgram(objects.Program(definition).Info.Id);
+            owners.WithProgram(points.ProgramId(definition));
         foreach (NetworkInterfaceInfo nic in targets)
-            result.Add(AttachOne(nic, objects.Program, IngressHookFor(nic, options.IngressHook), options, owners, xdpDone, tcDone));
+            result.Add(AttachOne(nic, points, IngressHookFor(nic, options.IngressHook), options, owners, xdpDone, tcDone));
 
         // Every interface is attached: only now retire the other ingress hook (see the type's remarks).
         for (int n = 0; n < result.Count; n++)
@@ -45,7 +49,7 @@ internal static class InterfaceAttacher
                 continue;
             try
             {
-                bool moved = result[n].IngressHook == IngressHook.Tc ? DetachXdp(result[n].Index, owners) : DetachTcIngress(result[n].Index, owners);
+                bool moved = result[n].IngressHook == IngressHook.Tc ? DetachXdp(points, result[n].Index, owners) : DetachTcIngress(points, result[n].Index, owners);
                 if (moved)
                     result[n] = result[n] with { Created = true };
             }
@@ -72,7 +76,7 @@ internal static class InterfaceAttacher
     /// Attaches the ingress program (at <paramref name="hook"/>) and the egress program to one
     /// interface; an L3 device gets the L3 pair as TC filters (<see cref="KernelObjects.ProgramsFor"/>).
     /// </summary>
-    private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, Func<ProgramDefinition, BpfProgram> programs, IngressHook hook,
+    private static AttachedInterface AttachOne(NetworkInterfaceInfo nic, IAttachPoints points, IngressHook hook,
         FreezerOptions options, ProgramOwnership owners, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
         (ProgramDefinition ingress, ProgramDefinition egress) = KernelObjects.ProgramsFor(nic, hook);
@@ -80,22 +84,21 @@ internal static class InterfaceAttacher
         bool ingressCreated;
         if (ingress != KernelObjects.XdpIngress)
         {
-            TcAttachment i = AttachTc(programs(ingress), nic, TcDirection.Ingress, ingress, options, owners);
+            TcAttachment i = AttachTc(points, ingress, nic, TcDirection.Ingress, options, owners);
             tcDone.Add(i);
             ingressCreated = i.Created;
         }
         else
         {
-            BpfProgram xdp = programs(ingress);
-            uint current = Xdp.Query(nic.Index).ProgramId;
-            bool replace = MayReplace(current, xdp.Info.Id, KernelObjects.XdpIngress, nic, "XDP", options, owners);
-            XdpAttachment x = Xdp.Attach(xdp, nic.Index, options.XdpMode.ToInterop(), replace);
+            uint current = points.QueryXdp(nic.Index);
+            bool replace = MayReplace(current, points.ProgramId(ingress), KernelObjects.XdpIngress, nic, "XDP", options, owners);
+            XdpAttachment x = points.AttachXdp(ingress, nic.Index, options.XdpMode.ToInterop(), replace);
             xdpDone.Add(x);
             mode = XdpAttachModes.FromInterop(x.Mode);
             ingressCreated = x.Created;
         }
 
-        TcAttachment t = AttachTc(programs(egress), nic, TcDirection.Egress, egress, options, owners);
+        TcAttachment t = AttachTc(points, egress, nic, TcDirection.Egress, options, owners);
         tcDone.Add(t);
         return new AttachedInterface(nic.Name, nic.Index, mode, ingressCreated || t.Created)
         {
@@ -142,10 +145,12 @@ internal static class InterfaceAttacher
     /// </summary>
     public static List<string> EnsureCovered(FreezerOptions options, NamespacePins pins, uint connectionsMapId) => options.Namespace.Run(() =>
     {
+        var programs = new Dictionary<ProgramDefinition, BpfProgram?>();
+        var points = new KernelAttachPoints(d => programs[d]!);
         List<NetworkInterfaceInfo> targets;
         try
         {
-            targets = SelectTargets(options);
+            targets = SelectTargets(options, points);
         }
         catch (TcpFreezeException e)
         {
@@ -155,9 +160,9 @@ internal static class InterfaceAttacher
         bool tcIngressUsed = false;
         foreach (NetworkInterfaceInfo nic in targets)
         {
-            bool xdp = !nic.IsLayer3 && ProgramOwnership.UsesMap(Xdp.Query(nic.Index).ProgramId, connectionsMapId);
-            bool tcIngress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
-            bool egress = ProgramOwnership.UsesMap(Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority), connectionsMapId);
+            bool xdp = !nic.IsLayer3 && ProgramOwnership.UsesMap(points.QueryXdp(nic.Index), connectionsMapId);
+            bool tcIngress = ProgramOwnership.UsesMap(points.QueryTc(nic.Index, TcDirection.Ingress), connectionsMapId);
+            bool egress = ProgramOwnership.UsesMap(points.QueryTc(nic.Index, TcDirection.Egress), connectionsMapId);
             // Loopback's hook is fixed (IngressHookFor) and L3 devices always use TC ingress: only the
             // other interfaces tell which hook the rest use.
             tcIngressUsed |= tcIngress && !xdp && !nic.IsLayer3 && nic.HardwareType != NetworkInterfaceInfo.Loopback;
@@ -172,7 +177,6 @@ internal static class InterfaceAttacher
         IngressHook hook = tcIngressUsed ? IngressHook.Tc : IngressHook.Xdp;
         // Only the programs these interfaces need: a pin directory of an older version, without the L3 programs, still covers Ethernet.
         ProgramDefinition[] needed = uncovered.SelectMany(n => { var (i, e) = KernelObjects.ProgramsFor(n, hook); return new[] { i, e }; }).Distinct().ToArray();
-        var programs = new Dictionary<ProgramDefinition, BpfProgram?>();
         var xdpDone = new List<XdpAttachment>();
         var tcDone = new List<TcAttachment>();
         var attached = new List<string>();
@@ -190,13 +194,13 @@ internal static class InterfaceAttacher
             {
                 try
                 {
-                    AttachOne(nic, d => programs[d]!, IngressHookFor(nic, hook), attachOptions, owners, xdpDone, tcDone);
+                    AttachOne(nic, points, IngressHookFor(nic, hook), attachOptions, owners, xdpDone, tcDone);
                     attached.Add(nic.Name);
                 }
                 catch (Exception e) when (e is TcpFreezeException or BpfException)
                 {
                     // An interface removed or taken down meanwhile (container churn) needs no cover.
-                    if (!NetworkInterfaceInfo.ListHere().Any(i => i.Index == nic.Index && i.IsUp))
+                    if (!points.ListInterfaces().Any(i => i.Index == nic.Index && i.IsUp))
                         continue;
                     throw new TcpFreezeException(operation,
                         $"{nic.Name} is up but TcpFreeze's programs are not attached to it, so the freeze would not hold there, and attaching them failed " +
@@ -206,7 +210,7 @@ internal static class InterfaceAttacher
         }
         catch
         {
-            RollBack(options, xdpDone, tcDone);
+            RollBack(options, points, xdpDone, tcDone);
             throw;
         }
         finally
@@ -229,9 +233,9 @@ internal static class InterfaceAttacher
         }
     }
 
-    private static List<NetworkInterfaceInfo> SelectTargets(FreezerOptions options)
+    private static List<NetworkInterfaceInfo> SelectTargets(FreezerOptions options, IAttachPoints points)
     {
-        IReadOnlyList<NetworkInterfaceInfo> all = NetworkInterfaceInfo.ListHere();
+        IReadOnlyList<NetworkInterfaceInfo> all = points.ListInterfaces();
         if (options.Interfaces is not { Count: > 0 } names)
         {
             List<NetworkInterfaceInfo> up = all.Where(i => i.IsUp && !i.NeverCarriesIp).ToList();
@@ -259,24 +263,28 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>Attaches a TC filter at TcpFreeze's handle, replacing a stale TcpFreeze filter there (or a foreign one when asked to).</summary>
-    private static TcAttachment AttachTc(BpfProgram program, NetworkInterfaceInfo nic, TcDirection direction, ProgramDefinition definition, FreezerOptions options, ProgramOwnership owners)
+    private static TcAttachment AttachTc(IAttachPoints points, ProgramDefinition definition, NetworkInterfaceInfo nic, TcDirection direction, FreezerOptions options, ProgramOwnership owners)
     {
-        uint current = Tc.Query(nic.Index, direction, BpfNames.TcHandle, BpfNames.TcPriority);
-        bool replace = MayReplace(current, program.Info.Id, definition, nic, $"TC {direction.ToString().ToLowerInvariant()}", options, owners);
-        return Tc.Attach(program, nic.Index, direction, BpfNames.TcHandle, BpfNames.TcPriority, replace);
+        uint current = points.QueryTc(nic.Index, direction);
+        bool replace = MayReplace(current, points.ProgramId(definition), definition, nic, $"TC {direction.ToString().ToLowerInvariant()}", options, owners);
+        return points.AttachTc(definition, nic.Index, direction, replace);
     }
 
-    /// <summary>Undoes what a failed <see cref="Attach"/> created; a failure here is logged, not thrown over the first one.</summary>
+    /// <summary>Undoes what a failed <see cref="Attach(FreezerOptions, PinnedObjects, NamespacePins, List{XdpAttachment}, List{TcAttachment})"/> created; a failure here is logged, not thrown over the first one.</summary>
     public static void RollBack(FreezerOptions options, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
+        => RollBack(options, new KernelAttachPoints(), xdpDone, tcDone);
+
+    /// <inheritdoc cref="RollBack(FreezerOptions, List{XdpAttachment}, List{TcAttachment})"/>
+    internal static void RollBack(FreezerOptions options, IAttachPoints points, List<XdpAttachment> xdpDone, List<TcAttachment> tcDone)
     {
         try
         {
             options.Namespace.Run(() =>
             {
                 foreach (TcAttachment t in tcDone.Where(t => t.Created))
-                    t.Detach();
+                    points.DetachTc(t.IfIndex, t.Direction, t.ProgramId);
                 foreach (XdpAttachment x in xdpDone.Where(x => x.Created))
-                    x.Detach();
+                    points.DetachXdp(x.IfIndex, x.ProgramId);
             });
         }
         catch (Exception e)
@@ -291,17 +299,20 @@ internal static class InterfaceAttacher
     /// from every interface; returns the interfaces touched. Programs of other tools, and
     /// TcpFreeze programs of other pin roots, are never touched.
     /// </summary>
-    public static List<string> DetachAll(FreezerOptions options, NamespacePins pins)
+    public static List<string> DetachAll(FreezerOptions options, NamespacePins pins) => DetachAll(options, new KernelAttachPoints(), pins);
+
+    /// <inheritdoc cref="DetachAll(FreezerOptions, NamespacePins)"/>
+    internal static List<string> DetachAll(FreezerOptions options, IAttachPoints points, NamespacePins pins)
     {
         ProgramOwnership owners = ProgramOwnership.Of(pins);
         return options.Namespace.Run(() =>
         {
             var names = new List<string>();
-            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
+            foreach (NetworkInterfaceInfo nic in points.ListInterfaces())
             {
-                bool any = DetachXdp(nic.Index, owners);
-                any |= DetachTc(nic.Index, TcDirection.Egress, KernelObjects.TcEgressPrograms, owners);
-                any |= DetachTc(nic.Index, TcDirection.Ingress, KernelObjects.TcIngressPrograms, owners);
+                bool any = DetachXdp(points, nic.Index, owners);
+                any |= DetachTc(points, nic.Index, TcDirection.Egress, KernelObjects.TcEgressPrograms, owners);
+                any |= DetachTc(points, nic.Index, TcDirection.Ingress, KernelObjects.TcIngressPrograms, owners);
                 if (any)
                     names.Add(nic.Name);
             }
@@ -310,21 +321,24 @@ internal static class InterfaceAttacher
     }
 
     /// <summary>This pin root's (and orphaned) TcpFreeze programs attached to the namespace's interfaces; other pin roots' are not listed.</summary>
-    public static List<AttachedProgram> FindAttached(FreezerOptions options, NamespacePins pins)
+    public static List<AttachedProgram> FindAttached(FreezerOptions options, NamespacePins pins) => FindAttached(options, new KernelAttachPoints(), pins);
+
+    /// <inheritdoc cref="FindAttached(FreezerOptions, NamespacePins)"/>
+    internal static List<AttachedProgram> FindAttached(FreezerOptions options, IAttachPoints points, NamespacePins pins)
     {
         ProgramOwnership owners = ProgramOwnership.Of(pins);
         return options.Namespace.Run(() =>
         {
             var found = new List<AttachedProgram>();
-            foreach (NetworkInterfaceInfo nic in NetworkInterfaceInfo.ListHere())
+            foreach (NetworkInterfaceInfo nic in points.ListInterfaces())
             {
-                uint xdp = Xdp.Query(nic.Index).ProgramId;
+                uint xdp = points.QueryXdp(nic.Index);
                 if (IsOursOrOrphan(xdp, KernelObjects.XdpIngress, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.XdpIngress, xdp));
-                uint tc = Tc.Query(nic.Index, TcDirection.Egress, BpfNames.TcHandle, BpfNames.TcPriority);
+                uint tc = points.QueryTc(nic.Index, TcDirection.Egress);
                 if (IsOursOrOrphan(tc, KernelObjects.TcEgressPrograms, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcEgress, tc));
-                uint ingress = Tc.Query(nic.Index, TcDirection.Ingress, BpfNames.TcHandle, BpfNames.TcPriority);
+                uint ingress = points.QueryTc(nic.Index, TcDirection.Ingress);
                 if (IsOursOrOrphan(ingress, KernelObjects.TcIngressPrograms, owners))
                     found.Add(new AttachedProgram(nic.Name, ProgramAttachPoint.TcIngress, ingress));
             }
@@ -340,18 +354,18 @@ internal static class InterfaceAttacher
         => Array.Exists(definitions, d => IsOursOrOrphan(id, d, owners));
 
     /// <summary>Detaches a TcpFreeze XDP program (ours or an orphan) from an interface; a foreign one, or another pin root's, stays.</summary>
-    private static bool DetachXdp(int ifIndex, ProgramOwnership owners)
+    private static bool DetachXdp(IAttachPoints points, int ifIndex, ProgramOwnership owners)
     {
-        XdpStatus xdp = Xdp.Query(ifIndex);
-        return IsOursOrOrphan(xdp.ProgramId, KernelObjects.XdpIngress, owners) && Xdp.Detach(ifIndex, xdp.ProgramId);
+        uint id = points.QueryXdp(ifIndex);
+        return IsOursOrOrphan(id, KernelObjects.XdpIngress, owners) && points.DetachXdp(ifIndex, id);
     }
 
     /// <summary>Detaches a TcpFreeze TC ingress filter (ours or an orphan) at TcpFreeze's handle; a foreign one, or another pin root's, stays.</summary>
-    private static bool DetachTcIngress(int ifIndex, ProgramOwnership owners) => DetachTc(ifIndex, TcDirection.Ingress, [KernelObjects.TcIngress], owners);
+    private static bool DetachTcIngress(IAttachPoints points, int ifIndex, ProgramOwnership owners) => DetachTc(points, ifIndex, TcDirection.Ingress, [KernelObjects.TcIngress], owners);
 
-    private static bool DetachTc(int ifIndex, TcDirection direction, ProgramDefinition[] definitions, ProgramOwnership owners)
+    private static bool DetachTc(IAttachPoints points, int ifIndex, TcDirection direction, ProgramDefinition[] definitions, ProgramOwnership owners)
     {
-        uint id = Tc.Query(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority);
-        return IsOursOrOrphan(id, definitions, owners) && Tc.Detach(ifIndex, direction, BpfNames.TcHandle, BpfNames.TcPriority, id);
+        uint id = points.QueryTc(ifIndex, direction);
+        return IsOursOrOrphan(id, definitions, owners) && points.DetachTc(ifIndex, direction, id);
     }
 }

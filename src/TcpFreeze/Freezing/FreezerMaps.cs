@@ -11,27 +11,41 @@ namespace TcpFreeze;
 /// </summary>
 internal sealed class FreezerMaps : IDisposable
 {
-    private readonly BpfMap<uint, ulong> _counters;
-    private readonly BpfMap<uint, ulong> _config;
+    private readonly IKeyValueMap<uint, ulong> _counters;
+    private readonly IKeyValueMap<uint, ulong> _config;
 
     /// <param name="maps">The map of every row of <see cref="KernelObjects.Maps"/>; owned from now on.</param>
     public FreezerMaps(IReadOnlyDictionary<MapDefinition, BpfMap> maps)
+        : this(Kernel<ConnectionKey, FreezeEntry>(maps, KernelObjects.Connections), Kernel<EndpointKey, FreezeEntry>(maps, KernelObjects.Endpoints),
+            Kernel<uint, ulong>(maps, KernelObjects.Counters), Kernel<uint, ulong>(maps, KernelObjects.Config),
+            Kernel<ConnectionKey, ReplayRecord>(maps, KernelObjects.Replay), Kernel<ConnectionKey, ReplayRecord>(maps, KernelObjects.LocalReplay))
     {
-        if (Array.Find(KernelObjects.Maps, d => !maps.ContainsKey(d)) is { } missing)
-            throw new ArgumentException($"no '{missing.MapName}' map among the {maps.Count} given", nameof(maps));
-        Connections = new FrozenSet<ConnectionKey>(maps[KernelObjects.Connections], KernelObjects.Connections.PinName);
-        Endpoints = new FrozenSet<EndpointKey>(maps[KernelObjects.Endpoints], KernelObjects.Endpoints.PinName);
-        _counters = maps[KernelObjects.Counters].As<uint, ulong>();
-        _config = maps[KernelObjects.Config].As<uint, ulong>();
-        Replay = maps[KernelObjects.Replay].As<ConnectionKey, ReplayRecord>();
-        LocalReplay = maps[KernelObjects.LocalReplay].As<ConnectionKey, ReplayRecord>();
     }
 
+    /// <summary>Over any <see cref="IKeyValueMap{TKey, TValue}"/> (the unit tests' in-memory maps); owns them from now on.</summary>
+    internal FreezerMaps(IKeyValueMap<ConnectionKey, FreezeEntry> connections, IKeyValueMap<EndpointKey, FreezeEntry> endpoints,
+        IKeyValueMap<uint, ulong> counters, IKeyValueMap<uint, ulong> config,
+        IKeyValueMap<ConnectionKey, ReplayRecord> replay, IKeyValueMap<ConnectionKey, ReplayRecord> localReplay)
+    {
+        Connections = new FrozenSet<ConnectionKey>(connections, KernelObjects.Connections.PinName);
+        Endpoints = new FrozenSet<EndpointKey>(endpoints, KernelObjects.Endpoints.PinName);
+        _counters = counters;
+        _config = config;
+        Replay = replay;
+        LocalReplay = localReplay;
+    }
+
+    private static KernelMap<TKey, TValue> Kernel<TKey, TValue>(IReadOnlyDictionary<MapDefinition, BpfMap> maps, MapDefinition definition)
+        where TKey : unmanaged where TValue : unmanaged
+        => maps.TryGetValue(definition, out BpfMap? map)
+            ? new KernelMap<TKey, TValue>(map)
+            : throw new ArgumentException($"no '{definition.MapName}' map among the {maps.Count} given", nameof(maps));
+
     /// <summary>The peer's last dropped data segment per connection (see <see cref="ReplayRecord"/>).</summary>
-    public BpfMap<ConnectionKey, ReplayRecord> Replay { get; }
+    public IKeyValueMap<ConnectionKey, ReplayRecord> Replay { get; }
 
     /// <summary>This host's own last dropped data segment per connection (tf_replay_local), sent to the peer at the thaw.</summary>
-    public BpfMap<ConnectionKey, ReplayRecord> LocalReplay { get; }
+    public IKeyValueMap<ConnectionKey, ReplayRecord> LocalReplay { get; }
 
     /// <summary>
     /// Deletes the replay records of <paramref name="keys"/>, both directions, and returns those
@@ -48,7 +62,7 @@ internal sealed class FreezerMaps : IDisposable
         LocalReplay.DeletePresent(keys);
     }
 
-    private static Dictionary<ConnectionKey, ReplayRecord> Take(BpfMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+    private static Dictionary<ConnectionKey, ReplayRecord> Take(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
     {
         var taken = new Dictionary<ConnectionKey, ReplayRecord>();
         if (keys.Length == 0 || map.IsEmpty())
@@ -70,16 +84,19 @@ internal sealed class FreezerMaps : IDisposable
     /// the endpoints map is seen empty (under the pin lock), so it is never clear while
     /// an endpoint is frozen.
     /// </summary>
-    public void OpenEndpointGate() => OpenEndpointGate(_config);
+    public void OpenEndpointGate() => _config.Update(EndpointGate, 1UL);
 
     /// <inheritdoc cref="OpenEndpointGate()"/>
-    public static void OpenEndpointGate(BpfMap<uint, ulong> config) => config.Update(0u, 1UL);
+    public static void OpenEndpointGate(BpfMap<uint, ulong> config) => config.Update(EndpointGate, 1UL);
+
+    /// <summary>tf_config's key of the endpoint flag.</summary>
+    private const uint EndpointGate = 0;
 
     /// <summary>Clears the endpoint flag if no endpoint is frozen (see <see cref="OpenEndpointGate()"/>).</summary>
     public void CloseEndpointGateIfEmpty()
     {
         if (Endpoints.IsEmpty())
-            _config.Update(0u, 0UL);
+            _config.Update(EndpointGate, 0UL);
     }
 
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>

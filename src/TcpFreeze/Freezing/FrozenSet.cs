@@ -14,21 +14,22 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// <summary>Up to this many keys, a freeze into a non-empty map looks each key up; more read the whole map.</summary>
     private const int LookupOneByOneUpTo = 256;
 
-    private readonly BpfMap<TKey, FreezeEntry> _map;
+    private readonly IKeyValueMap<TKey, FreezeEntry> _map;
 
-    /// <param name="map">The map, whose layout was checked against its <see cref="MapDefinition"/> when it was opened.</param>
+    /// <param name="map">The map (a <see cref="KernelMap{TKey, TValue}"/>, whose layout was checked against its <see cref="MapDefinition"/> when it was opened); owned from now on.</param>
     /// <param name="what">"connections" or "endpoints", for messages.</param>
-    public FrozenSet(BpfMap map, string what)
+    public FrozenSet(IKeyValueMap<TKey, FreezeEntry> map, string what)
     {
-        _map = map.As<TKey, FreezeEntry>();
+        _map = map;
         What = what;
     }
 
     public string What { get; }
 
-    public BpfMap Map => _map.Map;
+    /// <summary>The kernel's id of the map (the programs that enforce this set use it).</summary>
+    public uint MapId => _map.Id;
 
-    public uint Capacity => _map.Info.MaxEntries;
+    public uint Capacity => _map.Capacity;
 
     public bool IsEmpty() => _map.IsEmpty();
 

@@ -289,7 +289,7 @@ public sealed partial class TcpFreezer : IDisposable
             // A freeze must hold on every interface, not only on those an earlier attach reached.
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
-                : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.Map.Info.Id);
+                : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.MapId);
             if (endpointKeys.Length > 0)
                 _maps.OpenEndpointGate();
             FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
@@ -641,7 +641,7 @@ public sealed partial class TcpFreezer : IDisposable
         return Live(() =>
         {
             var segments = new Dictionary<ConnectionKey, PeerSegment>();
-            BpfMap<ConnectionKey, ReplayRecord> map = local ? _maps.LocalReplay : _maps.Replay;
+            IKeyValueMap<ConnectionKey, ReplayRecord> map = local ? _maps.LocalReplay : _maps.Replay;
             if (keys.Length == 0 || map.IsEmpty())
                 return segments;
             foreach (ConnectionKey key in keys)

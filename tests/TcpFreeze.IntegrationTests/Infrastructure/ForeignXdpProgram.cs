@@ -12,14 +12,14 @@ public sealed class ForeignXdpProgram : IDisposable
 {
     private const int XdpPass = 2;
 
-    private ForeignXdpProgram(BpfProgram program, BpfMap? counter)
+    private ForeignXdpProgram(BpfProgram program, BpfMap<uint, ulong>? counter)
     {
         Program = program;
         Counter = counter;
     }
 
     public BpfProgram Program { get; }
-    public BpfMap? Counter { get; }
+    public BpfMap<uint, ulong>? Counter { get; }
     public uint Id => Program.Info.Id;
 
     /// <summary>Packets the counting program has seen (on every interface it runs on).</summary>
@@ -32,10 +32,10 @@ public sealed class ForeignXdpProgram : IDisposable
     /// <summary>Counts each packet in a one-element array map (atomically), then passes it.</summary>
     public static ForeignXdpProgram Counting(string name = "foreign_count")
     {
-        BpfMap counter = BpfMap.Create(BpfMapType.Array, "foreign_seen", sizeof(uint), sizeof(ulong), 1);
+        BpfMap<uint, ulong> counter = BpfMap.Create(BpfMapType.Array, "foreign_seen", sizeof(uint), sizeof(ulong), 1).As<uint, ulong>();
         try
         {
-            int fd = counter.Handle.Value;
+            int fd = counter.Map.Handle.Value;
             ulong[] instructions =
             [
                 Insn(0x62, 10, 0, -4, 0),   // *(u32 *)(r10 - 4) = 0        the key

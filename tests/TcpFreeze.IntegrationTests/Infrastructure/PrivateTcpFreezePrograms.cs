@@ -6,7 +6,7 @@ namespace TcpFreeze.Tests.Infrastructure;
 /// TcpFreeze's kernel programs and maps loaded privately (not pinned, not attached), for
 /// tests that run the programs with BPF_PROG_TEST_RUN and set the maps by hand.
 /// </summary>
-public sealed class PrivateTcpFreezePrograms : IDisposable
+internal sealed class PrivateTcpFreezePrograms : IDisposable
 {
     private readonly BpfObject _object;
 
@@ -22,9 +22,9 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
             TcIngress = _object.GetProgram(BpfNames.TcIngressProgram);
             L3Ingress = _object.GetProgram(BpfNames.L3IngressProgram);
             L3Egress = _object.GetProgram(BpfNames.L3EgressProgram);
-            Connections = _object.GetMap(BpfNames.ConnectionsMap);
-            Endpoints = _object.GetMap(BpfNames.EndpointsMap);
-            Config = _object.GetMap(BpfNames.ConfigMap);
+            Connections = _object.GetMap(BpfNames.ConnectionsMap).As<ConnectionKey, FreezeEntry>();
+            Endpoints = _object.GetMap(BpfNames.EndpointsMap).As<EndpointKey, FreezeEntry>();
+            Config = _object.GetMap(BpfNames.ConfigMap).As<uint, ulong>();
         }
         catch
         {
@@ -38,9 +38,9 @@ public sealed class PrivateTcpFreezePrograms : IDisposable
     public BpfProgram TcIngress { get; } = null!;
     public BpfProgram L3Ingress { get; } = null!;
     public BpfProgram L3Egress { get; } = null!;
-    public BpfMap Connections { get; } = null!;
-    public BpfMap Endpoints { get; } = null!;
-    public BpfMap Config { get; } = null!;
+    public BpfMap<ConnectionKey, FreezeEntry> Connections { get; } = null!;
+    public BpfMap<EndpointKey, FreezeEntry> Endpoints { get; } = null!;
+    public BpfMap<uint, ulong> Config { get; } = null!;
 
     /// <summary>The ingress program of <paramref name="hook"/>.</summary>
     public BpfProgram Ingress(IngressHook hook) => hook == IngressHook.Tc ? TcIngress : Xdp;
