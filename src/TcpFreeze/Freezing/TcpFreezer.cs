@@ -625,8 +625,10 @@ public sealed partial class TcpFreezer : IDisposable
     /// frozen connection of <paramref name="connections"/> sent that the freeze dropped during its
     /// current freeze (a reply caught on its way out), read without taking it. For a restore on
     /// another host, which hands them to its <see cref="Thaw"/> as localSegments and so sends them
-    /// to the peers at once instead of leaving them to the restored sockets' own timers. Connections
-    /// that are not frozen, or whose local socket sent no data during the freeze, are absent.
+    /// to the peers at once instead of leaving them to the restored sockets' own timers. Each segment's
+    /// TCP timestamp is set back to the connection's first drop (see RESUME.md, "The mirror": a socket
+    /// retransmits in CRIU's repair mode after CRIU read its clock). Connections that are not frozen,
+    /// or whose local socket sent no data during the freeze, are absent.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
@@ -649,7 +651,13 @@ public sealed partial class TcpFreezer : IDisposable
                 // As a thaw keeps them (TakeReplays): only a record of the freeze in force.
                 if (_maps.Connections.TryLookup(key, out FreezeEntry entry) && entry.FirstDropNs != 0
                     && map.TryLookup(key, out ReplayRecord record) && record.RecordedNs >= entry.FirstDropNs)
-                    segments[key] = new PeerSegment(record.Packet(), record.IpLength);
+                {
+                    var segment = new PeerSegment(record.Packet(), record.IpLength);
+                    // A local segment's timestamp is set back to the first drop, as a thaw here would (SegmentReplay.Plan).
+                    segments[key] = local
+                        ? Resume.SegmentReplay.WithTimestampBackdated(segment, Resume.SegmentReplay.BackdateMilliseconds(record.RecordedNs, entry.FirstDropNs))
+                        : segment;
+                }
             }
             return segments;
         });

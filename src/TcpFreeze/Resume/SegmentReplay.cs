@@ -84,6 +84,78 @@ internal static class SegmentReplay
     }
 
     /// <summary>
+    /// The local socket's recorded segment with its TCP timestamp (TSval) set back by
+    /// <paramref name="milliseconds"/>: to the moment of the connection's first drop, where the
+    /// record is a later retransmission. Why: a socket CRIU dumps goes on retransmitting in repair
+    /// mode after CRIU has read its timestamp clock (TCP_TIMESTAMP), and the freeze keeps the last of
+    /// those; the restored socket's clock resumes from the value CRIU read. Sent as it was, the record
+    /// would move the peer's last seen timestamp ahead of the restored socket's clock, and the peer would
+    /// drop the socket's next segments as old (PAWS) until that clock caught up, about 1 s of silence
+    /// right after the replayed bytes (measured here under load; RESUME.md). The first drop's moment is
+    /// after every segment the peer took before the freeze and before CRIU reads the clock, so the
+    /// peer takes the segment and the restored socket's later ones. Linux's TSval counts milliseconds.
+    /// The TCP checksum is recomputed when the record holds the whole segment. A record without the
+    /// option, or <paramref name="milliseconds"/> 0, comes back as it was.
+    /// </summary>
+    public static PeerSegment WithTimestampBackdated(PeerSegment recorded, uint milliseconds)
+    {
+        byte[] packet = recorded.Packet;
+        if (milliseconds == 0 || packet.Length < 40)
+            return recorded;
+        bool v4 = packet[0] >> 4 == 4;
+        int tcpOffset = v4 ? (packet[0] & 0xF) * 4 : 40;
+        if (packet.Length < tcpOffset + 20)
+            return recorded;
+        int headerLength = (packet[tcpOffset + 12] >> 4) * 4;
+        if (headerLength <= 20 || tcpOffset + headerLength > packet.Length)
+            return recorded;
+        for (int i = tcpOffset + 20; i < tcpOffset + headerLength;)
+        {
+            byte kind = packet[i];
+            if (kind == 0)
+                break;
+            if (kind == 1)
+            {
+                i++;
+                continue;
+            }
+            if (i + 1 >= tcpOffset + headerLength)
+                break;
+            int length = packet[i + 1];
+            if (length < 2)
+                break;
+            if (kind == 8 && length == 10 && i + 10 <= tcpOffset + headerLength)
+            {
+                byte[] copy = (byte[])packet.Clone();
+                uint tsval = BinaryPrimitives.ReadUInt32BigEndian(copy.AsSpan(i + 2));
+                BinaryPrimitives.WriteUInt32BigEndian(copy.AsSpan(i + 2), unchecked(tsval - milliseconds));
+                if (copy.Length == recorded.IpLength)
+                {
+                    ReadOnlySpan<byte> source = v4 ? copy.AsSpan(12, 4) : copy.AsSpan(8, 16);
+                    ReadOnlySpan<byte> destination = v4 ? copy.AsSpan(16, 4) : copy.AsSpan(24, 16);
+                    Span<byte> segment = copy.AsSpan(tcpOffset);
+                    // Only a segment whose checksum held before is given a right one: a damaged one stays damaged.
+                    if (!ChecksumAcceptable(source, destination, packet.AsSpan(tcpOffset)))
+                        return recorded;
+                    segment[16] = segment[17] = 0;
+                    BinaryPrimitives.WriteUInt16BigEndian(segment[16..], TcpChecksum(source, destination, segment));
+                }
+                return recorded with { Packet = copy };
+            }
+            i += length;
+        }
+        return recorded;
+    }
+
+    /// <summary>
+    /// How far to set back the timestamp of a local segment recorded at <paramref name="recordedNs"/>
+    /// for a connection whose first drop was at <paramref name="firstDropNs"/> (CLOCK_MONOTONIC), in
+    /// whole milliseconds, rounded down (see <see cref="WithTimestampBackdated"/>).
+    /// </summary>
+    public static uint BackdateMilliseconds(ulong recordedNs, ulong firstDropNs)
+        => firstDropNs == 0 || recordedNs <= firstDropNs ? 0 : (uint)Math.Min((recordedNs - firstDropNs) / 1_000_000, uint.MaxValue / 2);
+
+    /// <summary>
     /// Whether a complete segment's checksum is either right, or the pseudo-header's sum that a
     /// sender with checksum offload leaves for the device (a veth hands such frames over as they
     /// are): anything else was damaged on the way, and the stack would have dropped it.
@@ -136,14 +208,15 @@ internal static class SegmentReplay
         TakenReplays recorded, SegmentsFromElsewhere elsewhere)
     {
         var packets = new List<ReplayPacket>();
-        foreach ((ConnectionKey key, _) in released)
+        foreach ((ConnectionKey key, FreezeEntry entry) in released)
         {
             PeerSegment? segment = recorded.Peer.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
                 : elsewhere.Peer?.GetValueOrDefault(key);
             if (segment is not null && Build(key, segment) is { } packet)
                 packets.Add(new ReplayPacket(key, packet, ToPeer: false));
-            PeerSegment? own = recorded.Local.TryGetValue(key, out ReplayRecord ownRecord) ? new PeerSegment(ownRecord.Packet(), ownRecord.IpLength)
-                : elsewhere.Local?.GetValueOrDefault(key);
+            PeerSegment? own = recorded.Local.TryGetValue(key, out ReplayRecord ownRecord)
+                ? WithTimestampBackdated(new PeerSegment(ownRecord.Packet(), ownRecord.IpLength), BackdateMilliseconds(ownRecord.RecordedNs, entry.FirstDropNs))
+                : elsewhere.Local?.GetValueOrDefault(key); // set back where it was read (TcpFreezer.ReadLocalSegments)
             if (own is not null && Build(key, own, toPeer: true) is { } outgoing)
                 packets.Add(new ReplayPacket(key, outgoing, ToPeer: true));
         }

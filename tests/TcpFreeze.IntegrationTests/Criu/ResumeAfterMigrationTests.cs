@@ -17,26 +17,22 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     private static readonly TimeSpan CopyDelay = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// The kicked median measured here is 26-47 ms (each client's next request, 25 ms later, is
-    /// part of it). In 2 of 7 runs on a loaded machine every connection instead resumed together
-    /// 0.9-1.0 s after the restore, as if the kick had not reached them (cause not found yet, see
-    /// RESUME.md), so CI bounds the median by the restored sockets' own timer; the per-connection
-    /// bounds that the kick itself meets are ResumeKickTests'.
+    /// Per connection: from the restore's end to the answer of the exchange the migration held (its request or its
+    /// reply caught by the freeze), 0 when it came before `criu restore` returned (pre-resume's thaw, kick and replay
+    /// run inside it). Issue 21's goal, 50 ms. Measured on this 2-core VM (2026-12-07, load 2-10 with another build
+    /// beside, some runs with two or three CPU burners added): 0 ms in every run of every test below that meets it
+    /// (the answers all came before the restore returned). The margin is for a loaded CI machine of this kind, where
+    /// pre-resume alone took 15-29 ms.
     /// </summary>
-    private static readonly TimeSpan KickedMedianBound = TimeSpan.FromMilliseconds(1500);
+    private static readonly TimeSpan HeldBound = TimeSpan.FromMilliseconds(50);
 
     /// <summary>
-    /// A connection whose unacknowledged data was on the server's side is held by a socket CRIU
-    /// restored: its retransmission timer starts afresh at 1 s (TCP_TIMEOUT_INIT, no RTT
-    /// estimate) and is not backed off, so the kick cannot shorten it. Those resume within about
-    /// 1 s of the restore; nothing may take longer. (Pre-resume now sends the segment the freeze
-    /// caught to the client, which answers them at once, but only on the host where it was kept:
-    /// On_one_host_replies_the_freeze_caught_on_their_way_out_reach_clients_that_drop_ICMP_at_once.)
+    /// Per connection: the exchange after the held one (the client's next request, sent 25 ms after the held answer):
+    /// the connection must go on flowing, not just deliver the held bytes. Measured 0-15 ms after the restore's end,
+    /// also under load 8-10; before the mirror set its timestamp back, about 1 s under load (RESUME.md, "The mirror").
+    /// The 25 ms pause is inside it; the rest of the margin is for load.
     /// </summary>
-    private static readonly TimeSpan RestoredSocketBound = TimeSpan.FromMilliseconds(1500);
-
-    /// <summary>Per connection, when the replay and its mirror carry both directions (see the tests that use it).</summary>
-    private static readonly TimeSpan MirrorBound = TimeSpan.FromMilliseconds(150);
+    private static readonly TimeSpan FollowingBound = TimeSpan.FromMilliseconds(100);
 
     [RootTheory]
     [InlineData(true)]
@@ -46,9 +42,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         await using var busy = BusyEchoServer.Start(criu, _work, Connections);
         busy.Runner.Environment["TCPFREEZE_KICK"] = kick ? "true" : "false";
 
-        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, CopyDelay);
+        (string restoreLog, long restored, _) = MigrateWithCopyPause(busy, CopyDelay, out long dumped);
 
-        (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"kick {(kick ? "on" : "off")}");
+        (TimeSpan[] sorted, TimeSpan[] next, string summary) = HeldAndFollowing(busy.Load, dumped, restored, $"kick {(kick ? "on" : "off")}");
         output.WriteLine(summary);
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
@@ -56,7 +52,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         if (kick)
         {
             Assert.Contains("resume kick:", restoreLog);
-            Assert.True(sorted[Connections / 2] <= KickedMedianBound && sorted[^1] <= RestoredSocketBound, summary);
+            Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
         }
         else
         {
@@ -80,7 +76,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
         try
         {
+            load.RecordExchangesFrom(Stopwatch.GetTimestamp());
             (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            long dumped = Stopwatch.GetTimestamp();
             Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
             Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
             hosts.RemoveServiceFromHostA();
@@ -91,14 +89,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             long restored = Stopwatch.GetTimestamp();
             Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
             long[] atRestore = load.Snapshot();
-            (TimeSpan[] sorted, string summary) = ResumeLags(load, restored, atRestore, "across hosts, kick on");
+            (TimeSpan[] sorted, TimeSpan[] next, string summary) = HeldAndFollowing(load, dumped, restored, "across hosts, kick on");
             output.WriteLine(summary);
             foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
                 output.WriteLine(line);
             // hostB knew nothing of these connections before its pre-restore: what it kicked with
             // is what its own programs recorded of the clients' retransmissions since then.
             Assert.Contains("resume kick:", restoreLog);
-            Assert.True(sorted[Connections / 2] <= KickedMedianBound && sorted[^1] <= RestoredSocketBound, summary);
+            Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -130,7 +128,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
         try
         {
+            load.RecordExchangesFrom(Stopwatch.GetTimestamp());
             (int dumpCode, _, string dumpLog) = runner.Dump(server.Pid);
+            long dumped = Stopwatch.GetTimestamp();
             Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
             Assert.True(server.WaitUntilGone(TimeSpan.FromSeconds(10)));
             foreach (string line in dumpLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: post-dump")))
@@ -145,12 +145,12 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             long restored = Stopwatch.GetTimestamp();
             Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
             long[] atRestore = load.Snapshot();
-            (TimeSpan[] sorted, string summary) = ResumeLags(load, restored, atRestore, "across hosts, clients drop ICMP");
+            (TimeSpan[] sorted, TimeSpan[] next, string summary) = HeldAndFollowing(load, dumped, restored, "across hosts, clients drop ICMP");
             output.WriteLine($"{manifest.PeerSegmentKeys().Count} peer segments in the manifest; {summary}");
             foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
                 output.WriteLine(line);
             Assert.Contains("peer segments replayed", restoreLog);
-            Assert.True(sorted[^1] <= RestoredSocketBound, summary);
+            Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -237,17 +237,18 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             ClientLoad.Connection[] requests = load.Connections.Where(c => !Caught(c)).ToArray();
             (TimeSpan[] replyLags, string replySummary) = Summarize($"{replies.Length} replies in flight to the clients", replies.Select(c => lag[c.Id]));
             (TimeSpan[] requestLags, string requestSummary) = Summarize($"{requests.Length} requests in flight to the server", requests.Select(c => lag[c.Id]));
+            (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one", HeldExchangeLags(load, dumped, restored, following: true));
             string summary = $"across hosts, {copySeconds} s copy, clients drop ICMP, manifest: {(localSegmentsInManifest ? localSegments.Count : 0)} local and " +
-                             $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}";
+                             $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}; {nextSummary}";
             output.WriteLine(summary);
 
             Assert.Contains("peer segments replayed", restoreLog);
             Assert.True(replies.Length >= replyCaught.Length && requests.Length > 0, summary);
-            Assert.True(requestLags[^1] <= MirrorBound, summary);
+            Assert.True(requestLags[^1] <= HeldBound, summary);
             if (localSegmentsInManifest)
             {
                 Assert.Contains("local segments sent to their peers", restoreLog);
-                Assert.True(replyLags[^1] <= MirrorBound, summary);
+                Assert.True(replyLags[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             }
             else
             {
@@ -307,16 +308,19 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// <summary>
     /// Each connection's lag, by id, from <paramref name="restored"/> to the answer of the first exchange answered
     /// after <paramref name="dumped"/> (zero when it came before the restore returned: pre-resume runs inside it).
+    /// With <paramref name="following"/>, the exchange after that one instead (the client's next request, 25 ms after
+    /// the held answer): the connection must go on flowing, not only deliver the bytes the freeze held.
     /// Needs <see cref="ClientLoad.RecordExchangesFrom"/> from before the dump.
     /// </summary>
-    private static TimeSpan[] HeldExchangeLags(ClientLoad load, long dumped, long restored)
+    private static TimeSpan[] HeldExchangeLags(ClientLoad load, long dumped, long restored, bool following = false)
     {
         var lag = new TimeSpan?[load.Connections.Count];
         var clock = Stopwatch.StartNew();
         while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
         {
             foreach (ClientLoad.Connection c in load.Connections)
-                if (lag[c.Id] is null && c.FirstAnsweredAfter(dumped) is { } exchange)
+                if (lag[c.Id] is null && c.FirstAnsweredAfter(dumped) is { } held
+                    && (following ? c.FirstAnsweredAfter(held.Replied + 1) : held) is { } exchange)
                     lag[c.Id] = exchange.Replied <= restored ? TimeSpan.Zero : Stopwatch.GetElapsedTime(restored, exchange.Replied);
             Thread.Sleep(1);
         }
@@ -328,8 +332,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// Issue 21 on one host: clients whose namespace drops ICMP destination-unreachable (a firewall, or a TCP
     /// without RFC 6069) never see the kick; the replay of their last dropped segment into the restored socket
     /// answers them. Measured before the replay: p99 1,372 ms after a 5 s copy, 22,912 ms after a 30 s copy.
-    /// Connections whose unacknowledged data was the server's resume on the restored socket's own 1 s timer
-    /// (RestoredSocketBound), so the median is what the replay shows.
+    /// Connections whose unacknowledged data was the server's (a reply the freeze caught) are answered by the mirror.
     /// </summary>
     [RootTheory]
     [InlineData(5)]
@@ -340,14 +343,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (copySeconds + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
         TestNetwork.DropIcmpUnreachable(busy.Network.NameA);
 
-        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, TimeSpan.FromSeconds(copySeconds));
+        (string restoreLog, long restored, _) = MigrateWithCopyPause(busy, TimeSpan.FromSeconds(copySeconds), out long dumped);
 
-        (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"one host, {copySeconds} s copy, clients drop ICMP");
+        (TimeSpan[] sorted, TimeSpan[] next, string summary) = HeldAndFollowing(busy.Load, dumped, restored, $"one host, {copySeconds} s copy, clients drop ICMP");
         output.WriteLine(summary);
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
         Assert.Contains("peer segments replayed", restoreLog);
-        Assert.True(sorted[Connections / 2] <= TimeSpan.FromMilliseconds(250) && sorted[^1] <= RestoredSocketBound, summary);
+        Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
     }
 
@@ -357,13 +360,16 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// the server answers them into the freeze: every reply is dropped on egress (and kept in tf_replay_local). CRIU
     /// restores them as sent, and a restored socket would resend them only on its fresh 1 s timer, which no ICMP can
     /// shorten (it has not backed off), and the clients drop ICMP anyway. Pre-resume sends each connection's kept reply
-    /// to its client, so every client has it at once: measured here within a few ms of the restore's end (the next
-    /// request's answer, 25 ms after it, included); without it 0.6-1.0 s.
+    /// to its client, so every client has it at once (before `criu restore` returns, in every run here), and the
+    /// exchange after it flows too; without the mirror 0.6-1.0 s.
     /// </summary>
-    /// <remarks>IPv4 only for now: in a CI run of IPv6 every client waited 606 ms although pre-resume sent all 100 kept
-    /// replies (the helper's two runs had 6-29 ms); why is not known yet (RESUME.md, "The mirror").</remarks>
+    /// <remarks>Both families. A CI run of IPv6 once waited 606 ms: that was the exchange after the held one (the
+    /// old measure counted it when the held answer came before the restore's end), dropped by the client as old
+    /// (PAWS) because the kept reply's timestamp was ahead of the restored socket's clock; the mirror now sets it back
+    /// (RESUME.md, "The mirror"). The counters printed below show PAWSEstab when it happens.</remarks>
     [RootTheory]
     [InlineData(4)]
+    [InlineData(6)]
     public async Task On_one_host_replies_the_freeze_caught_on_their_way_out_reach_clients_that_drop_ICMP_at_once(int ipVersion)
     {
         await using var busy = BusyEchoServer.Start(criu, _work, Connections,
@@ -402,14 +408,33 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         }
         Assert.True(held == Connections, $"only {held} of {Connections} replies were caught by the freeze");
 
-        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, CopyDelay);
+        // What the two stacks counted and knew of each other across the migration, for a run that misses its bound.
+        Dictionary<string, long> clientBefore = Counters(busy.Network.NameA), serverBefore = Counters(busy.Network.NameB);
+        string serverNeighbours = "";
+        long dumped = 0;
+        busy.Load.RecordExchangesFrom(Stopwatch.GetTimestamp());
+        (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, CopyDelay, () =>
+        {
+            dumped = Stopwatch.GetTimestamp();
+            serverNeighbours = Run.Capture("nsenter", $"--net=/run/netns/{busy.Network.NameB}", "ip", "neigh", "show").Output.Trim();
+        });
 
-        (TimeSpan[] sorted, string summary) = ResumeLags(busy.Load, restored, atRestore, $"IPv{ipVersion}, every reply caught on its way out, clients drop ICMP");
+        // Each reply the freeze caught, from the restore's end to its arrival (0 when it came before `criu restore` returned).
+        (TimeSpan[] sorted, string summary) = Summarize($"IPv{ipVersion}, every reply caught on its way out, clients drop ICMP",
+            HeldExchangeLags(busy.Load, dumped, restored));
+        (TimeSpan[] next, string nextSummary) = Summarize("the exchange after it", HeldExchangeLags(busy.Load, dumped, restored, following: true));
+        summary += "; " + nextSummary;
         output.WriteLine(summary);
+        // The measure this test used before 2026-12-07: the first answer after the restore's end, which is the next
+        // exchange's (a 25 ms pause later, and the restored server's own work) when the reply came before it.
+        output.WriteLine(ResumeLags(busy.Load, restored, atRestore, "first answer after the restore's end (the next exchange's when the held one came before)").Summary);
+        output.WriteLine($"server's neighbours after the dump: {serverNeighbours.ReplaceLineEndings("; ")}");
+        output.WriteLine($"client counters: {CounterDelta(clientBefore, Counters(busy.Network.NameA))}");
+        output.WriteLine($"server counters: {CounterDelta(serverBefore, Counters(busy.Network.NameB))}");
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
         Assert.Contains("local segments sent to their peers", restoreLog);
-        Assert.True(sorted[^1] <= TimeSpan.FromMilliseconds(150), summary);
+        Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
     }
 
@@ -420,14 +445,13 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// freezes the keys again, and pre-resume's kick and replay use what post-dump recorded in the manifest (the dump's
     /// own records went with the expired entries). Without them the clients would answer at their next backed-off
     /// retransmission, about 12.6 s after the freeze, some 3 s after the restore.
-    /// The bound is the restored sockets' own timer, not the median: a connection whose request the server had
-    /// answered just before the freeze had that reply dropped on its way out; CRIU restores it as sent, and the
-    /// restored socket retransmits it on its fresh 1 s timer, which neither the kick nor the replay of the client's
-    /// segment (it draws only a duplicate ACK) shortens. In the held freeze pre-resume sends the reply the egress program
-    /// kept to the client (the replay's mirror); in the lapsed one that record went with the expired entry, and the
-    /// manifest does not carry it. How many connections that hits depends on how busy the server
-    /// was at the freeze (none to all 100 here), so the two runs are compared by their bound, and the output shows
-    /// the connections whose server dropped data at the freeze apart (RESUME.md, the open finding).
+    /// Both are bounded per connection by <see cref="HeldBound"/>. A connection whose request the server had answered
+    /// just before the freeze had that reply dropped on its way out; CRIU restores it as sent, and the restored socket
+    /// would retransmit it on its fresh 1 s timer, which neither the kick nor the replay of the client's segment (it
+    /// draws only a duplicate ACK) shortens. In the held freeze pre-resume sends the reply the egress program kept to
+    /// the client (the replay's mirror); in the lapsed one that record went with the expired entry, and the manifest's
+    /// copy (localSegments) is sent instead. How many connections that hits depends on how busy the server was at the
+    /// freeze (none to all 100 here); the output shows the connections whose server dropped data at the freeze apart.
     /// The lapse is timed to fall between two of the clients' backed-off retransmissions (at about 6.2 s and 12.6 s
     /// after the freeze): a retransmission that arrives while nothing is frozen finds no socket and is answered with a
     /// reset, which is what a lapse costs (RELIABILITY.md; measured with a 3 s lease and a 6 s copy: 100 of 100 reset).
@@ -440,9 +464,34 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         ResumeMeasurement lapsed = await MigrateAndMeasure(leaseSeconds: 7, copy, "lapsed freeze (lease 7 s, copy 9 s)");
         string both = $"{held.Summary}; {lapsed.Summary}";
         Assert.Contains("peer segments replayed", lapsed.RestoreLog);
-        Assert.True(held.All[^1] <= RestoredSocketBound, both);
-        Assert.True(lapsed.All[^1] <= RestoredSocketBound, both);
+        Assert.True(held.All[^1] <= HeldBound, both);
+        Assert.True(lapsed.All[^1] <= HeldBound, both);
     }
+
+    /// <summary>The namespace's SNMP and netstat counters (nstat, absolute, without touching its history).</summary>
+    private static Dictionary<string, long> Counters(string ns)
+    {
+        (int code, string text, _) = Run.Capture("nsenter", $"--net=/run/netns/{ns}", "nstat", "-asz");
+        var counters = new Dictionary<string, long>();
+        if (code != 0)
+            return counters;
+        foreach (string line in text.Split('\n'))
+        {
+            string[] fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 2 && !fields[0].StartsWith('#') && long.TryParse(fields[1], out long value))
+                counters[fields[0]] = value;
+        }
+        return counters;
+    }
+
+    /// <summary>The TCP, IP and ICMP counters that changed, as "name +delta" (packet totals left out).</summary>
+    private static string CounterDelta(Dictionary<string, long> before, Dictionary<string, long> after)
+        => string.Join(", ", after
+            .Where(a => a.Value != before.GetValueOrDefault(a.Key) && !a.Key.EndsWith("Pkts", StringComparison.Ordinal)
+                        && !a.Key.EndsWith("Octets", StringComparison.Ordinal)
+                        && !a.Key.EndsWith("Receives", StringComparison.Ordinal) && !a.Key.EndsWith("Requests", StringComparison.Ordinal)
+                        && !a.Key.EndsWith("Delivers", StringComparison.Ordinal))
+            .Select(a => $"{a.Key} +{a.Value - before.GetValueOrDefault(a.Key)}"));
 
     /// <summary>Every connection's resume lag, sorted, a summary and the restore's log.</summary>
     private sealed record ResumeMeasurement(TimeSpan[] All, string Summary, string RestoreLog);
@@ -458,14 +507,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             // Read once the dump is done: the connections whose server side dropped data at the freeze (a reply, or a
             // retransmission of one the client had already had), by client port, to show them apart.
             HashSet<int> serverDropped = [];
-            (string restoreLog, long restored, long[] atRestore) = MigrateWithCopyPause(busy, copy, () => serverDropped = busy.Network.B.Run(() =>
+            (string restoreLog, long restored, _) = MigrateWithCopyPause(busy, copy, out long dumped, () => serverDropped = busy.Network.B.Run(() =>
             {
                 using TcpFreezer freezer = TcpFreezer.Open(busy.ServerSide);
                 return freezer.ListConnections().Where(c => c.LocalDataSegmentsDropped > 0).Select(c => c.Key.Remote.Port).ToHashSet();
             }));
             if (leaseSeconds < copy.TotalSeconds)
                 Assert.Contains("were no longer frozen: their lease ended", restoreLog);
-            TimeSpan[] lags = ResumeLagById(busy.Load, restored, atRestore, label);
+            TimeSpan[] lags = HeldExchangeLags(busy.Load, dumped, restored);
             bool Dropped(ClientLoad.Connection c) => serverDropped.Contains(((System.Net.IPEndPoint)c.Socket.LocalEndPoint!).Port);
             (TimeSpan[] all, string summary) = Summarize(label, lags);
             (_, string heldSummary) = Summarize($"{busy.Load.Connections.Count(c => !Dropped(c))} whose server dropped nothing",
@@ -487,8 +536,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
 
     /// <summary>Dumps the server, waits until its PID is gone and <paramref name="copy"/> has passed, restores it: the restore's log, its end (a Stopwatch timestamp) and each connection's replies then.</summary>
     private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy, Action? afterDump = null)
+        => MigrateWithCopyPause(busy, copy, out _, afterDump);
+
+    /// <summary>As above; <paramref name="dumped"/> is the dump's end (exchanges are recorded from before the dump, for <see cref="HeldExchangeLags"/>).</summary>
+    private static (string RestoreLog, long Restored, long[] AtRestore) MigrateWithCopyPause(BusyEchoServer busy, TimeSpan copy, out long dumped, Action? afterDump = null)
     {
+        busy.Load.RecordExchangesFrom(Stopwatch.GetTimestamp());
         (int dumpCode, _, string dumpLog) = busy.Runner.Dump(busy.Server.Pid);
+        dumped = Stopwatch.GetTimestamp();
         Assert.True(dumpCode == 0, $"criu dump failed:\n{CriuRunner.Tail(dumpLog)}");
         Assert.True(busy.Server.WaitUntilGone(TimeSpan.FromSeconds(10)), "the dumped server's PID did not go away");
         afterDump?.Invoke();
@@ -518,6 +573,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         }
         Assert.True(lag.All(l => l is not null), $"{label}: {lag.Count(l => l is null)} connections did not answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
         return lag.Select(l => l!.Value).ToArray();
+    }
+
+    /// <summary>The held exchanges' lags and the following ones', sorted, with one summary line.</summary>
+    private static (TimeSpan[] Held, TimeSpan[] Following, string Summary) HeldAndFollowing(ClientLoad load, long dumped, long restored, string label)
+    {
+        (TimeSpan[] held, string heldSummary) = Summarize(label, HeldExchangeLags(load, dumped, restored));
+        (TimeSpan[] following, string followingSummary) = Summarize("the exchange after it", HeldExchangeLags(load, dumped, restored, following: true));
+        return (held, following, $"{heldSummary}; {followingSummary}");
     }
 
     /// <summary>Lags sorted, and a one-line summary.</summary>

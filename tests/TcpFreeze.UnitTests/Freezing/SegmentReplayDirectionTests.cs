@@ -58,11 +58,43 @@ public sealed class SegmentReplayDirectionTests
         Assert.Null(SegmentReplay.Build(key, other, toPeer: false));
     }
 
+    /// <summary>
+    /// The local socket's segment goes out with its TCP timestamp set back to the connection's first drop, so that the
+    /// peer's last seen timestamp never runs ahead of the clock of the socket CRIU restored (RESUME.md, "The mirror"):
+    /// only TSval changes, and the checksum is right.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void The_local_segments_timestamp_is_set_back_by_the_time_since_the_first_drop(bool v4)
+    {
+        ConnectionKey key = v4 ? V4 : V6;
+        // NOP, NOP, timestamps (kind 8, length 10): TSval 1,000,000, TSecr 777.
+        byte[] options = [1, 1, 8, 10, 0, 0x0F, 0x42, 0x40, 0, 0, 0x03, 0x09];
+        PeerSegment own = Segment(key.Local, key.Remote, "a reply the freeze caught"u8, options);
+        int tsval = (v4 ? 20 : 40) + 20 + 4;
+
+        uint back = SegmentReplay.BackdateMilliseconds(recordedNs: 5_000_900_000, firstDropNs: 1_000_000_000);
+        PeerSegment backdated = SegmentReplay.WithTimestampBackdated(own, back);
+        byte[]? outgoing = SegmentReplay.Build(key, backdated, toPeer: true);
+
+        Assert.Equal(4_000u, back);
+        Assert.NotNull(outgoing);
+        Assert.Equal(1_000_000u - 4_000u, BinaryPrimitives.ReadUInt32BigEndian(outgoing.AsSpan(tsval)));
+        Assert.Equal(777u, BinaryPrimitives.ReadUInt32BigEndian(outgoing.AsSpan(tsval + 4)));
+        AssertChecksumRight(outgoing, v4);
+        // Every other byte is the recorded one (the checksum field aside).
+        int checksum = (v4 ? 20 : 40) + 16;
+        bool Kept(int i) => (i < tsval || i >= tsval + 4) && i != checksum && i != checksum + 1;
+        Assert.Equal(own.Packet.Where((_, i) => Kept(i)), backdated.Packet.Where((_, i) => Kept(i)));
+        Assert.Same(own, SegmentReplay.WithTimestampBackdated(own, 0));
+        Assert.Equal(0u, SegmentReplay.BackdateMilliseconds(recordedNs: 5, firstDropNs: 0));
+    }
+
     /// <summary>An IP packet with a TCP segment (ACK and PSH, payload) from <paramref name="source"/> to <paramref name="destination"/>, its checksum as a checksum-offloading sender leaves it (the pseudo-header's sum).</summary>
-    private static PeerSegment Segment(IPEndPoint source, IPEndPoint destination, ReadOnlySpan<byte> payload)
+    private static PeerSegment Segment(IPEndPoint source, IPEndPoint destination, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> options = default)
     {
         bool v4 = source.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
-        int ipHeader = v4 ? 20 : 40, length = ipHeader + 20 + payload.Length;
+        int ipHeader = v4 ? 20 : 40, tcpHeader = 20 + options.Length, length = ipHeader + tcpHeader + payload.Length;
         var packet = new byte[length];
         byte[] from = source.Address.GetAddressBytes(), to = destination.Address.GetAddressBytes();
         if (v4)
@@ -88,10 +120,11 @@ public sealed class SegmentReplayDirectionTests
         BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], (ushort)destination.Port);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], 1_000_000);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], 2_000_000);
-        tcp[12] = 5 << 4;
+        tcp[12] = (byte)(tcpHeader / 4 << 4);
         tcp[13] = 0x18;
         BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 502);
-        payload.CopyTo(tcp[20..]);
+        options.CopyTo(tcp[20..]);
+        payload.CopyTo(tcp[tcpHeader..]);
         // The pseudo-header's sum, folded: what a sender with checksum offload leaves in the field.
         ulong sum = 6 + (ulong)tcp.Length;
         foreach (byte[] address in new[] { from, to })
