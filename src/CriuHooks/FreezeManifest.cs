@@ -36,7 +36,7 @@ public sealed record FreezeManifest
 
     /// <summary>
     /// True when the dumped tree had a network namespace of its own: the hook locks that
-    /// namespace as a whole (<see cref="NamespaceLock"/>) and freezes no connection, so the
+    /// namespace as a whole (an nft table, the hook's namespace lock) and freezes no connection, so the
     /// restore side has nothing to freeze or thaw per connection either.
     /// </summary>
     public bool OwnNetworkNamespace { get; init; }

@@ -27,7 +27,7 @@ namespace TcpFreeze.CriuHooks;
 /// For a tree in a network namespace of its own (a container with its own network, a
 /// pod), CRIU would lock that namespace as a whole, but <c>network-lock skip</c> turns
 /// that off as well, so the hook takes the whole-namespace lock itself
-/// (<see cref="NamespaceLock"/>): at network-lock (dump), again at setup-namespaces
+/// (an nft table in it): at network-lock (dump), again at setup-namespaces
 /// (restore: the namespace may be a new one, before any socket is restored), and it
 /// releases it at network-unlock (after a restore, a failed dump or --leave-running).
 /// The manifest records that case, and the dump watcher releases the lock should CRIU
@@ -326,7 +326,7 @@ public static class TcpFreezeHook
     /// The post-resume handler, a safety net: CRIU ignores a failing pre-resume script and
     /// resumes the tasks anyway, so if pre-resume was killed or failed before its thaw, the
     /// connections would stay frozen until the lease ends. pre-restore left the manifest in
-    /// <see cref="HookStateStore.RuntimeDirectory"/> (CRIU closes the images directory before
+    /// the hook's runtime folder, /run/tcpfreeze (CRIU closes the images directory before
     /// post-resume) and pre-resume removes it once it has thawed; if it is still there,
     /// this thaws what it lists. Normally there is nothing to do, and it says nothing.
     /// </summary>

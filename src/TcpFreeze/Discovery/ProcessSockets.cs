@@ -8,12 +8,10 @@ namespace TcpFreeze;
 
 /// <summary>
 /// Finds the TCP sockets of a process tree, e.g. to freeze everything a server holds
-/// before checkpointing it: the tree and its socket descriptors from /proc, the sockets'
-/// endpoints and states from the kernel's sock_diag interface (or /proc/PID/net/tcp and
-/// tcp6 where the kernel lacks it).
-/// The parts are <see cref="ProcessTree"/> (the processes),
-/// <see cref="DescriptorScan"/> (their socket inodes) and <see cref="SocketTable"/> (the
-/// namespace's sockets, from sock_diag or the text tables).
+/// before checkpointing it: the tree from /proc, then each process's sockets with their
+/// endpoints and states, read in the kernel by a BPF socket iterator (Linux 6.1 with BTF;
+/// see <see cref="PrepareFastDiscovery"/>), or from its descriptors in /proc and the kernel's
+/// sock_diag interface (or /proc/PID/net/tcp and tcp6 where the kernel lacks it).
 /// </summary>
 /// <remarks>Thread safety: stateless; calls may run concurrently (each reads /proc afresh).</remarks>
 public static class ProcessSockets

@@ -726,7 +726,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// any more (entries whose lease ended do not count and are removed); the check and
     /// the detach happen under one lock, so a freeze by another process cannot slip in
     /// between. Returns null when something is still frozen, or another process has this frozen set open
-    /// (<see cref="PinDirectoryUse"/>: it may be about to freeze), and everything was kept.
+    /// (a shared lock on the set's pin directory says so: it may be about to freeze), and everything was kept.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>

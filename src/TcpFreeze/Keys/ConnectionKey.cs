@@ -61,7 +61,10 @@ public readonly struct ConnectionKey : IEquatable<ConnectionKey>, IParsable<Conn
     /// <summary>The same connection as the peer sees it (local and remote swapped).</summary>
     public ConnectionKey Reversed() => new(Remote, Local);
 
-    /// <summary>Parses "LOCAL REMOTE" or "LOCAL -> REMOTE", each endpoint as in <see cref="TcpEndpointText"/>.</summary>
+    /// <summary>
+    /// Parses "LOCAL REMOTE" or "LOCAL -> REMOTE", each endpoint numeric: <c>198.18.0.1:8080</c> for IPv4,
+    /// <c>[2001:db8::1]:8080</c> for IPv6 (no host names, zone ids, shortened or zero-padded IPv4 forms).
+    /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
     /// <exception cref="FormatException">The text is not two endpoints, an endpoint is malformed, a port is 0, or the families differ; the message says which.</exception>
     public static ConnectionKey Parse(string text)

@@ -46,7 +46,10 @@ public readonly struct EndpointKey : IEquatable<EndpointKey>, IParsable<Endpoint
     /// <summary>Whether the address is the any-address of its family.</summary>
     public bool IsAnyAddress => ((ReadOnlySpan<byte>)_address).IndexOfAnyExcept((byte)0) < 0;
 
-    /// <summary>Parses "ADDRESS:PORT" (see <see cref="TcpEndpointText"/>).</summary>
+    /// <summary>
+    /// Parses "ADDRESS:PORT", numeric: <c>198.18.0.1:8080</c> for IPv4, <c>[2001:db8::1]:8080</c> for IPv6 (no host
+    /// names, zone ids, shortened or zero-padded IPv4 forms).
+    /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
     /// <exception cref="FormatException">The text is not an address and a port; the message says what is wrong.</exception>
     public static EndpointKey Parse(string text)
