@@ -507,7 +507,8 @@ static __always_inline int should_drop(void *ctx, int xdp, __u32 frame_length, s
 	endpoint.port = conn.local_port;
 	__builtin_memcpy(endpoint.addr, conn.local_addr, 16);
 	entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
-	if (!entry) {
+	/* An entry for the exact address whose lease has ended must not hide one for the any-address. */
+	if (!entry || !entry_active(entry, now)) {
 		__builtin_memset(endpoint.addr, 0, 16);
 		entry = bpf_map_lookup_elem(&tf_endpoints, &endpoint);
 	}

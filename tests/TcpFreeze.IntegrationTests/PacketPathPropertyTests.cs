@@ -68,6 +68,22 @@ public sealed class PacketPathPropertyTests : IDisposable
         Assert.True(unparseable > 300, $"only {unparseable} unparseable frames were generated");
     }
 
+    /// <summary>
+    /// The case the second property found (seed 9at6E3nwmTu1): an endpoint entry for the exact address whose lease has
+    /// ended hid an active one for the any-address on the same port, so the packet passed.
+    /// </summary>
+    [RootFact]
+    public void An_ended_entry_for_the_exact_address_does_not_hide_an_active_one_for_the_any_address()
+    {
+        var local = new IPEndPoint(IPAddress.Parse("198.18.0.1"), 40000);
+        var remote = new IPEndPoint(IPAddress.Parse("198.19.1.1"), 8080);
+        Install(new Scenario([], [(new EndpointKey(local), PastDeadline), (new EndpointKey(new IPEndPoint(IPAddress.Any, 40000)), FutureDeadline)], []));
+        byte[] toLocal = Packets.Tcp(remote, local);
+        Assert.True(_programs.IngressDrops(IngressHook.Xdp, toLocal), "XDP ingress passed a packet to a port frozen on the any-address");
+        Assert.True(_programs.IngressDrops(IngressHook.Tc, toLocal), "TC ingress passed a packet to a port frozen on the any-address");
+        Assert.Equal(TcStolen, _programs.Tc.TestRun(Packets.Tcp(local, remote)).ReturnValue);
+    }
+
     /// <summary>Where a program runs: the two ingress hooks, and egress.</summary>
     private enum Hook { XdpIngress, TcIngress, TcEgress }
 
