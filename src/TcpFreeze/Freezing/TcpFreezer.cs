@@ -99,7 +99,7 @@ public sealed partial class TcpFreezer : IDisposable
             bool createdRoot = BpfFs.EnsureDirectory(options.PinRoot);
             try
             {
-                TcpFreezer freezer = AttachUnderLock(options);
+                TcpFreezer freezer = AttachTransaction.Run(options, a => new TcpFreezer(options, a.Pins, a.Maps, a.Interfaces, use: a.Use));
                 operation.PinDirectory = freezer.PinDirectory;
                 operation.Tag("tcpfreeze.interfaces", string.Join(",", freezer.AttachedInterfaces.Select(i => i.Name)));
                 return freezer;
@@ -145,36 +145,6 @@ public sealed partial class TcpFreezer : IDisposable
         ThrowIfDisposed();
         using LibbpfLog.RouteScope route = LibbpfLog.Route(_libbpfLog);
         return work();
-    }
-
-    private static TcpFreezer AttachUnderLock(FreezerOptions options)
-    {
-        NamespacePins pins = NamespacePins.For(options);
-        using PinLock pinLock = pins.Lock(options.LockTimeout);
-        var createdPins = new List<string>();
-        var xdpDone = new List<XdpAttachment>();
-        var tcDone = new List<TcAttachment>();
-        bool createdDirectory = false;
-        PinnedObjects? objects = null;
-        try
-        {
-            createdDirectory = pins.CreateDirectory();
-            objects = pins.OpenOrLoad(options, createdPins);
-            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, pins, xdpDone, tcDone);
-            objects.DisposePrograms();
-            // In use from before the pin lock is released: no idle detach can slip in before the freeze.
-            return new TcpFreezer(options, pins, objects.TakeMaps(), interfaces, use: pins.TakeUse(options.LockTimeout));
-        }
-        catch
-        {
-            InterfaceAttacher.RollBack(options, xdpDone, tcDone);
-            foreach (string pin in createdPins)
-                BpfFs.Unpin(pin);
-            if (createdDirectory)
-                NamespacePins.TryRemoveEmptyDirectory(pins.Directory);
-            objects?.DisposeAll();
-            throw;
-        }
     }
 
     /// <summary>Opens the pinned state of a namespace that was attached before (by any process).</summary>
@@ -705,17 +675,7 @@ public sealed partial class TcpFreezer : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero, nameof(lockTimeout));
         pinRoot ??= FreezerOptions.DefaultPinRoot;
         string root = Path.GetFullPath(pinRoot);
-        return TcpFreezeException.Guard(() =>
-        {
-            if (!Directory.Exists(root))
-                return new DeadNamespaceCleanup([], 0);
-            using PinLock pinLock = PinLock.Acquire(root, wait);
-            List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
-            int pins = 0;
-            foreach (string directory in dead)
-                pins += NamespacePins.At(directory).Remove();
-            return new DeadNamespaceCleanup(dead, pins);
-        });
+        return TcpFreezeException.Guard(() => DeadNamespacePins.RemoveUnder(root, wait));
     }
 
     /// <summary>
