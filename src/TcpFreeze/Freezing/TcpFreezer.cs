@@ -260,22 +260,7 @@ public sealed partial class TcpFreezer : IDisposable
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
                 : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.MapId);
-            if (endpointKeys.Length > 0)
-                _maps.OpenEndpointGate();
-            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
-            FrozenSet<ConnectionKey>.Insertion connectionInsert;
-            try
-            {
-                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now, timing);
-                // A new freeze starts without a replay record (one left by an expired lease is stale).
-                if (connectionInsert.Created.Count > 0)
-                    _maps.DeleteReplays(connectionInsert.Created.ToArray());
-            }
-            catch
-            {
-                endpointInsert.RollBack();
-                throw;
-            }
+            var (connectionInsert, endpointInsert) = _maps.Insert(connectionKeys, endpointKeys, deadline, now, timing);
             var result = new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now))
             {
                 ExpiredRemoved = connectionInsert.Swept + endpointInsert.Swept,
