@@ -671,7 +671,7 @@ public sealed partial class TcpFreezer : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero, nameof(lockTimeout));
         pinRoot ??= FreezerOptions.DefaultPinRoot;
         string root = Path.GetFullPath(pinRoot);
-        return TcpFreezeException.Guard(() => DeadNamespacePins.RemoveUnder(root, wait));
+        return Run(libbpfLog: null, () => DeadNamespacePins.RemoveUnder(root, wait));
     }
 
     /// <summary>
