@@ -164,20 +164,13 @@ public sealed partial class TcpFreezer : IDisposable
     {
         options ??= new FreezerOptions();
         NamespacePins pins = NamespacePins.For(options);
-        string directory = pins.Directory;
         // In use before the pins are checked: an idle detach either finished before (no pins: the
         // error below) or sees this process and keeps everything.
         PinDirectoryUse? use = pins.TakeUse(options.LockTimeout);
         if (!pins.HasMaps)
         {
             use?.Dispose();
-            // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
-            if (NamespacePins.Unreadable(directory) is { } denied)
-                throw new TcpFreezeException("open the frozen set", denied);
-            string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
-                ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
-                : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
-            throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
+            throw pins.WhyNoMaps(options);
         }
         try
         {
