@@ -48,6 +48,35 @@ internal sealed class FreezerMaps : IDisposable
     public IKeyValueMap<ConnectionKey, ReplayRecord> LocalReplay { get; }
 
     /// <summary>
+    /// Freezes endpoints and connections as one transaction (under the caller's pin lock): the
+    /// endpoint gate opened first when endpoints come, the endpoints inserted, then the
+    /// connections; when the connections fail the endpoints' insertion is rolled back, so a
+    /// refused freeze leaves both sets as they were (see <see cref="FrozenSet{TKey}.Insert"/>).
+    /// New connections start without a replay record (one left by an expired lease is stale).
+    /// </summary>
+    public (FrozenSet<ConnectionKey>.Insertion Connections, FrozenSet<EndpointKey>.Insertion Endpoints) Insert(
+        ConnectionKey[] connectionKeys, EndpointKey[] endpointKeys, ulong deadline, ulong now, FreezeTiming timing)
+    {
+        if (endpointKeys.Length > 0)
+            OpenEndpointGate();
+        FrozenSet<EndpointKey>.Insertion endpointInsert = Endpoints.Insert(endpointKeys, deadline, now, timing);
+        FrozenSet<ConnectionKey>.Insertion connectionInsert;
+        try
+        {
+            connectionInsert = Connections.Insert(connectionKeys, deadline, now, timing);
+            // A new freeze starts without a replay record (one left by an expired lease is stale).
+            if (connectionInsert.Created.Count > 0)
+                DeleteReplays(connectionInsert.Created.ToArray());
+        }
+        catch
+        {
+            endpointInsert.RollBack();
+            throw;
+        }
+        return (connectionInsert, endpointInsert);
+    }
+
+    /// <summary>
     /// Deletes the replay records of <paramref name="keys"/>, both directions, and returns those
     /// of them that <paramref name="wanted"/> says to keep. Called under the pin lock by every
     /// thaw, so a record never outlives its freeze (a later freeze of the same key starts without one).

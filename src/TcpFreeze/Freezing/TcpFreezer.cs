@@ -73,7 +73,7 @@ public sealed partial class TcpFreezer : IDisposable
 
     /// <summary>The connections map's capacity.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
-    public uint ConnectionCapacity => Live(() => _maps.Connections.Capacity);
+    public uint ConnectionCapacity => Run(() => _maps.Connections.Capacity);
 
     /// <summary>The pin directory of <paramref name="options"/>' namespace.</summary>
     /// <exception cref="TcpFreezeException">The namespace cannot be entered, or the pins cannot be read or removed; the message says which and what to do.</exception>
@@ -94,12 +94,12 @@ public sealed partial class TcpFreezer : IDisposable
     public static TcpFreezer Attach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        return Record("attach", null, options, operation => TcpFreezeException.Guard(() =>
+        return Run(options, "attach", operation =>
         {
             bool createdRoot = BpfFs.EnsureDirectory(options.PinRoot);
             try
             {
-                TcpFreezer freezer = AttachUnderLock(options);
+                TcpFreezer freezer = AttachTransaction.Run(options, a => new TcpFreezer(options, a.Pins, a.Maps, a.Interfaces, use: a.Use));
                 operation.PinDirectory = freezer.PinDirectory;
                 operation.Tag("tcpfreeze.interfaces", string.Join(",", freezer.AttachedInterfaces.Select(i => i.Name)));
                 return freezer;
@@ -111,20 +111,29 @@ public sealed partial class TcpFreezer : IDisposable
                 NamespacePins.TryRemoveEmptyDirectory(options.PinRoot);
                 throw;
             }
-        }));
+        });
     }
 
-    /// <summary>
-    /// Runs one operation with libbpf's messages routed to this freezer's logger, as a span
-    /// and a count and duration in the meter (<see cref="TcpFreezeTelemetry"/>).
-    /// </summary>
-    private static T Record<T>(string name, string? pinDirectory, FreezerOptions options, Func<Telemetry.Operation, T> work)
+    // ---------------- the one operation wrapper ----------------
+    // Every public operation runs through Run: libbpf's messages routed to the options' logger,
+    // every failure of the system turned into a TcpFreezeException (Guard), and, for an operation
+    // that changes something (it names a span), a span and a count and duration in the meter
+    // (TcpFreezeTelemetry). The instance forms check disposal first. Each operation takes the
+    // pin lock itself, inside: some take it only when the pin root exists.
+
+    private static T Run<T>(ILogger? libbpfLog, Func<T> work)
     {
-        using LibbpfLog.RouteScope route = LibbpfLog.Route(options.CreateLogger(LibbpfLog.Category));
-        using Telemetry.Operation operation = Telemetry.Start(name, pinDirectory);
+        using LibbpfLog.RouteScope route = LibbpfLog.Route(libbpfLog);
+        return TcpFreezeException.Guard(work);
+    }
+
+    private static T Run<T>(ILogger? libbpfLog, string span, string? pinDirectory, Func<Telemetry.Operation, T> work)
+    {
+        using LibbpfLog.RouteScope route = LibbpfLog.Route(libbpfLog);
+        using Telemetry.Operation operation = Telemetry.Start(span, pinDirectory);
         try
         {
-            return work(operation);
+            return TcpFreezeException.Guard(() => work(operation));
         }
         catch (Exception e)
         {
@@ -133,48 +142,20 @@ public sealed partial class TcpFreezer : IDisposable
         }
     }
 
-    /// <summary>Runs work with libbpf's messages routed to the options' logger (no span: opening and reading change nothing).</summary>
-    private static T Routed<T>(FreezerOptions options, Func<T> work)
-    {
-        using LibbpfLog.RouteScope route = LibbpfLog.Route(options.CreateLogger(LibbpfLog.Category));
-        return work();
-    }
+    private static T Run<T>(FreezerOptions options, Func<T> work) => Run(options.CreateLogger(LibbpfLog.Category), work);
 
-    private T Routed<T>(Func<T> work)
+    private static T Run<T>(FreezerOptions options, string span, Func<Telemetry.Operation, T> work) => Run(options.CreateLogger(LibbpfLog.Category), span, null, work);
+
+    private T Run<T>(Func<T> work)
     {
         ThrowIfDisposed();
-        using LibbpfLog.RouteScope route = LibbpfLog.Route(_libbpfLog);
-        return work();
+        return Run(_libbpfLog, work);
     }
 
-    private static TcpFreezer AttachUnderLock(FreezerOptions options)
+    private T Run<T>(string span, Func<Telemetry.Operation, T> work)
     {
-        NamespacePins pins = NamespacePins.For(options);
-        using PinLock pinLock = pins.Lock(options.LockTimeout);
-        var createdPins = new List<string>();
-        var xdpDone = new List<XdpAttachment>();
-        var tcDone = new List<TcAttachment>();
-        bool createdDirectory = false;
-        PinnedObjects? objects = null;
-        try
-        {
-            createdDirectory = pins.CreateDirectory();
-            objects = pins.OpenOrLoad(options, createdPins);
-            IReadOnlyList<AttachedInterface> interfaces = InterfaceAttacher.Attach(options, objects, pins, xdpDone, tcDone);
-            objects.DisposePrograms();
-            // In use from before the pin lock is released: no idle detach can slip in before the freeze.
-            return new TcpFreezer(options, pins, objects.TakeMaps(), interfaces, use: pins.TakeUse(options.LockTimeout));
-        }
-        catch
-        {
-            InterfaceAttacher.RollBack(options, xdpDone, tcDone);
-            foreach (string pin in createdPins)
-                BpfFs.Unpin(pin);
-            if (createdDirectory)
-                NamespacePins.TryRemoveEmptyDirectory(pins.Directory);
-            objects?.DisposeAll();
-            throw;
-        }
+        ThrowIfDisposed();
+        return Run(_libbpfLog, span, PinDirectory, work);
     }
 
     /// <summary>Opens the pinned state of a namespace that was attached before (by any process).</summary>
@@ -183,24 +164,17 @@ public sealed partial class TcpFreezer : IDisposable
     {
         options ??= new FreezerOptions();
         NamespacePins pins = NamespacePins.For(options);
-        string directory = pins.Directory;
         // In use before the pins are checked: an idle detach either finished before (no pins: the
         // error below) or sees this process and keeps everything.
         PinDirectoryUse? use = pins.TakeUse(options.LockTimeout);
         if (!pins.HasMaps)
         {
             use?.Dispose();
-            // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
-            if (NamespacePins.Unreadable(directory) is { } denied)
-                throw new TcpFreezeException("open the frozen set", denied);
-            string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
-                ? $"nothing is attached in {options.Namespace} (no pins in {directory})"
-                : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
-            throw new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
+            throw pins.WhyNoMaps(options);
         }
         try
         {
-            return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenMaps(), [], use: use)));
+            return Run(options, () => new TcpFreezer(options, pins, pins.OpenMaps(), [], use: use));
         }
         catch
         {
@@ -226,7 +200,7 @@ public sealed partial class TcpFreezer : IDisposable
     {
         options ??= new FreezerOptions();
         NamespacePins pins = NamespacePins.For(options);
-        return Routed(options, () => TcpFreezeException.Guard(() => pins.Inspect(options)));
+        return Run(options, () => pins.Inspect(options));
     }
 
     /// <summary>
@@ -243,7 +217,7 @@ public sealed partial class TcpFreezer : IDisposable
         options ??= new FreezerOptions();
         NamespacePins pins = NamespacePins.For(options);
         var unpinned = new List<string>();
-        return Routed(options, () => TcpFreezeException.Guard(() => new TcpFreezer(options, pins, pins.OpenForRecovery(options, unpinned), [], unpinned)));
+        return Run(options, () => new TcpFreezer(options, pins, pins.OpenForRecovery(options, unpinned), [], unpinned));
     }
 
     /// <summary>
@@ -283,29 +257,14 @@ public sealed partial class TcpFreezer : IDisposable
         if (l != Lease.Forever)
             deadline = LeaseDeadline(now, l);
 
-        return Record("freeze", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        return Run("freeze", operation =>
         {
             using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             // A freeze must hold on every interface, not only on those an earlier attach reached.
             List<string> covered = connectionKeys.Length + endpointKeys.Length == 0
                 ? []
                 : InterfaceAttacher.EnsureCovered(_options, _pins, _maps.Connections.MapId);
-            if (endpointKeys.Length > 0)
-                _maps.OpenEndpointGate();
-            FrozenSet<EndpointKey>.Insertion endpointInsert = _maps.Endpoints.Insert(endpointKeys, deadline, now, timing);
-            FrozenSet<ConnectionKey>.Insertion connectionInsert;
-            try
-            {
-                connectionInsert = _maps.Connections.Insert(connectionKeys, deadline, now, timing);
-                // A new freeze starts without a replay record (one left by an expired lease is stale).
-                if (connectionInsert.Created.Count > 0)
-                    _maps.DeleteReplays(connectionInsert.Created.ToArray());
-            }
-            catch
-            {
-                endpointInsert.RollBack();
-                throw;
-            }
+            var (connectionInsert, endpointInsert) = _maps.Insert(connectionKeys, endpointKeys, deadline, now, timing);
             var result = new FreezeResult(connectionInsert.Created.Count, endpointInsert.Created.Count, connectionInsert.StillFrozen(now) + endpointInsert.StillFrozen(now))
             {
                 ExpiredRemoved = connectionInsert.Swept + endpointInsert.Swept,
@@ -315,7 +274,7 @@ public sealed partial class TcpFreezer : IDisposable
             operation.Tag("tcpfreeze.endpoints", endpointKeys.Length);
             operation.Tag("tcpfreeze.already_frozen", result.AlreadyFrozen);
             return result;
-        }));
+        });
     }
 
     /// <summary>
@@ -337,14 +296,14 @@ public sealed partial class TcpFreezer : IDisposable
             throw new ArgumentOutOfRangeException(nameof(lease), lease, "A lease must be positive.");
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        return Record("renew", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        return Run("renew", operation =>
         {
             using PinLock pinLock = _pins.Lock(_options.LockTimeout);
             ulong now = Libc.MonotonicNanoseconds(), deadline = LeaseDeadline(now, lease);
             int renewed = _maps.Endpoints.Renew(endpointKeys, deadline, now) + _maps.Connections.Renew(connectionKeys, deadline, now);
             operation.Tag("tcpfreeze.renewed", renewed);
             return renewed;
-        }));
+        });
     }
 
     /// <summary>
@@ -446,7 +405,7 @@ public sealed partial class TcpFreezer : IDisposable
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() =>
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = Run("thaw", operation => TcpFreezeException.Guard(() =>
         {
             var missingConnections = new List<ConnectionKey>();
             TakenReplays replays;
@@ -479,7 +438,7 @@ public sealed partial class TcpFreezer : IDisposable
     {
         ThrowIfDisposed();
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
-            Record("thaw", PinDirectory, _options, operation => TcpFreezeException.Guard(() => ThawAllLocked(kick, operation)));
+            Run("thaw", operation => ThawAllLocked(kick, operation));
         return thawed with { Kick = Kick(released, replays, default) };
     }
 
@@ -597,7 +556,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <summary>The frozen connections with their drop counts and leases.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
-    public IReadOnlyList<FrozenConnection> ListConnections() => Live(() =>
+    public IReadOnlyList<FrozenConnection> ListConnections() => Run(() =>
     {
         ulong now = Libc.MonotonicNanoseconds();
         return _maps.Connections.ReadAll().Select(e => new FrozenConnection(e.Key, e.Value.Dropped, e.Value.Remaining(now))
@@ -640,7 +599,7 @@ public sealed partial class TcpFreezer : IDisposable
     {
         ThrowIfDisposed();
         ConnectionKey[] keys = Distinct(connections, nameof(connections));
-        return Live(() =>
+        return Run(() =>
         {
             var segments = new Dictionary<ConnectionKey, PeerSegment>();
             IKeyValueMap<ConnectionKey, ReplayRecord> map = local ? _maps.LocalReplay : _maps.Replay;
@@ -666,7 +625,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <summary>The frozen endpoints with their drop counts and leases.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
-    public IReadOnlyList<FrozenEndpoint> ListEndpoints() => Live(() =>
+    public IReadOnlyList<FrozenEndpoint> ListEndpoints() => Run(() =>
     {
         ulong now = Libc.MonotonicNanoseconds();
         return _maps.Endpoints.ReadAll().Select(e => new FrozenEndpoint(e.Key, e.Value.Dropped, e.Value.Remaining(now))).ToList();
@@ -675,7 +634,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <summary>Deletes entries whose lease has ended (the kernel already ignores them). Returns how many.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
-    public int RemoveExpired() => Live(() =>
+    public int RemoveExpired() => Run(() =>
     {
         using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
@@ -687,7 +646,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// <summary>Packet counters summed over CPUs, and how much is frozen.</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
-    public FreezerStatistics GetStatistics() => Routed(() => TcpFreezeException.Guard(_maps.ReadStatistics));
+    public FreezerStatistics GetStatistics() => Run(_maps.ReadStatistics);
 
     /// <summary>Detaches this namespace's programs and removes its pins (see the static <see cref="Detach(FreezerOptions?)"/>).</summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
@@ -709,7 +668,7 @@ public sealed partial class TcpFreezer : IDisposable
     public static DetachResult Detach(FreezerOptions? options = null)
     {
         options ??= new FreezerOptions();
-        return Record("detach", null, options, operation => TcpFreezeException.Guard(() =>
+        return Run(options, "detach", operation =>
         {
             // The pins are root's: to anyone else they look absent, and "nothing was attached" would be wrong.
             NamespacePins pins = NamespacePins.For(options);
@@ -718,7 +677,7 @@ public sealed partial class TcpFreezer : IDisposable
             using PinLock? pinLock = Directory.Exists(options.PinRoot) ? pins.Lock(options.LockTimeout) : null;
             operation.PinDirectory = pins.Directory;
             return DetachLocked(options, pins);
-        }));
+        });
     }
 
     /// <summary>
@@ -730,7 +689,7 @@ public sealed partial class TcpFreezer : IDisposable
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
-    public DetachResult? DetachIfIdle() => Routed(() => TcpFreezeException.Guard(() =>
+    public DetachResult? DetachIfIdle() => Run(() =>
     {
         using PinLock pinLock = _pins.Lock(_options.LockTimeout);
         ulong now = Libc.MonotonicNanoseconds();
@@ -746,7 +705,7 @@ public sealed partial class TcpFreezer : IDisposable
         using PinDirectoryUse? held = exclusive;
         using Telemetry.Operation operation = Telemetry.Start("detach", PinDirectory);
         return DetachLocked(_options, _pins);
-    }));
+    });
 
     private static DetachResult DetachLocked(FreezerOptions options, NamespacePins pins)
     {
@@ -774,17 +733,7 @@ public sealed partial class TcpFreezer : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero, nameof(lockTimeout));
         pinRoot ??= FreezerOptions.DefaultPinRoot;
         string root = Path.GetFullPath(pinRoot);
-        return TcpFreezeException.Guard(() =>
-        {
-            if (!Directory.Exists(root))
-                return new DeadNamespaceCleanup([], 0);
-            using PinLock pinLock = PinLock.Acquire(root, wait);
-            List<string> dead = DeadNamespacePins.DeadDirectories(root, DeadNamespacePins.LiveCookies());
-            int pins = 0;
-            foreach (string directory in dead)
-                pins += NamespacePins.At(directory).Remove();
-            return new DeadNamespaceCleanup(dead, pins);
-        });
+        return Run(libbpfLog: null, () => DeadNamespacePins.RemoveUnder(root, wait));
     }
 
     /// <summary>
@@ -807,12 +756,6 @@ public sealed partial class TcpFreezer : IDisposable
 
     /// <summary>The one disposal check: the public exception names this type, never an internal descriptor type.</summary>
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-
-    private T Live<T>(Func<T> work)
-    {
-        ThrowIfDisposed();
-        return TcpFreezeException.Guard(work);
-    }
 
     private static T[] Distinct<T>(IEnumerable<T> keys, string parameter) where T : struct, IEquatable<T>
     {

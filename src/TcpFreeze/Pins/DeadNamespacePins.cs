@@ -15,6 +15,19 @@ namespace TcpFreeze;
 /// </summary>
 internal static class DeadNamespacePins
 {
+    /// <summary>Removes, under the pin root's lock, the pins of every namespace under <paramref name="root"/> that is gone (see <see cref="TcpFreezer.RemoveDeadNamespaces"/>).</summary>
+    public static DeadNamespaceCleanup RemoveUnder(string root, TimeSpan lockTimeout)
+    {
+        if (!Directory.Exists(root))
+            return new DeadNamespaceCleanup([], 0);
+        using PinLock pinLock = PinLock.Acquire(root, lockTimeout);
+        List<string> dead = DeadDirectories(root, LiveCookies());
+        int pins = 0;
+        foreach (string directory in dead)
+            pins += NamespacePins.At(directory).Remove();
+        return new DeadNamespaceCleanup(dead, pins);
+    }
+
     /// <summary>The cookies of every network namespace reachable from this host's processes and mounts.</summary>
     public static HashSet<ulong> LiveCookies()
     {

@@ -59,6 +59,18 @@ internal sealed class NamespacePins
         return true;
     }
 
+    /// <summary>Why a freezer cannot be opened here when <see cref="HasMaps"/> is false: the pins unreadable, bpffs not mounted, or nothing attached.</summary>
+    public TcpFreezeException WhyNoMaps(FreezerOptions options)
+    {
+        // The pins are root's (mode 0700): to anyone else they look absent, which is not "nothing is attached".
+        if (Unreadable(Directory) is { } denied)
+            return new TcpFreezeException("open the frozen set", denied);
+        string why = BpfFs.IsBpfFs(BpfFs.DefaultMountPoint) || !options.PinRoot.StartsWith(BpfFs.DefaultMountPoint, StringComparison.Ordinal)
+            ? $"nothing is attached in {options.Namespace} (no pins in {Directory})"
+            : $"bpffs is not mounted on {BpfFs.DefaultMountPoint}, so no TcpFreeze state exists";
+        return new TcpFreezeException("open the frozen set", why, remedy: TcpFreezeRemedy.Attach);
+    }
+
     /// <summary>
     /// Why this process cannot see what is in <paramref name="path"/> (a pin root or a pin
     /// directory), or null. The deepest folder of the path that this process can see is

@@ -73,6 +73,41 @@ public sealed class FreezerMapsTests
     }
 
     [Fact]
+    public void A_freeze_whose_connections_fail_leaves_no_endpoint_frozen()
+    {
+        var maps = new Maps();
+        var kept = EndpointKey.Parse("198.18.0.1:443");
+        maps.Endpoints.Update(kept, new FreezeEntry { Dropped = 3 });
+        maps.Connections.FailBatchWith = TcpFreeze.Native.Errnos.ENOMEM;
+        using FreezerMaps opened = maps.Open();
+
+        Assert.Throws<TcpFreezeException>(() => opened.Insert([Key(0), Key(1)], [EndpointKey.Parse("198.18.0.1:80"), kept], 0, 1, FreezeTiming.Now));
+
+        Assert.Equal([kept], maps.Endpoints.Elements.Keys);
+        Assert.Equal(3UL, maps.Endpoints.Elements[kept].Dropped);
+        Assert.True(maps.Connections.IsEmpty());
+    }
+
+    [Fact]
+    public void A_new_connection_starts_without_the_replay_record_an_earlier_freeze_left()
+    {
+        var maps = new Maps();
+        maps.Replay.Update(Key(0), new ReplayRecord { RecordedNs = 1 });
+        maps.LocalReplay.Update(Key(0), new ReplayRecord { RecordedNs = 1 });
+        maps.Replay.Update(Key(1), new ReplayRecord { RecordedNs = 2 });
+        maps.Connections.Update(Key(1), new FreezeEntry());
+        using FreezerMaps opened = maps.Open();
+
+        var (connections, endpoints) = opened.Insert([Key(0), Key(1)], [], 0, 1, FreezeTiming.Now);
+
+        Assert.Equal([Key(0)], connections.Created);
+        Assert.Empty(endpoints.Created);
+        Assert.Equal([Key(1)], maps.Replay.Elements.Keys); // still frozen: its record is current
+        Assert.True(maps.LocalReplay.IsEmpty());
+        Assert.False(maps.Config.TryLookup(0, out _)); // no endpoint: the gate was not touched
+    }
+
+    [Fact]
     public void Disposing_the_maps_releases_every_one_of_them()
     {
         var maps = new Maps();
