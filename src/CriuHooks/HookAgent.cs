@@ -213,7 +213,7 @@ internal static class HookAgent
                 var afterAnswer = new List<Func<string>>();
                 int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false, afterAnswer);
                 // In the order the steps ran (taken before CRIU has the answer, so before its next step can start): a
-                // migration's post-resume detach never overtakes its pre-resume kick, which reads the maps.
+                // migration's post-resume detach comes after its pre-resume kick, and the agent's log reads in step order.
                 using AfterAnswerTurn turn = AfterAnswerTurn.Take(afterAnswer.Count > 0);
                 try
                 {

@@ -264,34 +264,19 @@ public static class TcpFreezeHook
         if (manifest.OwnNetworkNamespace)
             return 0;
         phases.Mark("read");
-        TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
+        using TcpFreezer freezer = TcpFreezer.Open(context.Settings.ToFreezerOptions());
         ThawResult result;
         string later = "";
         if (context.Settings.Kick && context.AfterAnswer is { } afterAnswer)
         {
-            // The agent thaws now and does the rest once CRIU has this answer, while the tasks run again: which
-            // connections were restored (for what another host sent along), the segments the programs kept, the kick.
-            // The freezer stays open for it: the kept segments are read from its maps.
-            PendingKick kick;
-            try
-            {
-                (result, kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys());
-            }
-            catch
-            {
-                freezer.Dispose();
-                throw;
-            }
+            // The agent thaws now (taking the segments the programs kept) and does the rest once CRIU has this answer,
+            // while the tasks run again: which connections were restored (for what another host sent along) and the kick.
+            (result, PendingKick kick) = freezer.ThawAndHoldKick(manifest.ConnectionKeys(), manifest.EndpointKeys());
             afterAnswer.Add(() =>
             {
-                KickResult sent;
-                using (freezer)
-                {
-                    (Dictionary<ConnectionKey, uint>? peers, Dictionary<ConnectionKey, PeerSegment>? segments, Dictionary<ConnectionKey, PeerSegment>? localSegments) =
-                        RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
-                    sent = kick.Send(peers, segments, localSegments);
-                }
-                return KickReport(sent) is { Length: > 0 } report
+                (Dictionary<ConnectionKey, uint>? peers, Dictionary<ConnectionKey, PeerSegment>? segments, Dictionary<ConnectionKey, PeerSegment>? localSegments) =
+                    RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
+                return KickReport(kick.Send(peers, segments, localSegments)) is { Length: > 0 } report
                     ? $"pre-resume (CRIU {context.CriuPid}): {report.TrimStart(';', ' ')}"
                     : $"pre-resume (CRIU {context.CriuPid}): no connection needed the resume kick";
             });
@@ -300,16 +285,13 @@ public static class TcpFreezeHook
         }
         else
         {
-            using (freezer)
-            {
-                Dictionary<ConnectionKey, uint>? peers = null;
-                Dictionary<ConnectionKey, PeerSegment>? segments = null, localSegments = null;
-                if (context.Settings.Kick)
-                    (peers, segments, localSegments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
-                phases.Mark("peers");
-                result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments, localSegments);
-                phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
-            }
+            Dictionary<ConnectionKey, uint>? peers = null;
+            Dictionary<ConnectionKey, PeerSegment>? segments = null, localSegments = null;
+            if (context.Settings.Kick)
+                (peers, segments, localSegments) = RestoredOnly(manifest.PeerSequenceKeys(), manifest.PeerSegmentKeys(), manifest.LocalSegmentKeys());
+            phases.Mark("peers");
+            result = freezer.Thaw(manifest.ConnectionKeys(), manifest.EndpointKeys(), context.Settings.Kick, peers, segments, localSegments);
+            phases.Mark(context.Settings.Kick ? "thaw and kick" : "thaw");
         }
         int missing = result.NotFrozenConnections.Count + result.NotFrozenEndpoints.Count;
         HookStateStore.TryRemove(HookStateStore.RestoreStatePath(context.CriuPid));

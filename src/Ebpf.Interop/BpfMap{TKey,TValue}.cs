@@ -98,7 +98,9 @@ public sealed unsafe class BpfMap<TKey, TValue> : IDisposable where TKey : unman
     {
         RefusePerCpu(nameof(LookupAll));
         var result = new List<KeyValuePair<TKey, TValue>>();
-        int chunk = (int)Math.Clamp(Info.MaxEntries, 64u, 4096u);
+        // Up to 4,096 elements a call, within a buffer of about 256 KiB: a map of 2 KiB values reads ~120 a call
+        // instead of allocating 8 MiB for 4,096.
+        int chunk = (int)Math.Clamp(Math.Min(Info.MaxEntries, (uint)(256 * 1024 / (sizeof(TKey) + sizeof(TValue)))), 16u, 4096u);
         var keys = new TKey[chunk];
         var values = new TValue[chunk];
         ulong inBatch = 0, outBatch = 0;

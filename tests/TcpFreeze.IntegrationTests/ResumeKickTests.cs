@@ -163,7 +163,7 @@ public sealed class ResumeKickTests
     }
 
     [RootFact]
-    public void A_held_kick_replays_the_segment_the_programs_kept_when_it_is_sent_and_takes_it_once()
+    public void A_held_kick_replays_the_segment_the_thaw_took_when_it_is_sent_and_only_once()
     {
         using var network = TestNetwork.Create();
         network.SettleNeighbours();
@@ -178,7 +178,8 @@ public sealed class ResumeKickTests
             Thread.Sleep(500); // the first transmission and a retransmission are dropped; the programs keep the last
             (ThawResult thawed, PendingKick kick) = freezer.ThawAndHoldKick([pair.ServerView]);
             Assert.Equal(1, thawed.ConnectionsThawed);
-            // The thaw left the kept segment in the maps: the kick reads it when it is sent.
+            // The thaw took the kept segment from the maps; the kick replays it when it is sent, not before.
+            Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromMilliseconds(100)), "the kept segment arrived before the held kick was sent");
             KickResult sent = kick.Send();
             Assert.Equal(1, sent.SegmentsReplayed);
             Assert.True(TcpPair.Readable(pair.Server, KickBound), "the replayed segment did not reach the server at once");

@@ -3,8 +3,7 @@ namespace TcpFreeze;
 /// <summary>
 /// A resume kick a thaw prepared and did not send (<see cref="TcpFreezer.ThawAndHoldKick"/>): the ICMP messages
 /// and the replay of the segments the programs kept for the connections it released. Send it once, soon: the peers'
-/// back-off keeps growing meanwhile, and the kept segments wait in the freezer's maps until it is sent. Not
-/// thread-safe: one caller sends it.
+/// back-off keeps growing meanwhile. Not thread-safe: one caller sends it.
 /// </summary>
 public sealed class PendingKick
 {

@@ -341,19 +341,18 @@ public sealed partial class TcpFreezer : IDisposable
     {
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick, peerSequences);
         // The kick is its own operation, after the thaw's span: it only sends.
-        return thawed with { Kick = Kick(released, replays, new Resume.SegmentsFromElsewhere(peerSegments, localSegments)) };
+        return thawed with { Kick = Resume.ThawKick.Send(_options.Namespace, PinDirectory, released, replays, new Resume.SegmentsFromElsewhere(peerSegments, localSegments)) };
     }
 
     /// <summary>
     /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the segments the programs
-    /// kept) to the caller: <see cref="PendingKick.Send()"/> sends it when the caller's latency-critical part is done.
-    /// CRIU's agent answers pre-resume first, so that the tasks run again before thousands of kick messages go out.
-    /// The segments this host's programs kept are read and removed when the kick is sent, not inside the thaw: keep
-    /// this freezer open until then (a kick sent after <see cref="Dispose"/> sends the ICMP messages and the segments it
-    /// was given, and the kept ones stay in the maps until the next freeze of those connections or
-    /// <see cref="ThawAll"/>). What a restore on another host brought (<paramref name="peerSequences"/>,
-    /// <paramref name="peerSegments"/>, <paramref name="localSegments"/>, as in <see cref="Thaw"/>) may be given here or,
-    /// so that finding it is off the critical path too, to <see cref="PendingKick.Send(IReadOnlyDictionary{ConnectionKey, uint}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?)"/>.
+    /// kept, taken from the maps by the thaw) to the caller: <see cref="PendingKick.Send()"/> sends it when the caller's
+    /// latency-critical part is done. CRIU's agent answers pre-resume first, so that the tasks run again before
+    /// thousands of kick messages go out. The kick needs this freezer's namespace only, not its maps: it may be sent
+    /// after the freezer is disposed. What a restore on another host brought (<paramref name="peerSequences"/>,
+    /// <paramref name="peerSegments"/>, <paramref name="localSegments"/>, as in <see cref="Thaw"/>) may be given here
+    /// or, so that finding it is off the critical path too, to
+    /// <see cref="PendingKick.Send(IReadOnlyDictionary{ConnectionKey, uint}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?)"/>.
     /// </summary>
     /// <exception cref="ObjectDisposedException">This freezer was disposed or detached.</exception>
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
@@ -362,45 +361,20 @@ public sealed partial class TcpFreezer : IDisposable
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null,
         IReadOnlyDictionary<ConnectionKey, PeerSegment>? localSegments = null)
     {
-        ConnectionKey[] keys = Distinct(connections, nameof(connections));
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, _) = ThawKeys(keys, endpoints, kick: true, peerSequences, takeReplays: false);
-        ulong thawedAt = Libc.MonotonicNanoseconds();
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
+        NetworkNamespace ns = _options.Namespace;
+        string pinDirectory = PinDirectory;
         return (thawed, new PendingKick((laterSequences, laterPeerSegments, laterLocalSegments) =>
         {
             if (laterSequences is not null)
-                WithPeerSequences(released, laterSequences);
-            TakenReplays replays = TakeReplaysAfterThaw(keys, released, thawedAt);
-            return Kick(released, replays, new Resume.SegmentsFromElsewhere(laterPeerSegments ?? peerSegments, laterLocalSegments ?? localSegments));
+                Resume.ThawKick.WithPeerSequences(released, laterSequences);
+            return Resume.ThawKick.Send(ns, pinDirectory, released, replays,
+                new Resume.SegmentsFromElsewhere(laterPeerSegments ?? peerSegments, laterLocalSegments ?? localSegments));
         }));
     }
 
-    /// <summary>
-    /// The segments the programs kept for connections a held kick's thaw released, read and removed under the pin
-    /// lock; none when this freezer is gone or the lock is not to be had (the kick then goes without them). A record
-    /// made after the thaw belongs to a later freeze of the connection (one that began between the thaw and the kick)
-    /// and is not replayed.
-    /// </summary>
-    private TakenReplays TakeReplaysAfterThaw(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, ulong thawedAt)
-    {
-        if (Volatile.Read(ref _disposed) != 0 || released.Count == 0)
-            return TakenReplays.None;
-        try
-        {
-            using (_pins.Lock(_options.LockTimeout))
-            {
-                ThrowIfDisposed();
-                return TakeReplays(keys, released, madeBefore: thawedAt);
-            }
-        }
-        catch (Exception e) when (e is TcpFreezeException or ObjectDisposedException or TcpFreeze.Native.NativeCallException)
-        {
-            return TakenReplays.None;
-        }
-    }
-
     private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays) ThawKeys(
-        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences,
-        bool takeReplays = true)
+        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
     {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
@@ -417,13 +391,13 @@ public sealed partial class TcpFreezer : IDisposable
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
                     : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
-                replays = takeReplays ? TakeReplays(connectionKeys, released) : TakenReplays.None;
+                replays = Resume.ThawKick.TakeReplays(_maps, connectionKeys, released);
                 endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
                 if (endpointsThawed > 0)
                     _maps.CloseEndpointGateIfEmpty();
             }
             if (peerSequences is not null)
-                WithPeerSequences(released, peerSequences);
+                Resume.ThawKick.WithPeerSequences(released, peerSequences);
             operation.Tag("tcpfreeze.connections", connectionsThawed);
             operation.Tag("tcpfreeze.endpoints", endpointsThawed);
             return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released, replays);
@@ -439,7 +413,7 @@ public sealed partial class TcpFreezer : IDisposable
         ThrowIfDisposed();
         (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
             Run("thaw", operation => ThawAllLocked(kick, operation));
-        return thawed with { Kick = Kick(released, replays, default) };
+        return thawed with { Kick = Resume.ThawKick.Send(_options.Namespace, PinDirectory, released, replays, default) };
     }
 
     private (ThawResult, List<(ConnectionKey, FreezeEntry)>, TakenReplays) ThawAllLocked(bool kick, Telemetry.Operation operation)
@@ -452,97 +426,13 @@ public sealed partial class TcpFreezer : IDisposable
             ConnectionKey[] all = _maps.Connections.ReadAll().Select(e => e.Key).ToArray();
             connections = kick ? _maps.Connections.Release(all, [], released) : _maps.Connections.DeletePresent(all);
             // Records of keys no longer frozen (an ended lease) go too: ThawAll leaves nothing behind.
-            replays = TakeReplays([.. all.Union(_maps.Replay.GetKeys()).Union(_maps.LocalReplay.GetKeys())], released);
+            replays = Resume.ThawKick.TakeReplays(_maps, [.. all.Union(_maps.Replay.GetKeys()).Union(_maps.LocalReplay.GetKeys())], released);
             endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
             _maps.CloseEndpointGateIfEmpty();
         }
         operation.Tag("tcpfreeze.connections", connections);
         operation.Tag("tcpfreeze.endpoints", endpoints);
         return (new ThawResult(connections, endpoints, [], []), released, replays);
-    }
-
-    /// <summary>
-    /// Deletes the replay records of thawed keys and keeps those of the connections this thaw
-    /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
-    /// during the freeze being released, not before it.
-    /// </summary>
-    private TakenReplays TakeReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, ulong madeBefore = ulong.MaxValue)
-    {
-        if (released.Count == 0)
-            return _maps.TakeReplays(keys, _ => false);
-        Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
-        TakenReplays taken = _maps.TakeReplays(keys, entries.ContainsKey);
-        foreach (Dictionary<ConnectionKey, ReplayRecord> records in new[] { taken.Peer, taken.Local })
-            foreach ((ConnectionKey key, ReplayRecord record) in records.ToArray())
-                if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs || record.RecordedNs > madeBefore)
-                    records.Remove(key);
-        return taken;
-    }
-
-    /// <summary>
-    /// Fills in the peer's sequence number from elsewhere for released entries whose peer this
-    /// host saw no data from. How long the peer has backed off is not known here, so it gets the
-    /// most messages a direction gets (each one beyond its back-off changes nothing).
-    /// </summary>
-    private static void WithPeerSequences(List<(ConnectionKey Key, FreezeEntry Entry)> released, IReadOnlyDictionary<ConnectionKey, uint> peerSequences)
-    {
-        for (int i = 0; i < released.Count; i++)
-        {
-            (ConnectionKey key, FreezeEntry entry) = released[i];
-            if (entry.RemoteDataDrops != 0 || !peerSequences.TryGetValue(key, out uint sequence))
-                continue;
-            released[i] = (key, entry.WithRemoteSequence(sequence, Resume.ResumeKick.MaxPacketsPerDirection));
-        }
-    }
-
-    /// <summary>Sends the resume kick for connections a thaw released (after the pin lock is let go: it only sends).</summary>
-    private KickResult Kick(List<(ConnectionKey Key, FreezeEntry Entry)> released, TakenReplays replays, Resume.SegmentsFromElsewhere elsewhere)
-    {
-        if (released.Count == 0)
-            return KickResult.None;
-        List<Resume.ReplayPacket> replay = Resume.SegmentReplay.Plan(released, replays, elsewhere);
-        Resume.KickPlan plan = Resume.ResumeKick.Plan(released,
-            replay.Count == 0 ? null : replay.Where(r => !r.ToPeer).Select(r => r.Key).ToHashSet(),
-            replay.Count == 0 ? null : replay.Where(r => r.ToPeer).Select(r => r.Key).ToHashSet());
-        if (plan.Messages.Count == 0 && replay.Count == 0)
-            return KickResult.None;
-        using Telemetry.Operation operation = Telemetry.Start("kick", PinDirectory);
-        // The ICMP messages first, the replay right after (microseconds apart): a peer that gets
-        // the message meets it while still backing off, as without the replay, so what it sees
-        // (one error with IP_RECVERR) does not depend on which arrives first; the replay's ACK
-        // then reaches every peer, ICMP or not. A replayed segment the receiver has meanwhile
-        // had from its sender's own retransmission is a duplicate its stack drops.
-        Resume.ReplayOutcome Replay()
-        {
-            Resume.ReplayOutcome outcome = replay.Count == 0 ? default : Resume.SegmentReplay.Send(_options.Namespace, replay);
-            operation.Tag("tcpfreeze.replay.segments", outcome.PeerSegments);
-            operation.Tag("tcpfreeze.replay.local_segments", outcome.LocalSegments);
-            return outcome;
-        }
-        KickResult result = KickResult.None;
-        if (plan.Messages.Count > 0)
-        {
-            try
-            {
-                result = Resume.ResumeKick.Send(_options.Namespace, plan);
-                operation.Tag("tcpfreeze.kick.messages", result.PacketsSent);
-                Telemetry.KickMessages.Add(result.PacketsSent, new KeyValuePair<string, object?>(TcpFreezeTelemetry.PinDirectoryTag, PinDirectory));
-            }
-            catch (Exception e) when (e is TcpFreezeException or System.Net.Sockets.SocketException)
-            {
-                // The thaw is done; a kick that cannot be sent must not make it look failed.
-                operation.Fail(e);
-                result = new KickResult(0, 0, plan.Messages.Count) { Error = e.Message };
-            }
-        }
-        Resume.ReplayOutcome replayed = Replay();
-        return result with
-        {
-            SegmentsReplayed = replayed.PeerSegments,
-            LocalSegmentsReplayed = replayed.LocalSegments,
-            ReplayFailed = replayed.Failed,
-            Error = result.Error ?? replayed.Error,
-        };
     }
 
     /// <summary>
@@ -607,7 +497,7 @@ public sealed partial class TcpFreezer : IDisposable
                 return segments;
             foreach (ConnectionKey key in keys)
             {
-                // As a thaw keeps them (TakeReplays): only a record of the freeze in force.
+                // As a thaw keeps them (ThawKick.TakeReplays): only a record of the freeze in force.
                 if (_maps.Connections.TryLookup(key, out FreezeEntry entry) && entry.FirstDropNs != 0
                     && map.TryLookup(key, out ReplayRecord record) && record.RecordedNs >= entry.FirstDropNs)
                 {
