@@ -68,54 +68,11 @@ internal static unsafe class DescriptorScan
                 return; // the thread exited
             throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
         }
-
-        byte[] entries = ArrayPool<byte>.Shared.Rent(DirectoryBufferSize);
         byte* target = stackalloc byte[LinkBufferSize];
-        try
-        {
-            fixed (byte* buffer = entries)
-            {
-                // Each call returns at least one entry until the end, so this ends; the
-                // bound only guards against a directory that never stops growing.
-                for (int calls = 0; calls < 1_000_000; calls++)
-                {
-                    nint length = Libc.getdents64(directory, buffer, (nuint)entries.Length);
-                    if (length == 0)
-                        return;
-                    if (length < 0)
-                    {
-                        int errno = Marshal.GetLastPInvokeError();
-                        if (errno is Errnos.ENOENT or Errnos.ESRCH)
-                            return; // the thread exited while its table was read
-                        if (errno == Errnos.EINTR)
-                            continue;
-                        throw DescriptorsUnreadable(fdDirectory, pid, errno, operation);
-                    }
-                    for (nint offset = 0; offset < length;)
-                    {
-                        byte* record = buffer + offset;
-                        ushort recordLength = *(ushort*)(record + Libc.DirentLengthOffset);
-                        if (recordLength == 0)
-                            break;
-                        offset += recordLength;
-                        byte* name = record + Libc.DirentNameOffset;
-                        if (name[0] == (byte)'.')
-                            continue; // "." and ".."; descriptor names are digits
-                        nint linkLength = Libc.readlinkat(directory, name, target, LinkBufferSize);
-                        if (linkLength > 0 && linkLength < LinkBufferSize
-                            && TryParseSocketInode(new ReadOnlySpan<byte>(target, (int)linkLength), out ulong inode)
-                            && inodes.Add(inode) && holders is not null
-                            && int.TryParse(new ReadOnlySpan<byte>(name, NameLength(name)), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
-                            holders[inode] = (pid, fd);
-                        // < 0: closed meanwhile (ENOENT)
-                    }
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(entries);
-        }
+        var sockets = new SocketLinks { Pid = pid, Inodes = inodes, Holders = holders, Target = target };
+        int failed = VisitEntries(directory, ref sockets);
+        if (failed is not (0 or Errnos.ENOENT or Errnos.ESRCH)) // ENOENT, ESRCH: the thread exited while its table was read
+            throw DescriptorsUnreadable(fdDirectory, pid, failed, operation);
     }
 
     /// <summary>
@@ -127,22 +84,41 @@ internal static unsafe class DescriptorScan
         using FileDescriptorHandle directory = Libc.open(Path.Combine(ProcessTree.PathOf(procRoot, pid), "fd"), Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (directory.IsInvalid)
             return 0;
+        var counter = new Counter();
+        VisitEntries(directory, ref counter);
+        return counter.Count;
+    }
+
+    /// <summary>What is done with each entry of a descriptor table: its name (digits, NUL-terminated) during the call.</summary>
+    private interface IEntryVisitor
+    {
+        void Visit(FileDescriptorHandle directory, byte* name);
+    }
+
+    /// <summary>
+    /// Lists a descriptor table with getdents64 and hands every descriptor's entry to <paramref name="visitor"/>.
+    /// Returns 0 at the end, or the errno of a listing that failed (ENOENT or ESRCH: the task exited meanwhile).
+    /// </summary>
+    private static int VisitEntries<TVisitor>(FileDescriptorHandle directory, ref TVisitor visitor) where TVisitor : struct, IEntryVisitor
+    {
         byte[] entries = ArrayPool<byte>.Shared.Rent(DirectoryBufferSize);
-        int count = 0;
         try
         {
             fixed (byte* buffer = entries)
             {
+                // Each call returns at least one entry until the end, so this ends; the
+                // bound only guards against a directory that never stops growing.
                 for (int calls = 0; calls < 1_000_000; calls++)
                 {
                     nint length = Libc.getdents64(directory, buffer, (nuint)entries.Length);
                     if (length == 0)
-                        break;
+                        return 0;
                     if (length < 0)
                     {
-                        if (Marshal.GetLastPInvokeError() == Errnos.EINTR)
+                        int errno = Marshal.GetLastPInvokeError();
+                        if (errno == Errnos.EINTR)
                             continue;
-                        break;
+                        return errno;
                     }
                     for (nint offset = 0; offset < length;)
                     {
@@ -151,17 +127,45 @@ internal static unsafe class DescriptorScan
                         if (recordLength == 0)
                             break;
                         offset += recordLength;
-                        if (record[Libc.DirentNameOffset] != (byte)'.')
-                            count++;
+                        byte* name = record + Libc.DirentNameOffset;
+                        if (name[0] != (byte)'.') // "." and ".."; descriptor names are digits
+                            visitor.Visit(directory, name);
                     }
                 }
+                return 0;
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(entries);
         }
-        return count;
+    }
+
+    /// <summary>Reads each descriptor's link and keeps the socket inodes (and, when asked, who holds each).</summary>
+    private struct SocketLinks : IEntryVisitor
+    {
+        public int Pid;
+        public HashSet<ulong> Inodes;
+        public Dictionary<ulong, (int Pid, int Fd)>? Holders;
+        public byte* Target; // LinkBufferSize bytes
+
+        public void Visit(FileDescriptorHandle directory, byte* name)
+        {
+            nint linkLength = Libc.readlinkat(directory, name, Target, LinkBufferSize);
+            if (linkLength > 0 && linkLength < LinkBufferSize
+                && TryParseSocketInode(new ReadOnlySpan<byte>(Target, (int)linkLength), out ulong inode)
+                && Inodes.Add(inode) && Holders is not null
+                && int.TryParse(new ReadOnlySpan<byte>(name, NameLength(name)), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
+                Holders[inode] = (Pid, fd);
+            // < 0: closed meanwhile (ENOENT)
+        }
+    }
+
+    private struct Counter : IEntryVisitor
+    {
+        public int Count;
+
+        public void Visit(FileDescriptorHandle directory, byte* name) => Count++;
     }
 
     private static TcpFreezeException DescriptorsUnreadable(string fdDirectory, int pid, int errno, string operation)
