@@ -34,23 +34,14 @@ public sealed class CriuConfigCliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("runc")]
-    [InlineData("podman")]
-    public void Printing_for_runc_and_podman_names_runc_conf(string engine)
+    [InlineData("runc", "runc.conf")]
+    [InlineData("podman", "runc.conf")]
+    [InlineData("criu", "default.conf")]
+    [InlineData("lxc", "default.conf")] // lxc-checkpoint runs CRIU itself with no configuration file of its own
+    public void Printing_for_an_engine_names_the_file_it_reads(string engine, string file)
     {
         CliResult result = Run("--engine", engine, "--hook", _hook).Succeeds();
-        Assert.StartsWith($"# for {ConfigFile("runc.conf")} ", result.Output);
-        Assert.Contains($"action-script {_hook}\n", result.Output);
-    }
-
-    [Theory]
-    [InlineData("criu")]
-    [InlineData("lxc")]
-    public void Printing_for_criu_and_lxc_names_default_conf(string engine)
-    {
-        // lxc-checkpoint runs CRIU itself with no configuration file of its own: CRIU reads default.conf.
-        CliResult result = Run("--engine", engine, "--hook", _hook).Succeeds();
-        Assert.StartsWith($"# for {ConfigFile("default.conf")} ", result.Output);
+        Assert.StartsWith($"# for {ConfigFile(file)} ", result.Output);
         Assert.Contains($"action-script {_hook}\n", result.Output);
     }
 
