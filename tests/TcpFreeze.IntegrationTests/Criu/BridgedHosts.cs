@@ -6,7 +6,8 @@ namespace TcpFreeze.Tests.Criu;
 /// <summary>
 /// Two "hosts" (namespaces hostA and hostB) joined to a client namespace through a
 /// bridge in it: client 198.18.S.1, hostA 198.18.S.11, hostB 198.18.S.12, and a
-/// service address 198.18.S.10 that starts on hostA and can move to hostB.
+/// service address 198.18.S.10 that starts on hostA and can move to hostB; in IPv6 the same
+/// with 2001:db8:S::1, ::11, ::12 and ::10.
 /// </summary>
 public sealed class BridgedHosts : IDisposable
 {
@@ -25,6 +26,13 @@ public sealed class BridgedHosts : IDisposable
     public string HostB { get; }
     public int Subnet { get; }
     public IPAddress Service => IPAddress.Parse($"198.18.{Subnet}.10");
+
+    /// <summary>The service address in IPv6 (2001:db8:S::10), which moves with the IPv4 one.</summary>
+    public IPAddress Service6 => IPAddress.Parse($"2001:db8:{Subnet}::10");
+
+    /// <summary>The service address of <paramref name="family"/>.</summary>
+    public IPAddress ServiceOf(System.Net.Sockets.AddressFamily family)
+        => family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? Service6 : Service;
 
     public static BridgedHosts Create()
     {
@@ -51,6 +59,8 @@ public sealed class BridgedHosts : IDisposable
         }
         Run.Checked("ip", "-n", Client, "link", "add", "br0", "type", "bridge");
         Run.Checked("ip", "-n", Client, "addr", "add", $"198.18.{Subnet}.1/24", "dev", "br0");
+        // IPv6 beside it, without duplicate address detection, so every address works at once.
+        Run.Checked("ip", "-n", Client, "addr", "add", $"2001:db8:{Subnet}::1/64", "dev", "br0", "nodad");
         Run.Checked("ip", "-n", Client, "link", "set", "br0", "up");
         foreach ((string host, string port, int address) in new[] { (HostA, "pa", 11), (HostB, "pb", 12) })
         {
@@ -58,13 +68,19 @@ public sealed class BridgedHosts : IDisposable
             Run.Checked("ip", "-n", Client, "link", "set", port, "master", "br0");
             Run.Checked("ip", "-n", Client, "link", "set", port, "up");
             Run.Checked("ip", "-n", host, "addr", "add", $"198.18.{Subnet}.{address}/24", "dev", "eth0");
+            Run.Checked("ip", "-n", host, "addr", "add", $"2001:db8:{Subnet}::{address}/64", "dev", "eth0", "nodad");
             Run.Checked("ip", "-n", host, "link", "set", "eth0", "up");
         }
         Run.Checked("ip", "-n", HostA, "addr", "add", $"{Service}/24", "dev", "eth0");
+        Run.Checked("ip", "-n", HostA, "addr", "add", $"{Service6}/64", "dev", "eth0", "nodad");
     }
 
-    /// <summary>Removes the service address from hostA (after the dump).</summary>
-    public void RemoveServiceFromHostA() => Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service}/24", "dev", "eth0");
+    /// <summary>Removes the service addresses from hostA (after the dump).</summary>
+    public void RemoveServiceFromHostA()
+    {
+        Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service}/24", "dev", "eth0");
+        Run.Checked("ip", "-n", HostA, "addr", "del", $"{Service6}/64", "dev", "eth0");
+    }
 
     /// <summary>
     /// An action script for the restore on hostB that adds the service address at
@@ -79,7 +95,9 @@ public sealed class BridgedHosts : IDisposable
             #!/bin/sh
             [ "$CRTOOLS_SCRIPT_ACTION" = pre-restore ] || exit 0
             ip addr add {Service}/24 dev eth0 || exit 1
+            ip addr add {Service6}/64 dev eth0 nodad || exit 1
             ip -n {Client} neigh flush dev br0
+            ip -6 -n {Client} neigh flush dev br0
             """.Replace("\r", ""));
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;

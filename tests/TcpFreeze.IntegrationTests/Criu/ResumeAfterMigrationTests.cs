@@ -177,15 +177,18 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// of the manifest before the restore: the replies then wait for the restored sockets' own 1 s timer.
     /// </summary>
     [RootTheory]
-    [InlineData(5, true)]
-    [InlineData(30, true)]
-    [InlineData(5, false)]
-    public async Task Across_two_hosts_replies_and_requests_the_freeze_caught_reach_clients_that_drop_ICMP_at_once(int copySeconds, bool localSegmentsInManifest)
+    [InlineData(5, true, 4)]
+    [InlineData(30, true, 4)]
+    [InlineData(5, false, 4)]
+    [InlineData(5, true, 6)]
+    [InlineData(30, true, 6)]
+    public async Task Across_two_hosts_replies_and_requests_the_freeze_caught_reach_clients_that_drop_ICMP_at_once(int copySeconds, bool localSegmentsInManifest, int ipVersion)
     {
         using var hosts = BridgedHosts.Create();
         using var pins = new PinRoot();
         TestNetwork.DropIcmpUnreachable(hosts.Client);
-        var endpoint = new System.Net.IPEndPoint(hosts.Service, 7000);
+        var endpoint = new System.Net.IPEndPoint(
+            hosts.ServiceOf(ipVersion == 6 ? System.Net.Sockets.AddressFamily.InterNetworkV6 : System.Net.Sockets.AddressFamily.InterNetwork), 7000);
         using DumpableServer server = EchoServer.Start(hosts.HostA, _work, endpoint);
         await using ClientLoad load = ClientLoad.Echo(NetworkNamespace.Named(hosts.Client), endpoint, Connections, TimeSpan.FromMilliseconds(25));
         Assert.True(load.WaitForProgress(_ => 3, TimeSpan.FromSeconds(30)), string.Join("; ", load.Failures.Take(5)));
@@ -248,7 +251,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
             (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those in the manifest",
                 replies.Concat(requests).Select(c => following[c.Id]));
-            string summary = $"across hosts, {copySeconds} s copy, clients drop ICMP, manifest: {(localSegmentsInManifest ? localSegments.Count : 0)} local and " +
+            string summary = $"across hosts, IPv{ipVersion}, {copySeconds} s copy, clients drop ICMP, manifest: {(localSegmentsInManifest ? localSegments.Count : 0)} local and " +
                              $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}; {otherSummary}; {nextSummary}";
             output.WriteLine(summary);
 
@@ -327,7 +330,10 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     {
         var lag = new TimeSpan?[load.Connections.Count];
         var clock = Stopwatch.StartNew();
-        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
+        // Up to a minute: a connection the manifest carries nothing for (a request that reached the dump host after
+        // post-dump) waits for its client's own backed-off timer, which after a 30 s copy can be 25 s away. Those are
+        // reported, not bounded; the bounds the tests assert are on the returned lags.
+        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(60))
         {
             foreach (ClientLoad.Connection c in load.Connections)
                 if (lag[c.Id] is null && c.FirstAnsweredAfter(dumped) is { } held
@@ -335,7 +341,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
                     lag[c.Id] = exchange.Replied <= restored ? TimeSpan.Zero : Stopwatch.GetElapsedTime(restored, exchange.Replied);
             Thread.Sleep(1);
         }
-        Assert.True(lag.All(l => l is not null), $"{lag.Count(l => l is null)} connections had no answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
+        Assert.True(lag.All(l => l is not null), $"{lag.Count(l => l is null)} connections had no answer within 60 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
         return lag.Select(l => l!.Value).ToArray();
     }
 
@@ -575,7 +581,10 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         int count = load.Connections.Count;
         var lag = new TimeSpan?[count];
         var clock = Stopwatch.StartNew();
-        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(20))
+        // Up to a minute: a connection the manifest carries nothing for (a request that reached the dump host after
+        // post-dump) waits for its client's own backed-off timer, which after a 30 s copy can be 25 s away. Those are
+        // reported, not bounded; the bounds the tests assert are on the returned lags.
+        while (lag.Any(l => l is null) && clock.Elapsed < TimeSpan.FromSeconds(60))
         {
             foreach (ClientLoad.Connection c in load.Connections)
                 if (lag[c.Id] is null && Interlocked.Read(ref c.Replies) > atRestore[c.Id])
