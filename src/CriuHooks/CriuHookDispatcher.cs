@@ -5,8 +5,9 @@ namespace TcpFreeze.CriuHooks;
 /// <summary>
 /// Maps CRIU actions to handlers. Handlers for one action run in registration order;
 /// the first non-zero result stops the rest and becomes the exit code. Actions with no
-/// handler succeed. Failures a handler can meet (TcpFreeze, BPF, hook, data, format,
-/// I/O, access and argument exceptions) become one line in CRIU's log and exit code 1;
+/// handler succeed. Failures a handler can meet (<see cref="TcpFreezeException"/>, which also
+/// carries the library's BPF failures, <see cref="HookException"/>, and invalid-data, format, I/O,
+/// access and argument exceptions) become one line in CRIU's log and exit code 1;
 /// anything else is a bug and propagates (the hook's program still reports it in one line).
 /// Other tools can embed this and add their own handlers next to TcpFreeze's.
 /// </summary>
