@@ -212,9 +212,6 @@ internal static class HookAgent
                 var text = new StringWriter(CultureInfo.InvariantCulture);
                 var afterAnswer = new List<Func<string>>();
                 int code = HookProgram.RunStep(name => variables!.GetValueOrDefault(name), HookContext.FindCriuPid(pid), text, ownsProcess: false, afterAnswer);
-                // In the order the steps ran (taken before CRIU has the answer, so before its next step can start): a
-                // migration's post-resume detach comes after its pre-resume kick, and the agent's log reads in step order.
-                using AfterAnswerTurn turn = AfterAnswerTurn.Take(afterAnswer.Count > 0);
                 try
                 {
                     Reply(client, (byte)Math.Clamp(code, 0, 254), text.ToString());
@@ -238,7 +235,6 @@ internal static class HookAgent
                     // the step itself said what is wrong with the settings
                 }
                 // Their lines (the dump watcher's start) go to the agent's log: CRIU's log has its answer already.
-                turn.Wait();
                 foreach (Func<string> work in afterAnswer)
                 {
                     try
@@ -329,50 +325,5 @@ internal static class HookAgent
                 return $"the hook (PID {pid}) runs in another {name} namespace than the agent ({theirs ?? "unreadable"}, the agent's {ours})";
         }
         return null;
-    }
-
-    /// <summary>
-    /// A step's turn to do its work after the answer: turns are taken in the order the steps finished and served one at
-    /// a time, in that order. A step with nothing to do after its answer takes no turn.
-    /// </summary>
-    private sealed class AfterAnswerTurn : IDisposable
-    {
-        private static readonly object Gate = new();
-        private static long s_taken, s_done;
-        private readonly long _number;
-        private bool _finished;
-
-        private AfterAnswerTurn(long number) => _number = number;
-
-        public static AfterAnswerTurn Take(bool needed)
-        {
-            lock (Gate)
-                return new AfterAnswerTurn(needed ? ++s_taken : 0);
-        }
-
-        /// <summary>Waits until every earlier turn is done (bounded: a turn whose work hangs does not stop the agent).</summary>
-        public void Wait()
-        {
-            if (_number == 0)
-                return;
-            long deadline = Environment.TickCount64 + 60_000;
-            lock (Gate)
-            {
-                while (s_done < _number - 1 && Environment.TickCount64 < deadline)
-                    Monitor.Wait(Gate, 1_000);
-            }
-        }
-
-        public void Dispose()
-        {
-            if (_number == 0 || _finished)
-                return;
-            _finished = true;
-            lock (Gate)
-            {
-                s_done = Math.Max(s_done, _number);
-                Monitor.PulseAll(Gate);
-            }
-        }
     }
 }

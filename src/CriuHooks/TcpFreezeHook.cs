@@ -362,8 +362,19 @@ public static class TcpFreezeHook
             // The agent detaches once CRIU has the answer: criu restore returns without waiting for the netlink and bpffs work.
             afterAnswer.Add(() =>
             {
-                using TcpFreezer later = TcpFreezer.Open(options);
-                return $"post-resume (CRIU {context.CriuPid}): {DetachIfIdle(later, context).TrimStart(';', ' ')}";
+                // The restore watcher may have detached meanwhile (it does once CRIU has ended and nothing is frozen).
+                string gone = $"post-resume (CRIU {context.CriuPid}): nothing is attached any more (the restore watcher detached)";
+                if (!TcpFreezer.IsAttached(options))
+                    return gone;
+                try
+                {
+                    using TcpFreezer later = TcpFreezer.Open(options);
+                    return $"post-resume (CRIU {context.CriuPid}): {DetachIfIdle(later, context).TrimStart(';', ' ')}";
+                }
+                catch (TcpFreezeException) when (!TcpFreezer.IsAttached(options))
+                {
+                    return gone;
+                }
             });
             context.Info("post-resume: the restored connections were thawed at pre-resume; the agent detaches once CRIU has this answer, if nothing else is frozen then");
             return 0;
