@@ -80,6 +80,15 @@ for path in files:
     skipped += n("notExecuted")
     print(f"[test] {path}: total {n('total')}, executed {n('executed')}, passed {n('passed')}, "
           f"failed {n('failed')}, notExecuted {n('notExecuted')}", flush=True)
+    # The failed tests again, each with the start of its message, so that a log cut to its tail still names them.
+    for result in (e for e in ET.parse(path).iter() if e.tag.rsplit("}", 1)[-1] == "UnitTestResult"):
+        if result.get("outcome") not in ("Failed", "Error", "Timeout", "Aborted"):
+            continue
+        text = next((e.text or "" for e in result.iter() if e.tag.rsplit("}", 1)[-1] == "Message"), "")
+        lines = [line.rstrip() for line in text.splitlines() if line.strip()][:12]
+        print(f"[test] FAILED {result.get('testName')} ({result.get('duration')})", flush=True)
+        for line in lines:
+            print(f"[test]     {line[:300]}", flush=True)
 if not files:
     print(f"[test] no TRX file under {sys.argv[1]}", flush=True)
 if passed + failed == 0:
