@@ -78,11 +78,17 @@ public sealed class ClientLoad : IAsyncDisposable
     /// </summary>
     public void RecordExchangesFrom(long fromTicks)
     {
+        _gcPauseAtRecording = GC.GetTotalPauseDuration();
         foreach (Connection c in _connections)
             Interlocked.Exchange(ref c.RecordFromTicks, fromTicks);
     }
 
     public IReadOnlyList<Connection> Connections => _connections;
+
+    private TimeSpan _gcPauseAtRecording;
+
+    /// <summary>How long the GC paused this process since <see cref="RecordExchangesFrom"/> (the clients run in it).</summary>
+    public TimeSpan GcPauseSinceRecording => GC.GetTotalPauseDuration() - _gcPauseAtRecording;
 
     /// <summary>Echo protocol: sends "ID:SEQ\n" and expects the same line back.</summary>
     public static ClientLoad Echo(NetworkNamespace ns, IPEndPoint server, int count, TimeSpan pause)

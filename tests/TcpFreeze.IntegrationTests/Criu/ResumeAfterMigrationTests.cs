@@ -255,7 +255,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those in the manifest",
                 replies.Concat(requests).Select(c => following[c.Id]));
             string summary = $"across hosts, IPv{ipVersion}, {copySeconds} s copy, clients drop ICMP, manifest: {(localSegmentsInManifest ? localSegments.Count : 0)} local and " +
-                             $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}; {otherSummary}; {nextSummary}";
+                             $"{peerSegments.Count} peer segments; {replySummary}; {requestSummary}; {otherSummary}; {nextSummary} ({FollowingParts(load, dumped)})";
             output.WriteLine(summary);
 
             Assert.Contains("peer segments replayed", restoreLog);
@@ -443,7 +443,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         (TimeSpan[] sorted, string summary) = Summarize($"IPv{ipVersion}, every reply caught on its way out, clients drop ICMP",
             HeldExchangeLags(busy.Load, dumped, restored));
         (TimeSpan[] next, string nextSummary) = Summarize("the exchange after it", HeldExchangeLags(busy.Load, dumped, restored, following: true));
-        summary += "; " + nextSummary;
+        summary += $"; {nextSummary} ({FollowingParts(busy.Load, dumped)})";
         output.WriteLine(summary);
         // The measure this test used before 2026-12-07: the first answer after the restore's end, which is the next
         // exchange's (a 25 ms pause later, and the restored server's own work) when the reply came before it.
@@ -611,7 +611,29 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     {
         (TimeSpan[] held, string heldSummary) = Summarize(label, HeldExchangeLags(load, dumped, restored));
         (TimeSpan[] following, string followingSummary) = Summarize("the exchange after it", HeldExchangeLags(load, dumped, restored, following: true));
-        return (held, following, $"{heldSummary}; {followingSummary}");
+        return (held, following, $"{heldSummary}; {followingSummary} ({FollowingParts(load, dumped)})");
+    }
+
+    /// <summary>
+    /// Where the exchange after the held one spent its time, for a stall in lockstep (RESUME.md): the client's side
+    /// (its request sent late after the held answer: this process's scheduling, thread pool or GC) against the
+    /// network's and the server's (the answer late after the request), and the GC's pauses in this process since
+    /// the exchanges were recorded.
+    /// </summary>
+    private static string FollowingParts(ClientLoad load, long dumped)
+    {
+        var sendDelays = new List<TimeSpan>();
+        var responses = new List<TimeSpan>();
+        foreach (ClientLoad.Connection c in load.Connections)
+            if (c.FirstAnsweredAfter(dumped) is { } held && c.FirstAnsweredAfter(held.Replied + 1) is { } next)
+            {
+                sendDelays.Add(Stopwatch.GetElapsedTime(held.Replied, next.Sent));
+                responses.Add(Stopwatch.GetElapsedTime(next.Sent, next.Replied));
+            }
+        static string Median(List<TimeSpan> values)
+            => values.Count == 0 ? "none" : $"p50 {values.Order().ElementAt(values.Count / 2).TotalMilliseconds:F0} ms, max {values.Max().TotalMilliseconds:F0} ms";
+        return $"its request sent after the held answer: {Median(sendDelays)}; answered after it was sent: {Median(responses)}; "
+               + $"GC paused this process {load.GcPauseSinceRecording.TotalMilliseconds:F0} ms since the dump";
     }
 
     /// <summary>Lags sorted, and a one-line summary.</summary>
