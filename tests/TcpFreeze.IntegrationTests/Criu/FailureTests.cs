@@ -65,12 +65,25 @@ public sealed class FailureTests(CriuFixture criu) : CriuTest("tcpfreeze-criu-fa
     {
         await using var busy = BusyEchoServer.Start(criu, _work, Connections);
         busy.Runner.Environment["TCPFREEZE_LEASE_SECONDS"] = "6";
-        busy.Runner.ExtraScripts.Add(FailingPreDumpScript());
+        // A fault: the watcher dies before it can thaw. The failing script kills it while CRIU still runs (the hook's
+        // line naming it is in CRIU's log by then): killed after CRIU's end, it could already have thawed (a CI run).
+        string path = Path.Combine(_work, "kill-watcher-and-fail-pre-dump.sh");
+        File.WriteAllText(path, """
+            #!/bin/sh
+            [ "$CRTOOLS_SCRIPT_ACTION" = pre-dump ] || exit 0
+            pid=$(sed -n 's/.*dump watcher PID \([0-9][0-9]*\).*/\1/p' "$CRTOOLS_IMAGE_DIR/dump.log" | tail -n 1)
+            [ -n "$pid" ] && kill -9 "$pid"
+            exit 1
+
+            """);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        busy.Runner.ExtraScripts.Add(path);
 
         (int code, _, string log) = busy.Runner.Dump(busy.Server.Pid);
         Assert.NotEqual(0, code);
         int watcher = int.Parse(Regex.Match(log, @"dump watcher PID (\d+)").Groups[1].Value);
-        Process.GetProcessById(watcher).Kill(); // a fault: the watcher dies before it can thaw
+        Assert.True(SpinWait.SpinUntil(() => !File.Exists($"/proc/{watcher}/stat") || File.ReadAllText($"/proc/{watcher}/stat").Split(')')[1].TrimStart().StartsWith('Z'),
+            TimeSpan.FromSeconds(5)), $"the script did not kill the dump watcher PID {watcher}");
         var clock = Stopwatch.StartNew();
 
         long[] frozenAt = busy.Load.Snapshot();
