@@ -33,7 +33,7 @@ internal static class HookStateStore
 
     /// <summary>Saves a manifest under <see cref="RuntimeDirectory"/> (root-only), first removing the states of CRIU runs that are gone.</summary>
     public static void TrySave(HookContext context, string path, FreezeManifest manifest, string otherwise)
-        => TrySave(context, path, manifest.ToJson(), otherwise);
+        => TrySave(context, path, FreezeManifest.BytesOf(manifest), otherwise);
 
     /// <summary>The same with the manifest already serialized (<see cref="FreezeManifest.ToJson"/>).</summary>
     public static void TrySave(HookContext context, string path, byte[] json, string otherwise)

@@ -160,12 +160,12 @@ public static class TcpFreezeHook
             .ToDictionary(c => c.Key.ToString(), c => c.PeerSequence!.Value);
         // And the peers' last dropped segments, for the replay there (see FreezeManifest.PeerSegments):
         // only of the connections frozen since pre-dump, bounded so the manifest stays small.
-        Dictionary<string, PeerSegment> peerSegments = FreezeManifest.BoundedPeerSegments(
-            manifest.ConnectionKeys(), freezer.ReadPeerSegments(manifest.ConnectionKeys()));
         // And the local sockets' own (replies the freeze caught on their way out), for the mirror
-        // there (see FreezeManifest.LocalSegments), with a budget of their own.
-        Dictionary<string, PeerSegment> localSegments = FreezeManifest.BoundedPeerSegments(
-            manifest.ConnectionKeys(), freezer.ReadLocalSegments(manifest.ConnectionKeys()));
+        // there (see FreezeManifest.LocalSegments), with a budget of their own. Both in one read.
+        (IReadOnlyDictionary<ConnectionKey, PeerSegment> peerRead, IReadOnlyDictionary<ConnectionKey, PeerSegment> localRead) =
+            freezer.ReadSegments(manifest.ConnectionKeys());
+        Dictionary<string, PeerSegment> peerSegments = FreezeManifest.BoundedPeerSegments(manifest.ConnectionKeys(), peerRead);
+        Dictionary<string, PeerSegment> localSegments = FreezeManifest.BoundedPeerSegments(manifest.ConnectionKeys(), localRead);
         phases.Mark("peers");
         FreezeManifest updated = manifest with
         {
@@ -177,6 +177,7 @@ public static class TcpFreezeHook
         };
         byte[] json = updated.ToJson();
         FreezeManifest.WriteJson(environment.ImageDirectory!, FreezeManifest.FileName, json);
+        FreezeManifest.Remember(json, updated); // a resident agent's pre-restore on this host reads these bytes back
         phases.Mark("manifest");
         HookStateStore.UpdateDumpState(context, pid, json);
         phases.Mark("state");

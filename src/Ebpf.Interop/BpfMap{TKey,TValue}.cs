@@ -96,42 +96,67 @@ public sealed unsafe class BpfMap<TKey, TValue> : IDisposable where TKey : unman
     /// </summary>
     public List<KeyValuePair<TKey, TValue>> LookupAll()
     {
-        RefusePerCpu(nameof(LookupAll));
         var result = new List<KeyValuePair<TKey, TValue>>();
-        // Up to 4,096 elements a call, within a buffer of about 256 KiB: a map of 2 KiB values reads ~120 a call
-        // instead of allocating 8 MiB for 4,096.
-        int chunk = (int)Math.Clamp(Math.Min(Info.MaxEntries, (uint)(256 * 1024 / (sizeof(TKey) + sizeof(TValue)))), 16u, 4096u);
-        var keys = new TKey[chunk];
-        var values = new TValue[chunk];
-        ulong inBatch = 0, outBatch = 0;
-        bool first = true;
-        var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
-        using var fd = Map.Handle.Borrow();
-        // Bounded: every round either returns elements or ends; ENOSPC grows the buffer (at most ~20 times).
-        for (int round = 0; round < Info.MaxEntries + 64; round++)
+        VisitAll((keys, values) =>
         {
-            uint count = (uint)keys.Length;
-            int rc;
-            fixed (TKey* k = keys)
-            fixed (TValue* v = values)
-                rc = Libbpf.bpf_map_lookup_batch(fd.Fd, first ? null : &inBatch, &outBatch, k, v, &count, &opts);
-            if (rc == -Errnos.ENOSPC && count == 0)
-            {
-                // One bucket holds more elements than the buffer: grow it and retry.
-                Array.Resize(ref keys, keys.Length * 2);
-                Array.Resize(ref values, values.Length * 2);
-                continue;
-            }
-            if (rc < 0 && rc != -Errnos.ENOENT)
-                throw new BpfException($"batch-read map '{Info.Name}'", -rc);
-            for (int i = 0; i < count; i++)
+            for (int i = 0; i < keys.Length; i++)
                 result.Add(new KeyValuePair<TKey, TValue>(keys[i], values[i]));
-            if (rc == -Errnos.ENOENT)
-                break;
-            inBatch = outBatch;
-            first = false;
-        }
+        });
         return result;
+    }
+
+    /// <summary>
+    /// Reads every element as <see cref="LookupAll"/> does, but hands each system call's
+    /// elements to <paramref name="visit"/> as they come, in a buffer of about 256 KiB outside
+    /// the managed heap, instead of collecting them: for maps of large values (kilobytes each),
+    /// whose copies would otherwise fill the large-object heap and trigger collections. The
+    /// spans are valid only during the call.
+    /// </summary>
+    public void VisitAll(BatchVisitor<TKey, TValue> visit)
+    {
+        ArgumentNullException.ThrowIfNull(visit);
+        RefusePerCpu(nameof(VisitAll));
+        // Up to 4,096 elements a call, within a buffer of about 256 KiB: a map of 2 KiB values reads ~120 a call.
+        int chunk = (int)Math.Clamp(Math.Min(Info.MaxEntries, (uint)(256 * 1024 / (sizeof(TKey) + sizeof(TValue)))), 16u, 4096u);
+        TKey* keys = null;
+        TValue* values = null;
+        try
+        {
+            keys = (TKey*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)chunk, (nuint)sizeof(TKey));
+            values = (TValue*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)chunk, (nuint)sizeof(TValue));
+            ulong inBatch = 0, outBatch = 0;
+            bool first = true;
+            var opts = new Libbpf.BpfMapBatchOpts { Size = (nuint)sizeof(Libbpf.BpfMapBatchOpts) };
+            using var fd = Map.Handle.Borrow();
+            // Bounded: every round either returns elements or ends; ENOSPC grows the buffer (at most ~20 times).
+            for (int round = 0; round < Info.MaxEntries + 64; round++)
+            {
+                uint count = (uint)chunk;
+                int rc = Libbpf.bpf_map_lookup_batch(fd.Fd, first ? null : &inBatch, &outBatch, keys, values, &count, &opts);
+                if (rc == -Errnos.ENOSPC && count == 0)
+                {
+                    // One bucket holds more elements than the buffer: grow it and retry.
+                    chunk *= 2;
+                    keys = (TKey*)System.Runtime.InteropServices.NativeMemory.Realloc(keys, (nuint)chunk * (nuint)sizeof(TKey));
+                    values = (TValue*)System.Runtime.InteropServices.NativeMemory.Realloc(values, (nuint)chunk * (nuint)sizeof(TValue));
+                    continue;
+                }
+                if (rc < 0 && rc != -Errnos.ENOENT)
+                    throw new BpfException($"batch-read map '{Info.Name}'", -rc);
+                int n = (int)Math.Min(count, (uint)chunk);
+                if (n > 0)
+                    visit(new ReadOnlySpan<TKey>(keys, n), new ReadOnlySpan<TValue>(values, n));
+                if (rc == -Errnos.ENOENT)
+                    break;
+                inBatch = outBatch;
+                first = false;
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(keys);
+            System.Runtime.InteropServices.NativeMemory.Free(values);
+        }
     }
 
     /// <summary>One key of a per-CPU map: one value per possible CPU.</summary>

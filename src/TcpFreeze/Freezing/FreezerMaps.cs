@@ -87,41 +87,98 @@ internal sealed class FreezerMaps : IDisposable
     /// <summary>Deletes the records of <paramref name="keys"/> in both replay maps (a new freeze starts without them).</summary>
     public void DeleteReplays(ConnectionKey[] keys)
     {
-        Replay.DeletePresent(keys);
-        LocalReplay.DeletePresent(keys);
+        DeleteRecords(Replay, keys);
+        DeleteRecords(LocalReplay, keys);
+    }
+
+    /// <summary>
+    /// Deletes the records of those of <paramref name="keys"/> that have one. The kernel's batch delete stops at each
+    /// absent key, and a fresh freeze's keys are nearly all absent: 1,500 keys were 1,500 system calls per map. So an
+    /// empty map costs one call, a few dozen keys a delete each, and more a batched read of what the map holds and one
+    /// delete of exactly those.
+    /// </summary>
+    private static void DeleteRecords(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys)
+    {
+        if (keys.Length == 0 || map.IsEmpty())
+            return;
+        if (keys.Length <= LookUpOneByOneUpTo)
+        {
+            map.DeletePresent(keys);
+            return;
+        }
+        HashSet<ConnectionKey> asked = [.. keys];
+        var present = new List<ConnectionKey>();
+        map.VisitAll((batchKeys, _) =>
+        {
+            foreach (ConnectionKey key in batchKeys)
+                if (asked.Contains(key))
+                    present.Add(key);
+        });
+        map.DeletePresent(present.ToArray());
     }
 
     /// <summary>Up to this many keys, each is looked up alone; above it, one batched read of the map costs less.</summary>
     private const int LookUpOneByOneUpTo = 64;
 
-    private static Dictionary<ConnectionKey, ReplayRecord> Take(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+    private static Dictionary<ConnectionKey, KeptSegment> Take(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
     {
-        var taken = new Dictionary<ConnectionKey, ReplayRecord>();
+        var taken = new Dictionary<ConnectionKey, KeptSegment>();
         if (keys.Length == 0 || map.IsEmpty())
             return taken;
         if (keys.Length <= LookUpOneByOneUpTo)
         {
             foreach (ConnectionKey key in keys)
                 if (wanted(key) && map.TryLookup(key, out ReplayRecord record))
-                    taken[key] = record;
+                    taken[key] = new KeptSegment(record);
             map.DeletePresent(keys);
             return taken;
         }
         // A thaw of thousands, of which some hundreds have a record: one batched read of what the map holds
-        // (about a hundred 2 KiB records per system call) and a delete of exactly those, instead of a lookup and a
-        // delete attempt per key (1,500 keys: 3,000 system calls and more).
+        // (about a hundred 2 KiB records per system call, visited in place, only the captured bytes kept) and a
+        // delete of exactly those, instead of a lookup and a delete attempt per key (1,500 keys: 3,000 system calls
+        // and more).
         HashSet<ConnectionKey> asked = [.. keys];
         var present = new List<ConnectionKey>();
-        foreach ((ConnectionKey key, ReplayRecord record) in map.LookupAll())
+        map.VisitAll((batchKeys, records) =>
         {
-            if (!asked.Contains(key))
-                continue;
-            present.Add(key);
-            if (wanted(key))
-                taken[key] = record;
-        }
+            for (int i = 0; i < batchKeys.Length; i++)
+            {
+                if (!asked.Contains(batchKeys[i]))
+                    continue;
+                present.Add(batchKeys[i]);
+                if (wanted(batchKeys[i]))
+                    taken[batchKeys[i]] = new KeptSegment(records[i]);
+            }
+        });
         map.DeletePresent(present.ToArray());
         return taken;
+    }
+
+    /// <summary>
+    /// The records <paramref name="map"/> holds for <paramref name="keys"/> that <paramref name="keep"/> accepts, without
+    /// deleting them: a lookup per key up to a few dozen keys, else one batched read of the map.
+    /// </summary>
+    public static Dictionary<ConnectionKey, KeptSegment> Read(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys,
+        Func<ConnectionKey, ReplayRecord, bool> keep)
+    {
+        var found = new Dictionary<ConnectionKey, KeptSegment>();
+        if (keys.Length == 0 || map.IsEmpty())
+            return found;
+        if (keys.Length <= LookUpOneByOneUpTo)
+        {
+            foreach (ConnectionKey key in keys)
+                if (map.TryLookup(key, out ReplayRecord record) && keep(key, record))
+                    found[key] = new KeptSegment(record);
+            return found;
+        }
+        HashSet<ConnectionKey> asked = [.. keys];
+        map.VisitAll((batchKeys, records) =>
+        {
+            for (int i = 0; i < batchKeys.Length; i++)
+                if (asked.Contains(batchKeys[i]) && keep(batchKeys[i], records[i]))
+                    found[batchKeys[i]] = new KeptSegment(records[i]);
+        });
+        return found;
     }
 
     public FrozenSet<ConnectionKey> Connections { get; }
@@ -191,7 +248,27 @@ internal sealed class FreezerMaps : IDisposable
 }
 
 /// <summary>The replay records a thaw took: the peers' segments (<see cref="Peer"/>) and this host's own (<see cref="Local"/>).</summary>
-internal sealed record TakenReplays(Dictionary<ConnectionKey, ReplayRecord> Peer, Dictionary<ConnectionKey, ReplayRecord> Local)
+internal sealed record TakenReplays(Dictionary<ConnectionKey, KeptSegment> Peer, Dictionary<ConnectionKey, KeptSegment> Local)
 {
     public static TakenReplays None => new([], []);
+}
+
+/// <summary>
+/// What a thaw keeps of a <see cref="ReplayRecord"/>: the captured bytes only (most segments are
+/// a hundred bytes or so, the record 2 KiB), the IP length and when it was recorded.
+/// </summary>
+internal sealed class KeptSegment(byte[] packet, uint ipLength, ulong recordedNs)
+{
+    /// <summary>A copy of what <paramref name="record"/> captured.</summary>
+    public KeptSegment(in ReplayRecord record) : this(record.Packet(), record.IpLength, record.RecordedNs)
+    {
+    }
+
+    public byte[] Packet { get; } = packet;
+    public uint IpLength { get; } = ipLength;
+
+    /// <summary>CLOCK_MONOTONIC of the drop, in nanoseconds.</summary>
+    public ulong RecordedNs { get; } = recordedNs;
+
+    public PeerSegment ToPeerSegment() => new(Packet, IpLength);
 }

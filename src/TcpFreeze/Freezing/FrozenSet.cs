@@ -152,24 +152,26 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
         => _map.IsEmpty() ? 0 : SweepExpired(_map.LookupAll().ToDictionary(e => e.Key, e => e.Value), now);
 
     /// <summary>
-    /// The keys of <paramref name="keys"/> that are in the map already, with their
-    /// values. The common case (CRIU) writes into an empty map and needs one system
-    /// call to learn that; a small batch looks its keys up one by one; a large batch
-    /// into a non-empty map reads the whole map in a few batch calls.
+    /// The entries of those of <paramref name="keys"/> that are present, and no others: a lookup
+    /// per key for a few hundred keys, above that one read of the whole map in a few batch calls.
     /// </summary>
-    private Dictionary<TKey, FreezeEntry>? FindExisting(TKey[] keys)
+    public Dictionary<TKey, FreezeEntry> Lookup(TKey[] keys)
     {
-        if (_map.IsEmpty())
-            return null;
+        var found = new Dictionary<TKey, FreezeEntry>();
+        if (keys.Length == 0 || _map.IsEmpty())
+            return found;
         if (keys.Length <= LookupOneByOneUpTo)
         {
-            var found = new Dictionary<TKey, FreezeEntry>();
             foreach (TKey key in keys)
                 if (_map.TryLookup(key, out FreezeEntry entry))
                     found[key] = entry;
             return found;
         }
-        return _map.LookupAll().ToDictionary(e => e.Key, e => e.Value);
+        HashSet<TKey> asked = [.. keys];
+        foreach ((TKey key, FreezeEntry entry) in _map.LookupAll())
+            if (asked.Contains(key))
+                found[key] = entry;
+        return found;
     }
 
     /// <summary>Deletes the keys that are present (absent ones are the normal case and cost no exception); returns how many.</summary>
@@ -184,9 +186,9 @@ internal sealed class FrozenSet<TKey> : IDisposable where TKey : unmanaged, IEqu
     /// </summary>
     public int Release(TKey[] keys, List<TKey> missing, List<(TKey Key, FreezeEntry Entry)> released)
     {
-        Dictionary<TKey, FreezeEntry>? before = keys.Length == 0 ? null : FindExisting(keys);
+        Dictionary<TKey, FreezeEntry> before = Lookup(keys);
         int deleted = _map.DeletePresent(keys, missing);
-        if (before is null)
+        if (before.Count == 0)
             return deleted;
         ulong now = Interop.Libc.MonotonicNanoseconds();
         HashSet<TKey>? notDeleted = missing.Count == 0 ? null : [.. missing];

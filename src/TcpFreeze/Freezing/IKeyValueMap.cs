@@ -33,6 +33,13 @@ internal interface IKeyValueMap<TKey, TValue> : IDisposable where TKey : unmanag
     /// <inheritdoc cref="BpfMap{TKey, TValue}.LookupAll"/>
     List<KeyValuePair<TKey, TValue>> LookupAll();
 
+    /// <inheritdoc cref="BpfMap{TKey, TValue}.VisitAll"/>
+    void VisitAll(BatchVisitor<TKey, TValue> visit)
+    {
+        List<KeyValuePair<TKey, TValue>> all = LookupAll();
+        visit(all.Select(e => e.Key).ToArray(), all.Select(e => e.Value).ToArray());
+    }
+
     /// <inheritdoc cref="BpfMap{TKey, TValue}.LookupPerCpu"/>
     TValue[] LookupPerCpu(in TKey key);
 
@@ -58,6 +65,7 @@ internal sealed class KernelMap<TKey, TValue>(BpfMap<TKey, TValue> map) : IKeyVa
     public void Update(in TKey key, in TValue value, MapUpdate flags = MapUpdate.Any) => map.Update(key, value, flags);
     public List<TKey> GetKeys() => map.GetKeys();
     public List<KeyValuePair<TKey, TValue>> LookupAll() => map.LookupAll();
+    public void VisitAll(BatchVisitor<TKey, TValue> visit) => map.VisitAll(visit);
     public TValue[] LookupPerCpu(in TKey key) => map.LookupPerCpu(key);
     public void UpdateBatch(ReadOnlySpan<TKey> keys, ReadOnlySpan<TValue> values) => map.UpdateBatch(keys, values);
     public int DeletePresent(ReadOnlySpan<TKey> keys, ICollection<TKey>? absent = null) => map.DeletePresent(keys, absent);

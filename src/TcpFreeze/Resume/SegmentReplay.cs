@@ -210,12 +210,12 @@ internal static class SegmentReplay
         var packets = new List<ReplayPacket>();
         foreach ((ConnectionKey key, FreezeEntry entry) in released)
         {
-            PeerSegment? segment = recorded.Peer.TryGetValue(key, out ReplayRecord record) ? new PeerSegment(record.Packet(), record.IpLength)
+            PeerSegment? segment = recorded.Peer.TryGetValue(key, out KeptSegment? record) ? record.ToPeerSegment()
                 : elsewhere.Peer?.GetValueOrDefault(key);
             if (segment is not null && Build(key, segment) is { } packet)
                 packets.Add(new ReplayPacket(key, packet, ToPeer: false));
-            PeerSegment? own = recorded.Local.TryGetValue(key, out ReplayRecord ownRecord)
-                ? WithTimestampBackdated(new PeerSegment(ownRecord.Packet(), ownRecord.IpLength), BackdateMilliseconds(ownRecord.RecordedNs, entry.FirstDropNs))
+            PeerSegment? own = recorded.Local.TryGetValue(key, out KeptSegment? ownRecord)
+                ? WithTimestampBackdated(ownRecord.ToPeerSegment(), BackdateMilliseconds(ownRecord.RecordedNs, entry.FirstDropNs))
                 : elsewhere.Local?.GetValueOrDefault(key); // set back where it was read (TcpFreezer.ReadLocalSegments)
             if (own is not null && Build(key, own, toPeer: true) is { } outgoing)
                 packets.Add(new ReplayPacket(key, outgoing, ToPeer: true));

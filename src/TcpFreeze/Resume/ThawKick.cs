@@ -19,8 +19,8 @@ internal static class ThawKick
             return maps.TakeReplays(keys, _ => false);
         Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
         TakenReplays taken = maps.TakeReplays(keys, entries.ContainsKey);
-        foreach (Dictionary<ConnectionKey, ReplayRecord> records in new[] { taken.Peer, taken.Local })
-            foreach ((ConnectionKey key, ReplayRecord record) in records.ToArray())
+        foreach (Dictionary<ConnectionKey, KeptSegment> records in new[] { taken.Peer, taken.Local })
+            foreach ((ConnectionKey key, KeptSegment record) in records.ToArray())
                 if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
                     records.Remove(key);
         return taken;

@@ -163,6 +163,25 @@ public sealed class FrozenSetTransactionTests
     }
 
     [Fact]
+    public void Releasing_hundreds_of_keys_reports_only_those_keys_and_leaves_the_rest_of_the_set_frozen()
+    {
+        // Above a few hundred keys the set reads the whole map at once: what it reports as released must still be
+        // only the keys asked for, not another dump's connections frozen beside them (which would be kicked).
+        (ConnectionKey Key, FreezeEntry Entry)[] present = Enumerable.Range(0, 700).Select(n => (Key(n), Recorded(0))).ToArray();
+        var (set, map) = Set(1024, present);
+        ConnectionKey[] asked = Enumerable.Range(0, 400).Select(Key).ToArray();
+        var missing = new List<ConnectionKey>();
+        var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+
+        Assert.Equal(400, set.Release(asked, missing, released));
+
+        Assert.Empty(missing);
+        Assert.Equal(asked.ToHashSet(), released.Select(r => r.Key).ToHashSet());
+        Assert.Equal(300, map.Elements.Count);
+        Assert.All(map.Elements.Keys, k => Assert.DoesNotContain(k, asked));
+    }
+
+    [Fact]
     public void Removing_expired_entries_leaves_the_live_ones()
     {
         var (set, map) = Set(8, (Key(0), Recorded(Later)), (Key(1), Recorded(Ended)), (Key(2), Recorded(0)));
