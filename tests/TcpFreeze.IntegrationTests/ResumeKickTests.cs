@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using TcpFreeze.Ebpf.Interop;
 using TcpFreeze.Tests.Infrastructure;
 
 namespace TcpFreeze.Tests;
@@ -180,8 +181,12 @@ public sealed class ResumeKickTests
             Assert.Equal(1, thawed.ConnectionsThawed);
             // The thaw took the kept segment from the maps; the kick replays it when it is sent, not before.
             Assert.False(TcpPair.Readable(pair.Server, TimeSpan.FromMilliseconds(100)), "the kept segment arrived before the held kick was sent");
+            // Its record stays in the map until the kick is sent (freeing it is work kept out of the caller's answer), then goes.
+            using var replay = BpfMap.OpenPinned(Path.Combine(freezer.PinDirectory, "replay")).As<ConnectionKey, ReplayRecord>();
+            Assert.True(replay.TryLookup(pair.ServerView, out _), "the held thaw deleted the record before its kick was sent");
             KickResult sent = kick.Send();
             Assert.Equal(1, sent.SegmentsReplayed);
+            Assert.False(replay.TryLookup(pair.ServerView, out _), "sending the held kick left the record it replayed in the map");
             Assert.True(TcpPair.Readable(pair.Server, KickBound), "the replayed segment did not reach the server at once");
             Assert.Equal("kept;", System.Text.Encoding.ASCII.GetString(TcpPair.ReadExactly(pair.Server, 5, KickBound)));
 

@@ -81,8 +81,35 @@ internal sealed class FreezerMaps : IDisposable
     /// of them that <paramref name="wanted"/> says to keep. Called under the pin lock by every
     /// thaw, so a record never outlives its freeze (a later freeze of the same key starts without one).
     /// </summary>
-    public TakenReplays TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
-        => new(Take(Replay, keys, wanted), Take(LocalReplay, keys, wanted));
+    public TakenReplays TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted, bool deferDelete = false)
+    {
+        (Dictionary<ConnectionKey, KeptSegment> peer, ConnectionKey[] peerPresent) = Take(Replay, keys, wanted, deferDelete);
+        (Dictionary<ConnectionKey, KeptSegment> local, ConnectionKey[] localPresent) = Take(LocalReplay, keys, wanted, deferDelete);
+        return new TakenReplays(peer, local) { PeerUndeleted = peerPresent, LocalUndeleted = localPresent };
+    }
+
+    /// <summary>
+    /// Deletes what a thaw took with its delete deferred (<see cref="TakeReplays"/>), from the maps pinned in
+    /// <paramref name="pinDirectory"/>: after a resident agent has answered CRIU, since a 2 KiB record costs the
+    /// kernel a few microseconds to free (1,500: 4 ms). Maps detached meanwhile took their records with them.
+    /// </summary>
+    public static void DeleteTaken(string pinDirectory, TakenReplays taken)
+    {
+        foreach ((MapDefinition definition, ConnectionKey[] keys) in new[] { (KernelObjects.Replay, taken.PeerUndeleted), (KernelObjects.LocalReplay, taken.LocalUndeleted) })
+        {
+            if (keys.Length == 0)
+                continue;
+            try
+            {
+                using BpfMap<ConnectionKey, ReplayRecord> map = BpfMap.OpenPinned(Path.Combine(pinDirectory, definition.PinName)).As<ConnectionKey, ReplayRecord>();
+                map.DeletePresent(keys);
+            }
+            catch (BpfException)
+            {
+                // Detached (or replaced) since the thaw: the records went with the map.
+            }
+        }
+    }
 
     /// <summary>Deletes the records of <paramref name="keys"/> in both replay maps (a new freeze starts without them).</summary>
     public void DeleteReplays(ConnectionKey[] keys)
@@ -120,18 +147,21 @@ internal sealed class FreezerMaps : IDisposable
     /// <summary>Up to this many keys, each is looked up alone; above it, one batched read of the map costs less.</summary>
     private const int LookUpOneByOneUpTo = 64;
 
-    private static Dictionary<ConnectionKey, KeptSegment> Take(IKeyValueMap<ConnectionKey, ReplayRecord> map, ConnectionKey[] keys, Func<ConnectionKey, bool> wanted)
+    private static (Dictionary<ConnectionKey, KeptSegment> Taken, ConnectionKey[] Undeleted) Take(IKeyValueMap<ConnectionKey, ReplayRecord> map,
+        ConnectionKey[] keys, Func<ConnectionKey, bool> wanted, bool deferDelete)
     {
         var taken = new Dictionary<ConnectionKey, KeptSegment>();
         if (keys.Length == 0 || map.IsEmpty())
-            return taken;
+            return (taken, []);
         if (keys.Length <= LookUpOneByOneUpTo)
         {
             foreach (ConnectionKey key in keys)
                 if (wanted(key) && map.TryLookup(key, out ReplayRecord record))
                     taken[key] = new KeptSegment(record);
+            if (deferDelete)
+                return (taken, keys);
             map.DeletePresent(keys);
-            return taken;
+            return (taken, []);
         }
         // A thaw of thousands, of which some hundreds have a record: one batched read of what the map holds
         // (about a hundred 2 KiB records per system call, visited in place, only the captured bytes kept) and a
@@ -150,8 +180,10 @@ internal sealed class FreezerMaps : IDisposable
                     taken[batchKeys[i]] = new KeptSegment(records[i]);
             }
         });
+        if (deferDelete)
+            return (taken, present.ToArray());
         map.DeletePresent(present.ToArray());
-        return taken;
+        return (taken, []);
     }
 
     /// <summary>
@@ -251,6 +283,12 @@ internal sealed class FreezerMaps : IDisposable
 internal sealed record TakenReplays(Dictionary<ConnectionKey, KeptSegment> Peer, Dictionary<ConnectionKey, KeptSegment> Local)
 {
     public static TakenReplays None => new([], []);
+
+    /// <summary>Keys whose peer records were taken with the delete deferred (<see cref="FreezerMaps.DeleteTaken"/>); else empty.</summary>
+    public ConnectionKey[] PeerUndeleted { get; init; } = [];
+
+    /// <summary>The same for this host's own records.</summary>
+    public ConnectionKey[] LocalUndeleted { get; init; } = [];
 }
 
 /// <summary>

@@ -348,8 +348,10 @@ public sealed partial class TcpFreezer : IDisposable
     /// Thaws as <see cref="Thaw"/> with the kick on, but leaves the kick (and the replay of the segments the programs
     /// kept, taken from the maps by the thaw) to the caller: <see cref="PendingKick.Send()"/> sends it when the caller's
     /// latency-critical part is done. CRIU's agent answers pre-resume first, so that the tasks run again before
-    /// thousands of kick messages go out. The kick needs this freezer's namespace only, not its maps: it may be sent
-    /// after the freezer is disposed. What a restore on another host brought (<paramref name="peerSequences"/>,
+    /// thousands of kick messages go out. The kick needs this freezer's namespace and pin directory, not its open maps:
+    /// it may be sent after the freezer is disposed. Sending it also deletes, from the maps pinned there, the segments
+    /// the thaw took (freeing 2 KiB records costs the kernel milliseconds per thousand, so that too waits for the
+    /// caller); a kick never sent leaves them until the connection is frozen again or the programs are detached. What a restore on another host brought (<paramref name="peerSequences"/>,
     /// <paramref name="peerSegments"/>, <paramref name="localSegments"/>, as in <see cref="Thaw"/>) may be given here
     /// or, so that finding it is off the critical path too, to
     /// <see cref="PendingKick.Send(IReadOnlyDictionary{ConnectionKey, uint}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?, IReadOnlyDictionary{ConnectionKey, PeerSegment}?)"/>.
@@ -361,20 +363,29 @@ public sealed partial class TcpFreezer : IDisposable
         IReadOnlyDictionary<ConnectionKey, uint>? peerSequences = null, IReadOnlyDictionary<ConnectionKey, PeerSegment>? peerSegments = null,
         IReadOnlyDictionary<ConnectionKey, PeerSegment>? localSegments = null)
     {
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = ThawKeys(connections, endpoints, kick: true, peerSequences);
+        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
+            ThawKeys(connections, endpoints, kick: true, peerSequences, deferReplayDelete: true);
         NetworkNamespace ns = _options.Namespace;
         string pinDirectory = PinDirectory;
         return (thawed, new PendingKick((laterSequences, laterPeerSegments, laterLocalSegments) =>
         {
             if (laterSequences is not null)
                 Resume.ThawKick.WithPeerSequences(released, laterSequences);
-            return Resume.ThawKick.Send(ns, pinDirectory, released, replays,
-                new Resume.SegmentsFromElsewhere(laterPeerSegments ?? peerSegments, laterLocalSegments ?? localSegments));
+            try
+            {
+                return Resume.ThawKick.Send(ns, pinDirectory, released, replays,
+                    new Resume.SegmentsFromElsewhere(laterPeerSegments ?? peerSegments, laterLocalSegments ?? localSegments));
+            }
+            finally
+            {
+                FreezerMaps.DeleteTaken(pinDirectory, replays);
+            }
         }));
     }
 
     private (ThawResult Thawed, List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays) ThawKeys(
-        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences)
+        IEnumerable<ConnectionKey> connections, IEnumerable<EndpointKey>? endpoints, bool kick, IReadOnlyDictionary<ConnectionKey, uint>? peerSequences,
+        bool deferReplayDelete = false)
     {
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
@@ -391,7 +402,7 @@ public sealed partial class TcpFreezer : IDisposable
                 connectionsThawed = kick
                     ? _maps.Connections.Release(connectionKeys, missingConnections, released)
                     : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
-                replays = Resume.ThawKick.TakeReplays(_maps, connectionKeys, released);
+                replays = Resume.ThawKick.TakeReplays(_maps, connectionKeys, released, deferReplayDelete);
                 endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
                 if (endpointsThawed > 0)
                     _maps.CloseEndpointGateIfEmpty();

@@ -13,12 +13,12 @@ internal static class ThawKick
     /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
     /// during the freeze being released, not before it.
     /// </summary>
-    public static TakenReplays TakeReplays(FreezerMaps maps, ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released)
+    public static TakenReplays TakeReplays(FreezerMaps maps, ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, bool deferDelete = false)
     {
         if (released.Count == 0)
             return maps.TakeReplays(keys, _ => false);
         Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
-        TakenReplays taken = maps.TakeReplays(keys, entries.ContainsKey);
+        TakenReplays taken = maps.TakeReplays(keys, entries.ContainsKey, deferDelete);
         foreach (Dictionary<ConnectionKey, KeptSegment> records in new[] { taken.Peer, taken.Local })
             foreach ((ConnectionKey key, KeptSegment record) in records.ToArray())
                 if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
