@@ -96,6 +96,7 @@ public static class TcpFreezeHook
         try
         {
             FreezeManifest.WriteJson(images, FreezeManifest.FileName, json);
+            FreezeManifest.Remember(json, manifest); // a resident agent's post-dump reads these bytes back
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
