@@ -83,6 +83,9 @@ internal static class HookAgent
         // libbpf has one message callback per process: the agent's own log, for every step.
         LibbpfLog.SetLogger(new HookLoggerFactory(log).CreateLogger(LibbpfLog.Category));
         WarmUp();
+        // What the warm-up allocated is not a step's: collected now, before any CRIU runs, and not counted.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        Interlocked.Exchange(ref s_allocatedAtCollection, GC.GetTotalAllocatedBytes());
         var interfaces = new AgentInterfaceWatch(log);
         interfaces.Start();
         s_interfaces = interfaces;
