@@ -164,7 +164,7 @@ public static class TcpFreezeHook
         // And the local sockets' own (replies the freeze caught on their way out), for the mirror
         // there (see FreezeManifest.LocalSegments), with a budget of their own. Both in one read.
         (IReadOnlyDictionary<ConnectionKey, PeerSegment> peerRead, IReadOnlyDictionary<ConnectionKey, PeerSegment> localRead) =
-            freezer.ReadSegments(manifest.ConnectionKeys());
+            freezer.ReadSegments(frozen.Where(c => known.Contains(c.Key)));
         Dictionary<string, PeerSegment> peerSegments = FreezeManifest.BoundedPeerSegments(manifest.ConnectionKeys(), peerRead);
         Dictionary<string, PeerSegment> localSegments = FreezeManifest.BoundedPeerSegments(manifest.ConnectionKeys(), localRead);
         phases.Mark("peers");
@@ -180,7 +180,9 @@ public static class TcpFreezeHook
         FreezeManifest.WriteJson(environment.ImageDirectory!, FreezeManifest.FileName, json);
         FreezeManifest.Remember(json, updated); // a resident agent's pre-restore on this host reads these bytes back
         phases.Mark("manifest");
-        HookStateStore.UpdateDumpState(context, pid, json);
+        // The watcher's state names what to thaw should CRIU end with the tasks running: only new connections change it.
+        if (added.Length > 0 || addedEndpoints.Length > 0)
+            HookStateStore.UpdateDumpState(context, pid, json);
         phases.Mark("state");
         context.Info(added.Length == 0 && addedEndpoints.Length == 0
             ? $"post-dump: no connection appeared since pre-dump; recorded {peerSequences.Count} peer sequence numbers, " +

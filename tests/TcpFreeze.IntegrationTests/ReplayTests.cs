@@ -55,6 +55,62 @@ public sealed class ReplayTests(Xunit.Abstractions.ITestOutputHelper output)
     public void With_ICMP_dropped_at_both_ends_what_either_side_wrote_while_frozen_arrives_within_50_ms_of_the_thaw_once_and_in_order(int seconds)
         => FreezeWriteThawAndMeasure(seconds, serverDropsIcmp: true);
 
+    /// <summary>
+    /// What post-dump writes into the manifest for a restore on another host: each frozen connection's kept segments,
+    /// the peer's and the local socket's, read without taking them. Above 64 keys they are read in batches, and from a
+    /// listing (ListConnections) without a second read of the frozen set: all three reads agree, byte for byte, and a
+    /// thaw afterwards still has every segment to replay.
+    /// </summary>
+    [RootFact]
+    public void Kept_segments_read_by_key_in_batches_and_from_a_listing_agree_and_stay_for_the_thaw()
+    {
+        using var network = TestNetwork.Create("tfrs");
+        using var pins = new PinRoot("tfrs");
+        FreezerOptions options = pins.Options(network.B);
+        var pairs = new List<(TcpPair Pair, bool ClientWrites)>();
+        try
+        {
+            using var freezer = TcpFreezer.Attach(options);
+            network.SettleNeighbours();
+            for (int i = 0; i < 70; i++)
+            {
+                var pair = TcpPair.Open(network.A, network.B, new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8600 + i));
+                TcpPair.AssertRoundTrip(pair.Client, pair.Server, "warm up");
+                pairs.Add((pair, i % 2 == 0));
+            }
+            ConnectionKey[] keys = pairs.Select(p => p.Pair.ServerView).ToArray();
+            freezer.Freeze(keys);
+            foreach ((TcpPair pair, bool clientWrites) in pairs)
+                (clientWrites ? pair.Client : pair.Server).Send(Pattern(0, ShortWrite));
+            Thread.Sleep(700); // the first transmission and a retransmission are dropped and kept
+
+            var byKey = freezer.ReadSegments(keys);
+            var fromListing = freezer.ReadSegments(freezer.ListConnections());
+            var fewByKey = freezer.ReadSegments(keys.Take(4));
+            HashSet<ConnectionKey> clientWrote = [.. pairs.Where(p => p.ClientWrites).Select(p => p.Pair.ServerView)];
+            Assert.Equal(clientWrote, byKey.Peer.Keys.ToHashSet());
+            Assert.Equal(keys.Where(k => !clientWrote.Contains(k)).ToHashSet(), byKey.Local.Keys.ToHashSet());
+            foreach ((var read, string how) in new[] { (fromListing, "from the listing"), (fewByKey, "by a few keys") })
+            {
+                foreach ((ConnectionKey key, PeerSegment segment) in read.Peer)
+                    Assert.True(segment.Packet.AsSpan().SequenceEqual(byKey.Peer[key].Packet), $"{how}: the peer segment of {key} differs");
+                foreach ((ConnectionKey key, PeerSegment segment) in read.Local)
+                    Assert.True(segment.Packet.AsSpan().SequenceEqual(byKey.Local[key].Packet), $"{how}: the local segment of {key} differs");
+            }
+            Assert.Equal(byKey.Peer.Count + byKey.Local.Count, fromListing.Peer.Count + fromListing.Local.Count);
+            Assert.Equal(keys.Take(4).Count(k => byKey.Peer.ContainsKey(k) || byKey.Local.ContainsKey(k)), fewByKey.Peer.Count + fewByKey.Local.Count);
+
+            KickResult kick = freezer.Thaw(keys).Kick;
+            Assert.Equal(70, kick.SegmentsReplayed + kick.LocalSegmentsReplayed);
+        }
+        finally
+        {
+            foreach ((TcpPair pair, _) in pairs)
+                pair.Dispose();
+            TcpFreezer.Detach(options);
+        }
+    }
+
     private void FreezeWriteThawAndMeasure(int seconds, bool serverDropsIcmp)
     {
         using var network = TestNetwork.Create("tfrp");

@@ -28,4 +28,7 @@ public sealed record FrozenConnection(ConnectionKey Key, ulong DroppedPackets, T
     /// no retransmission yet.
     /// </summary>
     public uint? PeerSequence { get; init; }
+
+    /// <summary>CLOCK_MONOTONIC of the first drop in nanoseconds, 0 for none: what <see cref="TcpFreezer.ReadSegments(IEnumerable{FrozenConnection})"/> needs of the listing.</summary>
+    internal ulong FirstDropNs { get; init; }
 }

@@ -465,6 +465,7 @@ public sealed partial class TcpFreezer : IDisposable
             PeerDataSegmentsDropped = e.Value.RemoteDataDrops,
             LocalDataSegmentsDropped = e.Value.LocalDataDrops,
             PeerSequence = e.Value.RemoteSequence,
+            FirstDropNs = e.Value.FirstDropNs,
         }).ToList();
     });
 
@@ -511,8 +512,29 @@ public sealed partial class TcpFreezer : IDisposable
         return (peer, local);
     }
 
+    /// <summary>
+    /// <see cref="ReadSegments(IEnumerable{ConnectionKey})"/> for connections as <see cref="ListConnections"/> just
+    /// listed them: which freeze a kept segment belongs to is judged by the listing, so the frozen set is not read a
+    /// second time (for thousands of connections, about a millisecond saved where every one counts, as in CRIU's
+    /// post-dump). Give a fresh listing: a connection thawed and frozen again since is judged by its old freeze.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This freezer was disposed or detached (every member but <see cref="Dispose"/> and the descriptive properties).</exception>
+    /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
+    /// <exception cref="ArgumentException">A listed connection is the empty (default) key.</exception>
+    public (IReadOnlyDictionary<ConnectionKey, PeerSegment> Peer, IReadOnlyDictionary<ConnectionKey, PeerSegment> Local) ReadSegments(
+        IEnumerable<FrozenConnection> listed)
+    {
+        ArgumentNullException.ThrowIfNull(listed);
+        Dictionary<ConnectionKey, FreezeEntry> entries = [];
+        foreach (FrozenConnection connection in listed)
+            entries[connection.Key] = new FreezeEntry { FirstDropNs = connection.FirstDropNs };
+        (Dictionary<ConnectionKey, PeerSegment> peer, Dictionary<ConnectionKey, PeerSegment> local) =
+            ReadSegments(entries.Keys, peer: true, local: true, entries);
+        return (peer, local);
+    }
+
     private (Dictionary<ConnectionKey, PeerSegment> Peer, Dictionary<ConnectionKey, PeerSegment> Local) ReadSegments(
-        IEnumerable<ConnectionKey> connections, bool peer, bool local)
+        IEnumerable<ConnectionKey> connections, bool peer, bool local, Dictionary<ConnectionKey, FreezeEntry>? listed = null)
     {
         ThrowIfDisposed();
         ConnectionKey[] keys = Distinct(connections, nameof(connections));
@@ -526,7 +548,7 @@ public sealed partial class TcpFreezer : IDisposable
                 return (peers, locals);
             // As a thaw keeps them (ThawKick.TakeReplays): only a record of the freeze in force. Above a few dozen keys
             // the maps are read in batches (1,500 keys: a few system calls, not 3,000 lookups of 2 KiB records).
-            Dictionary<ConnectionKey, FreezeEntry> entries = _maps.Connections.Lookup(keys);
+            Dictionary<ConnectionKey, FreezeEntry> entries = listed ?? _maps.Connections.Lookup(keys);
             bool OfThisFreeze(ConnectionKey key, ReplayRecord record)
                 => entries.TryGetValue(key, out FreezeEntry entry) && entry.FirstDropNs != 0 && record.RecordedNs >= entry.FirstDropNs;
             if (readPeer)
