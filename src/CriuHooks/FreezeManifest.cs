@@ -319,6 +319,9 @@ public sealed record FreezeManifest
     /// <summary>How many manifests a process remembers: a dump's and a restore's at once, and the state files beside them.</summary>
     private const int RecentCapacity = 4;
 
+    /// <summary>At most this many bytes of them (a resident agent keeps them between migrations): 10,000 connections with their segments take a few MiB.</summary>
+    private const long RecentBytes = 32L << 20;
+
     /// <summary>
     /// A manifest recently read or written by this process, if <paramref name="bytes"/> are its very bytes: a
     /// resident agent reads at pre-restore what it wrote at post-dump, and at pre-resume what it read at
@@ -343,9 +346,15 @@ public sealed record FreezeManifest
     {
         lock (RecentLock)
         {
+            if (bytes.Length > RecentBytes)
+                return;
             Recent.AddFirst((bytes, manifest));
-            while (Recent.Count > RecentCapacity)
+            long total = Recent.Sum(r => (long)r.Bytes.Length);
+            while (Recent.Count > RecentCapacity || total > RecentBytes)
+            {
+                total -= Recent.Last!.Value.Bytes.Length;
                 Recent.RemoveLast();
+            }
         }
     }
 
