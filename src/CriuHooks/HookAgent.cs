@@ -193,7 +193,6 @@ internal static class HookAgent
         }
     }
 
-    /// <summary>Serves one step; counted in <see cref="s_active"/> by the caller, from before its thread starts.</summary>
     /// <summary>
     /// After the steps that CRIU follows with its longest work (pre-dump: the dump itself; post-dump: the end of the dump,
     /// the copy and the restore's start; pre-restore: the restore of the tasks), and only with no other step in flight,
@@ -219,6 +218,7 @@ internal static class HookAgent
 
     private static long s_allocatedAtCollection;
 
+    /// <summary>Serves one step; counted in <see cref="s_active"/> by the caller, from before its thread starts.</summary>
     private static void Serve(Socket client, TextWriter agentLog)
     {
         using (client)

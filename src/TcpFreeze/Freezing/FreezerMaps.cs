@@ -80,6 +80,8 @@ internal sealed class FreezerMaps : IDisposable
     /// Deletes the replay records of <paramref name="keys"/>, both directions, and returns those
     /// of them that <paramref name="wanted"/> says to keep. Called under the pin lock by every
     /// thaw, so a record never outlives its freeze (a later freeze of the same key starts without one).
+    /// With <paramref name="deferDelete"/> the records stay, and the result names them for
+    /// <see cref="DeleteTaken"/> (the agent's held kick, after CRIU has its answer).
     /// </summary>
     public TakenReplays TakeReplays(ConnectionKey[] keys, Func<ConnectionKey, bool> wanted, bool deferDelete = false)
     {
