@@ -30,8 +30,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// Per connection: the exchange after the held one (the client's next request, sent 25 ms after the held answer):
     /// the connection must go on flowing, not just deliver the held bytes. Usually 0-62 ms after the restore's end. But
     /// in four CI runs of 2026-12-07 one case each (a different one each time, IPv4 and IPv6, one host and across hosts)
-    /// had every connection's next exchange 0.68-1.0 s late, in lockstep: the restored sockets' 1 s timer, so a segment
-    /// of theirs was dropped once, as PAWS did before the mirror set its timestamp back. The cause is open (RESUME.md).
+    /// had every connection's next exchange 0.68-1.0 s late, in lockstep. The namespaces' counters showed no
+    /// retransmission and no PAWS drop: the stall was this process's client threads (RESUME.md), since eased by the
+    /// integration tests' thread-pool floor.
     /// So the bound is 1.5 s: above that timer, below a client's backed-off retransmission after a freeze of seconds.
     /// The held exchange keeps its 50 ms bound.
     /// </summary>
@@ -129,8 +130,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     /// Issue 21: the clients drop ICMP, so the kick cannot reach them, and the copy pause (8 s) is
     /// long enough that most clients do not retransmit between hostB's pre-restore and its
     /// pre-resume, so hostB's programs have no segment of their own to replay. The segments the
-    /// dump host recorded travel in the manifest and hostB replays them: every connection answers
-    /// within the restored sockets' own bound, not after the clients' backed-off timers (seconds).
+    /// dump host recorded travel in the manifest and hostB replays them: every connection the
+    /// manifest carries answers within the held bound, not after its client's backed-off timer
+    /// (seconds). A request that reached hostA after post-dump is not carried: reported, not bounded.
     /// </summary>
     [RootFact]
     public async Task Across_two_hosts_with_clients_that_drop_ICMP_the_segments_recorded_on_the_dump_host_bring_every_connection_back_at_once()
@@ -163,12 +165,28 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             long restored = Stopwatch.GetTimestamp();
             Assert.True(restoreCode == 0, $"criu restore on hostB failed:\n{CriuRunner.Tail(restoreLog)}");
             long[] atRestore = load.Snapshot();
-            (TimeSpan[] sorted, TimeSpan[] next, string summary) = HeldAndFollowing(load, dumped, restored, "across hosts, clients drop ICMP");
+            // Bounded: the connections whose held segment the manifest carries. A request that reached hostA after
+            // post-dump wrote the manifest is not carried (RESUME.md, "Not carried"); with no ICMP reaching its client it
+            // waits for that client's backed-off timer unless the client retransmits between hostB's pre-restore and
+            // pre-resume. Those are reported, not bounded.
+            HashSet<ConnectionKey> carried = [.. manifest.PeerSegmentKeys().Keys, .. manifest.LocalSegmentKeys().Keys];
+            static ConnectionKey ServerView(ClientLoad.Connection c)
+                => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
+            TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
+            TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
+            ClientLoad.Connection[] inManifest = load.Connections.Where(c => carried.Contains(ServerView(c))).ToArray();
+            ClientLoad.Connection[] others = load.Connections.Where(c => !carried.Contains(ServerView(c))).ToArray();
+            (TimeSpan[] sorted, string heldSummary) = Summarize($"across hosts, clients drop ICMP, {inManifest.Length} the manifest carries", inManifest.Select(c => lag[c.Id]));
+            (_, string otherSummary) = Summarize($"{others.Length} it does not", others.Select(c => lag[c.Id]));
+            (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those the manifest carries", inManifest.Select(c => following[c.Id]));
+            string summary = $"{heldSummary}; {otherSummary}; {nextSummary} ({FollowingParts(load, dumped)})";
             output.WriteLine($"{manifest.PeerSegmentKeys().Count} peer segments in the manifest; {summary}");
             foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
                 output.WriteLine(line);
             Assert.Contains("peer segments replayed", restoreLog);
-            Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            // The dump is shorter than the clients' 25 ms pause, so most requests are dropped before post-dump (88 of 100
+            // at the fewest in the sibling test's runs); half is the floor that tells a manifest that carried little.
+            Assert.True(inManifest.Length >= Connections / 2 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
