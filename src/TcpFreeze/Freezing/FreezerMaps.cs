@@ -77,6 +77,65 @@ internal sealed class FreezerMaps : IDisposable
     }
 
     /// <summary>
+    /// Thaws <paramref name="connectionKeys"/> and <paramref name="endpointKeys"/> (under the caller's pin lock), the
+    /// counterpart of <see cref="Insert"/>. With <paramref name="forKick"/> the released connections' entries are
+    /// returned with the replay records of the freeze being released (a record older than that freeze's first drop
+    /// is stale and goes unreturned); without it the entries are just deleted. Every thawed key's replay records are
+    /// deleted either way, unless <paramref name="deferReplayDelete"/> leaves the returned ones for
+    /// <see cref="DeleteTaken"/>. The endpoint gate closes once no endpoint is left.
+    /// </summary>
+    public Thawing Thaw(ConnectionKey[] connectionKeys, EndpointKey[] endpointKeys, bool forKick, bool deferReplayDelete = false)
+    {
+        var missingConnections = new List<ConnectionKey>();
+        var missingEndpoints = new List<EndpointKey>();
+        var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+        int connections = forKick
+            ? Connections.Release(connectionKeys, missingConnections, released)
+            : Connections.DeletePresent(connectionKeys, missingConnections);
+        TakenReplays replays = TakeReleasedReplays(connectionKeys, released, deferReplayDelete);
+        int endpoints = Endpoints.DeletePresent(endpointKeys, missingEndpoints);
+        if (endpoints > 0)
+            CloseEndpointGateIfEmpty();
+        return new Thawing(connections, endpoints, missingConnections, missingEndpoints, released, replays);
+    }
+
+    /// <summary>
+    /// Thaws everything (under the caller's pin lock, when there is one), as <see cref="Thaw"/> does, and leaves no
+    /// replay record behind, not even one of a key whose lease had ended.
+    /// </summary>
+    public Thawing ThawAll(bool forKick)
+    {
+        var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
+        ConnectionKey[] all = Connections.ReadAll().Select(e => e.Key).ToArray();
+        int connections = forKick ? Connections.Release(all, [], released) : Connections.DeletePresent(all);
+        TakenReplays replays = TakeReleasedReplays([.. all.Union(Replay.GetKeys()).Union(LocalReplay.GetKeys())], released);
+        int endpoints = Endpoints.DeletePresent(Endpoints.ReadAll().Select(e => e.Key).ToArray());
+        CloseEndpointGateIfEmpty();
+        return new Thawing(connections, endpoints, [], [], released, replays);
+    }
+
+    /// <summary>
+    /// Deletes the replay records of thawed <paramref name="keys"/> and returns those of the connections
+    /// <paramref name="released"/> (empty when the kick is off) that were recorded during the freeze being released,
+    /// not before it.
+    /// </summary>
+    private TakenReplays TakeReleasedReplays(ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, bool deferDelete = false)
+    {
+        if (released.Count == 0)
+            return TakeReplays(keys, _ => false);
+        Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
+        TakenReplays taken = TakeReplays(keys, entries.ContainsKey, deferDelete);
+        foreach (Dictionary<ConnectionKey, KeptSegment> records in new[] { taken.Peer, taken.Local })
+            foreach ((ConnectionKey key, KeptSegment record) in records.ToArray())
+                if (!IsOfFreeze(entries[key], record.RecordedNs))
+                    records.Remove(key);
+        return taken;
+    }
+
+    /// <summary>Whether a replay record taken at <paramref name="recordedNs"/> belongs to the freeze <paramref name="entry"/> holds.</summary>
+    public static bool IsOfFreeze(FreezeEntry entry, ulong recordedNs) => entry.FirstDropNs != 0 && recordedNs >= entry.FirstDropNs;
+
+    /// <summary>
     /// Deletes the replay records of <paramref name="keys"/>, both directions, and returns those
     /// of them that <paramref name="wanted"/> says to keep. Called under the pin lock by every
     /// thaw, so a record never outlives its freeze (a later freeze of the same key starts without one).
@@ -91,7 +150,7 @@ internal sealed class FreezerMaps : IDisposable
     }
 
     /// <summary>
-    /// Deletes what a thaw took with its delete deferred (<see cref="TakeReplays"/>), from the maps pinned in
+    /// Deletes what a thaw took with its delete deferred (<see cref="Thaw"/>), from the maps pinned in
     /// <paramref name="pinDirectory"/>: after a resident agent has answered CRIU, since a 2 KiB record costs the
     /// kernel a few microseconds to free (1,500: 4 ms). Maps detached meanwhile took their records with them.
     /// </summary>
@@ -279,6 +338,17 @@ internal sealed class FreezerMaps : IDisposable
         Replay.Dispose();
         LocalReplay.Dispose();
     }
+}
+
+/// <summary>
+/// What <see cref="FreezerMaps.Thaw"/> did: how many of each set it thawed, the keys that were not frozen, the released
+/// connections' entries (for the kick) and the replay records it took for them.
+/// </summary>
+internal sealed record Thawing(int Connections, int Endpoints, List<ConnectionKey> MissingConnections, List<EndpointKey> MissingEndpoints,
+    List<(ConnectionKey Key, FreezeEntry Entry)> Released, TakenReplays Replays)
+{
+    /// <summary>The public result, without the kick (sent after the pin lock is let go).</summary>
+    public ThawResult ToResult() => new(Connections, Endpoints, MissingConnections, MissingEndpoints);
 }
 
 /// <summary>The replay records a thaw took: the peers' segments (<see cref="Peer"/>) and this host's own (<see cref="Local"/>).</summary>

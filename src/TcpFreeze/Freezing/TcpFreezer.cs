@@ -390,30 +390,18 @@ public sealed partial class TcpFreezer : IDisposable
         ThrowIfDisposed();
         ConnectionKey[] connectionKeys = Distinct(connections, nameof(connections));
         EndpointKey[] endpointKeys = Distinct(endpoints ?? [], nameof(endpoints));
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) = Run("thaw", operation => TcpFreezeException.Guard(() =>
+        Thawing thawing = Run("thaw", operation =>
         {
-            var missingConnections = new List<ConnectionKey>();
-            TakenReplays replays;
-            var missingEndpoints = new List<EndpointKey>();
-            var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
-            int connectionsThawed, endpointsThawed;
+            Thawing done;
             using (_pins.Lock(_options.LockTimeout))
-            {
-                connectionsThawed = kick
-                    ? _maps.Connections.Release(connectionKeys, missingConnections, released)
-                    : _maps.Connections.DeletePresent(connectionKeys, missingConnections);
-                replays = Resume.ThawKick.TakeReplays(_maps, connectionKeys, released, deferReplayDelete);
-                endpointsThawed = _maps.Endpoints.DeletePresent(endpointKeys, missingEndpoints);
-                if (endpointsThawed > 0)
-                    _maps.CloseEndpointGateIfEmpty();
-            }
+                done = _maps.Thaw(connectionKeys, endpointKeys, forKick: kick, deferReplayDelete);
             if (peerSequences is not null)
-                Resume.ThawKick.WithPeerSequences(released, peerSequences);
-            operation.Tag("tcpfreeze.connections", connectionsThawed);
-            operation.Tag("tcpfreeze.endpoints", endpointsThawed);
-            return (new ThawResult(connectionsThawed, endpointsThawed, missingConnections, missingEndpoints), released, replays);
-        }));
-        return (thawed, released, replays);
+                Resume.ThawKick.WithPeerSequences(done.Released, peerSequences);
+            operation.Tag("tcpfreeze.connections", done.Connections);
+            operation.Tag("tcpfreeze.endpoints", done.Endpoints);
+            return done;
+        });
+        return (thawing.ToResult(), thawing.Released, thawing.Replays);
     }
 
     /// <summary>Thaws everything frozen in this namespace; <paramref name="kick"/> as in <see cref="Thaw"/>.</summary>
@@ -421,29 +409,16 @@ public sealed partial class TcpFreezer : IDisposable
     /// <exception cref="TcpFreezeException">The kernel refused, or the pins are missing or unreadable; the message says which and what to do.</exception>
     public ThawResult ThawAll(bool kick = true)
     {
-        ThrowIfDisposed();
-        (ThawResult thawed, List<(ConnectionKey, FreezeEntry)> released, TakenReplays replays) =
-            Run("thaw", operation => ThawAllLocked(kick, operation));
-        return thawed with { Kick = Resume.ThawKick.Send(_options.Namespace, PinDirectory, released, replays, default) };
-    }
-
-    private (ThawResult, List<(ConnectionKey, FreezeEntry)>, TakenReplays) ThawAllLocked(bool kick, Telemetry.Operation operation)
-    {
-        var released = new List<(ConnectionKey Key, FreezeEntry Entry)>();
-        TakenReplays replays;
-        int connections, endpoints;
-        using (AcquirePinLockForThaw())
+        Thawing thawing = Run("thaw", operation =>
         {
-            ConnectionKey[] all = _maps.Connections.ReadAll().Select(e => e.Key).ToArray();
-            connections = kick ? _maps.Connections.Release(all, [], released) : _maps.Connections.DeletePresent(all);
-            // Records of keys no longer frozen (an ended lease) go too: ThawAll leaves nothing behind.
-            replays = Resume.ThawKick.TakeReplays(_maps, [.. all.Union(_maps.Replay.GetKeys()).Union(_maps.LocalReplay.GetKeys())], released);
-            endpoints = _maps.Endpoints.DeletePresent(_maps.Endpoints.ReadAll().Select(e => e.Key).ToArray());
-            _maps.CloseEndpointGateIfEmpty();
-        }
-        operation.Tag("tcpfreeze.connections", connections);
-        operation.Tag("tcpfreeze.endpoints", endpoints);
-        return (new ThawResult(connections, endpoints, [], []), released, replays);
+            Thawing done;
+            using (AcquirePinLockForThaw())
+                done = _maps.ThawAll(forKick: kick);
+            operation.Tag("tcpfreeze.connections", done.Connections);
+            operation.Tag("tcpfreeze.endpoints", done.Endpoints);
+            return done;
+        });
+        return thawing.ToResult() with { Kick = Resume.ThawKick.Send(_options.Namespace, PinDirectory, thawing.Released, thawing.Replays, default) };
     }
 
     /// <summary>
@@ -538,29 +513,7 @@ public sealed partial class TcpFreezer : IDisposable
     {
         ThrowIfDisposed();
         ConnectionKey[] keys = Distinct(connections, nameof(connections));
-        return Run(() =>
-        {
-            var peers = new Dictionary<ConnectionKey, PeerSegment>();
-            var locals = new Dictionary<ConnectionKey, PeerSegment>();
-            bool readPeer = peer && keys.Length > 0 && !_maps.Replay.IsEmpty();
-            bool readLocal = local && keys.Length > 0 && !_maps.LocalReplay.IsEmpty();
-            if (!readPeer && !readLocal)
-                return (peers, locals);
-            // As a thaw keeps them (ThawKick.TakeReplays): only a record of the freeze in force. Above a few dozen keys
-            // the maps are read in batches (1,500 keys: a few system calls, not 3,000 lookups of 2 KiB records).
-            Dictionary<ConnectionKey, FreezeEntry> entries = listed ?? _maps.Connections.Lookup(keys);
-            bool OfThisFreeze(ConnectionKey key, ReplayRecord record)
-                => entries.TryGetValue(key, out FreezeEntry entry) && entry.FirstDropNs != 0 && record.RecordedNs >= entry.FirstDropNs;
-            if (readPeer)
-                foreach ((ConnectionKey key, KeptSegment record) in FreezerMaps.Read(_maps.Replay, keys, OfThisFreeze))
-                    peers[key] = record.ToPeerSegment();
-            if (readLocal)
-                foreach ((ConnectionKey key, KeptSegment record) in FreezerMaps.Read(_maps.LocalReplay, keys, OfThisFreeze))
-                    // A local segment's timestamp is set back to the first drop, as a thaw here would (SegmentReplay.Plan).
-                    locals[key] = Resume.SegmentReplay.WithTimestampBackdated(record.ToPeerSegment(),
-                        Resume.SegmentReplay.BackdateMilliseconds(record.RecordedNs, entries[key].FirstDropNs));
-            return (peers, locals);
-        });
+        return Run(() => Resume.KeptSegments.Read(_maps, keys, peer, local, listed));
     }
 
     /// <summary>The frozen endpoints with their drop counts and leases.</summary>

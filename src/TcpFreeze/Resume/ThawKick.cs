@@ -1,31 +1,12 @@
 namespace TcpFreeze.Resume;
 
 /// <summary>
-/// What a thaw does for the connections it released, after the map writes: the segments the programs kept for them
-/// (taken from the maps under the thaw's pin lock), the peers' sequence numbers another
+/// What a thaw does for the connections it released, after the map writes (<see cref="FreezerMaps.Thaw"/>, which
+/// also takes the segments the programs kept for them under the thaw's pin lock): the peers' sequence numbers another
 /// host recorded, and the kick itself (ICMP messages, then the replay of the kept segments).
-/// <see cref="TcpFreezer"/> thaws; this room owns the rest.
 /// </summary>
 internal static class ThawKick
 {
-    /// <summary>
-    /// Deletes the replay records of thawed keys and keeps those of the connections this thaw
-    /// released (<paramref name="released"/>: empty when the kick is off) that were recorded
-    /// during the freeze being released, not before it.
-    /// </summary>
-    public static TakenReplays TakeReplays(FreezerMaps maps, ConnectionKey[] keys, List<(ConnectionKey Key, FreezeEntry Entry)> released, bool deferDelete = false)
-    {
-        if (released.Count == 0)
-            return maps.TakeReplays(keys, _ => false);
-        Dictionary<ConnectionKey, FreezeEntry> entries = released.ToDictionary(r => r.Key, r => r.Entry);
-        TakenReplays taken = maps.TakeReplays(keys, entries.ContainsKey, deferDelete);
-        foreach (Dictionary<ConnectionKey, KeptSegment> records in new[] { taken.Peer, taken.Local })
-            foreach ((ConnectionKey key, KeptSegment record) in records.ToArray())
-                if (entries[key].FirstDropNs == 0 || record.RecordedNs < entries[key].FirstDropNs)
-                    records.Remove(key);
-        return taken;
-    }
-
     /// <summary>
     /// Fills in the peer's sequence number from elsewhere for released entries whose peer this
     /// host saw no data from. How long the peer has backed off is not known here, so it gets the

@@ -108,6 +108,94 @@ public sealed class FreezerMapsTests
     }
 
     [Fact]
+    public void A_thaw_for_the_kick_returns_the_released_entries_with_only_their_current_freezes_records_and_deletes_every_record()
+    {
+        var maps = new Maps();
+        var endpoint = EndpointKey.Parse("198.18.0.1:80");
+        maps.Connections.Update(Key(0), new FreezeEntry { FirstDropNs = 100 });           // held: released, record current
+        maps.Connections.Update(Key(1), new FreezeEntry { FirstDropNs = 100 });           // held: released, record older than its freeze
+        maps.Connections.Update(Key(2), new FreezeEntry { FirstDropNs = 100, DeadlineNs = 1 }); // lease ended: thawed, not released
+        maps.Replay.Update(Key(0), new ReplayRecord { RecordedNs = 150 });
+        maps.LocalReplay.Update(Key(0), new ReplayRecord { RecordedNs = 160 });
+        maps.Replay.Update(Key(1), new ReplayRecord { RecordedNs = 50 });
+        maps.Replay.Update(Key(2), new ReplayRecord { RecordedNs = 150 });
+        maps.Endpoints.Update(endpoint, new FreezeEntry());
+        maps.Config.Update(0, 1UL);
+        using FreezerMaps opened = maps.Open();
+
+        Thawing thawing = opened.Thaw([Key(0), Key(1), Key(2), Key(3)], [endpoint, EndpointKey.Parse("198.18.0.1:443")], forKick: true);
+
+        Assert.Equal((3, 1), (thawing.Connections, thawing.Endpoints));
+        Assert.Equal([Key(3)], thawing.MissingConnections);
+        Assert.Equal([EndpointKey.Parse("198.18.0.1:443")], thawing.MissingEndpoints);
+        Assert.Equal([Key(0), Key(1)], thawing.Released.Select(r => r.Key).ToHashSet());
+        Assert.Equal([Key(0)], thawing.Replays.Peer.Keys);
+        Assert.Equal([Key(0)], thawing.Replays.Local.Keys);
+        Assert.True(maps.Connections.IsEmpty() && maps.Endpoints.IsEmpty() && maps.Replay.IsEmpty() && maps.LocalReplay.IsEmpty());
+        Assert.Equal(0UL, maps.Config.Elements[0]); // the last endpoint went: the gate closed
+        ThawResult result = thawing.ToResult();
+        Assert.Equal((3, 1), (result.ConnectionsThawed, result.EndpointsThawed));
+        Assert.Equal([Key(3)], result.NotFrozenConnections);
+        Assert.Equal([EndpointKey.Parse("198.18.0.1:443")], result.NotFrozenEndpoints);
+    }
+
+    [Fact]
+    public void A_thaw_without_the_kick_returns_nothing_to_send_and_still_deletes_the_records()
+    {
+        var maps = new Maps();
+        maps.Connections.Update(Key(0), new FreezeEntry { FirstDropNs = 100 });
+        maps.Replay.Update(Key(0), new ReplayRecord { RecordedNs = 150 });
+        using FreezerMaps opened = maps.Open();
+
+        Thawing thawing = opened.Thaw([Key(0)], [], forKick: false);
+
+        Assert.Equal(1, thawing.Connections);
+        Assert.Empty(thawing.Released);
+        Assert.Empty(thawing.Replays.Peer);
+        Assert.True(maps.Connections.IsEmpty() && maps.Replay.IsEmpty());
+        Assert.False(maps.Config.TryLookup(0, out _)); // no endpoint thawed: the gate was not touched
+    }
+
+    [Fact]
+    public void A_held_kicks_thaw_leaves_the_records_it_took_for_later_and_names_them()
+    {
+        var maps = new Maps();
+        maps.Connections.Update(Key(0), new FreezeEntry { FirstDropNs = 100 });
+        maps.Connections.Update(Key(1), new FreezeEntry { FirstDropNs = 100 });
+        maps.Replay.Update(Key(0), new ReplayRecord { RecordedNs = 150 });
+        maps.Replay.Update(Key(1), new ReplayRecord { RecordedNs = 50 });
+        using FreezerMaps opened = maps.Open();
+
+        Thawing thawing = opened.Thaw([Key(0), Key(1)], [], forKick: true, deferReplayDelete: true);
+
+        Assert.Equal([Key(0)], thawing.Replays.Peer.Keys);
+        Assert.Equal([Key(0), Key(1)], thawing.Replays.PeerUndeleted.ToHashSet());
+        Assert.Equal([Key(0), Key(1)], maps.Replay.Elements.Keys.ToHashSet());
+        Assert.True(maps.Connections.IsEmpty());
+    }
+
+    [Fact]
+    public void Thawing_everything_leaves_no_entry_no_record_and_a_closed_gate()
+    {
+        var maps = new Maps();
+        maps.Connections.Update(Key(0), new FreezeEntry { FirstDropNs = 100 });
+        maps.Replay.Update(Key(0), new ReplayRecord { RecordedNs = 150 });
+        maps.Replay.Update(Key(5), new ReplayRecord { RecordedNs = 150 });      // its entry already gone (an ended lease swept)
+        maps.LocalReplay.Update(Key(6), new ReplayRecord { RecordedNs = 150 });
+        maps.Endpoints.Update(EndpointKey.Parse("198.18.0.1:80"), new FreezeEntry());
+        maps.Config.Update(0, 1UL);
+        using FreezerMaps opened = maps.Open();
+
+        Thawing thawing = opened.ThawAll(forKick: true);
+
+        Assert.Equal((1, 1), (thawing.Connections, thawing.Endpoints));
+        Assert.Equal([Key(0)], thawing.Released.Select(r => r.Key));
+        Assert.Equal([Key(0)], thawing.Replays.Peer.Keys);
+        Assert.True(maps.Connections.IsEmpty() && maps.Endpoints.IsEmpty() && maps.Replay.IsEmpty() && maps.LocalReplay.IsEmpty());
+        Assert.Equal(0UL, maps.Config.Elements[0]);
+    }
+
+    [Fact]
     public void Disposing_the_maps_releases_every_one_of_them()
     {
         var maps = new Maps();
