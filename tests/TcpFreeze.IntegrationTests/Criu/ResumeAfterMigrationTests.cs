@@ -100,22 +100,13 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             // (two CI runs: one and a few connections about 1 s late). Those are reported, not bounded.
             FreezeManifest manifest = FreezeManifest.Read(runner.Images);
             HashSet<ConnectionKey> carried = [.. manifest.PeerSequenceKeys().Keys, .. manifest.PeerSegmentKeys().Keys, .. manifest.LocalSegmentKeys().Keys];
-            static ConnectionKey ServerView(ClientLoad.Connection c)
-                => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
-            TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
-            TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
-            ClientLoad.Connection[] inManifest = load.Connections.Where(c => carried.Contains(ServerView(c))).ToArray();
-            ClientLoad.Connection[] others = load.Connections.Where(c => !carried.Contains(ServerView(c))).ToArray();
-            (TimeSpan[] sorted, string heldSummary) = Summarize($"across hosts, kick on, {inManifest.Length} the manifest carries", inManifest.Select(c => lag[c.Id]));
-            (_, string otherSummary) = Summarize($"{others.Length} it does not", others.Select(c => lag[c.Id]));
-            (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those the manifest carries", inManifest.Select(c => following[c.Id]));
-            string summary = $"{heldSummary}; {otherSummary}; {nextSummary} ({FollowingParts(load, dumped)})";
+            (int inManifest, TimeSpan[] sorted, TimeSpan[] next, string summary) = CarriedAndOthers(load, carried, dumped, restored, "across hosts, kick on");
             output.WriteLine(summary);
             foreach (string line in dumpLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: post-dump")).Concat(
                          restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume"))))
                 output.WriteLine(line);
             Assert.Contains("resume kick:", restoreLog);
-            Assert.True(inManifest.Length > 0 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            Assert.True(inManifest > 0 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -170,23 +161,14 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             // waits for that client's backed-off timer unless the client retransmits between hostB's pre-restore and
             // pre-resume. Those are reported, not bounded.
             HashSet<ConnectionKey> carried = [.. manifest.PeerSegmentKeys().Keys, .. manifest.LocalSegmentKeys().Keys];
-            static ConnectionKey ServerView(ClientLoad.Connection c)
-                => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
-            TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
-            TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
-            ClientLoad.Connection[] inManifest = load.Connections.Where(c => carried.Contains(ServerView(c))).ToArray();
-            ClientLoad.Connection[] others = load.Connections.Where(c => !carried.Contains(ServerView(c))).ToArray();
-            (TimeSpan[] sorted, string heldSummary) = Summarize($"across hosts, clients drop ICMP, {inManifest.Length} the manifest carries", inManifest.Select(c => lag[c.Id]));
-            (_, string otherSummary) = Summarize($"{others.Length} it does not", others.Select(c => lag[c.Id]));
-            (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those the manifest carries", inManifest.Select(c => following[c.Id]));
-            string summary = $"{heldSummary}; {otherSummary}; {nextSummary} ({FollowingParts(load, dumped)})";
+            (int inManifest, TimeSpan[] sorted, TimeSpan[] next, string summary) = CarriedAndOthers(load, carried, dumped, restored, "across hosts, clients drop ICMP");
             output.WriteLine($"{manifest.PeerSegmentKeys().Count} peer segments in the manifest; {summary}");
             foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
                 output.WriteLine(line);
             Assert.Contains("peer segments replayed", restoreLog);
             // The dump is shorter than the clients' 25 ms pause, so most requests are dropped before post-dump (88 of 100
             // at the fewest in the sibling test's runs); half is the floor that tells a manifest that carried little.
-            Assert.True(inManifest.Length >= Connections / 2 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            Assert.True(inManifest >= Connections / 2 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -654,6 +636,26 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         }
         Assert.True(lag.All(l => l is not null), $"{label}: {lag.Count(l => l is null)} connections did not answer within 20 s of the restore: {string.Join("; ", load.Failures.Take(5))}");
         return lag.Select(l => l!.Value).ToArray();
+    }
+
+    /// <summary>
+    /// Across hosts: the held exchanges' lags of the connections whose segment or sequence number the manifest
+    /// <paramref name="carried"/>, sorted, and of the exchange after it; the others (not carried, RESUME.md) only in
+    /// the summary line.
+    /// </summary>
+    private static (int Carried, TimeSpan[] Held, TimeSpan[] Following, string Summary) CarriedAndOthers(ClientLoad load, HashSet<ConnectionKey> carried,
+        long dumped, long restored, string label)
+    {
+        static ConnectionKey ServerView(ClientLoad.Connection c)
+            => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
+        TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
+        TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
+        ClientLoad.Connection[] inManifest = load.Connections.Where(c => carried.Contains(ServerView(c))).ToArray();
+        ClientLoad.Connection[] others = load.Connections.Where(c => !carried.Contains(ServerView(c))).ToArray();
+        (TimeSpan[] sorted, string heldSummary) = Summarize($"{label}, {inManifest.Length} the manifest carries", inManifest.Select(c => lag[c.Id]));
+        (_, string otherSummary) = Summarize($"{others.Length} it does not", others.Select(c => lag[c.Id]));
+        (TimeSpan[] next, string nextSummary) = Summarize("the exchange after the held one, on those the manifest carries", inManifest.Select(c => following[c.Id]));
+        return (inManifest.Length, sorted, next, $"{heldSummary}; {otherSummary}; {nextSummary} ({FollowingParts(load, dumped)})");
     }
 
     /// <summary>The held exchanges' lags and the following ones', sorted, with one summary line.</summary>
