@@ -8,6 +8,19 @@ internal static class Report
 {
     private static readonly string[] HookActions = ["pre-dump", "post-dump", "pre-restore", "pre-resume"];
 
+    /// <summary>The file system type of the temporary folder, where each run keeps its images (disk or memory changes the floor).</summary>
+    private static string TempFileSystem()
+    {
+        try
+        {
+            return new DriveInfo(Path.GetTempPath()).DriveFormat;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return "file system unknown";
+        }
+    }
+
     public static string Markdown(IReadOnlyList<RunResult> results, BenchOptions options, MachineInfo machine, DateTime started, DateTime finished, string plotBaseName, IptablesFit? fit = null)
     {
         var md = new StringBuilder();
@@ -18,6 +31,7 @@ internal static class Report
         md.AppendLine();
         md.AppendLine(($"- Date: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC ({(finished - started).TotalMinutes:F0} min), {results.Count} runs."));
         md.AppendLine($"- Machine: {machine}.");
+        md.AppendLine($"- Images and work folder: under {Path.GetTempPath()} ({TempFileSystem()}; TMPDIR chooses it, e.g. TMPDIR=/dev/shm for memory).");
         md.AppendLine($"- Command: `dotnet run -c Release --project benchmarks/TcpFreeze.Migration --{(options.CommandLine.Length > 0 ? " " + options.CommandLine : "")}`");
         md.AppendLine("- Scenario, per method, connection count N and run, in a fresh pair of test namespaces: Debian's nginx (master + 1 worker, " +
                       "keep-alive) in namespace B; " + (ab
