@@ -342,11 +342,16 @@ internal sealed class CliOperations(TextWriter output, TextWriter error)
     {
         KickResult k = result.Kick;
         string kicked = k.PacketsSent == 0 ? "" : $"; resume kick: {Count(k.PacketsSent, "message")} to {Count(k.ConnectionsKicked, "connection")}";
-        output.WriteLine($"thawed {Count(result.ConnectionsThawed, "connection")} and {Count(result.EndpointsThawed, "endpoint")}{kicked}");
+        // The replay reaches peers no ICMP reaches (RESUME.md): an operator sees that it ran.
+        string replayed = k.SegmentsReplayed + k.LocalSegmentsReplayed == 0 ? ""
+            : $"; replayed {Count(k.SegmentsReplayed, "peer segment")} to this host's sockets and {Count(k.LocalSegmentsReplayed, "local segment")} to their peers";
+        output.WriteLine($"thawed {Count(result.ConnectionsThawed, "connection")} and {Count(result.EndpointsThawed, "endpoint")}{kicked}{replayed}");
         if (k.Error is not null)
             Cli.Warn(error, $"the resume kick was not sent ({k.Error}); the thawed connections resume at their next retransmission");
         else if (k.PacketsFailed > 0)
             Cli.Warn(error, $"{Count(k.PacketsFailed, "resume kick message")} could not be sent (no route to that address); those connections resume at their next retransmission");
+        if (k.ReplayFailed > 0)
+            Cli.Warn(error, $"{Count(k.ReplayFailed, "kept segment")} could not be replayed (no raw socket, or the address is gone); those connections resume at their next retransmission");
         foreach (EndpointKey endpoint in result.NotFrozenEndpoints)
             output.WriteLine($"not frozen: endpoint {endpoint}");
         foreach (ConnectionKey connection in result.NotFrozenConnections)
