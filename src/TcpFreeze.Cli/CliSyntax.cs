@@ -249,7 +249,8 @@ internal sealed class CliSyntax(CliOperations operations, TextWriter error)
         var noKick = new Option<bool>("--no-kick")
         {
             Description = "Do not send the resume kick (ICMP unreachable messages that make both ends of each released connection " +
-                          "retransmit at once); the connections then resume at their next retransmission, up to about as long after the thaw as they were frozen.",
+                          "retransmit at once) nor replay the segments kept while frozen; the connections then resume at their next " +
+                          "retransmission, up to about as long after the thaw as they were frozen.",
         };
         var command = new Command("thaw", "Thaw a connection, endpoints, a process tree's sockets or everything. Thawing what is not frozen is not an error.")
         {
