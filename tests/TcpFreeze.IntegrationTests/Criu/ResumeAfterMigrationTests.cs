@@ -56,7 +56,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         if (kick)
         {
             Assert.Contains("resume kick:", restoreLog);
-            Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            Assert.True(WithinGoal(sorted) && next[^1] <= FollowingBound, summary);
         }
         else
         {
@@ -106,7 +106,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
                          restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume"))))
                 output.WriteLine(line);
             Assert.Contains("resume kick:", restoreLog);
-            Assert.True(inManifest > 0 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            Assert.True(inManifest > 0 && WithinGoal(sorted) && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -168,7 +168,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             Assert.Contains("peer segments replayed", restoreLog);
             // The dump is shorter than the clients' 25 ms pause, so most requests are dropped before post-dump (88 of 100
             // at the fewest in the sibling test's runs); half is the floor that tells a manifest that carried little.
-            Assert.True(inManifest >= Connections / 2 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+            Assert.True(inManifest >= Connections / 2 && WithinGoal(sorted) && next[^1] <= FollowingBound, summary);
             Assert.True(load.WaitForProgress(id => atRestore[id] + 5, TimeSpan.FromSeconds(40)), string.Join("; ", load.Failures.Take(5)));
             Assert.Empty(load.Failures);
         }
@@ -278,11 +278,11 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             ClientLoad.Connection[] caughtButUnkept = others.Where(c => replyCaught.Contains(ServerView(c))).ToArray();
             Assert.True(caughtButUnkept.Length == 0,
                 $"{caughtButUnkept.Length} connections whose reply the freeze caught have neither a kept reply nor a request: {summary}");
-            Assert.True(requestLags[^1] <= HeldBound, summary);
+            Assert.True(WithinGoal(requestLags), summary);
             if (localSegmentsInManifest)
             {
                 Assert.Contains("local segments sent to their peers", restoreLog);
-                Assert.True(replyLags[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+                Assert.True(WithinGoal(replyLags) && next[^1] <= FollowingBound, summary);
             }
             else
             {
@@ -404,7 +404,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
         Assert.Contains("peer segments replayed", restoreLog);
-        Assert.True(bounded.Length > 0 && sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+        Assert.True(bounded.Length > 0 && WithinGoal(sorted) && next[^1] <= FollowingBound, summary);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
     }
 
@@ -488,7 +488,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         foreach (string line in restoreLog.Split('\n').Where(l => l.Contains("tcpfreeze-hook: pre-resume")))
             output.WriteLine(line);
         Assert.Contains("local segments sent to their peers", restoreLog);
-        Assert.True(sorted[^1] <= HeldBound && next[^1] <= FollowingBound, summary);
+        Assert.True(WithinGoal(sorted) && next[^1] <= FollowingBound, summary);
         busy.AssertEveryConnectionFlows(5, TimeSpan.FromSeconds(40), "after the restore");
     }
 
@@ -524,9 +524,9 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         // runs of 2026-12-07 one of them came about 975 ms late (the restored socket's timer), once in the held freeze
         // and once in the lapsed one, an open finding in RESUME.md.
         if (held.ServerDroppedNothing.Length > 0)
-            Assert.True(held.ServerDroppedNothing[^1] <= HeldBound, both);
+            Assert.True(WithinGoal(held.ServerDroppedNothing), both);
         if (lapsed.ServerDroppedNothing.Length > 0)
-            Assert.True(lapsed.ServerDroppedNothing[^1] <= HeldBound, both);
+            Assert.True(WithinGoal(lapsed.ServerDroppedNothing), both);
         Assert.True(held.ServerDroppedNothing.Length + lapsed.ServerDroppedNothing.Length > 0, $"no connection to bound: {both}");
     }
 
@@ -690,6 +690,16 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
                + $"GC paused this process {load.GcPauseSinceRecording.TotalMilliseconds:F0} ms since the dump";
     }
 
+    /// <summary>The nearest-rank 99th percentile of <paramref name="sorted"/> (with 100 values the 99th; with 50 or fewer, the largest).</summary>
+    private static TimeSpan P99(TimeSpan[] sorted) => sorted[Math.Max(0, (int)Math.Ceiling(sorted.Length * 0.99) - 1)];
+
+    /// <summary>
+    /// Issue 21's goal for the held exchanges: p99 within <see cref="HeldBound"/>, and none waiting for a back-off
+    /// (every one within <see cref="FollowingBound"/>). With 100 connections one may be late by the restored sockets'
+    /// own 1 s timer, as seen once in about ten local runs of the lapsed-lease case; the summary prints the maximum.
+    /// </summary>
+    private static bool WithinGoal(TimeSpan[] sorted) => sorted.Length == 0 || (P99(sorted) <= HeldBound && sorted[^1] <= FollowingBound);
+
     /// <summary>Lags sorted, and a one-line summary.</summary>
     private static (TimeSpan[] Sorted, string Summary) Summarize(string label, IEnumerable<TimeSpan> lags)
     {
@@ -698,6 +708,6 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         if (count == 0)
             return (sorted, $"{label}: none");
         return (sorted, $"{label}: resume lag p50 {sorted[count / 2].TotalMilliseconds:F0} ms, " +
-                        $"p99 {sorted[count * 99 / 100].TotalMilliseconds:F0} ms, max {sorted[^1].TotalMilliseconds:F0} ms");
+                        $"p99 {P99(sorted).TotalMilliseconds:F0} ms, max {sorted[^1].TotalMilliseconds:F0} ms");
     }
 }
