@@ -14,7 +14,7 @@ namespace TcpFreeze.Tests;
 public sealed class CliJsonOutputTests : IDisposable
 {
     private readonly TestNetwork _network = TestNetwork.Create("tfb");
-    private readonly PinRoot _pins = new("tfb/json-");
+    private readonly PinRoot _pins = new("tfb-json-");
 
     private CliResult Cli(params string[] arguments) => TcpFreezeCommand.Run(["--pin-root", _pins.Path, "--netns", _network.NameB, .. arguments]);
 

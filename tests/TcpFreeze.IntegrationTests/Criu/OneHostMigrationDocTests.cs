@@ -111,7 +111,7 @@ public sealed class OneHostMigrationDocTests(CriuFixture criu, ITestOutputHelper
             Assert.Contains("criu dump", steps);
             Assert.Contains("criu restore", steps);
             var network = TestNetwork.Create("tfb");
-            var pins = new PinRoot("tfb/doc-");
+            var pins = new PinRoot("tfb-doc-");
             var endpoint = new IPEndPoint(network.AddressB(AddressFamily.InterNetwork), 8080);
             string settings = Path.Combine(work, "criu-hook.conf");
             File.WriteAllText(settings, $"pin-root = {pins.Path}\nlease-seconds = 60\n");
