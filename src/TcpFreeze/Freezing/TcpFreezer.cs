@@ -397,9 +397,7 @@ public sealed partial class TcpFreezer : IDisposable
                 done = _maps.Thaw(connectionKeys, endpointKeys, forKick: kick, deferReplayDelete);
             if (peerSequences is not null)
                 Resume.ThawKick.WithPeerSequences(done.Released, peerSequences);
-            operation.Tag("tcpfreeze.connections", done.Connections);
-            operation.Tag("tcpfreeze.endpoints", done.Endpoints);
-            return done;
+            return Tagged(operation, done);
         });
         return (thawing.ToResult(), thawing.Released, thawing.Replays);
     }
@@ -414,11 +412,17 @@ public sealed partial class TcpFreezer : IDisposable
             Thawing done;
             using (AcquirePinLockForThaw())
                 done = _maps.ThawAll(forKick: kick);
-            operation.Tag("tcpfreeze.connections", done.Connections);
-            operation.Tag("tcpfreeze.endpoints", done.Endpoints);
-            return done;
+            return Tagged(operation, done);
         });
         return thawing.ToResult() with { Kick = Resume.ThawKick.Send(_options.Namespace, PinDirectory, thawing.Released, thawing.Replays, default) };
+    }
+
+    /// <summary>A thaw's counts on its span.</summary>
+    private static Thawing Tagged(Telemetry.Operation operation, Thawing done)
+    {
+        operation.Tag("tcpfreeze.connections", done.Connections);
+        operation.Tag("tcpfreeze.endpoints", done.Endpoints);
+        return done;
     }
 
     /// <summary>

@@ -213,8 +213,6 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         var runner = new CriuRunner(criu.Criu, criu.Hook, hosts.HostA, _work, pins.Path);
         runner.Environment["TCPFREEZE_LEASE_SECONDS"] = (copySeconds + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
         FreezerOptions hostA = pins.Options(NetworkNamespace.Named(hosts.HostA)), hostB = pins.Options(NetworkNamespace.Named(hosts.HostB));
-        static ConnectionKey ServerView(ClientLoad.Connection c)
-            => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
         ConnectionKey[] replyCaught = load.Connections.Where(c => c.Id % 2 == 0).Select(ServerView).ToArray();
         try
         {
@@ -430,7 +428,7 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
             ipVersion == 4 ? System.Net.Sockets.AddressFamily.InterNetwork : System.Net.Sockets.AddressFamily.InterNetworkV6);
         TestNetwork.DropIcmpUnreachable(busy.Network.NameA);
         ConnectionKey[] keys = busy.Load.Connections
-            .Select(c => new ConnectionKey((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!)).ToArray();
+            .Select(ServerView).ToArray();
         string pid = busy.Server.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
         Run.Checked("kill", "-STOP", pid);
         try
@@ -640,6 +638,10 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
         return lag.Select(l => l!.Value).ToArray();
     }
 
+    /// <summary>A client connection as the server's side keys it (local: the server's end).</summary>
+    private static ConnectionKey ServerView(ClientLoad.Connection c)
+        => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
+
     /// <summary>
     /// Across hosts: the held exchanges' lags of the connections whose segment or sequence number the manifest
     /// <paramref name="carried"/>, sorted, and of the exchange after it; the others (not carried, RESUME.md) only in
@@ -648,8 +650,6 @@ public sealed class ResumeAfterMigrationTests(CriuFixture criu, ITestOutputHelpe
     private static (int Carried, TimeSpan[] Held, TimeSpan[] Following, string Summary) CarriedAndOthers(ClientLoad load, HashSet<ConnectionKey> carried,
         long dumped, long restored, string label)
     {
-        static ConnectionKey ServerView(ClientLoad.Connection c)
-            => new((System.Net.IPEndPoint)c.Socket.RemoteEndPoint!, (System.Net.IPEndPoint)c.Socket.LocalEndPoint!);
         TimeSpan[] lag = HeldExchangeLags(load, dumped, restored);
         TimeSpan[] following = HeldExchangeLags(load, dumped, restored, following: true);
         ClientLoad.Connection[] inManifest = load.Connections.Where(c => carried.Contains(ServerView(c))).ToArray();

@@ -63,6 +63,7 @@ public sealed partial class ArchitectureMapTests
     private static string[] Problems(string library, string markdown)
     {
         Dictionary<string, string> declaredIn = Declarations(library);
+        var codeOf = new Dictionary<string, string>(); // each room's code, read once
         var problems = new List<string>();
         foreach ((string room, string[] names) in RoomRows(markdown))
         {
@@ -77,9 +78,11 @@ public sealed partial class ArchitectureMapTests
                 // `Room/Name`: another room's type, checked against that room.
                 int slash = written.IndexOf('/');
                 string where = slash < 0 ? room : written[..slash], name = written[(slash + 1)..];
+                if (!codeOf.TryGetValue(where, out string? code))
+                    codeOf[where] = code = CodeOf(Path.Combine(library, where));
                 if (declaredIn.TryGetValue(name, out string? home) && home != where)
                     problems.Add($"{room}/: `{written}` is declared in {home}/");
-                else if (!Regex.IsMatch(CodeOf(Path.Combine(library, where)), $@"\b{Regex.Escape(name)}\b"))
+                else if (!Regex.IsMatch(code, $@"\b{Regex.Escape(name)}\b"))
                     problems.Add($"{room}/: `{written}` does not occur in {where}/'s code");
             }
         }
